@@ -1,1 +1,73 @@
-fn main() {}
+//! `runnel-broker`: parse config, start logging, run the broker until
+//! SIGTERM or Ctrl-C.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use runnel_broker::{Broker, BrokerArgs, BrokerConfig};
+use tokio::net::TcpListener;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let args = BrokerArgs::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: BrokerArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let config = BrokerConfig::load(&args)?;
+    let grpc = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {} (--listen): {e}", config.listen))?;
+    let http = TcpListener::bind(config.http_listen)
+        .await
+        .map_err(|e| format!("cannot listen on {} (--http-listen): {e}", config.http_listen))?;
+    let (grpc_addr, http_addr) = (grpc.local_addr()?, http.local_addr()?);
+    let data_dir = config.data_dir.clone();
+    let broker = Broker::open(config).await?;
+    // One machine-readable line on stdout: scripts and tests started with
+    // port 0 learn the real ports from it.
+    println!("runnel-broker ready grpc={grpc_addr} http={http_addr} data-dir={}", data_dir.display());
+    broker.serve(grpc, http, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Resolves on SIGTERM (Kubernetes, systemd) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

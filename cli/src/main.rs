@@ -1,1 +1,168 @@
-fn main() {}
+//! `runnel`: the command-line tool for Runnel.
+//!
+//! `main` only parses arguments and maps the outcome to an exit code; each
+//! command group lives in its own module: `topic` (create/list/describe/
+//! alter/delete), `produce` (stdin → records), `consume` (records →
+//! stdout), `perf` (load generators), and `output` (tables and JSON).
+//! `docs/cli.md` has an example of every command.
+//!
+//! Exit codes: 0 success, 1 any failure (one `error: ...` line on stderr),
+//! 2 usage errors (from clap).
+
+mod consume;
+mod output;
+mod perf;
+mod produce;
+mod topic;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use runnel_client::ClientConfig;
+
+use output::OutputFormat;
+
+#[derive(Debug, Parser)]
+#[command(name = "runnel", version, about = "Manage topics and produce, consume and benchmark records on Runnel")]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// Brokers to connect to first.
+    #[arg(
+        long,
+        global = true,
+        env = "RUNNEL_BOOTSTRAP",
+        default_value = "127.0.0.1:9092",
+        value_name = "HOST:PORT[,HOST:PORT]",
+        value_parser = parse_bootstrap
+    )]
+    pub bootstrap: Brokers,
+    /// Output format for results.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// How long to wait for each answer from a broker (e.g. 30s, 500ms).
+    #[arg(long, global = true, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+}
+
+impl Global {
+    pub fn client_config(&self) -> ClientConfig {
+        ClientConfig {
+            bootstrap: self.bootstrap.0.clone(),
+            request_timeout: self.request_timeout,
+            client_id: "runnel-cli".into(),
+            ..ClientConfig::default()
+        }
+    }
+}
+
+/// `--bootstrap a:1,b:2`: one argument holding the whole list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Brokers(pub Vec<String>);
+
+fn parse_bootstrap(s: &str) -> Result<Brokers, String> {
+    runnel_client::parse_bootstrap(s).map(Brokers).map_err(|e| e.to_string())
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create, list, describe, alter and delete topics.
+    Topic(topic::TopicArgs),
+    /// Write stdin to a topic, one record per line.
+    Produce(produce::ProduceArgs),
+    /// Print a topic's records to stdout.
+    Consume(consume::ConsumeArgs),
+    /// Measure produce or consume throughput and latency.
+    Perf(perf::PerfArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(run(cli));
+    // Do not wait for background tasks (a consumer's fetch ahead) to finish.
+    runtime.shutdown_background();
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        // `runnel consume ... | head`: the reader has all it wanted.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Topic(args) => topic::run(&cli.global, args).await,
+        Command::Produce(args) => produce::run(&cli.global, args).await,
+        Command::Consume(args) => consume::run(&cli.global, args).await,
+        Command::Perf(args) => perf::run(&cli.global, args).await,
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_parse_anywhere() {
+        let cli = Cli::try_parse_from([
+            "runnel",
+            "topic",
+            "list",
+            "--bootstrap",
+            "a:1, b:2",
+            "--output",
+            "json",
+            "--request-timeout",
+            "500ms",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.bootstrap.0, ["a:1", "b:2"]);
+        assert_eq!(cli.global.output, OutputFormat::Json);
+        assert_eq!(cli.global.request_timeout, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn bad_bootstrap_is_a_usage_error() {
+        let err = Cli::try_parse_from(["runnel", "--bootstrap", "nohost", "topic", "list"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("expected host:port"), "{err}");
+    }
+}

@@ -7,15 +7,21 @@
 //!   `docs/storage.md` describes the layout byte by byte.
 //! - [`error_code`]: the `runnel-error-code` gRPC metadata key that carries
 //!   the Kafka-style [`v1::ErrorCode`] on a failed call.
+//! - [`Error`]: why bytes were rejected as a record batch.
 
 pub mod batch;
+mod error;
+
+pub use error::{Error, Result};
 
 /// Generated code for package `runnel.v1`.
+#[cfg(feature = "grpc")]
 #[allow(clippy::all, missing_docs, rust_2018_idioms)]
 pub mod v1 {
     tonic::include_proto!("runnel.v1");
 }
 
+#[cfg(feature = "grpc")]
 /// The metadata key, on a failed gRPC call, that names the [`v1::ErrorCode`].
 pub mod error_code {
     use crate::v1::ErrorCode;

@@ -1,1 +1,192 @@
-//! placeholder
+//! `runnel-tests`: the harness for cross-process tests.
+//!
+//! [`BrokerProcess`] starts the real `runnel-broker` binary on free loopback
+//! ports (it binds port 0 and reports the real ports on stdout), in a data
+//! directory the test owns, and can `kill -9`, terminate or restart it.
+//! Tests live in `tests/tests/`; they need the workspace binaries built
+//! (`cargo build --bins`, which `scripts/test.sh` does).
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// How long a broker may take to print its ready line.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A workspace binary (`runnel-broker`, `runnel`) next to the test executable.
+pub fn binary(name: &str) -> PathBuf {
+    let var = format!("{}_BIN", name.to_uppercase().replace('-', "_"));
+    if let Some(path) = std::env::var_os(&var) {
+        return PathBuf::from(path);
+    }
+    // target/<profile>/deps/<test-exe> → target/<profile>/<name>
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    dir.join(name)
+}
+
+/// A running `runnel-broker` process.
+pub struct BrokerProcess {
+    child: Option<Child>,
+    /// gRPC address.
+    pub grpc: SocketAddr,
+    /// Health and metrics address.
+    pub http: SocketAddr,
+    data_dir: PathBuf,
+    extra_args: Vec<String>,
+    log_path: PathBuf,
+}
+
+impl std::fmt::Debug for BrokerProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerProcess").field("grpc", &self.grpc).field("data_dir", &self.data_dir).finish()
+    }
+}
+
+impl BrokerProcess {
+    /// Start a broker on `data_dir` with extra flags.
+    pub fn start(data_dir: &Path, extra_args: &[&str]) -> Result<Self> {
+        let mut broker = BrokerProcess {
+            child: None,
+            grpc: "127.0.0.1:0".parse()?,
+            http: "127.0.0.1:0".parse()?,
+            data_dir: data_dir.to_owned(),
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            log_path: data_dir.with_extension("broker.log"),
+        };
+        broker.spawn()?;
+        Ok(broker)
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        let bin = binary("runnel-broker");
+        let log = File::options().create(true).append(true).open(&self.log_path)?;
+        let mut child = Command::new(&bin)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .args(&self.extra_args)
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .with_context(|| format!("starting {} (built? run `cargo build --bins`)", bin.display()))?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        // Keep draining stdout for the life of the process so it never
+        // blocks on a full pipe; hand the ready line over.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("runnel-broker ready") {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        let deadline = Instant::now() + START_TIMEOUT;
+        let line = loop {
+            if let Ok(line) = rx.recv_timeout(Duration::from_millis(50)) {
+                break line;
+            }
+            if let Some(status) = child.try_wait()? {
+                bail!("broker exited with {status} before it was ready; log: {}", self.log_tail());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("broker not ready after {START_TIMEOUT:?}; log: {}", self.log_tail());
+            }
+        };
+        for field in line.split_whitespace() {
+            if let Some(v) = field.strip_prefix("grpc=") {
+                self.grpc = v.parse()?;
+            } else if let Some(v) = field.strip_prefix("http=") {
+                self.http = v.parse()?;
+            }
+        }
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// The gRPC endpoint URL, for tonic clients.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+
+    /// `host:port` for `runnel --bootstrap`.
+    pub fn bootstrap(&self) -> String {
+        self.grpc.to_string()
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The last lines the broker logged, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// SIGKILL: no flush, no clean-shutdown marker.
+    pub fn kill9(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM and wait: the graceful path.
+    pub fn terminate(&mut self) -> Result<ExitStatus> {
+        let mut child = self.child.take().context("broker not running")?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                child.kill()?;
+                bail!("broker ignored SIGTERM for 30 s; log: {}", self.log_tail());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Start again on the same data directory (new ports).
+    pub fn restart(&mut self) -> Result<()> {
+        if self.child.is_some() {
+            self.terminate()?;
+        }
+        self.spawn()
+    }
+
+    /// GET a path on the HTTP port; returns (status code, body).
+    pub fn http_get(&self, path: &str) -> Result<(u16, String)> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(self.http)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        let code = response.split_whitespace().nth(1).context("no status line")?.parse()?;
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        Ok((code, body))
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! Broker configuration: command-line flags, `RUNNEL_*` environment
+//! variables and an optional TOML file, in that order of precedence, over
+//! documented defaults.
+//!
+//! Names follow Kafka's broker configs where one exists: the flag
+//! `--log-retention-ms`, the variable `RUNNEL_LOG_RETENTION_MS` and the file
+//! key `"log.retention.ms"` all set Kafka's `log.retention.ms`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use serde::Deserialize;
+
+use crate::topic::ConfigDefaults;
+use crate::{Error, Result};
+
+/// Declares every knob once: the clap flag (with its env var and help), the
+/// file key, and the overlay onto `BrokerConfig`.
+macro_rules! knobs {
+    ($( $(#[doc = $doc:literal])* $field:ident : $ty:ty, file = $key:literal, env = $env:literal; )*) => {
+        /// `runnel-broker` command line. Every flag can also be set by its
+        /// environment variable or in the `--config` file.
+        #[derive(Debug, Clone, Default, Parser)]
+        #[command(name = "runnel-broker", version, about = "Runnel broker: a Kafka-style commit log over gRPC")]
+        pub struct BrokerArgs {
+            /// TOML file with broker settings; keys are the Kafka-style names
+            /// shown in brackets below, e.g. "log.retention.ms" = 3600000.
+            #[arg(long, env = "RUNNEL_CONFIG", value_name = "FILE")]
+            pub config: Option<PathBuf>,
+            $(
+                $(#[doc = $doc])*
+                #[doc = concat!("[file key: \"", $key, "\"]")]
+                #[arg(long, env = $env, allow_negative_numbers = true)]
+                pub $field: Option<$ty>,
+            )*
+        }
+
+        /// The `--config` file: every key optional, unknown keys refused.
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct FileConfig {
+            $( #[serde(rename = $key)] $field: Option<$ty>, )*
+        }
+
+        impl BrokerConfig {
+            fn overlay_file(&mut self, f: FileConfig) {
+                $( if let Some(v) = f.$field { self.$field = v; } )*
+            }
+            fn overlay_args(&mut self, a: &BrokerArgs) {
+                $( if let Some(v) = &a.$field { self.$field = v.clone(); } )*
+            }
+        }
+    };
+}
+
+knobs! {
+    /// Directory for partition logs and the embedded metadata store.
+    data_dir: PathBuf, file = "data.dir", env = "RUNNEL_DATA_DIR";
+    /// Address the gRPC API listens on.
+    listen: SocketAddr, file = "listen", env = "RUNNEL_LISTEN";
+    /// Address for /healthz, /readyz and Prometheus /metrics.
+    http_listen: SocketAddr, file = "http.listen", env = "RUNNEL_HTTP_LISTEN";
+    /// host:port clients should use to reach this broker (default: the listen address).
+    advertise: String, file = "advertised.listener", env = "RUNNEL_ADVERTISE";
+    /// This broker's id.
+    broker_id: i32, file = "broker.id", env = "RUNNEL_BROKER_ID";
+    /// Rack (failure domain) of this broker, for rack-aware replica placement.
+    rack: String, file = "broker.rack", env = "RUNNEL_RACK";
+    /// Cluster name: metadata lives under /runnel/<cluster>/.
+    cluster: String, file = "cluster.name", env = "RUNNEL_CLUSTER";
+    /// Partitions of a topic created without an explicit count.
+    num_partitions: u32, file = "num.partitions", env = "RUNNEL_NUM_PARTITIONS";
+    /// Replication factor of a topic created without an explicit one.
+    default_replication_factor: u32, file = "default.replication.factor", env = "RUNNEL_DEFAULT_REPLICATION_FACTOR";
+    /// Default segment.bytes: roll a new segment after this many bytes.
+    log_segment_bytes: i64, file = "log.segment.bytes", env = "RUNNEL_LOG_SEGMENT_BYTES";
+    /// Default segment.ms: roll a new segment after this long.
+    log_roll_ms: i64, file = "log.roll.ms", env = "RUNNEL_LOG_ROLL_MS";
+    /// Default retention.ms: delete segments older than this (-1 = keep forever).
+    log_retention_ms: i64, file = "log.retention.ms", env = "RUNNEL_LOG_RETENTION_MS";
+    /// Default retention.bytes: keep at most this many bytes per partition (-1 = no limit).
+    log_retention_bytes: i64, file = "log.retention.bytes", env = "RUNNEL_LOG_RETENTION_BYTES";
+    /// How often the cleaner checks retention, in ms.
+    log_retention_check_interval_ms: u64, file = "log.retention.check.interval.ms", env = "RUNNEL_LOG_RETENTION_CHECK_INTERVAL_MS";
+    /// Default max.message.bytes: the largest record batch a topic accepts.
+    message_max_bytes: i64, file = "message.max.bytes", env = "RUNNEL_MESSAGE_MAX_BYTES";
+    /// Default flush.messages: fsync after this many unflushed messages (1 = every append).
+    log_flush_interval_messages: i64, file = "log.flush.interval.messages", env = "RUNNEL_LOG_FLUSH_INTERVAL_MESSAGES";
+    /// Default flush.ms: fsync data older than this many ms (see docs/storage.md).
+    log_flush_interval_ms: i64, file = "log.flush.interval.ms", env = "RUNNEL_LOG_FLUSH_INTERVAL_MS";
+    /// How often the flusher checks flush.ms, in ms.
+    log_flush_scheduler_interval_ms: u64, file = "log.flush.scheduler.interval.ms", env = "RUNNEL_LOG_FLUSH_SCHEDULER_INTERVAL_MS";
+    /// Default index.interval.bytes: bytes of log between sparse index entries.
+    log_index_interval_bytes: i64, file = "log.index.interval.bytes", env = "RUNNEL_LOG_INDEX_INTERVAL_BYTES";
+    /// Default segment.index.bytes: maximum size of a segment's offset index.
+    log_index_size_max_bytes: i64, file = "log.index.size.max.bytes", env = "RUNNEL_LOG_INDEX_SIZE_MAX_BYTES";
+    /// Default min.insync.replicas for acks=all.
+    min_insync_replicas: i64, file = "min.insync.replicas", env = "RUNNEL_MIN_INSYNC_REPLICAS";
+    /// Largest gRPC request the broker accepts, in bytes.
+    socket_request_max_bytes: usize, file = "socket.request.max.bytes", env = "RUNNEL_SOCKET_REQUEST_MAX_BYTES";
+    /// Default acks=all wait when a produce request gives no timeout, in ms.
+    request_timeout_ms: u64, file = "request.timeout.ms", env = "RUNNEL_REQUEST_TIMEOUT_MS";
+}
+
+/// Effective broker configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokerConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub http_listen: SocketAddr,
+    /// Empty = derive from `listen`.
+    pub advertise: String,
+    pub broker_id: i32,
+    pub rack: String,
+    pub cluster: String,
+    pub num_partitions: u32,
+    pub default_replication_factor: u32,
+    pub log_segment_bytes: i64,
+    pub log_roll_ms: i64,
+    pub log_retention_ms: i64,
+    pub log_retention_bytes: i64,
+    pub log_retention_check_interval_ms: u64,
+    pub message_max_bytes: i64,
+    /// Kafka's default is "never" (i64::MAX): durability comes from
+    /// replication and the OS writeback. See docs/storage.md.
+    pub log_flush_interval_messages: i64,
+    /// 1000 ms by default, like Redis' `appendfsync everysec`: a power loss
+    /// loses at most about a second of acknowledged writes on a single node;
+    /// a crash of the broker process loses nothing (the page cache survives).
+    pub log_flush_interval_ms: i64,
+    pub log_flush_scheduler_interval_ms: u64,
+    pub log_index_interval_bytes: i64,
+    pub log_index_size_max_bytes: i64,
+    pub min_insync_replicas: i64,
+    /// Kafka's default, 100 MiB.
+    pub socket_request_max_bytes: usize,
+    pub request_timeout_ms: u64,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            data_dir: PathBuf::from("runnel-data"),
+            listen: "127.0.0.1:9092".parse().expect("valid"),
+            http_listen: "127.0.0.1:9095".parse().expect("valid"),
+            advertise: String::new(),
+            broker_id: 0,
+            rack: String::new(),
+            cluster: "runnel".into(),
+            num_partitions: 1,
+            default_replication_factor: 1,
+            log_segment_bytes: 1 << 30,
+            log_roll_ms: 7 * 24 * 3600 * 1000,
+            log_retention_ms: 7 * 24 * 3600 * 1000,
+            log_retention_bytes: -1,
+            log_retention_check_interval_ms: 300_000,
+            message_max_bytes: 1_048_588,
+            log_flush_interval_messages: i64::MAX,
+            log_flush_interval_ms: 1000,
+            log_flush_scheduler_interval_ms: 200,
+            log_index_interval_bytes: 4096,
+            log_index_size_max_bytes: 10 * 1024 * 1024,
+            min_insync_replicas: 1,
+            socket_request_max_bytes: 100 * 1024 * 1024,
+            request_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// Defaults, then the `--config` file, then env and flags (clap has
+    /// already merged those two, flags first).
+    pub fn load(args: &BrokerArgs) -> Result<Self> {
+        let mut config = BrokerConfig::default();
+        if let Some(path) = &args.config {
+            config.overlay_file(read_file(path)?);
+        }
+        config.overlay_args(args);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parse a TOML config file's contents (used by `load` and tests).
+    pub fn from_toml(text: &str) -> Result<Self> {
+        let file: FileConfig = toml::from_str(text)
+            .map_err(|e| Error::InvalidRequest(format!("config file: {e}")))?;
+        let mut config = BrokerConfig::default();
+        config.overlay_file(file);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        self.topic_defaults()?;
+        if self.cluster.is_empty() || self.cluster.contains('/') {
+            return Err(Error::InvalidConfig {
+                key: "cluster.name".into(),
+                value: self.cluster.clone(),
+                reason: "must be non-empty and contain no '/'".into(),
+            });
+        }
+        if self.num_partitions == 0 {
+            return Err(Error::InvalidConfig {
+                key: "num.partitions".into(),
+                value: "0".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The address clients should connect to.
+    pub fn advertised_address(&self) -> String {
+        if self.advertise.is_empty() { self.listen.to_string() } else { self.advertise.clone() }
+    }
+
+    /// Broker-level defaults for topic configs (Kafka's broker → topic key mapping).
+    pub fn topic_defaults(&self) -> Result<ConfigDefaults> {
+        let pairs = [
+            ("segment.bytes", self.log_segment_bytes.to_string()),
+            ("segment.ms", self.log_roll_ms.to_string()),
+            ("retention.ms", self.log_retention_ms.to_string()),
+            ("retention.bytes", self.log_retention_bytes.to_string()),
+            ("max.message.bytes", self.message_max_bytes.to_string()),
+            ("flush.messages", self.log_flush_interval_messages.to_string()),
+            ("flush.ms", self.log_flush_interval_ms.to_string()),
+            ("index.interval.bytes", self.log_index_interval_bytes.to_string()),
+            ("segment.index.bytes", self.log_index_size_max_bytes.to_string()),
+            ("min.insync.replicas", self.min_insync_replicas.to_string()),
+        ];
+        ConfigDefaults::new(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect::<BTreeMap<_, _>>())
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io("reading config file", path, e))?;
+    toml::from_str(&text)
+        .map_err(|e| Error::InvalidRequest(format!("config file {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broker.toml");
+        std::fs::write(&path, "\"log.retention.ms\" = 5000\n\"broker.id\" = 3\n").unwrap();
+        let args = BrokerArgs {
+            config: Some(path),
+            broker_id: Some(7),
+            ..Default::default()
+        };
+        let c = BrokerConfig::load(&args).unwrap();
+        assert_eq!(c.log_retention_ms, 5000);
+        assert_eq!(c.broker_id, 7, "flags beat the file");
+        assert_eq!(c.listen, BrokerConfig::default().listen);
+    }
+
+    #[test]
+    fn unknown_file_keys_and_bad_values_are_refused() {
+        let err = BrokerConfig::from_toml("\"log.retention.mins\" = 5").unwrap_err().to_string();
+        assert!(err.contains("log.retention.mins"), "{err}");
+        let err = BrokerConfig::from_toml("\"log.retention.ms\" = -5").unwrap_err().to_string();
+        assert!(err.contains("retention.ms"), "{err}");
+    }
+
+    #[test]
+    fn every_flag_has_help() {
+        use clap::CommandFactory;
+        let cmd = BrokerArgs::command();
+        for arg in cmd.get_arguments() {
+            assert!(arg.get_help().is_some(), "--{} has no help", arg.get_id());
+        }
+    }
+}

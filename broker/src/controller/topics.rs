@@ -1,0 +1,307 @@
+//! Topic administration: create, alter (more partitions, configs), delete.
+//!
+//! Every request is validated as a whole before anything is written, and the
+//! write is one metadata transaction, so a rejected request changes nothing.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+
+use runnel_proto::v1::{AlterTopicRequest, NewTopic};
+
+use crate::meta::keys::Keys;
+use crate::meta::records::{self, PartitionState, TopicRecord, VERSION};
+use crate::meta::{Compare, MetadataStore, Op};
+use crate::replica::ReplicaManager;
+use crate::topic::{validate_topic_name, TopicConfig};
+use crate::{Error, Result};
+
+/// Kafka has no hard limit; ours keeps one request from creating more files
+/// than a broker can hold open. Raise it when someone needs more.
+pub const MAX_PARTITIONS: u32 = 10_000;
+
+/// Creates, alters and deletes topics.
+pub struct TopicController {
+    store: Arc<dyn MetadataStore>,
+    keys: Keys,
+    replicas: Arc<ReplicaManager>,
+    /// Admin changes are rare; serializing them keeps check-then-write simple
+    /// (the store's CAS still guards against other writers).
+    lock: tokio::sync::Mutex<()>,
+    default_partitions: u32,
+    default_replication_factor: u32,
+}
+
+impl std::fmt::Debug for TopicController {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopicController").finish_non_exhaustive()
+    }
+}
+
+/// What a validated create will write.
+struct PlannedTopic {
+    name: String,
+    record: TopicRecord,
+}
+
+impl TopicController {
+    pub fn new(
+        store: Arc<dyn MetadataStore>,
+        keys: Keys,
+        replicas: Arc<ReplicaManager>,
+        default_partitions: u32,
+        default_replication_factor: u32,
+    ) -> Self {
+        TopicController {
+            store,
+            keys,
+            replicas,
+            lock: tokio::sync::Mutex::new(()),
+            default_partitions,
+            default_replication_factor,
+        }
+    }
+
+    /// Load every topic from the metadata store and serve it (start-up).
+    pub async fn load(&self) -> Result<usize> {
+        let mut topics = BTreeMap::new();
+        let mut epochs: BTreeMap<String, BTreeMap<u32, i32>> = BTreeMap::new();
+        for kv in self.store.range(&self.keys.topics_prefix()).await? {
+            if let Some(name) = self.keys.topic_name_of(&kv.key) {
+                topics.insert(name.to_owned(), records::decode::<TopicRecord>(&kv.key, &kv.value)?);
+            } else if let Some((topic, p)) = self.keys.partition_of(&kv.key) {
+                let state: PartitionState = records::decode(&kv.key, &kv.value)?;
+                epochs.entry(topic).or_default().insert(p, state.leader_epoch);
+            }
+        }
+        let count = topics.len();
+        for (name, record) in topics {
+            let e: Vec<i32> = (0..record.partitions())
+                .map(|p| epochs.get(&name).and_then(|m| m.get(&p)).copied().unwrap_or(0))
+                .collect();
+            self.replicas.apply_topic(&name, record, &e)?;
+        }
+        Ok(count)
+    }
+
+    fn live_brokers(&self) -> Vec<i32> {
+        vec![self.replicas.broker_id()]
+    }
+
+    fn plan_create(&self, new: &NewTopic) -> Result<PlannedTopic> {
+        validate_topic_name(&new.name)?;
+        if self.replicas.topic(&new.name).is_ok() {
+            return Err(Error::TopicAlreadyExists(new.name.clone()));
+        }
+        let partitions = if new.partitions == 0 { self.default_partitions } else { new.partitions };
+        if partitions > MAX_PARTITIONS {
+            return Err(Error::InvalidPartitions {
+                topic: new.name.clone(),
+                reason: format!("{partitions} exceeds the limit of {MAX_PARTITIONS} per topic"),
+            });
+        }
+        let rf = if new.replication_factor == 0 {
+            self.default_replication_factor
+        } else {
+            new.replication_factor
+        };
+        let brokers = self.live_brokers();
+        if rf as usize > brokers.len() {
+            return Err(Error::InvalidReplicationFactor {
+                topic: new.name.clone(),
+                reason: format!(
+                    "replication factor {rf} is larger than the {} live broker(s)",
+                    brokers.len()
+                ),
+            });
+        }
+        let configs: BTreeMap<String, String> =
+            new.configs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        TopicConfig::resolve(&configs, self.replicas.defaults())?;
+        let assignment = assign_replicas(&brokers, partitions, rf, 0);
+        Ok(PlannedTopic {
+            name: new.name.clone(),
+            record: TopicRecord {
+                version: VERSION,
+                topic_id: new_topic_id(),
+                replication_factor: rf,
+                configs,
+                assignment,
+            },
+        })
+    }
+
+    fn partition_state_ops(&self, name: &str, record: &TopicRecord, from: u32) -> Vec<Op> {
+        (from..record.partitions())
+            .map(|p| {
+                let replicas = &record.assignment[p as usize];
+                let state = PartitionState {
+                    version: VERSION,
+                    leader: replicas[0],
+                    leader_epoch: 0,
+                    isr: replicas.clone(),
+                };
+                Op::Put(self.keys.partition_state(name, p), records::encode(&state))
+            })
+            .collect()
+    }
+
+    /// Create topics, all or none. Returns the names created (or, with
+    /// `validate_only`, that would be).
+    pub async fn create_topics(&self, topics: &[NewTopic], validate_only: bool) -> Result<Vec<String>> {
+        let _guard = self.lock.lock().await;
+        if topics.is_empty() {
+            return Err(Error::InvalidRequest("no topics given".into()));
+        }
+        let mut seen = HashSet::new();
+        let mut plans = Vec::with_capacity(topics.len());
+        for new in topics {
+            if !seen.insert(new.name.as_str()) {
+                return Err(Error::InvalidRequest(format!("topic {:?} is listed twice", new.name)));
+            }
+            plans.push(self.plan_create(new)?);
+        }
+        let names: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
+        if validate_only {
+            return Ok(names);
+        }
+        let mut compares = Vec::new();
+        let mut ops = Vec::new();
+        for plan in &plans {
+            let key = self.keys.topic(&plan.name);
+            compares.push(Compare::ModRevision(key.clone(), 0));
+            ops.push(Op::Put(key, records::encode(&plan.record)));
+            ops.extend(self.partition_state_ops(&plan.name, &plan.record, 0));
+        }
+        if !self.store.txn(compares, ops).await?.succeeded {
+            return Err(Error::TopicAlreadyExists(names.join(", ")));
+        }
+        for plan in plans {
+            let epochs = vec![0; plan.record.partitions() as usize];
+            tracing::info!(topic = %plan.name, partitions = plan.record.partitions(), "created topic");
+            self.replicas.apply_topic(&plan.name, plan.record, &epochs)?;
+        }
+        Ok(names)
+    }
+
+    /// Delete topics, all or none.
+    pub async fn delete_topics(&self, names: &[String]) -> Result<Vec<String>> {
+        let _guard = self.lock.lock().await;
+        if names.is_empty() {
+            return Err(Error::InvalidRequest("no topics given".into()));
+        }
+        let unique: BTreeSet<&String> = names.iter().collect();
+        let mut compares = Vec::new();
+        let mut ops = Vec::new();
+        for name in &unique {
+            validate_topic_name(name)?;
+            self.replicas.topic(name)?;
+            let key = self.keys.topic(name);
+            let current = self.store.get(&key).await?.ok_or_else(|| Error::UnknownTopic((*name).clone()))?;
+            compares.push(Compare::ModRevision(key.clone(), current.mod_revision));
+            ops.push(Op::Delete(key));
+            ops.push(Op::DeletePrefix(self.keys.topic_children(name)));
+        }
+        if !self.store.txn(compares, ops).await?.succeeded {
+            return Err(Error::Metadata("topics changed concurrently; retry the delete".into()));
+        }
+        let mut deleted = Vec::new();
+        for name in unique {
+            self.replicas.remove_topic(name)?;
+            tracing::info!(topic = %name, "deleted topic");
+            deleted.push(name.clone());
+        }
+        Ok(deleted)
+    }
+
+    /// Increase partitions and/or change config overrides.
+    pub async fn alter_topic(&self, req: &AlterTopicRequest) -> Result<()> {
+        let _guard = self.lock.lock().await;
+        validate_topic_name(&req.name)?;
+        let state = self.replicas.topic(&req.name)?;
+        let key = self.keys.topic(&req.name);
+        let current = self.store.get(&key).await?.ok_or_else(|| Error::UnknownTopic(req.name.clone()))?;
+        let mut record: TopicRecord = records::decode(&key, &current.value)?;
+        let old_partitions = record.partitions();
+
+        if req.partitions != 0 && req.partitions != old_partitions {
+            if req.partitions < old_partitions {
+                return Err(Error::InvalidPartitions {
+                    topic: req.name.clone(),
+                    reason: format!(
+                        "the topic has {old_partitions} partitions and the count can only be increased \
+                         (removing partitions would lose data and break key ordering)"
+                    ),
+                });
+            }
+            if req.partitions > MAX_PARTITIONS {
+                return Err(Error::InvalidPartitions {
+                    topic: req.name.clone(),
+                    reason: format!("{} exceeds the limit of {MAX_PARTITIONS} per topic", req.partitions),
+                });
+            }
+            let extra = assign_replicas(
+                &self.live_brokers(),
+                req.partitions - old_partitions,
+                record.replication_factor,
+                old_partitions,
+            );
+            record.assignment.extend(extra);
+        }
+        for key in &req.delete_configs {
+            // Removing an override that is not set is harmless; an unknown
+            // key is probably a typo and gets the same error as setting it.
+            if !crate::topic::config::is_known(key) {
+                return Err(crate::topic::config::unknown_key(key, ""));
+            }
+            record.configs.remove(key);
+        }
+        for (k, v) in &req.set_configs {
+            record.configs.insert(k.clone(), v.clone());
+        }
+        TopicConfig::resolve(&record.configs, self.replicas.defaults())?;
+        if req.validate_only {
+            return Ok(());
+        }
+        let mut ops = vec![Op::Put(key.clone(), records::encode(&record))];
+        ops.extend(self.partition_state_ops(&req.name, &record, old_partitions));
+        if !self.store.txn(vec![Compare::ModRevision(key, current.mod_revision)], ops).await?.succeeded {
+            return Err(Error::Metadata("the topic changed concurrently; retry".into()));
+        }
+        let mut epochs: Vec<i32> = state.partitions.iter().map(|p| p.leader_epoch()).collect();
+        epochs.resize(record.partitions() as usize, 0);
+        tracing::info!(topic = %req.name, partitions = record.partitions(), "altered topic");
+        self.replicas.apply_topic(&req.name, record, &epochs)
+    }
+}
+
+/// Kafka's replica placement without racks: partition `p`'s replicas start at
+/// broker `(start + p) % n` and follow in order, so leaders (the first
+/// replica) spread evenly. `first_partition` continues the pattern when
+/// partitions are added.
+pub fn assign_replicas(brokers: &[i32], partitions: u32, rf: u32, first_partition: u32) -> Vec<Vec<i32>> {
+    let n = brokers.len();
+    (0..partitions)
+        .map(|i| {
+            let p = (first_partition + i) as usize;
+            (0..rf as usize).map(|r| brokers[(p + r) % n]).collect()
+        })
+        .collect()
+}
+
+fn new_topic_id() -> String {
+    let id: u128 = rand::random();
+    let hex = format!("{id:032x}");
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replicas_spread_leaders() {
+        let a = assign_replicas(&[1, 2, 3], 6, 2, 0);
+        assert_eq!(a, vec![vec![1, 2], vec![2, 3], vec![3, 1], vec![1, 2], vec![2, 3], vec![3, 1]]);
+        assert_eq!(assign_replicas(&[1, 2, 3], 1, 3, 6), vec![vec![1, 2, 3]]);
+    }
+}

@@ -1,0 +1,88 @@
+//! The broker's one error type, and its mapping to gRPC statuses.
+//!
+//! Every failure a client can cause or observe is a structured variant here;
+//! `impl From<Error> for tonic::Status` (in `server::status`) is the single
+//! place that picks the gRPC code and the Kafka-style `runnel-error-code`.
+
+use std::path::PathBuf;
+
+/// Result alias used across the broker crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong inside the broker.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // ------------------------------------------------------------ storage
+    /// An I/O error, with what we were doing and on which file.
+    #[error("{context} ({path}): {source}")]
+    Io {
+        context: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A produced batch failed validation (CRC, magic, lengths).
+    #[error("corrupt record batch for {topic_partition} at byte {position} of the request: {source}")]
+    CorruptBatch {
+        topic_partition: String,
+        position: usize,
+        #[source]
+        source: runnel_proto::Error,
+    },
+    /// A produced batch is larger than the topic's `max.message.bytes`.
+    #[error(
+        "record batch of {size} bytes for {topic_partition} exceeds max.message.bytes={max}; \
+         send smaller batches or raise the topic's max.message.bytes"
+    )]
+    MessageTooLarge { topic_partition: String, size: usize, max: usize },
+    /// A fetch or lookup asked for an offset outside `[log_start_offset, log_end_offset]`.
+    #[error(
+        "offset {offset} is out of range for {topic_partition}: valid offsets are \
+         {log_start_offset}..={log_end_offset}"
+    )]
+    OffsetOutOfRange { topic_partition: String, offset: i64, log_start_offset: i64, log_end_offset: i64 },
+    /// On-disk state we cannot make sense of and cannot repair by ourselves.
+    #[error("log storage error in {path}: {reason}")]
+    Storage { path: PathBuf, reason: String },
+
+    // ------------------------------------------------------------ metadata
+    /// The embedded or external metadata store failed.
+    #[error("metadata store: {0}")]
+    Metadata(String),
+
+    // ------------------------------------------------------------ requests
+    /// The topic name breaks Kafka's naming rules.
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidTopic { name: String, reason: String },
+    /// No such topic.
+    #[error("unknown topic {0:?}; create it first (runnel topic create {0})")]
+    UnknownTopic(String),
+    /// The topic exists but has no such partition.
+    #[error("topic {topic:?} has {partitions} partition(s) (0..{partitions}); partition {partition} does not exist")]
+    UnknownPartition { topic: String, partition: u32, partitions: u32 },
+    /// Creating a topic that already exists.
+    #[error("topic {0:?} already exists")]
+    TopicAlreadyExists(String),
+    /// A partition count that cannot be applied.
+    #[error("invalid partition count for topic {topic:?}: {reason}")]
+    InvalidPartitions { topic: String, reason: String },
+    /// A replication factor that cannot be satisfied.
+    #[error("invalid replication factor for topic {topic:?}: {reason}")]
+    InvalidReplicationFactor { topic: String, reason: String },
+    /// A config key or value that is not accepted.
+    #[error("invalid config {key}={value:?}: {reason}")]
+    InvalidConfig { key: String, value: String, reason: String },
+    /// A request that is malformed in some other way.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The broker is shutting down or not ready yet.
+    #[error("broker not available: {0}")]
+    NotAvailable(String),
+}
+
+impl Error {
+    /// Shorthand for [`Error::Io`].
+    pub fn io(context: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { context, path: path.into(), source }
+    }
+}

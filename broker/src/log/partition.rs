@@ -1,0 +1,682 @@
+//! [`Log`]: the segments of one partition.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use runnel_proto::batch::{BatchHeader, batches, records, validate_batch};
+use tracing::{debug, info, warn};
+
+use super::segment::{ActiveSegment, Segment, truncate_segment};
+use super::{
+    INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, LogAppendInfo, LogConfig, LogReadInfo, TIME_INDEX_FILE_SUFFIX,
+    TopicPartition, fsync_dir, parse_segment_file_name, wall_clock_ms,
+};
+use crate::{Error, Result};
+
+/// One partition's log: a directory of segments, appended to at the end,
+/// read anywhere between the log start offset and the log end offset.
+///
+/// Every method takes `&self`. Appends, rolls, retention and truncation
+/// serialize on one writer lock; reads never take it: they load the log end
+/// offset, clone the `Arc` of the segment they need out of a briefly held
+/// map lock and `pread` from it, so a read never waits behind an append's
+/// fsync.
+///
+/// ```no_run
+/// # fn main() -> runnel_broker::Result<()> {
+/// use runnel_broker::log::{Log, LogConfig, TopicPartition};
+///
+/// let tp = TopicPartition::new("orders", 0);
+/// let log = Log::open("/data/orders-0".into(), tp, LogConfig::default(), false)?;
+/// # let batch: Vec<u8> = Vec::new();
+/// let appended = log.append(&batch, 0, 1_700_000_000_000)?;
+/// let read = log.read(appended.first_offset, 1 << 20, log.log_end_offset())?;
+/// # let _ = read;
+/// # Ok(()) }
+/// ```
+pub struct Log {
+    dir: PathBuf,
+    tp: TopicPartition,
+    config: RwLock<LogConfig>,
+    /// Every segment by base offset, the active one last. Held only long
+    /// enough to clone an `Arc` or insert/remove an entry.
+    segments: RwLock<BTreeMap<i64, Arc<Segment>>>,
+    writer: Mutex<Writer>,
+    /// Cached from `segments` for lock-free reads.
+    log_start_offset: AtomicI64,
+    /// Published after each append's data and indexes are in place.
+    log_end_offset: AtomicI64,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log")
+            .field("topic_partition", &self.tp.to_string())
+            .field("log_start_offset", &self.log_start_offset())
+            .field("log_end_offset", &self.log_end_offset())
+            .field("segments", &self.num_segments())
+            .finish()
+    }
+}
+
+/// What only the writer touches.
+struct Writer {
+    active: ActiveSegment,
+    /// Records appended since the last fsync (`flush.messages`).
+    unflushed_messages: u64,
+    /// When the last flush happened (`flush.ms`).
+    last_flush_ms: i64,
+    /// A segment file was created or deleted since the last flush, so the
+    /// directory needs an fsync too.
+    dir_dirty: bool,
+    state: State,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    /// Flushed and indexes trimmed; reads still work, writes fail.
+    Closed,
+    /// Directory removed.
+    Deleted,
+}
+
+/// Batches of one append, validated.
+struct Validated {
+    /// Start of each batch in the input, and its header.
+    batches: Vec<(usize, BatchHeader)>,
+    records: u32,
+    offsets: i64,
+    max_timestamp: i64,
+}
+
+impl Log {
+    /// Open the log in `dir` (created if missing), or start an empty one at
+    /// offset 0.
+    ///
+    /// Every sealed segment's indexes are checked and rebuilt if needed. The
+    /// last segment becomes the active one; with `recover` (the previous
+    /// shutdown was not clean) it is scanned with CRC checks and cut at the
+    /// first bad batch.
+    pub fn open(dir: PathBuf, tp: TopicPartition, config: LogConfig, recover: bool) -> Result<Log> {
+        if !dir.exists() {
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating partition directory", &dir, e))?;
+            if let Some(parent) = dir.parent() {
+                fsync_dir(parent)?;
+            }
+        }
+        let bases = scan_dir(&dir)?;
+        let mut segments = BTreeMap::new();
+        let active = match bases.split_last() {
+            None => ActiveSegment::create(&dir, 0, &config)?,
+            Some((&last, sealed)) => {
+                for (i, &base) in sealed.iter().enumerate() {
+                    let next = bases[i + 1];
+                    segments.insert(base, Arc::new(Segment::open_sealed(&dir, base, next, &config, &tp)?));
+                }
+                ActiveSegment::open(&dir, last, recover, &config, &tp)?
+            }
+        };
+        segments.insert(active.seg.base_offset(), active.seg.clone());
+        let log_start_offset = *segments.keys().next().expect("at least the active segment");
+        let log_end_offset = active.next_offset;
+        info!(
+            topic = %tp.topic, partition = tp.partition, segments = segments.len(), log_start_offset,
+            log_end_offset, recover, "opened log"
+        );
+        Ok(Log {
+            dir,
+            tp,
+            config: RwLock::new(config),
+            segments: RwLock::new(segments),
+            writer: Mutex::new(Writer {
+                active,
+                unflushed_messages: 0,
+                last_flush_ms: wall_clock_ms(),
+                dir_dirty: bases.is_empty(),
+                state: State::Open,
+            }),
+            log_start_offset: AtomicI64::new(log_start_offset),
+            log_end_offset: AtomicI64::new(log_end_offset),
+        })
+    }
+
+    pub fn topic_partition(&self) -> &TopicPartition {
+        &self.tp
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// First offset still stored (base offset of the oldest segment).
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset.load(Ordering::Acquire)
+    }
+
+    /// The offset the next appended record gets.
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset.load(Ordering::Acquire)
+    }
+
+    /// Bytes of all `.log` files.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.read().values().map(|s| s.size()).sum()
+    }
+
+    pub fn num_segments(&self) -> usize {
+        self.segments.read().len()
+    }
+
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.segments.read().keys().copied().collect()
+    }
+
+    pub fn config(&self) -> LogConfig {
+        self.config.read().clone()
+    }
+
+    /// Replace the config; see [`LogConfig`] for when each knob applies.
+    pub fn set_config(&self, config: LogConfig) {
+        *self.config.write() = config;
+    }
+
+    fn corrupt(&self, position: usize, source: runnel_proto::Error) -> Error {
+        Error::CorruptBatch { topic_partition: self.tp.to_string(), position, source }
+    }
+
+    fn out_of_range(&self, offset: i64, log_start_offset: i64, log_end_offset: i64) -> Error {
+        Error::OffsetOutOfRange { topic_partition: self.tp.to_string(), offset, log_start_offset, log_end_offset }
+    }
+
+    fn check_open(&self, w: &Writer) -> Result<()> {
+        match w.state {
+            State::Open => Ok(()),
+            State::Closed => Err(Error::NotAvailable(format!("log {} is closed", self.tp))),
+            State::Deleted => Err(Error::NotAvailable(format!("log {} was deleted", self.tp))),
+        }
+    }
+
+    /// Check every batch of an append before anything is written.
+    fn validate(&self, records: &[u8], max_message_bytes: usize) -> Result<Validated> {
+        let mut out = Validated { batches: Vec::new(), records: 0, offsets: 0, max_timestamp: -1 };
+        let mut it = batches(records);
+        loop {
+            let at = it.position();
+            let Some(item) = it.next() else { break };
+            let (_, batch) = item.map_err(|e| self.corrupt(at, e))?;
+            if batch.len() > max_message_bytes {
+                return Err(Error::MessageTooLarge {
+                    topic_partition: self.tp.to_string(),
+                    size: batch.len(),
+                    max: max_message_bytes,
+                });
+            }
+            let header = validate_batch(batch).map_err(|e| self.corrupt(at, e))?;
+            out.records = out.records.saturating_add(header.records_count as u32);
+            out.offsets += i64::from(header.last_offset_delta) + 1;
+            out.max_timestamp = out.max_timestamp.max(header.max_timestamp);
+            out.batches.push((at, header));
+        }
+        if out.batches.is_empty() {
+            return Err(Error::InvalidRequest(format!("produce to {} carries no record batches", self.tp)));
+        }
+        // Segment positions are 32-bit; no sane request comes near this.
+        if records.len() > i32::MAX as usize {
+            return Err(Error::MessageTooLarge {
+                topic_partition: self.tp.to_string(),
+                size: records.len(),
+                max: i32::MAX as usize,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Append record batches as the partition leader (or as a follower
+    /// copying the leader's batches: offsets are reassigned from the log
+    /// end offset either way, which is what the leader gave them).
+    ///
+    /// Every batch is validated (framing, CRC, record count, size <=
+    /// `max.message.bytes`, nothing left over) before anything is written;
+    /// a rejected append changes nothing. Each batch is then stamped with
+    /// its base offset and `leader_epoch` and written in one vectored write.
+    /// `now_ms` is the broker's clock, for `segment.ms`.
+    pub fn append(&self, records: &[u8], leader_epoch: i32, now_ms: i64) -> Result<LogAppendInfo> {
+        let config = self.config();
+        let valid = self.validate(records, config.max_message_bytes)?;
+        let mut w = self.writer.lock();
+        self.check_open(&w)?;
+        let first_offset = w.active.next_offset;
+        let last_offset = first_offset + valid.offsets - 1;
+        if let Some(reason) = roll_reason(&w.active, &config, records.len(), valid.batches.len(), last_offset, now_ms) {
+            self.roll(&mut w, &config, reason)?;
+        }
+        w.active.append(records, &valid.batches, leader_epoch, now_ms, config.index_interval_bytes)?;
+        debug_assert_eq!(w.active.next_offset, last_offset + 1);
+        self.log_end_offset.store(w.active.next_offset, Ordering::Release);
+        w.unflushed_messages += u64::from(valid.records);
+        let flush = w.unflushed_messages >= config.flush_messages;
+        drop(w);
+        if flush {
+            // Outside the writer lock: other appends go on meanwhile, and
+            // this append's bytes are on disk when flush returns.
+            self.flush()?;
+        }
+        Ok(LogAppendInfo {
+            first_offset,
+            last_offset,
+            records: valid.records,
+            bytes: records.len(),
+            max_timestamp: valid.max_timestamp,
+        })
+    }
+
+    /// Seal the active segment and start a new one at the log end offset.
+    fn roll(&self, w: &mut Writer, config: &LogConfig, reason: &'static str) -> Result<()> {
+        let base_offset = w.active.next_offset;
+        // Sealing fsyncs the old segment: recovery after a crash only scans
+        // the active segment, so everything before it must be on disk.
+        w.active.finish()?;
+        let new = match ActiveSegment::create(&self.dir, base_offset, config) {
+            Ok(new) => new,
+            Err(e) => {
+                let _ = w.active.reopen_indexes(config);
+                return Err(e);
+            }
+        };
+        self.segments.write().insert(base_offset, new.seg.clone());
+        let old = std::mem::replace(&mut w.active, new);
+        w.dir_dirty = true;
+        w.unflushed_messages = 0;
+        info!(
+            topic = %self.tp.topic, partition = self.tp.partition, base_offset,
+            previous_size = old.size(), reason, "rolled segment"
+        );
+        Ok(())
+    }
+
+    /// Whole batches starting with the one that contains `offset`, about
+    /// `max_bytes` of them (the first batch comes whole even if it is
+    /// bigger, so a consumer is never stuck), only batches whose last offset
+    /// is below `max_offset` (the high watermark). Reads continue across
+    /// segment boundaries.
+    ///
+    /// `offset == log_end_offset` (or nothing below `max_offset`) gives an
+    /// empty result; an offset below the log start offset or above the log
+    /// end offset is [`Error::OffsetOutOfRange`].
+    pub fn read(&self, offset: i64, max_bytes: usize, max_offset: i64) -> Result<LogReadInfo> {
+        let log_end_offset = self.log_end_offset();
+        let log_start_offset = self.log_start_offset();
+        if offset < log_start_offset || offset > log_end_offset {
+            return Err(self.out_of_range(offset, log_start_offset, log_end_offset));
+        }
+        let done = |buf: Vec<u8>| LogReadInfo { records: Bytes::from(buf), log_start_offset, log_end_offset };
+        if offset == log_end_offset || offset >= max_offset {
+            return Ok(done(Vec::new()));
+        }
+        let interval = self.config.read().index_interval_bytes;
+        let first = self.segments.read().range(..=offset).next_back().map(|(_, s)| s.clone());
+        // Retention may have removed the segment since we loaded the start offset.
+        let Some(mut seg) = first else {
+            return Err(self.out_of_range(offset, self.log_start_offset(), log_end_offset));
+        };
+        let mut buf = Vec::new();
+        let mut target = offset;
+        loop {
+            let end = seg.size();
+            if let Some((position, header)) = seg.find_batch(target, end, interval)? {
+                if header.base_offset >= log_end_offset || header.last_offset() >= max_offset {
+                    break;
+                }
+                let budget = max_bytes.saturating_sub(buf.len());
+                let want = if buf.is_empty() { budget.max(header.total_size()) } else { budget };
+                let want = want.min(usize::try_from(end - position).unwrap_or(usize::MAX));
+                if want < header.total_size() {
+                    break;
+                }
+                let from = buf.len();
+                buf.reserve_exact(want);
+                seg.read_into(position, want, &mut buf)?;
+                // Keep the whole batches below max_offset; stop at a batch
+                // the budget cut or the high watermark excludes.
+                let mut kept = 0;
+                for item in batches(&buf[from..]) {
+                    match item {
+                        Ok((h, b)) if h.last_offset() < max_offset && h.base_offset < log_end_offset => {
+                            kept += b.len();
+                            target = h.next_offset();
+                        }
+                        _ => break,
+                    }
+                }
+                buf.truncate(from + kept);
+                // Go on into the next segment only if this one was used up.
+                if position + kept as u64 != end || kept == 0 || buf.len() >= max_bytes {
+                    break;
+                }
+            }
+            let next = self.segments.read().range(seg.base_offset() + 1..).next().map(|(_, s)| s.clone());
+            match next {
+                Some(s) => seg = s,
+                None => break,
+            }
+        }
+        Ok(done(buf))
+    }
+
+    /// The first record whose timestamp is `>= timestamp_ms`, as `(offset,
+    /// timestamp)`: Kafka's ListOffsets by time. The time index finds the
+    /// segment and a start position, a scan finds the first batch whose max
+    /// timestamp is late enough, and its records are decoded to find the
+    /// record. `None` if no record is that recent.
+    pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<(i64, i64)>> {
+        let log_end_offset = self.log_end_offset();
+        let interval = self.config.read().index_interval_bytes;
+        let segments: Vec<Arc<Segment>> = self.segments.read().values().cloned().collect();
+        for seg in segments {
+            if seg.max_timestamp() < timestamp_ms {
+                continue;
+            }
+            let end = seg.size();
+            let Some((position, header)) = seg.find_timestamp(timestamp_ms, end, interval)? else {
+                continue;
+            };
+            if header.base_offset >= log_end_offset {
+                return Ok(None);
+            }
+            let mut buf = Vec::with_capacity(header.total_size());
+            seg.read_into(position, header.total_size(), &mut buf)?;
+            let batch = Bytes::from(buf);
+            // Compressed batches we cannot decode answer with the batch.
+            let found = records(&batch).ok().and_then(|mut recs| {
+                recs.find_map(|r| r.ok().filter(|r| r.timestamp >= timestamp_ms).map(|r| (r.offset, r.timestamp)))
+            });
+            return Ok(Some(found.unwrap_or((header.base_offset, header.max_timestamp))));
+        }
+        Ok(None)
+    }
+
+    /// fsync the active segment (and the directory if segments were created
+    /// or deleted since the last flush). Sealed segments were fsynced when
+    /// they were sealed.
+    pub fn flush(&self) -> Result<()> {
+        self.flush_at(wall_clock_ms())
+    }
+
+    fn flush_at(&self, now_ms: i64) -> Result<()> {
+        let (seg, unflushed, dir_dirty) = {
+            let mut w = self.writer.lock();
+            if w.state == State::Deleted {
+                return Ok(());
+            }
+            (w.active.seg.clone(), w.unflushed_messages, std::mem::take(&mut w.dir_dirty))
+        };
+        let result = seg.flush_log().and_then(|()| if dir_dirty { fsync_dir(&self.dir) } else { Ok(()) });
+        let mut w = self.writer.lock();
+        if let Err(e) = result {
+            w.dir_dirty |= dir_dirty;
+            return Err(e);
+        }
+        w.unflushed_messages = w.unflushed_messages.saturating_sub(unflushed);
+        w.last_flush_ms = now_ms;
+        debug!(topic = %self.tp.topic, partition = self.tp.partition, messages = unflushed, "flushed log");
+        Ok(())
+    }
+
+    /// The `flush.ms` policy: flush if there are unflushed records and the
+    /// last flush is at least `flush.ms` old. Returns whether it flushed.
+    pub fn maybe_flush(&self, now_ms: i64) -> Result<bool> {
+        let flush_ms = self.config.read().flush_ms;
+        let due = {
+            let w = self.writer.lock();
+            w.state == State::Open
+                && w.unflushed_messages > 0
+                && i128::from(now_ms) - i128::from(w.last_flush_ms) >= i128::from(flush_ms)
+        };
+        if due {
+            self.flush_at(now_ms)?;
+        }
+        Ok(due)
+    }
+
+    /// Records appended but not yet fsynced.
+    pub fn unflushed_messages(&self) -> u64 {
+        self.writer.lock().unflushed_messages
+    }
+
+    /// Apply `retention.ms` and `retention.bytes`: delete whole segments,
+    /// oldest first. By time, while a segment's largest timestamp is more
+    /// than `retention.ms` before `now_ms`; by size, while the log without
+    /// its oldest segment is still at least `retention.bytes`. If that
+    /// includes the active segment, it is rolled first so the log keeps an
+    /// (empty) active segment at the log end offset. Returns how many
+    /// segments were deleted.
+    pub fn delete_old_segments(&self, now_ms: i64) -> Result<usize> {
+        let config = self.config();
+        if config.retention_ms < 0 && config.retention_bytes < 0 {
+            return Ok(0);
+        }
+        let mut w = self.writer.lock();
+        if w.state != State::Open {
+            return Ok(0);
+        }
+        let segments: Vec<Arc<Segment>> = self.segments.read().values().cloned().collect();
+        let active_base = w.active.seg.base_offset();
+        // An empty active segment is never deleted: it is where LEO lives.
+        let deletable = |s: &Segment| !(s.base_offset() == active_base && s.size() == 0);
+        let mut n = 0;
+        if config.retention_ms >= 0 {
+            while n < segments.len()
+                && deletable(&segments[n])
+                && now_ms.saturating_sub(segments[n].largest_timestamp()) > config.retention_ms
+            {
+                n += 1;
+            }
+        }
+        let by_time = n;
+        if config.retention_bytes >= 0 {
+            let total: u64 = segments[n..].iter().map(|s| s.size()).sum();
+            let mut excess = total as i64 - config.retention_bytes;
+            while n < segments.len() && deletable(&segments[n]) && excess - segments[n].size() as i64 >= 0 {
+                excess -= segments[n].size() as i64;
+                n += 1;
+            }
+        }
+        if n == 0 {
+            return Ok(0);
+        }
+        if n == segments.len() {
+            self.roll(&mut w, &config, "retention")?;
+        }
+        let doomed = &segments[..n];
+        {
+            let mut map = self.segments.write();
+            for s in doomed {
+                map.remove(&s.base_offset());
+            }
+            let start = *map.keys().next().expect("the active segment remains");
+            self.log_start_offset.store(start, Ordering::Release);
+        }
+        w.dir_dirty = true;
+        for (i, s) in doomed.iter().enumerate() {
+            s.delete_files()?;
+            info!(
+                topic = %self.tp.topic, partition = self.tp.partition, base_offset = s.base_offset(),
+                size = s.size(), largest_timestamp = s.largest_timestamp(),
+                reason = if i < by_time { "retention.ms" } else { "retention.bytes" },
+                log_start_offset = self.log_start_offset(), "deleted segment"
+            );
+        }
+        Ok(n)
+    }
+
+    /// Remove every record at or after `offset` (a follower cutting a
+    /// divergent tail). If `offset` falls inside a batch, that whole batch
+    /// goes and the log end offset becomes its base offset. Below the log
+    /// start offset the log is emptied and restarts at `offset`.
+    pub fn truncate_to(&self, offset: i64) -> Result<()> {
+        let config = self.config();
+        let mut w = self.writer.lock();
+        self.check_open(&w)?;
+        let old_end = w.active.next_offset;
+        if offset >= old_end {
+            return Ok(());
+        }
+        if offset < self.log_start_offset() {
+            return self.truncate_fully(&mut w, offset, &config);
+        }
+        // Readers must not go past the cut while it happens.
+        self.log_end_offset.store(offset, Ordering::Release);
+        let (target, doomed) = {
+            let mut map = self.segments.write();
+            let doomed = map.split_off(&(offset + 1));
+            let target = map.range(..=offset).next_back().map(|(_, s)| s.clone()).expect("offset >= log start");
+            (target, doomed)
+        };
+        truncate_segment(&target, offset, config.index_interval_bytes)?;
+        w.active = ActiveSegment::load(target, false, &config, &self.tp)?;
+        for s in doomed.values() {
+            s.delete_files()?;
+        }
+        w.dir_dirty = true;
+        let new_end = w.active.next_offset;
+        self.log_end_offset.store(new_end, Ordering::Release);
+        info!(
+            topic = %self.tp.topic, partition = self.tp.partition, offset, old_log_end_offset = old_end,
+            log_end_offset = new_end, deleted_segments = doomed.len(), "truncated log"
+        );
+        Ok(())
+    }
+
+    /// Delete every segment and restart the log, empty, at `offset` (log
+    /// start offset = log end offset = `offset`).
+    pub fn truncate_fully_and_start_at(&self, offset: i64) -> Result<()> {
+        let config = self.config();
+        let mut w = self.writer.lock();
+        self.check_open(&w)?;
+        self.truncate_fully(&mut w, offset, &config)
+    }
+
+    fn truncate_fully(&self, w: &mut Writer, offset: i64, config: &LogConfig) -> Result<()> {
+        self.log_end_offset.store(offset.min(self.log_end_offset()), Ordering::Release);
+        let old = std::mem::take(&mut *self.segments.write());
+        // Delete first: the new segment may have the same name as an old one.
+        for s in old.values() {
+            s.delete_files()?;
+        }
+        w.active = ActiveSegment::create(&self.dir, offset, config)?;
+        self.segments.write().insert(offset, w.active.seg.clone());
+        self.log_start_offset.store(offset, Ordering::Release);
+        self.log_end_offset.store(offset, Ordering::Release);
+        w.dir_dirty = true;
+        w.unflushed_messages = 0;
+        warn!(topic = %self.tp.topic, partition = self.tp.partition, offset, "emptied log and restarted it");
+        Ok(())
+    }
+
+    /// Flush, add the final time index entry, trim the indexes. Reads keep
+    /// working; appends and truncation fail afterwards. Idempotent.
+    pub fn close(&self) -> Result<()> {
+        let mut w = self.writer.lock();
+        if w.state != State::Open {
+            return Ok(());
+        }
+        w.active.finish()?;
+        if w.dir_dirty {
+            fsync_dir(&self.dir)?;
+            w.dir_dirty = false;
+        }
+        w.state = State::Closed;
+        w.unflushed_messages = 0;
+        info!(topic = %self.tp.topic, partition = self.tp.partition, log_end_offset = w.active.next_offset, "closed log");
+        Ok(())
+    }
+
+    /// Stop writing and remove the partition directory with everything in
+    /// it.
+    pub fn delete(&self) -> Result<()> {
+        let mut w = self.writer.lock();
+        if w.state == State::Deleted {
+            return Ok(());
+        }
+        w.state = State::Deleted;
+        match std::fs::remove_dir_all(&self.dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("deleting partition directory", &self.dir, e)),
+        }
+        info!(topic = %self.tp.topic, partition = self.tp.partition, "deleted log");
+        Ok(())
+    }
+}
+
+/// Why the active segment must roll before an append of `bytes` bytes in
+/// `batches` batches ending at `last_offset`, if it must. An empty segment
+/// never rolls (the append goes in whatever its size).
+fn roll_reason(
+    active: &ActiveSegment,
+    config: &LogConfig,
+    bytes: usize,
+    batches: usize,
+    last_offset: i64,
+    now_ms: i64,
+) -> Option<&'static str> {
+    if active.is_empty() {
+        return None;
+    }
+    // Index positions are u32.
+    let limit = config.segment_bytes.min(u64::from(u32::MAX));
+    if active.size() + bytes as u64 > limit {
+        return Some("segment.bytes");
+    }
+    if active.rolling_base_ms.is_some_and(|base| now_ms.saturating_sub(base) > config.segment_ms) {
+        return Some("segment.ms");
+    }
+    // At most one entry per batch, and at most one per index interval.
+    let entries = batches.min(bytes / config.index_interval_bytes.saturating_add(1) + 1);
+    if active.index_room() < entries {
+        return Some("index full");
+    }
+    if last_offset - active.seg.base_offset() > i64::from(u32::MAX) {
+        return Some("relative offset overflow");
+    }
+    None
+}
+
+/// Base offsets of the segments in `dir`, sorted. Index files without a
+/// `.log` are deleted (a crash between deleting a segment's files); other
+/// files are left alone.
+fn scan_dir(dir: &Path) -> Result<Vec<i64>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("listing partition directory", dir, e))?;
+    let mut logs = Vec::new();
+    let mut indexes = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("listing partition directory", dir, e))?;
+        let name = entry.file_name();
+        let Some((base, suffix)) = name.to_str().and_then(parse_segment_file_name) else {
+            continue;
+        };
+        match suffix {
+            LOG_FILE_SUFFIX => logs.push(base),
+            INDEX_FILE_SUFFIX | TIME_INDEX_FILE_SUFFIX => indexes.push((base, entry.path())),
+            _ => {}
+        }
+    }
+    logs.sort_unstable();
+    for (base, path) in indexes {
+        if logs.binary_search(&base).is_err() {
+            warn!(path = %path.display(), "deleting index file without a segment");
+            std::fs::remove_file(&path).map_err(|e| Error::io("deleting orphan index", &path, e))?;
+        }
+    }
+    Ok(logs)
+}
+
+#[cfg(test)]
+#[path = "partition_tests.rs"]
+mod tests;

@@ -1,0 +1,122 @@
+//! Cluster metadata: the ZooKeeper-style state every broker agrees on.
+//!
+//! [`MetadataStore`] is a small etcd-shaped key-value interface: keys with
+//! revisions, compare-and-swap transactions and prefix watches. Two
+//! implementations share it: [`embedded::EmbeddedStore`] (redb, one process,
+//! the single-node default) and, with cluster mode, etcd. Everything above
+//! this module (topics, partition state) talks only to the trait, so the
+//! single-node broker and a cluster store the same keys — see [`keys`] and
+//! `docs/metadata.md`.
+
+pub mod embedded;
+pub mod keys;
+pub mod records;
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+use crate::Result;
+
+/// A stored key with etcd-style revisions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyValue {
+    pub key: String,
+    pub value: Vec<u8>,
+    /// Store revision at which the key was created.
+    pub create_revision: i64,
+    /// Store revision of the last change; the token for compare-and-swap.
+    pub mod_revision: i64,
+}
+
+/// A condition a transaction checks before applying its operations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Compare {
+    /// The key's `mod_revision` equals this; 0 means "the key does not exist".
+    ModRevision(String, i64),
+}
+
+/// One write in a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Put(String, Vec<u8>),
+    Delete(String),
+    /// Delete every key starting with this prefix.
+    DeletePrefix(String),
+}
+
+/// What a committed (or refused) transaction did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnOutcome {
+    /// False when a compare failed; then nothing was written.
+    pub succeeded: bool,
+    /// Store revision after the transaction.
+    pub revision: i64,
+}
+
+/// A change seen by a watcher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchEvent {
+    Put(KeyValue),
+    Delete { key: String, mod_revision: i64 },
+}
+
+impl WatchEvent {
+    /// The key this event is about.
+    pub fn key(&self) -> &str {
+        match self {
+            WatchEvent::Put(kv) => &kv.key,
+            WatchEvent::Delete { key, .. } => key,
+        }
+    }
+}
+
+/// A stream of changes under one prefix.
+pub struct Watch {
+    prefix: String,
+    rx: broadcast::Receiver<WatchEvent>,
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch").field("prefix", &self.prefix).finish_non_exhaustive()
+    }
+}
+
+impl Watch {
+    /// Filter a store-wide event channel down to `prefix`.
+    pub fn new(prefix: &str, rx: broadcast::Receiver<WatchEvent>) -> Self {
+        Watch { prefix: prefix.to_owned(), rx }
+    }
+
+    /// The next change under the prefix. `Err` means events were missed (the
+    /// watcher fell behind) or the store closed: re-read with
+    /// [`MetadataStore::range`] and watch again.
+    pub async fn next(&mut self) -> Result<WatchEvent> {
+        loop {
+            match self.rx.recv().await {
+                Ok(event) if event.key().starts_with(&self.prefix) => return Ok(event),
+                Ok(_) => continue,
+                Err(e) => return Err(crate::Error::Metadata(format!("watch on {}: {e}", self.prefix))),
+            }
+        }
+    }
+}
+
+/// etcd-shaped metadata storage. Implementations must apply a transaction's
+/// compares and ops atomically and durably before returning.
+#[async_trait]
+pub trait MetadataStore: Send + Sync + 'static {
+    /// One key, if present.
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>>;
+    /// Every key under `prefix`, in key order.
+    async fn range(&self, prefix: &str) -> Result<Vec<KeyValue>>;
+    /// Apply `ops` atomically if every compare holds.
+    async fn txn(&self, compares: Vec<Compare>, ops: Vec<Op>) -> Result<TxnOutcome>;
+    /// Changes to keys under `prefix` from now on.
+    fn watch(&self, prefix: &str) -> Watch;
+
+    /// Unconditional put.
+    async fn put(&self, key: &str, value: Vec<u8>) -> Result<i64> {
+        Ok(self.txn(vec![], vec![Op::Put(key.to_owned(), value)]).await?.revision)
+    }
+}

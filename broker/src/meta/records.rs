@@ -1,0 +1,52 @@
+//! The values stored under [`super::keys`]: versioned JSON documents, so a
+//! newer broker can read what an older one wrote and `etcdctl get` shows
+//! something a person can read.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Current schema version written by this broker.
+pub const VERSION: u32 = 1;
+
+/// `/runnel/<cluster>/topics/<name>`: what the topic is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicRecord {
+    pub version: u32,
+    /// Random id, new for every creation: tells a re-created topic apart.
+    pub topic_id: String,
+    pub replication_factor: u32,
+    /// Topic-level config overrides only (Kafka names); defaults come from
+    /// the broker config so changing a broker default reaches old topics.
+    pub configs: BTreeMap<String, String>,
+    /// Replica broker ids per partition; its length is the partition count.
+    pub assignment: Vec<Vec<i32>>,
+}
+
+impl TopicRecord {
+    pub fn partitions(&self) -> u32 {
+        self.assignment.len() as u32
+    }
+}
+
+/// `/runnel/<cluster>/topics/<name>/partitions/<p>/state`: who leads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionState {
+    pub version: u32,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub isr: Vec<i32>,
+}
+
+/// Serialize a record for the store.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("metadata records always serialize")
+}
+
+/// Parse a stored record, naming the key when it is unreadable.
+pub fn decode<T: for<'de> Deserialize<'de>>(key: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::Metadata(format!("unreadable value at {key}: {e}")))
+}

@@ -1,0 +1,66 @@
+//! `/healthz`, `/readyz` and Prometheus `/metrics` on the HTTP port.
+//!
+//! Kept off the gRPC port so probes and scrapers never compete with data
+//! traffic and can be exposed separately.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+use super::Context;
+use crate::metrics::PartitionLabels;
+use crate::{Error, Result};
+
+/// Liveness: the process answers.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Readiness: every topic is loaded and the broker is not shutting down.
+async fn readyz(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
+    if ctx.is_ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    }
+}
+
+async fn metrics(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
+    // Sizes and offsets are sampled now rather than tracked on every append.
+    for state in ctx.replicas.topics() {
+        for part in &state.partitions {
+            let labels = PartitionLabels { topic: state.name.clone(), partition: part.tp.partition };
+            let log = part.log();
+            ctx.metrics.log_size.get_or_create(&labels).set(log.size_bytes() as i64);
+            ctx.metrics.log_end_offset.get_or_create(&labels).set(log.log_end_offset());
+            ctx.metrics.log_start_offset.get_or_create(&labels).set(log.log_start_offset());
+        }
+    }
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        ctx.metrics.encode(),
+    )
+}
+
+/// Serve the HTTP endpoints until `shutdown` resolves.
+pub async fn serve_http(
+    ctx: Arc<Context>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(ctx);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| Error::NotAvailable(format!("HTTP server: {e}")))
+}

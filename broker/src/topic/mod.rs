@@ -1,0 +1,8 @@
+//! Topics as users see them: name rules ([`name`]) and Kafka-named topic
+//! configs with their broker-wide defaults ([`config`]).
+
+pub mod config;
+pub mod name;
+
+pub use config::{ConfigDefaults, TopicConfig};
+pub use name::validate_topic_name;

@@ -1,0 +1,253 @@
+//! `runnel consume TOPIC`: print records to stdout, like
+//! `kafka-console-consumer`. Without `--follow` it stops at the end of the
+//! log as it was when it started (the high watermark); with `--follow` it
+//! keeps long-polling until interrupted.
+
+use std::io::{self, BufWriter, Write};
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use clap::{Args, ValueEnum};
+use runnel_client::{AutoOffsetReset, Consumer, ConsumerConfig, ConsumerRecord, Offset};
+use serde_json::json;
+
+use crate::Global;
+
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    topic: String,
+    /// Read only this partition [default: all partitions].
+    #[arg(long, short = 'p')]
+    partition: Option<u32>,
+    /// Where to start: earliest, latest or an offset.
+    #[arg(long, default_value = "earliest", value_parser = parse_offset)]
+    offset: Offset,
+    /// Stop after this many records.
+    #[arg(long, short = 'n', value_name = "N")]
+    max_messages: Option<u64>,
+    /// Keep waiting for new records instead of stopping at the end.
+    #[arg(long, short = 'f')]
+    follow: bool,
+    /// Print the key before the value (text format).
+    #[arg(long)]
+    print_key: bool,
+    /// Print partition and offset before the value (text format).
+    #[arg(long)]
+    print_offset: bool,
+    /// Print the timestamp before the value (text format).
+    #[arg(long)]
+    print_timestamp: bool,
+    /// Separator between printed fields (text format).
+    #[arg(long, default_value = "\t")]
+    separator: String,
+    /// text: the value per line; json: one JSON object per record per line.
+    #[arg(long, value_enum, default_value_t = RecordFormat::Text)]
+    format: RecordFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RecordFormat {
+    Text,
+    Json,
+}
+
+fn parse_offset(s: &str) -> Result<Offset, String> {
+    s.parse().map_err(|e: runnel_client::Error| e.to_string())
+}
+
+/// How one record is printed.
+pub struct Printer {
+    pub format: RecordFormat,
+    pub key: bool,
+    pub offset: bool,
+    pub timestamp: bool,
+    pub separator: String,
+}
+
+fn lossy(bytes: Option<&[u8]>) -> Option<String> {
+    bytes.map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+impl Printer {
+    pub fn write(&self, out: &mut impl Write, r: &ConsumerRecord) -> io::Result<()> {
+        match self.format {
+            RecordFormat::Json => {
+                let mut v = json!({
+                    "topic": &*r.topic,
+                    "partition": r.partition,
+                    "offset": r.offset,
+                    "timestamp": r.timestamp,
+                    "key": lossy(r.key.as_deref()),
+                    "value": lossy(r.value.as_deref()),
+                });
+                if !r.headers.is_empty() {
+                    v["headers"] = r
+                        .headers
+                        .iter()
+                        .map(|(k, v)| json!({ "key": k, "value": lossy(v.as_deref()) }))
+                        .collect();
+                }
+                serde_json::to_writer(&mut *out, &v)?;
+            }
+            RecordFormat::Text => {
+                let sep = self.separator.as_bytes();
+                if self.timestamp {
+                    write!(out, "CreateTime:{}", r.timestamp)?;
+                    out.write_all(sep)?;
+                }
+                if self.offset {
+                    write!(out, "Partition:{}", r.partition)?;
+                    out.write_all(sep)?;
+                    write!(out, "Offset:{}", r.offset)?;
+                    out.write_all(sep)?;
+                }
+                if self.key {
+                    out.write_all(r.key.as_deref().map_or(&b"null"[..], |k| k))?;
+                    out.write_all(sep)?;
+                }
+                match r.value.as_deref() {
+                    Some(v) => out.write_all(String::from_utf8_lossy(v).as_bytes())?,
+                    None => out.write_all(b"null")?,
+                }
+            }
+        }
+        out.write_all(b"\n")
+    }
+}
+
+pub async fn run(global: &Global, args: ConsumeArgs) -> Result<()> {
+    let config = ConsumerConfig {
+        request_timeout: global.request_timeout,
+        // An explicit offset outside the log is an error to report, not to
+        // paper over.
+        auto_offset_reset: AutoOffsetReset::None,
+        ..Default::default()
+    };
+    let mut consumer = Consumer::connect(global.client_config(), config).await?;
+    let count = consumer.partition_count(&args.topic).await?;
+    if matches!(args.offset, Offset::At(_)) && args.partition.is_none() && count > 1 {
+        bail!("--offset N needs --partition: topic {:?} has {count} partitions", args.topic);
+    }
+    let partitions: Vec<u32> = match args.partition {
+        Some(p) if p >= count => {
+            bail!("topic {:?} has no partition {p} (it has {count}: 0 to {})", args.topic, count - 1)
+        }
+        Some(p) => vec![p],
+        None => (0..count).collect(),
+    };
+    let names: Vec<(&str, u32)> = partitions.iter().map(|p| (args.topic.as_str(), *p)).collect();
+    consumer.assign(names.iter().copied());
+    for (topic, p) in &names {
+        consumer.seek(topic, *p, args.offset).await?;
+    }
+    // Without --follow: stop once every partition reaches its end as of now.
+    let ends = if args.follow { None } else { Some(consumer.end_offsets(&names).await?) };
+
+    let printer = Printer {
+        format: args.format,
+        key: args.print_key,
+        offset: args.print_offset,
+        timestamp: args.print_timestamp,
+        separator: args.separator.clone(),
+    };
+    let mut out = BufWriter::new(io::stdout());
+    let mut printed = 0u64;
+    let max = args.max_messages.unwrap_or(u64::MAX);
+    let at_end = |consumer: &Consumer| match &ends {
+        None => false,
+        Some(ends) => names
+            .iter()
+            .zip(ends)
+            .all(|((t, p), end)| consumer.position(t, *p).is_some_and(|pos| pos >= *end)),
+    };
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    'outer: while printed < max && !at_end(&consumer) {
+        let records = tokio::select! {
+            records = consumer.poll(Duration::from_secs(1)) => records?,
+            _ = &mut ctrl_c => break,
+        };
+        for r in &records {
+            if let Some(ends) = &ends {
+                // Records past the starting end are not printed, even if
+                // the fetch that brought the last wanted ones carried them.
+                let end = partitions.iter().position(|p| *p == r.partition).map(|i| ends[i]);
+                if end.is_some_and(|end| r.offset >= end) {
+                    continue;
+                }
+            }
+            printer.write(&mut out, r)?;
+            printed += 1;
+            if printed >= max {
+                break 'outer;
+            }
+        }
+        out.flush()?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn record() -> ConsumerRecord {
+        ConsumerRecord {
+            topic: Arc::from("t"),
+            partition: 1,
+            offset: 7,
+            timestamp: 1_700_000_000_000,
+            key: Some(Bytes::from_static(b"k")),
+            value: Some(Bytes::from_static(b"hello \xff")),
+            headers: Vec::new(),
+        }
+    }
+
+    fn render(p: &Printer, r: &ConsumerRecord) -> String {
+        let mut out = Vec::new();
+        p.write(&mut out, r).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    fn printer(format: RecordFormat, all: bool) -> Printer {
+        Printer { format, key: all, offset: all, timestamp: all, separator: "\t".into() }
+    }
+
+    #[test]
+    fn text_is_the_value_lossy() {
+        assert_eq!(render(&printer(RecordFormat::Text, false), &record()), "hello \u{fffd}\n");
+        let tombstone = ConsumerRecord { value: None, ..record() };
+        assert_eq!(render(&printer(RecordFormat::Text, false), &tombstone), "null\n");
+    }
+
+    #[test]
+    fn text_with_every_field() {
+        assert_eq!(
+            render(&printer(RecordFormat::Text, true), &record()),
+            "CreateTime:1700000000000\tPartition:1\tOffset:7\tk\thello \u{fffd}\n"
+        );
+    }
+
+    #[test]
+    fn json_is_one_object_per_line() {
+        let line = render(&printer(RecordFormat::Json, false), &record());
+        assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            v,
+            json!({"topic": "t", "partition": 1, "offset": 7, "timestamp": 1_700_000_000_000i64,
+                   "key": "k", "value": "hello \u{fffd}"})
+        );
+        let with_headers =
+            ConsumerRecord { key: None, headers: vec![("h".into(), None)], ..record() };
+        let v: serde_json::Value =
+            serde_json::from_str(&render(&printer(RecordFormat::Json, false), &with_headers)).unwrap();
+        assert_eq!(v["key"], serde_json::Value::Null);
+        assert_eq!(v["headers"], json!([{"key": "h", "value": null}]));
+    }
+}

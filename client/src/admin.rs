@@ -1,0 +1,214 @@
+//! [`Admin`]: topic administration and cluster metadata.
+//!
+//! Thin wrappers over the `Admin` gRPC service: each method is one call, the
+//! results are the generated `runnel.v1` messages (re-exported at the crate
+//! root), and failures are [`Error::Server`](crate::Error::Server) with the
+//! broker's Kafka-style code.
+
+use std::sync::Arc;
+
+use runnel_proto::v1::{
+    AlterTopicRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeTopicsRequest,
+    ListTopicsRequest, MetadataResponse, NewTopic, TopicDescription, TopicListing,
+};
+
+use crate::cluster::{Cluster, request};
+use crate::config::ClientConfig;
+use crate::error::{Error, Result};
+
+/// Creates, lists, describes, alters and deletes topics.
+///
+/// ```no_run
+/// # async fn example() -> runnel_client::Result<()> {
+/// use runnel_client::{Admin, AlterTopic, ClientConfig};
+///
+/// let admin = Admin::connect(ClientConfig::new("127.0.0.1:9092")?).await?;
+/// admin.create_topic("events", 3, 1, &[("retention.ms", "86400000")]).await?;
+/// admin.alter_topic(AlterTopic::new("events").partitions(6)).await?;
+/// for topic in admin.list_topics().await? {
+///     println!("{} has {} partitions", topic.name, topic.partitions);
+/// }
+/// admin.delete_topic("events").await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Admin {
+    cluster: Arc<Cluster>,
+}
+
+impl Admin {
+    /// Connect to the first bootstrap broker that answers.
+    pub async fn connect(config: ClientConfig) -> Result<Self> {
+        Ok(Admin { cluster: Cluster::connect(config).await? })
+    }
+
+    /// Create one topic. `partitions` or `replication_factor` 0 take the
+    /// broker's defaults (`num.partitions`, `default.replication.factor`).
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        replication_factor: u32,
+        configs: &[(&str, &str)],
+    ) -> Result<TopicDescription> {
+        let topic = NewTopic {
+            name: name.to_owned(),
+            partitions,
+            replication_factor,
+            configs: configs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        };
+        let mut created = self.create_topics(vec![topic], false).await?;
+        created.pop().ok_or_else(|| missing("CreateTopics", name))
+    }
+
+    /// Create several topics, all or nothing. With `validate_only` the broker
+    /// checks everything and creates nothing.
+    pub async fn create_topics(
+        &self,
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+    ) -> Result<Vec<TopicDescription>> {
+        let conn = self.cluster.any();
+        let timeout = self.cluster.request_timeout();
+        let message = CreateTopicsRequest { topics, validate_only };
+        let response = conn
+            .call("CreateTopics", timeout, conn.admin().create_topics(request(message, timeout)))
+            .await?;
+        Ok(response.topics)
+    }
+
+    /// Delete one topic.
+    pub async fn delete_topic(&self, name: &str) -> Result<()> {
+        self.delete_topics(&[name]).await.map(drop)
+    }
+
+    /// Delete topics; returns the names deleted.
+    pub async fn delete_topics(&self, names: &[&str]) -> Result<Vec<String>> {
+        let conn = self.cluster.any();
+        let timeout = self.cluster.request_timeout();
+        let message = DeleteTopicsRequest { names: names.iter().map(|n| (*n).to_owned()).collect() };
+        let response = conn
+            .call("DeleteTopics", timeout, conn.admin().delete_topics(request(message, timeout)))
+            .await?;
+        for name in names {
+            self.cluster.invalidate(name);
+        }
+        Ok(response.deleted)
+    }
+
+    /// Every topic except internal ones, sorted by name.
+    pub async fn list_topics(&self) -> Result<Vec<TopicListing>> {
+        self.list_topics_with(false).await
+    }
+
+    /// Every topic, internal ones too when `include_internal`, sorted by name.
+    pub async fn list_topics_with(&self, include_internal: bool) -> Result<Vec<TopicListing>> {
+        let conn = self.cluster.any();
+        let timeout = self.cluster.request_timeout();
+        let message = ListTopicsRequest { include_internal };
+        let mut topics = conn
+            .call("ListTopics", timeout, conn.admin().list_topics(request(message, timeout)))
+            .await?
+            .topics;
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(topics)
+    }
+
+    /// Partitions (leader, replicas, ISR, offsets, size) and every config
+    /// with its source, for one topic.
+    pub async fn describe_topic(&self, name: &str) -> Result<TopicDescription> {
+        let mut topics = self.describe_topics(&[name]).await?;
+        topics.pop().ok_or_else(|| missing("DescribeTopics", name))
+    }
+
+    /// [`Admin::describe_topic`] for several topics (all topics when
+    /// `names` is empty).
+    pub async fn describe_topics(&self, names: &[&str]) -> Result<Vec<TopicDescription>> {
+        let conn = self.cluster.any();
+        let timeout = self.cluster.request_timeout();
+        let message = DescribeTopicsRequest { names: names.iter().map(|n| (*n).to_owned()).collect() };
+        let response = conn
+            .call("DescribeTopics", timeout, conn.admin().describe_topics(request(message, timeout)))
+            .await?;
+        Ok(response.topics)
+    }
+
+    /// Grow the partition count and/or set or remove config overrides.
+    /// Returns the topic as it is afterwards.
+    pub async fn alter_topic(&self, alter: AlterTopic) -> Result<TopicDescription> {
+        let conn = self.cluster.any();
+        let timeout = self.cluster.request_timeout();
+        let name = alter.0.name.clone();
+        let response = conn
+            .call("AlterTopic", timeout, conn.admin().alter_topic(request(alter.0, timeout)))
+            .await?;
+        self.cluster.invalidate(&name);
+        response.topic.ok_or_else(|| missing("AlterTopic", &name))
+    }
+
+    /// Brokers, controller and partition leadership for `topics` (all topics
+    /// when empty).
+    pub async fn metadata(&self, topics: &[&str]) -> Result<MetadataResponse> {
+        self.cluster.refresh(topics).await
+    }
+}
+
+/// A change to one topic for [`Admin::alter_topic`].
+///
+/// ```
+/// use runnel_client::AlterTopic;
+///
+/// let change = AlterTopic::new("events")
+///     .partitions(12)
+///     .set_config("retention.ms", "3600000")
+///     .delete_config("segment.bytes");
+/// ```
+#[derive(Debug, Clone)]
+pub struct AlterTopic(AlterTopicRequest);
+
+impl AlterTopic {
+    /// No change yet to topic `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        AlterTopic(AlterTopicRequest { name: name.into(), ..Default::default() })
+    }
+
+    /// Grow the topic to `partitions` (it can never shrink).
+    pub fn partitions(mut self, partitions: u32) -> Self {
+        self.0.partitions = partitions;
+        self
+    }
+
+    /// Set a topic config override, e.g. `retention.ms`.
+    pub fn set_config(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.0.set_configs.insert(name.into(), value.into());
+        self
+    }
+
+    /// Remove a topic config override, back to the broker default.
+    pub fn delete_config(mut self, name: impl Into<String>) -> Self {
+        self.0.delete_configs.push(name.into());
+        self
+    }
+
+    /// Only check the change; make none.
+    pub fn validate_only(mut self, validate_only: bool) -> Self {
+        self.0.validate_only = validate_only;
+        self
+    }
+
+    /// The request this change sends.
+    pub fn as_request(&self) -> &AlterTopicRequest {
+        &self.0
+    }
+}
+
+/// The broker answered success but left out the topic asked about.
+fn missing(operation: &'static str, name: &str) -> Error {
+    Error::Server {
+        operation,
+        grpc_code: tonic::Code::Internal,
+        code: None,
+        message: format!("broker's {operation} answer does not mention topic {name:?}"),
+    }
+}

@@ -1,0 +1,537 @@
+//! [`Consumer`]: reads assigned partitions with long-poll fetches.
+//!
+//! Start with [`Consumer::assign`], [`Consumer::seek`] and
+//! [`Consumer::poll`] (or [`Consumer::into_stream`]). The consumer keeps a
+//! position per assigned partition: the offset of the next record to return.
+//! `poll` fetches from every position at once (one `Fetch` per broker),
+//! returns what arrived and moves the positions past it. While the caller
+//! works on those records the next fetch is already in flight, so the
+//! broker and the caller overlap.
+//!
+//! This is Kafka's low-level consumer (`assign`, not `subscribe`): no group,
+//! no committed offsets. A partition without a position (never sought, or
+//! its offset fell out of the log) starts from `auto_offset_reset`.
+//!
+//! Modules: `decode` (zero-copy batches → records), `fetch` (requests).
+
+mod decode;
+mod fetch;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::Stream;
+use runnel_proto::v1::{ErrorCode, OffsetSpec};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::cluster::Cluster;
+use crate::config::ClientConfig;
+use crate::error::{Error, Result};
+use fetch::{Fetched, PlanItem};
+
+/// Where to start reading a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offset {
+    /// The log start offset: the oldest record still kept.
+    Earliest,
+    /// The high watermark: only records written from now on.
+    Latest,
+    /// This exact offset.
+    At(i64),
+    /// The first record whose timestamp is at or after this (ms since the
+    /// Unix epoch); the end of the log if there is none.
+    Timestamp(i64),
+}
+
+impl FromStr for Offset {
+    type Err = Error;
+
+    /// `earliest`, `latest` or a non-negative offset.
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "earliest" | "beginning" => Ok(Offset::Earliest),
+            "latest" | "end" => Ok(Offset::Latest),
+            n => match n.parse::<i64>() {
+                Ok(n) if n >= 0 => Ok(Offset::At(n)),
+                _ => Err(Error::Config(format!(
+                    "offset must be earliest, latest or a non-negative number, not {s:?}"
+                ))),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Offset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Offset::Earliest => f.write_str("earliest"),
+            Offset::Latest => f.write_str("latest"),
+            Offset::At(n) => write!(f, "{n}"),
+            Offset::Timestamp(ts) => write!(f, "timestamp {ts}"),
+        }
+    }
+}
+
+/// What to do when a partition has no valid position (`auto.offset.reset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AutoOffsetReset {
+    /// Start from the log start.
+    Earliest,
+    /// Start from the end: only new records (Kafka's default).
+    #[default]
+    Latest,
+    /// Fail with [`Error::NoOffset`].
+    None,
+}
+
+impl FromStr for AutoOffsetReset {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "earliest" => Ok(AutoOffsetReset::Earliest),
+            "latest" => Ok(AutoOffsetReset::Latest),
+            "none" => Ok(AutoOffsetReset::None),
+            other => Err(Error::Config(format!(
+                "auto_offset_reset must be earliest, latest or none, not {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Consumer knobs, named and defaulted as in Kafka's consumer.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// `fetch.min.bytes`: the broker answers a fetch as soon as this much
+    /// data is there; default 1 (answer as soon as anything is).
+    pub fetch_min_bytes: u32,
+    /// `fetch.max.wait.ms`: how long the broker holds a fetch waiting for
+    /// `fetch_min_bytes`; default 500 ms.
+    pub fetch_max_wait: Duration,
+    /// `fetch.max.bytes`: bytes per fetch response; default 50 MiB. At least
+    /// one batch is always returned, however large.
+    pub fetch_max_bytes: u32,
+    /// `max.partition.fetch.bytes`: bytes per partition per fetch; default
+    /// 1 MiB.
+    pub max_partition_fetch_bytes: u32,
+    /// `auto.offset.reset`; default `latest`.
+    pub auto_offset_reset: AutoOffsetReset,
+    /// `request.timeout.ms`: how long to wait for an answer beyond the
+    /// fetch's own long-poll time; default 30 s.
+    pub request_timeout: Duration,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        ConsumerConfig {
+            fetch_min_bytes: 1,
+            fetch_max_wait: Duration::from_millis(500),
+            fetch_max_bytes: 50 * 1024 * 1024,
+            max_partition_fetch_bytes: 1024 * 1024,
+            auto_offset_reset: AutoOffsetReset::Latest,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// One record read from a partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    pub topic: Arc<str>,
+    pub partition: u32,
+    pub offset: i64,
+    /// CreateTime, or the broker's append time for LogAppendTime topics
+    /// (ms since the Unix epoch).
+    pub timestamp: i64,
+    /// `None` is a null key.
+    pub key: Option<Bytes>,
+    /// `None` is a null value (a tombstone).
+    pub value: Option<Bytes>,
+    pub headers: Vec<(String, Option<Bytes>)>,
+}
+
+/// An assigned partition and where the consumer is in it.
+struct Assigned {
+    topic: Arc<str>,
+    partition: u32,
+    /// Offset of the next record to return; `None` until sought or reset.
+    position: Option<i64>,
+    /// How to find a position when there is none (after OFFSET_OUT_OF_RANGE
+    /// this is the configured reset; `None` = fail).
+    reset: AutoOffsetReset,
+    /// From the last fetch; -1 before the first.
+    high_watermark: i64,
+}
+
+/// A fetch sent ahead of the next `poll`.
+struct InFlight {
+    handle: JoinHandle<Result<Vec<Fetched>>>,
+}
+
+/// Reads records from assigned partitions.
+///
+/// ```no_run
+/// # async fn example() -> runnel_client::Result<()> {
+/// use std::time::Duration;
+/// use runnel_client::{ClientConfig, Consumer, ConsumerConfig, Offset};
+///
+/// let mut consumer =
+///     Consumer::connect(ClientConfig::new("127.0.0.1:9092")?, ConsumerConfig::default()).await?;
+/// consumer.assign([("events", 0), ("events", 1)]);
+/// consumer.seek("events", 0, Offset::Earliest).await?;
+/// consumer.seek("events", 1, Offset::At(42)).await?;
+/// loop {
+///     for record in consumer.poll(Duration::from_secs(1)).await? {
+///         println!("{}-{}@{}: {:?}", record.topic, record.partition, record.offset, record.value);
+///     }
+/// }
+/// # }
+/// ```
+pub struct Consumer {
+    cluster: Arc<Cluster>,
+    config: ConsumerConfig,
+    assigned: Vec<Assigned>,
+    in_flight: Option<InFlight>,
+    /// An error from a fetch that also returned records: reported by the
+    /// next `poll`, so the records are not lost.
+    pending_error: Option<Error>,
+}
+
+impl Consumer {
+    /// Connect to the cluster. Nothing is assigned yet.
+    pub async fn connect(client: ClientConfig, config: ConsumerConfig) -> Result<Self> {
+        if config.max_partition_fetch_bytes == 0 || config.fetch_max_bytes == 0 {
+            return Err(Error::Config(
+                "fetch_max_bytes and max_partition_fetch_bytes must be at least 1".into(),
+            ));
+        }
+        Ok(Consumer {
+            cluster: Cluster::connect(client).await?,
+            config,
+            assigned: Vec::new(),
+            in_flight: None,
+            pending_error: None,
+        })
+    }
+
+    /// Read exactly these partitions from now on. Partitions that stay
+    /// assigned keep their positions; new ones start without one.
+    pub fn assign<T: AsRef<str>>(&mut self, partitions: impl IntoIterator<Item = (T, u32)>) {
+        self.cancel_fetch();
+        let mut old = std::mem::take(&mut self.assigned);
+        for (topic, partition) in partitions {
+            let topic = topic.as_ref();
+            if self.find(topic, partition).is_some() {
+                continue;
+            }
+            let kept = old.iter().position(|a| &*a.topic == topic && a.partition == partition);
+            self.assigned.push(match kept {
+                Some(i) => old.swap_remove(i),
+                None => Assigned {
+                    topic: topic.into(),
+                    partition,
+                    position: None,
+                    reset: self.config.auto_offset_reset,
+                    high_watermark: -1,
+                },
+            });
+        }
+    }
+
+    /// The assigned partitions, in assignment order.
+    pub fn assignment(&self) -> Vec<(Arc<str>, u32)> {
+        self.assigned.iter().map(|a| (a.topic.clone(), a.partition)).collect()
+    }
+
+    /// Move the position of an assigned partition. `Earliest`, `Latest` and
+    /// `Timestamp` are resolved now with a `ListOffsets` call.
+    pub async fn seek(&mut self, topic: &str, partition: u32, offset: Offset) -> Result<()> {
+        let index = self.index(topic, partition)?;
+        self.cancel_fetch();
+        let position = match offset {
+            Offset::At(n) => n,
+            other => self.offsets(&[(topic, partition)], other).await?[0],
+        };
+        let a = &mut self.assigned[index];
+        a.position = Some(position);
+        a.reset = self.config.auto_offset_reset;
+        Ok(())
+    }
+
+    /// The offset of the next record `poll` returns for this partition,
+    /// `None` if it has no position yet.
+    pub fn position(&self, topic: &str, partition: u32) -> Option<i64> {
+        self.find(topic, partition).and_then(|i| self.assigned[i].position)
+    }
+
+    /// The partition's high watermark as of the last fetch (`None` before
+    /// one). `high_watermark - position` is the consumer's lag.
+    pub fn high_watermark(&self, topic: &str, partition: u32) -> Option<i64> {
+        self.find(topic, partition)
+            .map(|i| self.assigned[i].high_watermark)
+            .filter(|hw| *hw >= 0)
+    }
+
+    /// Wait up to `timeout` for records from the assigned partitions and
+    /// move their positions past what is returned. Returns an empty `Vec`
+    /// when nothing arrived in time.
+    pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
+        if let Some(e) = self.pending_error.take() {
+            return Err(e);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.ensure_positions().await?;
+            if self.assigned.is_empty() {
+                tokio::time::sleep_until(deadline).await;
+                return Ok(Vec::new());
+            }
+            if self.in_flight.is_none() {
+                let wait = self.config.fetch_max_wait.min(deadline.saturating_duration_since(Instant::now()));
+                self.start_fetch(wait);
+            }
+            let in_flight = self.in_flight.as_mut().expect("started above");
+            let Ok(joined) = tokio::time::timeout_at(deadline, &mut in_flight.handle).await else {
+                // Keep the fetch going; the next poll picks it up.
+                return Ok(Vec::new());
+            };
+            self.in_flight = None;
+            let fetched = joined.map_err(|e| Error::Transport {
+                operation: "Fetch",
+                address: self.cluster.any().address.to_string(),
+                reason: format!("fetch task failed: {e}"),
+            })??;
+            let (records, retry) = self.apply(fetched)?;
+            if !records.is_empty() {
+                // Fetch ahead while the caller handles these.
+                self.start_fetch(self.config.fetch_max_wait);
+                return Ok(records);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(records);
+            }
+            if retry {
+                // Leadership moving or similar: do not spin on the broker.
+                tokio::time::sleep_until((now + RETRY_BACKOFF).min(deadline)).await;
+            }
+        }
+    }
+
+    /// Records as a stream, polling as needed. Errors are yielded as items;
+    /// the stream then goes on polling (stop on the first `Err` if that
+    /// suits). It never ends by itself.
+    pub fn into_stream(self) -> impl Stream<Item = Result<ConsumerRecord>> + Send + 'static {
+        futures::stream::unfold((self, VecDeque::new()), |(mut consumer, mut buffer)| async move {
+            loop {
+                if let Some(record) = buffer.pop_front() {
+                    return Some((Ok(record), (consumer, buffer)));
+                }
+                match consumer.poll(STREAM_POLL).await {
+                    Ok(records) => buffer = VecDeque::from(records),
+                    Err(e) => return Some((Err(e), (consumer, buffer))),
+                }
+            }
+        })
+    }
+
+    /// Resolve `offset` for each partition (whether or not assigned) with
+    /// one `ListOffsets` call per broker.
+    pub async fn offsets(&self, partitions: &[(&str, u32)], offset: Offset) -> Result<Vec<i64>> {
+        let (spec, timestamp) = match offset {
+            Offset::At(n) => return Ok(vec![n; partitions.len()]),
+            Offset::Earliest => (OffsetSpec::Earliest, 0),
+            Offset::Latest => (OffsetSpec::Latest, 0),
+            Offset::Timestamp(ts) => (OffsetSpec::Timestamp, ts),
+        };
+        let timeout = self.config.request_timeout;
+        let mut found = fetch::list_offsets(&self.cluster, timeout, partitions, spec, timestamp).await?;
+        if spec == OffsetSpec::Timestamp && found.contains(&-1) {
+            // No record that new: start at the end, as Kafka's tools do.
+            let latest = fetch::list_offsets(&self.cluster, timeout, partitions, OffsetSpec::Latest, 0).await?;
+            for (f, l) in found.iter_mut().zip(latest) {
+                if *f < 0 {
+                    *f = l;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Log start offsets of `partitions`.
+    pub async fn beginning_offsets(&self, partitions: &[(&str, u32)]) -> Result<Vec<i64>> {
+        self.offsets(partitions, Offset::Earliest).await
+    }
+
+    /// High watermarks of `partitions`: the offset the next record written
+    /// will get, as far as consumers can see.
+    pub async fn end_offsets(&self, partitions: &[(&str, u32)]) -> Result<Vec<i64>> {
+        self.offsets(partitions, Offset::Latest).await
+    }
+
+    /// How many partitions `topic` has (fails for an unknown topic).
+    pub async fn partition_count(&self, topic: &str) -> Result<u32> {
+        Ok(self.cluster.refresh_topic(topic).await?.partitions())
+    }
+
+    fn find(&self, topic: &str, partition: u32) -> Option<usize> {
+        self.assigned.iter().position(|a| &*a.topic == topic && a.partition == partition)
+    }
+
+    fn index(&self, topic: &str, partition: u32) -> Result<usize> {
+        self.find(topic, partition)
+            .ok_or_else(|| Error::NotAssigned { topic: topic.to_owned(), partition })
+    }
+
+    fn cancel_fetch(&mut self) {
+        if let Some(f) = self.in_flight.take() {
+            f.handle.abort();
+        }
+    }
+
+    /// Give every partition without a position one, from its reset policy.
+    async fn ensure_positions(&mut self) -> Result<()> {
+        for policy in [AutoOffsetReset::Earliest, AutoOffsetReset::Latest] {
+            let missing: Vec<usize> = (0..self.assigned.len())
+                .filter(|i| self.assigned[*i].position.is_none() && self.assigned[*i].reset == policy)
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            let names: Vec<(&str, u32)> =
+                missing.iter().map(|i| (&*self.assigned[*i].topic, self.assigned[*i].partition)).collect();
+            let offset = if policy == AutoOffsetReset::Earliest { Offset::Earliest } else { Offset::Latest };
+            let found = self.offsets(&names, offset).await?;
+            for (i, position) in missing.into_iter().zip(found) {
+                self.assigned[i].position = Some(position);
+                self.assigned[i].reset = self.config.auto_offset_reset;
+            }
+        }
+        if let Some(a) = self.assigned.iter().find(|a| a.position.is_none()) {
+            return Err(Error::NoOffset { topic: a.topic.to_string(), partition: a.partition, offset: None });
+        }
+        Ok(())
+    }
+
+    fn start_fetch(&mut self, max_wait: Duration) {
+        let plan: Vec<PlanItem> = self
+            .assigned
+            .iter()
+            .enumerate()
+            .filter_map(|(index, a)| {
+                Some(PlanItem { index, topic: a.topic.clone(), partition: a.partition, offset: a.position? })
+            })
+            .collect();
+        let params = fetch::Params {
+            max_wait,
+            min_bytes: self.config.fetch_min_bytes,
+            max_bytes: self.config.fetch_max_bytes,
+            partition_max_bytes: self.config.max_partition_fetch_bytes,
+            request_timeout: self.config.request_timeout,
+        };
+        let handle = tokio::spawn(fetch::fetch(self.cluster.clone(), params, plan));
+        self.in_flight = Some(InFlight { handle });
+    }
+
+    /// Decode a fetch's results, move positions, handle per-partition
+    /// errors. Returns the records and whether a partition asked to retry.
+    fn apply(&mut self, fetched: Vec<Fetched>) -> Result<(Vec<ConsumerRecord>, bool)> {
+        let mut records = Vec::new();
+        let mut retry = false;
+        let mut first_error = None;
+        for f in fetched {
+            let Some(a) = self.assigned.get_mut(f.item.index) else { continue };
+            // Sought or reassigned since the fetch was sent: not ours.
+            if a.position != Some(f.item.offset) || a.topic != f.item.topic || a.partition != f.item.partition {
+                continue;
+            }
+            let result = f.result;
+            a.high_watermark = result.high_watermark;
+            let error = Error::from_partition(&a.topic, a.partition, result.error.as_ref());
+            let outcome = match error {
+                None => decode::decode(&a.topic, a.partition, f.item.offset, &result.records, &mut records)
+                    .map(|next| {
+                        if let Some(next) = next {
+                            a.position = Some(next.max(f.item.offset));
+                        }
+                    }),
+                Some(e) if e.code() == Some(ErrorCode::OffsetOutOfRange) => {
+                    if a.reset == AutoOffsetReset::None {
+                        Err(Error::NoOffset {
+                            topic: a.topic.to_string(),
+                            partition: a.partition,
+                            offset: Some(f.item.offset),
+                        })
+                    } else {
+                        tracing::info!(topic = %a.topic, partition = a.partition, offset = f.item.offset,
+                            reset = ?a.reset, "offset out of range; resetting");
+                        a.position = None;
+                        retry = true;
+                        Ok(())
+                    }
+                }
+                Some(e) if e.is_retriable() => {
+                    tracing::debug!(error = %e, "retriable fetch error");
+                    self.cluster.invalidate(&a.topic);
+                    retry = true;
+                    Ok(())
+                }
+                Some(e) => Err(e),
+            };
+            if let Err(e) = outcome {
+                first_error.get_or_insert(e);
+            }
+        }
+        match first_error {
+            Some(e) if records.is_empty() => Err(e),
+            Some(e) => {
+                self.pending_error = Some(e);
+                Ok((records, retry))
+            }
+            None => Ok((records, retry)),
+        }
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        self.cancel_fetch();
+    }
+}
+
+/// Pause after a retriable per-partition error (`retry.backoff.ms`).
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Poll timeout inside `into_stream`: long, since an empty poll just loops.
+const STREAM_POLL: Duration = Duration::from_secs(60);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offset_argument_parsing() {
+        assert_eq!("earliest".parse::<Offset>().unwrap(), Offset::Earliest);
+        assert_eq!("Latest".parse::<Offset>().unwrap(), Offset::Latest);
+        assert_eq!(" 42 ".parse::<Offset>().unwrap(), Offset::At(42));
+        assert_eq!("0".parse::<Offset>().unwrap(), Offset::At(0));
+        for bad in ["-1", "first", "", "1.5"] {
+            let err = bad.parse::<Offset>().unwrap_err();
+            assert!(err.to_string().contains("earliest, latest"), "{bad:?}: {err}");
+        }
+        assert_eq!(Offset::At(7).to_string(), "7");
+    }
+
+    #[test]
+    fn auto_offset_reset_parsing() {
+        assert_eq!("earliest".parse::<AutoOffsetReset>().unwrap(), AutoOffsetReset::Earliest);
+        assert_eq!("none".parse::<AutoOffsetReset>().unwrap(), AutoOffsetReset::None);
+        assert!("smallest".parse::<AutoOffsetReset>().is_err());
+        assert_eq!(AutoOffsetReset::default(), AutoOffsetReset::Latest);
+    }
+}

@@ -1,0 +1,701 @@
+//! The record accumulator: per-partition batches waiting to be sent.
+//!
+//! [`Producer::send`](crate::Producer::send) appends a record to its
+//! partition's *open* batch. A batch is *sealed* (its bytes finished) when
+//! the next record does not fit in `batch_size`, when it has lingered for
+//! `linger`, on `flush()` and on `close()`. The sender task calls
+//! [`Accumulator::drain`] to take sealed batches, grouped per broker into
+//! requests of at most `max_request_size` bytes, and
+//! [`Accumulator::request_done`] when a request is answered.
+//!
+//! A partition with a request in flight is *muted*: its next batches wait
+//! for the answer. HTTP/2 runs a connection's requests concurrently on the
+//! broker, so two requests carrying the same partition could be appended in
+//! either order; muting keeps each partition's records in send order.
+//! Whatever piles up meanwhile goes out in the next request as several
+//! concatenated batches, so a busy partition gets bigger requests instead
+//! of more of them, while different partitions still use up to
+//! `max_in_flight_requests` requests at once.
+//!
+//! Memory: every open batch holds permits for its capacity from a semaphore
+//! of `buffer_memory` bytes until its request is answered, so a producer
+//! that outruns the broker waits in `send` instead of growing without bound.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use runnel_proto::batch::BatchBuilder;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::producer::ProducerRecord;
+use crate::producer::delivery::{BatchResult, DeliveryFuture};
+use crate::producer::partitioner::{Sticky, partition_for_key};
+
+/// Bytes of a batch's fixed header (RecordBatch v2).
+pub(crate) const BATCH_OVERHEAD: usize = 61;
+
+/// Upper bound of the bytes a record adds to a batch: the varint fields at
+/// their widest (length 5, attributes 1, timestamp delta 10, offset delta 5,
+/// key and value lengths 5 each, header count 5) plus the payloads.
+pub(crate) fn record_size_upper_bound(record: &ProducerRecord) -> usize {
+    let payload = |b: &Option<Bytes>| b.as_ref().map_or(0, Bytes::len);
+    let headers: usize = record.headers.iter().map(|(k, v)| 10 + k.len() + payload(v)).sum();
+    36 + payload(&record.key) + payload(&record.value) + headers
+}
+
+/// Knobs the accumulator needs, copied out of `ProducerConfig`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub batch_size: usize,
+    pub linger: Duration,
+    pub max_request_size: usize,
+    pub max_in_flight: usize,
+    pub buffer_memory: usize,
+}
+
+pub(crate) struct Accumulator {
+    state: Mutex<State>,
+    limits: Limits,
+    /// Permits are bytes of batch capacity not yet acknowledged.
+    memory: Arc<Semaphore>,
+    /// Wakes the sender task: a batch was sealed or opened (a new linger
+    /// deadline), a request finished (a partition unmuted), flush or close.
+    pub sender_wake: Notify,
+    /// Wakes `flush()` callers when a request finishes.
+    completed: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    topics: HashMap<Arc<str>, TopicQueues>,
+    /// Id of the next batch; ids only grow.
+    next_id: u64,
+    /// Batches created but not yet acknowledged, by id (for `flush`).
+    incomplete: BTreeSet<u64>,
+    /// Open batches with a smaller id are sent without waiting for linger.
+    flush_upto: u64,
+    /// Set by `close`: new records are refused and everything is sent now.
+    closed: bool,
+    /// Requests in flight per broker id.
+    in_flight: HashMap<i32, usize>,
+}
+
+struct TopicQueues {
+    name: Arc<str>,
+    partitions: Vec<PartitionQueue>,
+    sticky: Sticky,
+}
+
+#[derive(Default)]
+struct PartitionQueue {
+    open: Option<OpenBatch>,
+    /// Finished batches, oldest first.
+    sealed: VecDeque<SealedBatch>,
+    /// A request carrying this partition is outstanding.
+    muted: bool,
+}
+
+struct OpenBatch {
+    id: u64,
+    builder: BatchBuilder,
+    result: Arc<BatchResult>,
+    created: Instant,
+    memory: OwnedSemaphorePermit,
+}
+
+impl OpenBatch {
+    fn seal(self) -> SealedBatch {
+        let count = self.builder.len() as u32;
+        let records = self.builder.build().expect("an open batch has at least one record");
+        SealedBatch { id: self.id, records, count, result: self.result, _memory: self.memory }
+    }
+}
+
+/// A finished batch: its bytes and the result its records wait on.
+pub(crate) struct SealedBatch {
+    pub id: u64,
+    pub records: Bytes,
+    pub count: u32,
+    pub result: Arc<BatchResult>,
+    /// Returned to the buffer when the batch is dropped, after its request.
+    _memory: OwnedSemaphorePermit,
+}
+
+/// The batches of one partition in one request.
+pub(crate) struct PartitionBatches {
+    pub topic: Arc<str>,
+    pub partition: u32,
+    /// In log order; sent concatenated.
+    pub batches: Vec<SealedBatch>,
+}
+
+impl PartitionBatches {
+    /// The `records` field of the request: the one batch as is, or several
+    /// concatenated (one copy, only when batches piled up behind a request).
+    pub fn records(&self) -> Bytes {
+        match self.batches.as_slice() {
+            [one] => one.records.clone(),
+            many => {
+                let mut buf = BytesMut::with_capacity(many.iter().map(|b| b.records.len()).sum());
+                for b in many {
+                    buf.extend_from_slice(&b.records);
+                }
+                buf.freeze()
+            }
+        }
+    }
+}
+
+/// One produce request to one broker.
+pub(crate) struct Request {
+    pub broker: i32,
+    pub partitions: Vec<PartitionBatches>,
+    pub bytes: usize,
+}
+
+/// What [`Accumulator::drain`] found.
+pub(crate) struct Drain {
+    pub requests: Vec<Request>,
+    /// When the oldest open batch that is not yet due will be due.
+    pub next_due: Option<Instant>,
+    /// Closed and nothing left to send or wait for: the sender may exit.
+    pub finished: bool,
+}
+
+/// Outcome of [`Accumulator::try_append`].
+pub(crate) enum Append {
+    Appended(DeliveryFuture),
+    /// The topic's partition count is not known yet.
+    NeedTopic,
+    /// The explicit partition is beyond the known partition count.
+    NoSuchPartition { partitions: u32 },
+    /// A new batch is needed and the buffer is full: wait for this many
+    /// bytes and retry with the permit.
+    NeedMemory(u32),
+}
+
+impl Accumulator {
+    pub fn new(limits: Limits) -> Self {
+        Accumulator {
+            state: Mutex::default(),
+            limits,
+            memory: Arc::new(Semaphore::new(limits.buffer_memory)),
+            sender_wake: Notify::new(),
+            completed: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("accumulator lock")
+    }
+
+    /// Wait for `bytes` of buffer to come free.
+    pub async fn reserve(&self, bytes: u32) -> Result<OwnedSemaphorePermit> {
+        self.memory.clone().acquire_many_owned(bytes).await.map_err(|_| Error::Closed)
+    }
+
+    /// Learn (or update) how many partitions `topic` has.
+    pub fn set_partitions(&self, topic: &str, partitions: u32) {
+        let mut st = self.lock();
+        let tq = st.topics.entry(Arc::from(topic)).or_insert_with_key(|name| TopicQueues {
+            name: name.clone(),
+            partitions: Vec::new(),
+            sticky: Sticky::default(),
+        });
+        // Partition counts only grow; a smaller answer is stale metadata.
+        while tq.partitions.len() < partitions as usize {
+            tq.partitions.push(PartitionQueue::default());
+        }
+    }
+
+    /// Append `record` to its partition's open batch, sealing a full one
+    /// and opening a new one as needed. `permit` is memory reserved after an
+    /// earlier [`Append::NeedMemory`].
+    pub fn try_append(
+        &self,
+        record: &ProducerRecord,
+        timestamp: i64,
+        permit: &mut Option<OwnedSemaphorePermit>,
+    ) -> Result<Append> {
+        let mut guard = self.lock();
+        let State { topics, next_id, incomplete, closed, .. } = &mut *guard;
+        if *closed {
+            return Err(Error::Closed);
+        }
+        let Some(tq) = topics.get_mut(&*record.topic) else {
+            return Ok(Append::NeedTopic);
+        };
+        let n = tq.partitions.len() as u32;
+        let key = record.key.as_deref();
+        let value = record.value.as_deref();
+        // Empty for most records, and an empty Vec does not allocate.
+        let headers: Vec<(&str, Option<&[u8]>)> =
+            record.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect();
+        let keyless = record.partition.is_none() && key.is_none();
+        let mut partition = match (record.partition, key) {
+            (Some(p), _) if p >= n => return Ok(Append::NoSuchPartition { partitions: n }),
+            (Some(p), _) => p,
+            (None, Some(key)) => partition_for_key(key, n),
+            (None, None) => tq.sticky.partition(n),
+        };
+
+        // Into the open batch if it fits; a full batch is sealed, and a
+        // keyless record then moves on to a new sticky partition, whose open
+        // batch may have room (one move at most).
+        let mut sealed = false;
+        for _ in 0..2 {
+            let pq = &mut tq.partitions[partition as usize];
+            let Some(open) = &mut pq.open else { break };
+            let fits = open.builder.size()
+                + open.builder.record_size(timestamp, key, value, &headers)
+                <= self.limits.batch_size;
+            if fits {
+                let index = open.builder.len() as u32;
+                open.builder.push(timestamp, key, value, &headers);
+                let result = open.result.clone();
+                drop(guard);
+                if sealed {
+                    self.sender_wake.notify_one();
+                }
+                return Ok(Append::Appended(DeliveryFuture::new(
+                    result,
+                    record.topic.clone(),
+                    partition,
+                    index,
+                    timestamp,
+                )));
+            }
+            let full = pq.open.take().expect("checked above");
+            pq.sealed.push_back(full.seal());
+            sealed = true;
+            if !keyless {
+                break;
+            }
+            tq.sticky.batch_done(partition, n);
+            partition = tq.sticky.partition(n);
+        }
+
+        // A new batch, sized for a full batch or for this one big record.
+        let pq = &mut tq.partitions[partition as usize];
+        if let Some(full) = pq.open.take() {
+            pq.sealed.push_back(full.seal());
+            sealed = true;
+        }
+        let capacity =
+            self.limits.batch_size.max(BATCH_OVERHEAD + record_size_upper_bound(record));
+        let needed = capacity.min(self.limits.buffer_memory) as u32;
+        let memory = match permit.take() {
+            Some(p) if p.num_permits() >= needed as usize => p,
+            _ => match self.memory.clone().try_acquire_many_owned(needed) {
+                Ok(p) => p,
+                Err(_) => {
+                    drop(guard);
+                    if sealed {
+                        self.sender_wake.notify_one();
+                    }
+                    return Ok(Append::NeedMemory(needed));
+                }
+            },
+        };
+        let id = *next_id;
+        *next_id += 1;
+        incomplete.insert(id);
+        let mut builder = BatchBuilder::with_capacity(capacity);
+        builder.push(timestamp, key, value, &headers);
+        let result = Arc::new(BatchResult::default());
+        pq.open = Some(OpenBatch { id, builder, result: result.clone(), created: Instant::now(), memory });
+        drop(guard);
+        // A new open batch means a new linger deadline for the sender.
+        self.sender_wake.notify_one();
+        Ok(Append::Appended(DeliveryFuture::new(result, record.topic.clone(), partition, 0, timestamp)))
+    }
+
+    /// Take everything that should be sent now, grouped into requests per
+    /// broker (`leader` maps a partition to its broker id).
+    pub fn drain(&self, now: Instant, leader: impl Fn(&str, u32) -> i32) -> Drain {
+        struct BrokerDrain {
+            current: Option<Request>,
+            /// Requests this broker may still take.
+            slots: usize,
+        }
+        let limits = self.limits;
+        let mut guard = self.lock();
+        let State { topics, flush_upto, closed, in_flight, incomplete, .. } = &mut *guard;
+        let mut brokers: HashMap<i32, BrokerDrain> = HashMap::new();
+        let mut requests = Vec::new();
+        let mut next_due: Option<Instant> = None;
+
+        for tq in topics.values_mut() {
+            let n = tq.partitions.len() as u32;
+            for (partition, pq) in tq.partitions.iter_mut().enumerate() {
+                let partition = partition as u32;
+                if pq.muted {
+                    continue;
+                }
+                let open_due = pq.open.as_ref().map(|b| {
+                    let due = *closed || b.id < *flush_upto || now >= b.created + limits.linger;
+                    if !due {
+                        let at = b.created + limits.linger;
+                        next_due = Some(next_due.map_or(at, |t| t.min(at)));
+                    }
+                    due
+                });
+                if pq.sealed.is_empty() && open_due != Some(true) {
+                    continue;
+                }
+                let broker = leader(&tq.name, partition);
+                let bd = brokers.entry(broker).or_insert_with(|| BrokerDrain {
+                    current: None,
+                    slots: limits.max_in_flight.saturating_sub(*in_flight.get(&broker).unwrap_or(&0)),
+                });
+                let first_len = match (pq.sealed.front(), &pq.open) {
+                    (Some(b), _) => b.records.len(),
+                    (None, Some(b)) => b.builder.size(),
+                    (None, None) => unreachable!("checked above"),
+                };
+                let has_room = bd
+                    .current
+                    .as_ref()
+                    .is_some_and(|r| r.bytes == 0 || r.bytes + first_len <= limits.max_request_size);
+                if !has_room {
+                    if bd.slots == 0 {
+                        // Wait for this broker's requests; request_done wakes us.
+                        continue;
+                    }
+                    bd.slots -= 1;
+                    if let Some(full) = bd.current.replace(Request {
+                        broker,
+                        partitions: Vec::new(),
+                        bytes: 0,
+                    }) {
+                        requests.push(full);
+                    }
+                }
+                if open_due == Some(true) {
+                    let open = pq.open.take().expect("open_due is Some");
+                    pq.sealed.push_back(open.seal());
+                    tq.sticky.batch_done(partition, n);
+                }
+                let request = bd.current.as_mut().expect("ensured above");
+                let mut batches = Vec::new();
+                while let Some(front) = pq.sealed.front() {
+                    let len = front.records.len();
+                    if request.bytes > 0 && request.bytes + len > limits.max_request_size {
+                        break;
+                    }
+                    request.bytes += len;
+                    batches.push(pq.sealed.pop_front().expect("front exists"));
+                }
+                if batches.is_empty() {
+                    continue;
+                }
+                pq.muted = true;
+                request.partitions.push(PartitionBatches {
+                    topic: tq.name.clone(),
+                    partition,
+                    batches,
+                });
+            }
+        }
+        requests.extend(brokers.into_values().filter_map(|b| b.current));
+        requests.retain(|r| !r.partitions.is_empty());
+        for r in &requests {
+            *in_flight.entry(r.broker).or_default() += 1;
+        }
+        let finished = *closed && incomplete.is_empty() && in_flight.values().all(|n| *n == 0);
+        Drain { requests, next_due, finished }
+    }
+
+    /// A request's answer (or failure) has been delivered to its batches:
+    /// unmute its partitions, give back its slot, wake sender and flushers.
+    pub fn request_done(&self, request: &Request) {
+        {
+            let mut st = self.lock();
+            if let Some(n) = st.in_flight.get_mut(&request.broker) {
+                *n = n.saturating_sub(1);
+            }
+            for pb in &request.partitions {
+                for b in &pb.batches {
+                    st.incomplete.remove(&b.id);
+                }
+                if let Some(pq) = st
+                    .topics
+                    .get_mut(&*pb.topic)
+                    .and_then(|tq| tq.partitions.get_mut(pb.partition as usize))
+                {
+                    pq.muted = false;
+                }
+            }
+        }
+        self.sender_wake.notify_one();
+        self.completed.notify_waiters();
+    }
+
+    /// Send every batch that exists now without waiting for linger, and
+    /// wait until all of them are acknowledged or failed.
+    pub async fn flush(&self) {
+        let upto = {
+            let mut st = self.lock();
+            st.flush_upto = st.next_id;
+            st.next_id
+        };
+        self.sender_wake.notify_one();
+        loop {
+            let notified = self.completed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.lock().incomplete.first().is_none_or(|id| *id >= upto) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Refuse new records and send everything now.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.sender_wake.notify_one();
+    }
+
+    /// Fail every batch not yet sent (the sender is gone).
+    pub fn abort(&self, error: Error) {
+        let mut st = self.lock();
+        st.closed = true;
+        for tq in st.topics.values_mut() {
+            for pq in &mut tq.partitions {
+                if let Some(open) = pq.open.take() {
+                    open.result.complete(Err(error.clone()));
+                }
+                for b in pq.sealed.drain(..) {
+                    b.result.complete(Err(error.clone()));
+                }
+            }
+        }
+        st.incomplete.clear();
+        drop(st);
+        self.completed.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::producer::delivery::BatchAck;
+
+    fn limits(batch_size: usize, linger_ms: u64) -> Limits {
+        Limits {
+            batch_size,
+            linger: Duration::from_millis(linger_ms),
+            max_request_size: 1024 * 1024,
+            max_in_flight: 5,
+            buffer_memory: 32 * 1024 * 1024,
+        }
+    }
+
+    fn acc(batch_size: usize, linger_ms: u64, partitions: u32) -> Accumulator {
+        let acc = Accumulator::new(limits(batch_size, linger_ms));
+        acc.set_partitions("t", partitions);
+        acc
+    }
+
+    fn append(acc: &Accumulator, record: ProducerRecord) -> DeliveryFuture {
+        match acc.try_append(&record, 1_000, &mut None).unwrap() {
+            Append::Appended(f) => f,
+            _ => panic!("expected the record to be appended"),
+        }
+    }
+
+    fn record(partition: u32, value_len: usize) -> ProducerRecord {
+        ProducerRecord::new("t", vec![b'x'; value_len]).partition(partition)
+    }
+
+    /// Acknowledge a drained request as the broker would, offsets from 0.
+    fn ack(acc: &Accumulator, request: &Request) {
+        for pb in &request.partitions {
+            let mut base = 0;
+            for b in &pb.batches {
+                b.result.complete(Ok(BatchAck { base_offset: base, log_append_time: -1 }));
+                base += i64::from(b.count);
+            }
+        }
+        acc.request_done(request);
+    }
+
+    fn counts(request: &Request) -> Vec<(u32, Vec<u32>)> {
+        let mut v: Vec<_> = request
+            .partitions
+            .iter()
+            .map(|pb| (pb.partition, pb.batches.iter().map(|b| b.count).collect()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn batch_waits_for_linger_then_drains() {
+        let acc = acc(16 * 1024, 5, 1);
+        let f = append(&acc, record(0, 100));
+        append(&acc, record(0, 100));
+
+        let now = Instant::now();
+        let drain = acc.drain(now, |_, _| 1);
+        assert!(drain.requests.is_empty(), "not due before linger");
+        assert_eq!(drain.next_due, Some(now + Duration::from_millis(5)));
+
+        tokio::time::advance(Duration::from_millis(5)).await;
+        let drain = acc.drain(Instant::now(), |_, _| 1);
+        assert_eq!(drain.requests.len(), 1);
+        assert_eq!(counts(&drain.requests[0]), vec![(0, vec![2])]);
+        assert_eq!(drain.requests[0].broker, 1);
+        ack(&acc, &drain.requests[0]);
+        assert_eq!(f.await.unwrap().offset, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn full_batch_is_sent_without_waiting_for_linger() {
+        // 61-byte header + records of ~110 bytes: 4 fit in 512 bytes.
+        let acc = acc(512, 10_000, 1);
+        let futures: Vec<_> = (0..5).map(|_| append(&acc, record(0, 100))).collect();
+        let drain = acc.drain(Instant::now(), |_, _| 1);
+        assert_eq!(drain.requests.len(), 1);
+        assert_eq!(counts(&drain.requests[0]), vec![(0, vec![4])], "the 5th is in a new open batch");
+        assert!(drain.requests[0].bytes <= 512);
+        ack(&acc, &drain.requests[0]);
+        for (i, f) in futures.into_iter().take(4).enumerate() {
+            assert_eq!(f.await.unwrap().offset, i as i64);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn muted_partition_piles_up_and_goes_out_concatenated() {
+        let acc = acc(512, 0, 2);
+        append(&acc, record(0, 100));
+        let first = acc.drain(Instant::now(), |_, _| 1);
+        assert_eq!(counts(&first.requests[0]), vec![(0, vec![1])]);
+
+        // Partition 0 is muted while its request is out; partition 1 is not.
+        for _ in 0..9 {
+            append(&acc, record(0, 100));
+        }
+        append(&acc, record(1, 100));
+        let second = acc.drain(Instant::now(), |_, _| 1);
+        assert_eq!(second.requests.len(), 1);
+        assert_eq!(counts(&second.requests[0]), vec![(1, vec![1])]);
+
+        ack(&acc, &first.requests[0]);
+        let third = acc.drain(Instant::now(), |_, _| 1);
+        assert_eq!(counts(&third.requests[0]), vec![(0, vec![4, 4, 1])]);
+        let pb = &third.requests[0].partitions[0];
+        let records = pb.records();
+        assert_eq!(records.len(), pb.batches.iter().map(|b| b.records.len()).sum::<usize>());
+        assert_eq!(runnel_proto::batch::batches(&records).count(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn in_flight_limit_and_request_size_split_requests() {
+        let mut l = limits(200, 0);
+        l.max_request_size = 400;
+        l.max_in_flight = 2;
+        let acc = Accumulator::new(l);
+        acc.set_partitions("t", 6);
+        for p in 0..6 {
+            append(&acc, record(p, 100));
+        }
+        // ~170-byte batches, two per 400-byte request, two requests allowed.
+        let drain = acc.drain(Instant::now(), |_, _| 7);
+        assert_eq!(drain.requests.len(), 2);
+        assert!(drain.requests.iter().all(|r| r.partitions.len() == 2 && r.bytes <= 400));
+        assert!(acc.drain(Instant::now(), |_, _| 7).requests.is_empty(), "no slot left");
+        ack(&acc, &drain.requests[0]);
+        let next = acc.drain(Instant::now(), |_, _| 7);
+        assert_eq!(next.requests.len(), 1);
+        assert_eq!(next.requests[0].partitions.len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keyless_records_stick_to_one_partition_per_batch() {
+        let acc = acc(512, 10_000, 4);
+        let ps: Vec<u32> = (0..4)
+            .map(|_| append(&acc, ProducerRecord::new("t", vec![0u8; 100])).partition())
+            .collect();
+        assert!(ps.iter().all(|p| *p == ps[0]), "one batch, one partition: {ps:?}");
+        // The fifth does not fit: the batch is sealed and the next partition differs.
+        let fifth = append(&acc, ProducerRecord::new("t", vec![0u8; 100])).partition();
+        assert_ne!(fifth, ps[0]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keyed_records_use_murmur2() {
+        let acc = acc(16 * 1024, 0, 10);
+        let f = append(&acc, ProducerRecord::new("t", "v").key("abc"));
+        assert_eq!(f.partition(), 7);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unknown_topic_and_partition_are_reported() {
+        let acc = acc(16 * 1024, 0, 2);
+        let other = ProducerRecord::new("other", "v");
+        assert!(matches!(acc.try_append(&other, 0, &mut None), Ok(Append::NeedTopic)));
+        assert!(matches!(
+            acc.try_append(&record(2, 1), 0, &mut None),
+            Ok(Append::NoSuchPartition { partitions: 2 })
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn full_buffer_asks_for_memory() {
+        let mut l = limits(1024, 0);
+        l.buffer_memory = 2048;
+        let acc = Accumulator::new(l);
+        acc.set_partitions("t", 3);
+        append(&acc, record(0, 10));
+        append(&acc, record(1, 10));
+        let Ok(Append::NeedMemory(n)) = acc.try_append(&record(2, 10), 0, &mut None) else {
+            panic!("buffer should be full");
+        };
+        assert_eq!(n, 1024);
+        let drain = acc.drain(Instant::now(), |_, _| 1);
+        let permit = tokio::spawn(async move {
+            ack(&acc, &drain.requests[0]);
+            drop(drain);
+            let permit = acc.reserve(1024).await.unwrap();
+            let mut permit = Some(permit);
+            matches!(acc.try_append(&record(2, 10), 0, &mut permit), Ok(Append::Appended(_)))
+        });
+        assert!(permit.await.unwrap());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn flush_sends_lingering_batches_and_waits_for_acks() {
+        let acc = Arc::new(acc(16 * 1024, 60_000, 1));
+        let f = append(&acc, record(0, 10));
+        let flushing = tokio::spawn({
+            let acc = acc.clone();
+            async move { acc.flush().await }
+        });
+        tokio::task::yield_now().await;
+        let drain = acc.drain(Instant::now(), |_, _| 1);
+        assert_eq!(drain.requests.len(), 1, "flush makes the open batch due");
+        assert!(!flushing.is_finished());
+        ack(&acc, &drain.requests[0]);
+        flushing.await.unwrap();
+        assert!(f.is_done());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn close_refuses_records_and_finishes_when_empty() {
+        let acc = acc(16 * 1024, 60_000, 1);
+        append(&acc, record(0, 10));
+        acc.close();
+        assert!(matches!(acc.try_append(&record(0, 1), 0, &mut None), Err(Error::Closed)));
+        let drain = acc.drain(Instant::now(), |_, _| 1);
+        assert!(!drain.finished);
+        assert_eq!(drain.requests.len(), 1);
+        ack(&acc, &drain.requests[0]);
+        assert!(acc.drain(Instant::now(), |_, _| 1).finished);
+    }
+}

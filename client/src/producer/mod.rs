@@ -1,0 +1,389 @@
+//! [`Producer`]: batches records per partition and sends them in the
+//! background, Kafka-style.
+//!
+//! Start with [`Producer::send`]. The pieces, in the order a record meets
+//! them:
+//!
+//! - `partitioner`: which partition (explicit, murmur2 of the key, sticky).
+//! - `accumulator`: per-partition batches, sealed by size or linger, and
+//!   grouped into per-broker requests.
+//! - `sender`: the background task that sends requests and hands each
+//!   batch's answer to its records.
+//! - `delivery`: the [`DeliveryFuture`] each `send` returns.
+
+mod accumulator;
+mod delivery;
+pub mod partitioner;
+mod sender;
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::task::JoinHandle;
+
+pub use delivery::DeliveryFuture;
+
+use crate::cluster::Cluster;
+use crate::config::ClientConfig;
+use crate::error::{Error, Result};
+use accumulator::{Accumulator, Append, BATCH_OVERHEAD, Limits, record_size_upper_bound};
+use sender::Shared;
+
+/// How many replicas must have a batch before it is acknowledged (`acks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Acks {
+    /// `acks=0`: the broker answers before appending; offsets are -1.
+    None,
+    /// `acks=1`: the leader has appended the batch.
+    Leader,
+    /// `acks=all`: every in-sync replica has it (Kafka's default since 3.0).
+    #[default]
+    All,
+}
+
+impl Acks {
+    pub(crate) fn to_proto(self) -> runnel_proto::v1::Acks {
+        match self {
+            Acks::None => runnel_proto::v1::Acks::None,
+            Acks::Leader => runnel_proto::v1::Acks::Leader,
+            Acks::All => runnel_proto::v1::Acks::All,
+        }
+    }
+}
+
+impl FromStr for Acks {
+    type Err = Error;
+
+    /// `0`, `1`, `all` (or `-1`), as Kafka spells them.
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "0" | "none" => Ok(Acks::None),
+            "1" | "leader" => Ok(Acks::Leader),
+            "all" | "-1" => Ok(Acks::All),
+            other => Err(Error::Config(format!("acks must be 0, 1 or all, not {other:?}"))),
+        }
+    }
+}
+
+impl fmt::Display for Acks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Acks::None => "0",
+            Acks::Leader => "1",
+            Acks::All => "all",
+        })
+    }
+}
+
+/// Producer knobs, named and defaulted as in Kafka's producer.
+#[derive(Debug, Clone)]
+pub struct ProducerConfig {
+    /// `acks`; default `all`.
+    pub acks: Acks,
+    /// `batch.size`: bytes a batch may grow to before it is sent without
+    /// waiting for `linger`; default 16384. A record larger than this gets a
+    /// batch of its own.
+    pub batch_size: usize,
+    /// `linger.ms`: how long a batch that is not full waits for more
+    /// records; default 5 ms. Larger values trade latency for bigger batches.
+    pub linger: Duration,
+    /// `max.in.flight.requests.per.connection`: requests to one broker that
+    /// may be awaiting an answer at once; default 5. A partition is never in
+    /// two requests at once, so records keep their order.
+    pub max_in_flight_requests: usize,
+    /// `request.timeout.ms`: how long to wait for a produce answer; default
+    /// 30 s. Also sent as the broker's acks=all replication timeout.
+    pub request_timeout: Duration,
+    /// `max.request.size`: bytes of record batches in one request, and so
+    /// the largest record that can be sent; default 1 MiB.
+    pub max_request_size: usize,
+    /// `buffer.memory`: bytes of batches not yet acknowledged; `send` waits
+    /// when they are used up; default 32 MiB.
+    pub buffer_memory: usize,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        ProducerConfig {
+            acks: Acks::All,
+            batch_size: 16384,
+            linger: Duration::from_millis(5),
+            max_in_flight_requests: 5,
+            request_timeout: Duration::from_secs(30),
+            max_request_size: 1024 * 1024,
+            buffer_memory: 32 * 1024 * 1024,
+        }
+    }
+}
+
+impl ProducerConfig {
+    fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(m));
+        if self.batch_size == 0 {
+            return bad("batch_size must be at least 1 byte".into());
+        }
+        if self.max_in_flight_requests == 0 {
+            return bad("max_in_flight_requests must be at least 1".into());
+        }
+        if self.max_request_size <= BATCH_OVERHEAD {
+            return bad(format!("max_request_size must be more than {BATCH_OVERHEAD} bytes"));
+        }
+        if self.request_timeout.is_zero() {
+            return bad("request_timeout must be greater than zero".into());
+        }
+        let largest = self.batch_size.max(self.max_request_size);
+        if self.buffer_memory < largest || self.buffer_memory > u32::MAX as usize {
+            return bad(format!(
+                "buffer_memory ({}) must be at least batch_size and max_request_size ({largest}) \
+                 and at most 4 GiB",
+                self.buffer_memory
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A record to send. Build one with [`ProducerRecord::new`] and the
+/// builder methods, or fill in the fields.
+///
+/// `topic` is an `Arc<str>` so a producer sending many records to one topic
+/// clones a pointer, not a string; `key` and `value` are [`Bytes`] for the
+/// same reason.
+#[derive(Debug, Clone)]
+pub struct ProducerRecord {
+    pub topic: Arc<str>,
+    /// `None`: chosen by key hash, or sticky for keyless records.
+    pub partition: Option<u32>,
+    pub key: Option<Bytes>,
+    /// `None` is a tombstone (deletes the key under compaction).
+    pub value: Option<Bytes>,
+    pub headers: Vec<(String, Option<Bytes>)>,
+    /// CreateTime in ms since the Unix epoch; `None` = now.
+    pub timestamp: Option<i64>,
+}
+
+impl ProducerRecord {
+    /// A keyless record with a value.
+    pub fn new(topic: impl Into<Arc<str>>, value: impl Into<Bytes>) -> Self {
+        ProducerRecord {
+            topic: topic.into(),
+            partition: None,
+            key: None,
+            value: Some(value.into()),
+            headers: Vec::new(),
+            timestamp: None,
+        }
+    }
+
+    /// Set the key (which picks the partition unless one is set).
+    pub fn key(mut self, key: impl Into<Bytes>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Send to this partition.
+    pub fn partition(mut self, partition: u32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+
+    /// Add a header.
+    pub fn header(mut self, key: impl Into<String>, value: Option<Bytes>) -> Self {
+        self.headers.push((key.into(), value));
+        self
+    }
+
+    /// Set the CreateTime (ms since the Unix epoch).
+    pub fn timestamp(mut self, timestamp_ms: i64) -> Self {
+        self.timestamp = Some(timestamp_ms);
+        self
+    }
+}
+
+/// Where an acknowledged record landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordMetadata {
+    pub topic: Arc<str>,
+    pub partition: u32,
+    /// The record's offset; -1 with `acks=0`.
+    pub offset: i64,
+    /// CreateTime, or the broker's append time for LogAppendTime topics.
+    pub timestamp: i64,
+}
+
+/// Sends records to Runnel. Cheap to clone; clones share one buffer and one
+/// sender task. When the last clone is dropped, records already sent are
+/// still delivered in the background (use [`Producer::close`] to wait).
+///
+/// ```no_run
+/// # async fn example() -> runnel_client::Result<()> {
+/// use runnel_client::{ClientConfig, Producer, ProducerConfig, ProducerRecord};
+///
+/// let producer =
+///     Producer::connect(ClientConfig::new("127.0.0.1:9092")?, ProducerConfig::default()).await?;
+///
+/// // Await the delivery future for the acknowledgement...
+/// let delivery = producer.send(ProducerRecord::new("events", "hello").key("user-1")).await?;
+/// let meta = delivery.await?;
+/// println!("written to {}-{} at offset {}", meta.topic, meta.partition, meta.offset);
+///
+/// // ...or keep many in flight and flush at the end.
+/// for i in 0..1000 {
+///     let _ = producer.send(ProducerRecord::new("events", format!("event {i}"))).await?;
+/// }
+/// producer.flush().await;
+/// producer.close().await;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Producer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    sender: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The sender sends what is left, then exits.
+        self.shared.acc.close();
+    }
+}
+
+impl Producer {
+    /// Connect to the cluster and start the sender task.
+    pub async fn connect(client: ClientConfig, config: ProducerConfig) -> Result<Self> {
+        config.validate()?;
+        let cluster = Cluster::connect(client).await?;
+        let limits = Limits {
+            batch_size: config.batch_size,
+            linger: config.linger,
+            max_request_size: config.max_request_size,
+            max_in_flight: config.max_in_flight_requests,
+            buffer_memory: config.buffer_memory,
+        };
+        let shared = Arc::new(Shared { acc: Accumulator::new(limits), cluster, config });
+        let sender = tokio::spawn(sender::run(shared.clone()));
+        Ok(Producer { inner: Arc::new(Inner { shared, sender: Mutex::new(Some(sender)) }) })
+    }
+
+    /// Add a record to its partition's batch and return a future that
+    /// resolves when the batch is acknowledged.
+    ///
+    /// Waits only when it must: for the topic's metadata the first time a
+    /// topic is seen, and for buffer space when `buffer_memory` is used up.
+    /// Dropping the returned future does not cancel the record.
+    ///
+    /// Fails at once for a record larger than `max_request_size`, a
+    /// partition the topic does not have, an unknown topic, or a closed
+    /// producer.
+    pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+        let shared = &self.inner.shared;
+        let size = BATCH_OVERHEAD + record_size_upper_bound(&record);
+        if size > shared.config.max_request_size {
+            return Err(Error::RecordTooLarge { size, max: shared.config.max_request_size });
+        }
+        let timestamp = record.timestamp.unwrap_or_else(now_ms);
+        let mut permit = None;
+        let mut refreshed = false;
+        loop {
+            match shared.acc.try_append(&record, timestamp, &mut permit)? {
+                Append::Appended(delivery) => return Ok(delivery),
+                Append::NeedTopic => {
+                    let info = shared.cluster.topic(&record.topic).await?;
+                    shared.acc.set_partitions(&record.topic, info.partitions());
+                }
+                Append::NoSuchPartition { partitions } => {
+                    if refreshed {
+                        return Err(Error::Partition {
+                            topic: record.topic.to_string(),
+                            partition: record.partition.unwrap_or_default(),
+                            code: runnel_proto::v1::ErrorCode::UnknownTopicOrPartition,
+                            message: format!(
+                                "partition {} does not exist (topic {:?} has {partitions})",
+                                record.partition.unwrap_or_default(),
+                                record.topic
+                            ),
+                        });
+                    }
+                    // Maybe the topic grew since we last looked.
+                    let info = shared.cluster.refresh_topic(&record.topic).await?;
+                    shared.acc.set_partitions(&record.topic, info.partitions());
+                    refreshed = true;
+                }
+                Append::NeedMemory(bytes) => permit = Some(shared.acc.reserve(bytes).await?),
+            }
+        }
+    }
+
+    /// Send everything buffered now, without waiting for `linger`, and wait
+    /// until every record sent before this call is acknowledged or failed.
+    pub async fn flush(&self) {
+        self.inner.shared.acc.flush().await;
+    }
+
+    /// Stop accepting records, send everything buffered and wait for the
+    /// answers. Later [`send`](Producer::send)s fail with [`Error::Closed`].
+    pub async fn close(&self) {
+        self.inner.shared.acc.close();
+        let sender = self.inner.sender.lock().expect("sender lock").take();
+        if let Some(sender) = sender
+            && let Err(e) = sender.await
+        {
+            tracing::warn!(error = %e, "producer sender task failed");
+            self.inner.shared.acc.abort(Error::Closed);
+        }
+        // Another clone may have taken the handle: wait the same way.
+        self.inner.shared.acc.flush().await;
+    }
+
+    /// The number of partitions of `topic`, from cached metadata.
+    pub async fn partition_count(&self, topic: &str) -> Result<u32> {
+        Ok(self.inner.shared.cluster.topic(topic).await?.partitions())
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acks_parse_like_kafka() {
+        assert_eq!("0".parse::<Acks>().unwrap(), Acks::None);
+        assert_eq!("1".parse::<Acks>().unwrap(), Acks::Leader);
+        assert_eq!("all".parse::<Acks>().unwrap(), Acks::All);
+        assert_eq!("-1".parse::<Acks>().unwrap(), Acks::All);
+        assert_eq!("ALL".parse::<Acks>().unwrap(), Acks::All);
+        assert!("2".parse::<Acks>().is_err());
+        assert_eq!(Acks::All.to_string(), "all");
+    }
+
+    #[test]
+    fn config_validation() {
+        ProducerConfig::default().validate().unwrap();
+        let c = ProducerConfig { batch_size: 0, ..Default::default() };
+        assert!(c.validate().is_err());
+        let c = ProducerConfig { buffer_memory: 1000, ..Default::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("buffer_memory"));
+        let c = ProducerConfig { max_in_flight_requests: 0, ..Default::default() };
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn record_builder() {
+        let r = ProducerRecord::new("t", "v").key("k").partition(3).timestamp(9).header("h", None);
+        assert_eq!(&*r.topic, "t");
+        assert_eq!(r.key.as_deref(), Some(&b"k"[..]));
+        assert_eq!((r.partition, r.timestamp, r.headers.len()), (Some(3), Some(9), 1));
+    }
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs Runnel's whole test suite on a fresh Debian machine with Rust:
+# installs what the tests need, then format, lint, build and test.
+# This is the README's test command and exactly what CI runs (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# --- system packages --------------------------------------------------------
+# Debian packages the tests use, as "binary:package" pairs.
+need=()
+for pair in "iperf3:iperf3"; do
+  bin=${pair%%:*} pkg=${pair##*:}
+  command -v "$bin" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  step "installing ${need[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+  step "installing cargo-nextest"
+  cargo install --locked cargo-nextest
+fi
+
+# --- static checks ----------------------------------------------------------
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# --- tests ------------------------------------------------------------------
+step "building (debug) — tests run the real runnel-broker binary"
+cargo build --workspace --bins --locked
+
+step "fuzz target builds (run it with: cargo fuzz run batch_decoder)"
+cargo build --manifest-path fuzz/Cargo.toml --target-dir target/fuzz-build --locked
+
+step "cargo nextest run"
+cargo nextest run --workspace --locked --no-fail-fast
+
+step "doc tests"
+cargo test --workspace --doc --locked
