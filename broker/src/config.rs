@@ -184,8 +184,8 @@ impl BrokerConfig {
 
     /// Parse a TOML config file's contents (used by `load` and tests).
     pub fn from_toml(text: &str) -> Result<Self> {
-        let file: FileConfig = toml::from_str(text)
-            .map_err(|e| Error::InvalidRequest(format!("config file: {e}")))?;
+        let file: FileConfig =
+            toml::from_str(text).map_err(|e| Error::InvalidRequest(format!("config file: {e}")))?;
         let mut config = BrokerConfig::default();
         config.overlay_file(file);
         config.validate()?;
@@ -213,7 +213,11 @@ impl BrokerConfig {
 
     /// The address clients should connect to.
     pub fn advertised_address(&self) -> String {
-        if self.advertise.is_empty() { self.listen.to_string() } else { self.advertise.clone() }
+        if self.advertise.is_empty() {
+            self.listen.to_string()
+        } else {
+            self.advertise.clone()
+        }
     }
 
     /// Broker-level defaults for topic configs (Kafka's broker → topic key mapping).
@@ -224,18 +228,33 @@ impl BrokerConfig {
             ("retention.ms", self.log_retention_ms.to_string()),
             ("retention.bytes", self.log_retention_bytes.to_string()),
             ("max.message.bytes", self.message_max_bytes.to_string()),
-            ("flush.messages", self.log_flush_interval_messages.to_string()),
+            (
+                "flush.messages",
+                self.log_flush_interval_messages.to_string(),
+            ),
             ("flush.ms", self.log_flush_interval_ms.to_string()),
-            ("index.interval.bytes", self.log_index_interval_bytes.to_string()),
-            ("segment.index.bytes", self.log_index_size_max_bytes.to_string()),
+            (
+                "index.interval.bytes",
+                self.log_index_interval_bytes.to_string(),
+            ),
+            (
+                "segment.index.bytes",
+                self.log_index_size_max_bytes.to_string(),
+            ),
             ("min.insync.replicas", self.min_insync_replicas.to_string()),
         ];
-        ConfigDefaults::new(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect::<BTreeMap<_, _>>())
+        ConfigDefaults::new(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect::<BTreeMap<_, _>>(),
+        )
     }
 }
 
 fn read_file(path: &Path) -> Result<FileConfig> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io("reading config file", path, e))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Error::io("reading config file", path, e))?;
     toml::from_str(&text)
         .map_err(|e| Error::InvalidRequest(format!("config file {}: {e}", path.display())))
 }
@@ -262,9 +281,13 @@ mod tests {
 
     #[test]
     fn unknown_file_keys_and_bad_values_are_refused() {
-        let err = BrokerConfig::from_toml("\"log.retention.mins\" = 5").unwrap_err().to_string();
+        let err = BrokerConfig::from_toml("\"log.retention.mins\" = 5")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("log.retention.mins"), "{err}");
-        let err = BrokerConfig::from_toml("\"log.retention.ms\" = -5").unwrap_err().to_string();
+        let err = BrokerConfig::from_toml("\"log.retention.ms\" = -5")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("retention.ms"), "{err}");
     }
 

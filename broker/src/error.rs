@@ -22,7 +22,9 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A produced batch failed validation (CRC, magic, lengths).
-    #[error("corrupt record batch for {topic_partition} at byte {position} of the request: {source}")]
+    #[error(
+        "corrupt record batch for {topic_partition} at byte {position} of the request: {source}"
+    )]
     CorruptBatch {
         topic_partition: String,
         position: usize,
@@ -34,13 +36,22 @@ pub enum Error {
         "record batch of {size} bytes for {topic_partition} exceeds max.message.bytes={max}; \
          send smaller batches or raise the topic's max.message.bytes"
     )]
-    MessageTooLarge { topic_partition: String, size: usize, max: usize },
+    MessageTooLarge {
+        topic_partition: String,
+        size: usize,
+        max: usize,
+    },
     /// A fetch or lookup asked for an offset outside `[log_start_offset, log_end_offset]`.
     #[error(
         "offset {offset} is out of range for {topic_partition}: valid offsets are \
          {log_start_offset}..={log_end_offset}"
     )]
-    OffsetOutOfRange { topic_partition: String, offset: i64, log_start_offset: i64, log_end_offset: i64 },
+    OffsetOutOfRange {
+        topic_partition: String,
+        offset: i64,
+        log_start_offset: i64,
+        log_end_offset: i64,
+    },
     /// On-disk state we cannot make sense of and cannot repair by ourselves.
     #[error("log storage error in {path}: {reason}")]
     Storage { path: PathBuf, reason: String },
@@ -58,8 +69,14 @@ pub enum Error {
     #[error("unknown topic {0:?}; create it first (runnel topic create {0})")]
     UnknownTopic(String),
     /// The topic exists but has no such partition.
-    #[error("topic {topic:?} has {partitions} partition(s) (0..{partitions}); partition {partition} does not exist")]
-    UnknownPartition { topic: String, partition: u32, partitions: u32 },
+    #[error(
+        "topic {topic:?} has {partitions} partition(s) (0..{partitions}); partition {partition} does not exist"
+    )]
+    UnknownPartition {
+        topic: String,
+        partition: u32,
+        partitions: u32,
+    },
     /// Creating a topic that already exists.
     #[error("topic {0:?} already exists")]
     TopicAlreadyExists(String),
@@ -71,7 +88,11 @@ pub enum Error {
     InvalidReplicationFactor { topic: String, reason: String },
     /// A config key or value that is not accepted.
     #[error("invalid config {key}={value:?}: {reason}")]
-    InvalidConfig { key: String, value: String, reason: String },
+    InvalidConfig {
+        key: String,
+        value: String,
+        reason: String,
+    },
     /// A request that is malformed in some other way.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
@@ -83,6 +104,10 @@ pub enum Error {
 impl Error {
     /// Shorthand for [`Error::Io`].
     pub fn io(context: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { context, path: path.into(), source }
+        Error::Io {
+            context,
+            path: path.into(),
+            source,
+        }
     }
 }

@@ -70,7 +70,11 @@ impl Broker {
         if !fresh && !logs.was_clean_shutdown() {
             tracing::warn!(data_dir = %config.data_dir.display(), "last shutdown was not clean; recovering logs");
         }
-        let replicas = Arc::new(ReplicaManager::new(config.broker_id, logs.clone(), config.topic_defaults()?));
+        let replicas = Arc::new(ReplicaManager::new(
+            config.broker_id,
+            logs.clone(),
+            config.topic_defaults()?,
+        ));
         let topics = TopicController::new(
             store,
             Keys::new(&config.cluster),
@@ -80,7 +84,11 @@ impl Broker {
         );
         let loaded = topics.load().await?;
         replicas.delete_stray_logs()?;
-        tracing::info!(topics = loaded, elapsed_ms = started.elapsed().as_millis() as u64, "broker loaded");
+        tracing::info!(
+            topics = loaded,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "broker loaded"
+        );
         let ctx = Arc::new(Context {
             config,
             replicas,
@@ -111,8 +119,16 @@ impl Broker {
             Duration::from_millis(ctx.config.log_flush_scheduler_interval_ms),
             stop_rx.clone(),
         );
-        let grpc_task = tokio::spawn(server::serve_grpc(ctx.clone(), grpc, stopped(stop_rx.clone())));
-        let http_task = tokio::spawn(server::http::serve_http(ctx.clone(), http, stopped(stop_rx.clone())));
+        let grpc_task = tokio::spawn(server::serve_grpc(
+            ctx.clone(),
+            grpc,
+            stopped(stop_rx.clone()),
+        ));
+        let http_task = tokio::spawn(server::http::serve_http(
+            ctx.clone(),
+            http,
+            stopped(stop_rx.clone()),
+        ));
 
         // Either a shutdown request or a server dying ends serving.
         tokio::pin!(shutdown);

@@ -16,7 +16,10 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = BrokerArgs::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -37,15 +40,21 @@ async fn run(args: BrokerArgs) -> Result<(), Box<dyn std::error::Error>> {
     let grpc = TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {} (--listen): {e}", config.listen))?;
-    let http = TcpListener::bind(config.http_listen)
-        .await
-        .map_err(|e| format!("cannot listen on {} (--http-listen): {e}", config.http_listen))?;
+    let http = TcpListener::bind(config.http_listen).await.map_err(|e| {
+        format!(
+            "cannot listen on {} (--http-listen): {e}",
+            config.http_listen
+        )
+    })?;
     let (grpc_addr, http_addr) = (grpc.local_addr()?, http.local_addr()?);
     let data_dir = config.data_dir.clone();
     let broker = Broker::open(config).await?;
     // One machine-readable line on stdout: scripts and tests started with
     // port 0 learn the real ports from it.
-    println!("runnel-broker ready grpc={grpc_addr} http={http_addr} data-dir={}", data_dir.display());
+    println!(
+        "runnel-broker ready grpc={grpc_addr} http={http_addr} data-dir={}",
+        data_dir.display()
+    );
     broker.serve(grpc, http, shutdown_signal()).await?;
     Ok(())
 }

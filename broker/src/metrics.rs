@@ -7,7 +7,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -58,13 +58,29 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("runnel");
         let bytes_in = Family::default();
-        registry.register("bytes_in", "Record batch bytes appended, by topic", bytes_in.clone());
+        registry.register(
+            "bytes_in",
+            "Record batch bytes appended, by topic",
+            bytes_in.clone(),
+        );
         let messages_in = Family::default();
-        registry.register("messages_in", "Records appended, by topic", messages_in.clone());
+        registry.register(
+            "messages_in",
+            "Records appended, by topic",
+            messages_in.clone(),
+        );
         let bytes_out = Family::default();
-        registry.register("bytes_out", "Record batch bytes returned by fetches, by topic", bytes_out.clone());
+        registry.register(
+            "bytes_out",
+            "Record batch bytes returned by fetches, by topic",
+            bytes_out.clone(),
+        );
         let messages_out = Family::default();
-        registry.register("messages_out", "Records in batches returned by fetches, by topic", messages_out.clone());
+        registry.register(
+            "messages_out",
+            "Records in batches returned by fetches, by topic",
+            messages_out.clone(),
+        );
         let requests = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
             // 50 µs .. ~26 s
             Histogram::new(exponential_buckets(0.000_05, 2.0, 20))
@@ -75,11 +91,23 @@ impl Metrics {
             requests.clone(),
         );
         let log_size = Family::default();
-        registry.register("log_size_bytes", "Bytes on disk per partition", log_size.clone());
+        registry.register(
+            "log_size_bytes",
+            "Bytes on disk per partition",
+            log_size.clone(),
+        );
         let log_end_offset = Family::default();
-        registry.register("log_end_offset", "Next offset to be written per partition", log_end_offset.clone());
+        registry.register(
+            "log_end_offset",
+            "Next offset to be written per partition",
+            log_end_offset.clone(),
+        );
         let log_start_offset = Family::default();
-        registry.register("log_start_offset", "First offset still stored per partition", log_start_offset.clone());
+        registry.register(
+            "log_start_offset",
+            "First offset still stored per partition",
+            log_start_offset.clone(),
+        );
         Metrics {
             registry,
             bytes_in,
@@ -96,7 +124,9 @@ impl Metrics {
     /// Record one request's outcome and latency.
     pub fn observe_request(&self, api: &'static str, code: tonic::Code, seconds: f64) {
         let code = format!("{code:?}");
-        self.requests.get_or_create(&RequestLabels { api, code }).observe(seconds);
+        self.requests
+            .get_or_create(&RequestLabels { api, code })
+            .observe(seconds);
     }
 
     /// Prometheus text exposition.

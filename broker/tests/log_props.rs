@@ -34,12 +34,14 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn config() -> impl Strategy<Value = LogConfig> {
-    (200u64..3000, 0usize..600, 2usize..40).prop_map(|(segment_bytes, index_interval_bytes, entries)| LogConfig {
-        segment_bytes,
-        index_interval_bytes,
-        segment_index_bytes: entries * 12,
-        ..LogConfig::default()
-    })
+    (200u64..3000, 0usize..600, 2usize..40).prop_map(
+        |(segment_bytes, index_interval_bytes, entries)| LogConfig {
+            segment_bytes,
+            index_interval_bytes,
+            segment_index_bytes: entries * 12,
+            ..LogConfig::default()
+        },
+    )
 }
 
 /// A stored batch as the model sees it.
@@ -56,7 +58,13 @@ impl ModelBatch {
 }
 
 fn open(dir: &Path, config: &LogConfig, recover: bool) -> Log {
-    Log::open(dir.join("p-0"), TopicPartition::new("p", 0), config.clone(), recover).unwrap()
+    Log::open(
+        dir.join("p-0"),
+        TopicPartition::new("p", 0),
+        config.clone(),
+        recover,
+    )
+    .unwrap()
 }
 
 /// Read `[log start, log end)` in chunks of `max_bytes`, as a consumer
@@ -84,8 +92,15 @@ fn consume(log: &Log, max_bytes: usize) -> Vec<(i64, Vec<u8>)> {
 }
 
 fn check(log: &Log, model: &[ModelBatch], start: i64, max_bytes: usize) {
-    let expected: Vec<(i64, Vec<u8>)> =
-        model.iter().flat_map(|b| b.values.iter().enumerate().map(|(i, v)| (b.base + i as i64, v.clone()))).collect();
+    let expected: Vec<(i64, Vec<u8>)> = model
+        .iter()
+        .flat_map(|b| {
+            b.values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (b.base + i as i64, v.clone()))
+        })
+        .collect();
     let end = model.last().map_or(start, |b| b.last() + 1);
     assert_eq!(log.log_start_offset(), start);
     assert_eq!(log.log_end_offset(), end);

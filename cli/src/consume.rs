@@ -140,8 +140,22 @@ pub async fn run(global: &Global, args: ConsumeArgs) -> Result<()> {
     for (topic, p) in &names {
         consumer.seek(topic, *p, args.offset).await?;
     }
+    let end_offsets = consumer.end_offsets(&names).await?;
+    if let Offset::At(n) = args.offset {
+        let (topic, p) = names[0];
+        let start = consumer.beginning_offsets(&names).await?[0];
+        let end = end_offsets[0];
+        if n < start || n > end {
+            let holds = if start == end {
+                format!("it is empty (next offset {end})")
+            } else {
+                format!("it holds offsets {start} to {}", end - 1)
+            };
+            bail!("offset {n} is out of range for {topic}-{p}: {holds}; use --offset earliest or latest");
+        }
+    }
     // Without --follow: stop once every partition reaches its end as of now.
-    let ends = if args.follow { None } else { Some(consumer.end_offsets(&names).await?) };
+    let ends = if args.follow { None } else { Some(end_offsets) };
 
     let printer = Printer {
         format: args.format,

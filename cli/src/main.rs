@@ -41,6 +41,7 @@ pub struct Global {
         global = true,
         env = "RUNNEL_BOOTSTRAP",
         default_value = "127.0.0.1:9092",
+        required = false,
         value_name = "HOST:PORT[,HOST:PORT]",
         value_parser = parse_bootstrap
     )]

@@ -266,7 +266,7 @@ fn hint(code: ErrorCode) -> Option<&'static str> {
 }
 
 /// Renders `message; hint`, falling back to the code's name when the broker
-/// sent no message.
+/// sent no message, and leaving the hint out when the message has advice.
 struct ServerLine<'a> {
     code: Option<ErrorCode>,
     grpc_code: tonic::Code,
@@ -280,7 +280,8 @@ impl fmt::Display for ServerLine<'_> {
             (true, Some(code)) => f.write_str(code.as_str_name())?,
             (true, None) => write!(f, "broker answered {:?}", self.grpc_code)?,
         }
-        if let Some(hint) = self.code.and_then(hint) {
+        // A message with a `;` already carries the broker's own advice.
+        if let Some(hint) = self.code.and_then(hint).filter(|_| !self.message.contains(';')) {
             write!(f, "; {hint}")?;
         }
         Ok(())
@@ -329,6 +330,16 @@ mod tests {
             "unknown topic \"x\"; create it first or check the name and partition"
         );
         assert!(!err.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn broker_advice_is_not_doubled() {
+        let e = runnel_proto::v1::Error {
+            code: ErrorCode::UnknownTopicOrPartition as i32,
+            message: "unknown topic \"x\"; create it first (runnel topic create x)".into(),
+        };
+        let err = Error::from_partition("x", 0, Some(&e)).unwrap();
+        assert_eq!(err.to_string(), "x-0: unknown topic \"x\"; create it first (runnel topic create x)");
     }
 
     #[test]

@@ -27,7 +27,10 @@ pub fn binary(name: &str) -> PathBuf {
     }
     // target/<profile>/deps/<test-exe> → target/<profile>/<name>
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
     dir.join(name)
 }
 
@@ -45,7 +48,10 @@ pub struct BrokerProcess {
 
 impl std::fmt::Debug for BrokerProcess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BrokerProcess").field("grpc", &self.grpc).field("data_dir", &self.data_dir).finish()
+        f.debug_struct("BrokerProcess")
+            .field("grpc", &self.grpc)
+            .field("data_dir", &self.data_dir)
+            .finish()
     }
 }
 
@@ -66,18 +72,29 @@ impl BrokerProcess {
 
     fn spawn(&mut self) -> Result<()> {
         let bin = binary("runnel-broker");
-        let log = File::options().create(true).append(true).open(&self.log_path)?;
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)?;
         let mut child = Command::new(&bin)
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
             .args(&self.extra_args)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()
-            .with_context(|| format!("starting {} (built? run `cargo build --bins`)", bin.display()))?;
+            .with_context(|| {
+                format!(
+                    "starting {} (built? run `cargo build --bins`)",
+                    bin.display()
+                )
+            })?;
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
         // Keep draining stdout for the life of the process so it never
@@ -95,11 +112,17 @@ impl BrokerProcess {
                 break line;
             }
             if let Some(status) = child.try_wait()? {
-                bail!("broker exited with {status} before it was ready; log: {}", self.log_tail());
+                bail!(
+                    "broker exited with {status} before it was ready; log: {}",
+                    self.log_tail()
+                );
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                bail!("broker not ready after {START_TIMEOUT:?}; log: {}", self.log_tail());
+                bail!(
+                    "broker not ready after {START_TIMEOUT:?}; log: {}",
+                    self.log_tail()
+                );
             }
         };
         for field in line.split_whitespace() {
@@ -146,7 +169,10 @@ impl BrokerProcess {
     /// SIGTERM and wait: the graceful path.
     pub fn terminate(&mut self) -> Result<ExitStatus> {
         let mut child = self.child.take().context("broker not running")?;
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)?;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )?;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = child.try_wait()? {
@@ -173,11 +199,21 @@ impl BrokerProcess {
         use std::io::{Read, Write};
         let mut stream = std::net::TcpStream::connect(self.http)?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )?;
         let mut response = String::new();
         stream.read_to_string(&mut response)?;
-        let code = response.split_whitespace().nth(1).context("no status line")?.parse()?;
-        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        let code = response
+            .split_whitespace()
+            .nth(1)
+            .context("no status line")?
+            .parse()?;
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
         Ok((code, body))
     }
 }

@@ -12,13 +12,23 @@ use runnel_tests::{BrokerProcess, binary};
 use tonic::transport::Channel;
 
 async fn clients(broker: &BrokerProcess) -> (BrokerClient<Channel>, AdminClient<Channel>) {
-    let channel = Channel::from_shared(broker.endpoint()).unwrap().connect().await.unwrap();
-    (BrokerClient::new(channel.clone()), AdminClient::new(channel))
+    let channel = Channel::from_shared(broker.endpoint())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    (
+        BrokerClient::new(channel.clone()),
+        AdminClient::new(channel),
+    )
 }
 
 #[test]
 fn help_documents_the_knobs() {
-    let out = Command::new(binary("runnel-broker")).arg("--help").output().unwrap();
+    let out = Command::new(binary("runnel-broker"))
+        .arg("--help")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
     for flag in [
@@ -33,7 +43,10 @@ fn help_documents_the_knobs() {
         "RUNNEL_DATA_DIR",
         "log.retention.ms",
     ] {
-        assert!(help.contains(flag), "--help does not mention {flag}:\n{help}");
+        assert!(
+            help.contains(flag),
+            "--help does not mention {flag}:\n{help}"
+        );
     }
 }
 
@@ -43,12 +56,22 @@ fn bad_flags_fail_with_a_clear_message() {
     let out = Command::new(binary("runnel-broker"))
         .args(["--data-dir"])
         .arg(dir.path())
-        .args(["--log-retention-ms", "-7", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+        .args([
+            "--log-retention-ms",
+            "-7",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("retention.ms") && stderr.contains("between -1"), "{stderr}");
+    assert!(
+        stderr.contains("retention.ms") && stderr.contains("between -1"),
+        "{stderr}"
+    );
 }
 
 // Multi-threaded: `terminate` blocks this thread while the broker's graceful
@@ -76,13 +99,21 @@ async fn probes_metrics_and_clean_restart() {
         .unwrap();
     let mut b = BatchBuilder::new();
     for i in 0..10 {
-        b.push(1_700_000_000_000 + i, Some(b"k"), Some(format!("v{i}").as_bytes()), &[]);
+        b.push(
+            1_700_000_000_000 + i,
+            Some(b"k"),
+            Some(format!("v{i}").as_bytes()),
+            &[],
+        );
     }
     client
         .produce(ProduceRequest {
             topics: vec![TopicProduceData {
                 topic: "events".into(),
-                partitions: vec![PartitionProduceData { partition: 1, records: b.build().unwrap() }],
+                partitions: vec![PartitionProduceData {
+                    partition: 1,
+                    records: b.build().unwrap(),
+                }],
             }],
             acks: Acks::Leader as i32,
             timeout_ms: 0,
@@ -100,19 +131,30 @@ async fn probes_metrics_and_clean_restart() {
         "runnel_log_end_offset{topic=\"events\",partition=\"1\"} 10",
         "runnel_log_size_bytes{topic=\"events\",partition=\"1\"}",
     ] {
-        assert!(metrics.contains(needle), "metrics lack {needle}:\n{metrics}");
+        assert!(
+            metrics.contains(needle),
+            "metrics lack {needle}:\n{metrics}"
+        );
     }
 
     // Graceful stop: exit 0 and the clean-shutdown marker.
     let status = broker.terminate().unwrap();
     assert!(status.success(), "{status}");
-    assert!(data.join(".runnel_clean_shutdown").exists(), "no clean-shutdown marker");
+    assert!(
+        data.join(".runnel_clean_shutdown").exists(),
+        "no clean-shutdown marker"
+    );
 
     broker.restart().unwrap();
-    assert!(!data.join(".runnel_clean_shutdown").exists(), "marker must be consumed at start");
+    assert!(
+        !data.join(".runnel_clean_shutdown").exists(),
+        "marker must be consumed at start"
+    );
     let (mut client, mut admin) = clients(&broker).await;
     let described = admin
-        .describe_topics(DescribeTopicsRequest { names: vec!["events".into()] })
+        .describe_topics(DescribeTopicsRequest {
+            names: vec!["events".into()],
+        })
         .await
         .unwrap()
         .into_inner()
@@ -120,17 +162,36 @@ async fn probes_metrics_and_clean_restart() {
         .remove(0);
     assert_eq!(described.partitions.len(), 2);
     assert_eq!(described.partitions[1].log_end_offset, 10);
-    let retention = described.configs.iter().find(|c| c.name == "retention.ms").unwrap();
-    assert_eq!((retention.value.as_str(), retention.source), ("3600000", ConfigSource::Topic as i32));
+    let retention = described
+        .configs
+        .iter()
+        .find(|c| c.name == "retention.ms")
+        .unwrap();
+    assert_eq!(
+        (retention.value.as_str(), retention.source),
+        ("3600000", ConfigSource::Topic as i32)
+    );
 
     let earliest = client
         .list_offsets(ListOffsetsRequest {
             topics: vec![ListOffsetsTopic {
                 topic: "events".into(),
                 partitions: vec![
-                    ListOffsetsPartition { partition: 1, spec: OffsetSpec::Earliest as i32, timestamp_ms: 0 },
-                    ListOffsetsPartition { partition: 1, spec: OffsetSpec::Latest as i32, timestamp_ms: 0 },
-                    ListOffsetsPartition { partition: 1, spec: OffsetSpec::Timestamp as i32, timestamp_ms: 1_700_000_000_005 },
+                    ListOffsetsPartition {
+                        partition: 1,
+                        spec: OffsetSpec::Earliest as i32,
+                        timestamp_ms: 0,
+                    },
+                    ListOffsetsPartition {
+                        partition: 1,
+                        spec: OffsetSpec::Latest as i32,
+                        timestamp_ms: 0,
+                    },
+                    ListOffsetsPartition {
+                        partition: 1,
+                        spec: OffsetSpec::Timestamp as i32,
+                        timestamp_ms: 1_700_000_000_005,
+                    },
                 ],
             }],
             isolation_level: 0,
@@ -138,11 +199,20 @@ async fn probes_metrics_and_clean_restart() {
         .await
         .unwrap()
         .into_inner();
-    let offsets: Vec<i64> = earliest.topics[0].partitions.iter().map(|p| p.offset).collect();
+    let offsets: Vec<i64> = earliest.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.offset)
+        .collect();
     // Kafka's semantics: the first *record* whose timestamp is >= the target.
     assert_eq!(offsets, [0, 10, 5]);
 
     // Deleting the topic removes its files.
-    admin.delete_topics(DeleteTopicsRequest { names: vec!["events".into()] }).await.unwrap();
+    admin
+        .delete_topics(DeleteTopicsRequest {
+            names: vec!["events".into()],
+        })
+        .await
+        .unwrap();
     assert!(!data.join("events-0").exists() && !data.join("events-1").exists());
 }

@@ -18,8 +18,15 @@ const PARTITIONS: u32 = 3;
 const RECORDS_PER_BATCH: usize = 50;
 
 async fn connect(broker: &BrokerProcess) -> (BrokerClient<Channel>, AdminClient<Channel>) {
-    let channel = Channel::from_shared(broker.endpoint()).unwrap().connect().await.unwrap();
-    (BrokerClient::new(channel.clone()).max_decoding_message_size(256 << 20), AdminClient::new(channel))
+    let channel = Channel::from_shared(broker.endpoint())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    (
+        BrokerClient::new(channel.clone()).max_decoding_message_size(256 << 20),
+        AdminClient::new(channel),
+    )
 }
 
 fn value(round: u32, partition: u32, batch_no: u64, i: usize) -> String {
@@ -28,18 +35,32 @@ fn value(round: u32, partition: u32, batch_no: u64, i: usize) -> String {
 
 /// Produce batches to one partition until the connection breaks; returns
 /// every acknowledged (offset, value).
-async fn produce_until_killed(mut client: BrokerClient<Channel>, round: u32, partition: u32) -> Vec<(i64, String)> {
+async fn produce_until_killed(
+    mut client: BrokerClient<Channel>,
+    round: u32,
+    partition: u32,
+) -> Vec<(i64, String)> {
     let mut acked = Vec::new();
     for batch_no in 0.. {
         let mut b = BatchBuilder::new();
-        let values: Vec<String> = (0..RECORDS_PER_BATCH).map(|i| value(round, partition, batch_no, i)).collect();
+        let values: Vec<String> = (0..RECORDS_PER_BATCH)
+            .map(|i| value(round, partition, batch_no, i))
+            .collect();
         for v in &values {
-            b.push(1_700_000_000_000 + batch_no as i64, None, Some(v.as_bytes()), &[]);
+            b.push(
+                1_700_000_000_000 + batch_no as i64,
+                None,
+                Some(v.as_bytes()),
+                &[],
+            );
         }
         let req = ProduceRequest {
             topics: vec![TopicProduceData {
                 topic: "durable".into(),
-                partitions: vec![PartitionProduceData { partition, records: b.build().unwrap() }],
+                partitions: vec![PartitionProduceData {
+                    partition,
+                    records: b.build().unwrap(),
+                }],
             }],
             acks: Acks::Leader as i32,
             timeout_ms: 0,
@@ -63,7 +84,10 @@ async fn produce_until_killed(mut client: BrokerClient<Channel>, round: u32, par
 }
 
 /// Read a whole partition back: offset -> value.
-async fn read_partition(client: &mut BrokerClient<Channel>, partition: u32) -> BTreeMap<i64, String> {
+async fn read_partition(
+    client: &mut BrokerClient<Channel>,
+    partition: u32,
+) -> BTreeMap<i64, String> {
     let mut out = BTreeMap::new();
     let mut offset = 0;
     loop {
@@ -90,7 +114,10 @@ async fn read_partition(client: &mut BrokerClient<Channel>, partition: u32) -> B
         let p = &resp.topics[0].partitions[0];
         assert!(p.error.is_none(), "{:?}", p.error);
         if p.records.is_empty() {
-            assert_eq!(offset, p.high_watermark, "stopped before the high watermark");
+            assert_eq!(
+                offset, p.high_watermark,
+                "stopped before the high watermark"
+            );
             return out;
         }
         let mut pos = 0;
@@ -104,7 +131,10 @@ async fn read_partition(client: &mut BrokerClient<Channel>, partition: u32) -> B
                     continue;
                 }
                 assert_eq!(record.offset, offset, "offsets must be dense");
-                out.insert(record.offset, String::from_utf8(record.value.unwrap().to_vec()).unwrap());
+                out.insert(
+                    record.offset,
+                    String::from_utf8(record.value.unwrap().to_vec()).unwrap(),
+                );
                 offset += 1;
             }
         }
@@ -115,11 +145,17 @@ async fn read_partition(client: &mut BrokerClient<Channel>, partition: u32) -> B
 async fn kill_9_mid_production_loses_no_acknowledged_record() {
     let dir = tempfile::tempdir().unwrap();
     // Small segments so the crash also lands near segment rolls.
-    let mut broker = BrokerProcess::start(&dir.path().join("data"), &["--log-segment-bytes", "65536"]).unwrap();
+    let mut broker =
+        BrokerProcess::start(&dir.path().join("data"), &["--log-segment-bytes", "65536"]).unwrap();
     let (client, mut admin) = connect(&broker).await;
     admin
         .create_topics(CreateTopicsRequest {
-            topics: vec![NewTopic { name: "durable".into(), partitions: PARTITIONS, replication_factor: 1, configs: HashMap::new() }],
+            topics: vec![NewTopic {
+                name: "durable".into(),
+                partitions: PARTITIONS,
+                replication_factor: 1,
+                configs: HashMap::new(),
+            }],
             validate_only: false,
         })
         .await
@@ -129,7 +165,11 @@ async fn kill_9_mid_production_loses_no_acknowledged_record() {
     for round in 0..3 {
         let mut producers = Vec::new();
         for p in 0..PARTITIONS {
-            producers.push(tokio::spawn(produce_until_killed(client_for(&broker).await, round, p)));
+            producers.push(tokio::spawn(produce_until_killed(
+                client_for(&broker).await,
+                round,
+                p,
+            )));
         }
         // Let them write for a while, then kill -9 with requests in flight.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -148,7 +188,10 @@ async fn kill_9_mid_production_loses_no_acknowledged_record() {
         broker.kill9().unwrap();
         for (p, task) in producers.into_iter().enumerate() {
             let acked = task.await.unwrap();
-            assert!(!acked.is_empty(), "partition {p} acknowledged nothing in round {round}");
+            assert!(
+                !acked.is_empty(),
+                "partition {p} acknowledged nothing in round {round}"
+            );
             all_acked[p].extend(acked);
         }
         broker.restart().unwrap();
@@ -162,7 +205,11 @@ async fn kill_9_mid_production_loses_no_acknowledged_record() {
         // Dense from 0: read_partition asserts it; the last offset + 1 is the count.
         assert_eq!(stored.keys().next().copied(), Some(0));
         for (offset, value) in &all_acked[p as usize] {
-            assert_eq!(stored.get(offset), Some(value), "partition {p} lost or changed acknowledged offset {offset}");
+            assert_eq!(
+                stored.get(offset),
+                Some(value),
+                "partition {p} lost or changed acknowledged offset {offset}"
+            );
         }
         // Unacknowledged-but-written records may survive, but never twice
         // and never reordered within a batch.

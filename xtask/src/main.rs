@@ -37,16 +37,26 @@ enum Cmd {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Cmd::Baseline { dir, megabytes, seconds } => baseline(&dir, megabytes, seconds),
+        Cmd::Baseline {
+            dir,
+            megabytes,
+            seconds,
+        } => baseline(&dir, megabytes, seconds),
     }
 }
 
 fn baseline(dir: &std::path::Path, megabytes: u32, seconds: u32) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let file = dir.join("xtask-baseline.dd");
-    for (label, extra) in [("page cache", None), ("conv=fdatasync", Some("conv=fdatasync"))] {
+    for (label, extra) in [
+        ("page cache", None),
+        ("conv=fdatasync", Some("conv=fdatasync")),
+    ] {
         let mut cmd = Command::new("dd");
-        cmd.arg("if=/dev/zero").arg(format!("of={}", file.display())).arg("bs=1M").arg(format!("count={megabytes}"));
+        cmd.arg("if=/dev/zero")
+            .arg(format!("of={}", file.display()))
+            .arg("bs=1M")
+            .arg(format!("count={megabytes}"));
         if let Some(e) = extra {
             cmd.arg(e);
         }
@@ -54,7 +64,11 @@ fn baseline(dir: &std::path::Path, megabytes: u32, seconds: u32) -> Result<()> {
         let out = cmd.output().context("running dd")?;
         // dd reports on stderr: "... copied, 1.2 s, 870 MB/s"
         let report = String::from_utf8_lossy(&out.stderr);
-        let rate = report.lines().last().and_then(|l| l.rsplit(", ").next()).unwrap_or("?");
+        let rate = report
+            .lines()
+            .last()
+            .and_then(|l| l.rsplit(", ").next())
+            .unwrap_or("?");
         println!("dd ({label}): {rate}    [{shown}]");
     }
     let _ = std::fs::remove_file(&file);
@@ -67,7 +81,16 @@ fn baseline(dir: &std::path::Path, megabytes: u32, seconds: u32) -> Result<()> {
         .context("iperf3 not found: apt-get install iperf3")?;
     std::thread::sleep(Duration::from_millis(300));
     let out = Command::new("iperf3")
-        .args(["-c", "127.0.0.1", "-p", "5299", "-t", &seconds.to_string(), "-f", "M"])
+        .args([
+            "-c",
+            "127.0.0.1",
+            "-p",
+            "5299",
+            "-t",
+            &seconds.to_string(),
+            "-f",
+            "M",
+        ])
         .output()
         .context("running iperf3 client")?;
     let _ = server.wait();
@@ -77,7 +100,10 @@ fn baseline(dir: &std::path::Path, megabytes: u32, seconds: u32) -> Result<()> {
     let text = String::from_utf8_lossy(&out.stdout);
     let receiver = text.lines().find(|l| l.contains("receiver")).unwrap_or("?");
     let rate = receiver.split_whitespace().collect::<Vec<_>>();
-    let rate = rate.windows(2).find(|w| w[1].starts_with("MBytes/sec")).map(|w| format!("{} MB/s", w[0]));
+    let rate = rate
+        .windows(2)
+        .find(|w| w[1].starts_with("MBytes/sec"))
+        .map(|w| format!("{} MB/s", w[0]));
     println!(
         "iperf3 loopback: {}    [iperf3 -c 127.0.0.1 -t {seconds} -f M]",
         rate.unwrap_or_else(|| "?".into())

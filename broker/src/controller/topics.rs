@@ -12,7 +12,7 @@ use crate::meta::keys::Keys;
 use crate::meta::records::{self, PartitionState, TopicRecord, VERSION};
 use crate::meta::{Compare, MetadataStore, Op};
 use crate::replica::ReplicaManager;
-use crate::topic::{validate_topic_name, TopicConfig};
+use crate::topic::{TopicConfig, validate_topic_name};
 use crate::{Error, Result};
 
 /// Kafka has no hard limit; ours keeps one request from creating more files
@@ -67,16 +67,28 @@ impl TopicController {
         let mut epochs: BTreeMap<String, BTreeMap<u32, i32>> = BTreeMap::new();
         for kv in self.store.range(&self.keys.topics_prefix()).await? {
             if let Some(name) = self.keys.topic_name_of(&kv.key) {
-                topics.insert(name.to_owned(), records::decode::<TopicRecord>(&kv.key, &kv.value)?);
+                topics.insert(
+                    name.to_owned(),
+                    records::decode::<TopicRecord>(&kv.key, &kv.value)?,
+                );
             } else if let Some((topic, p)) = self.keys.partition_of(&kv.key) {
                 let state: PartitionState = records::decode(&kv.key, &kv.value)?;
-                epochs.entry(topic).or_default().insert(p, state.leader_epoch);
+                epochs
+                    .entry(topic)
+                    .or_default()
+                    .insert(p, state.leader_epoch);
             }
         }
         let count = topics.len();
         for (name, record) in topics {
             let e: Vec<i32> = (0..record.partitions())
-                .map(|p| epochs.get(&name).and_then(|m| m.get(&p)).copied().unwrap_or(0))
+                .map(|p| {
+                    epochs
+                        .get(&name)
+                        .and_then(|m| m.get(&p))
+                        .copied()
+                        .unwrap_or(0)
+                })
                 .collect();
             self.replicas.apply_topic(&name, record, &e)?;
         }
@@ -92,7 +104,11 @@ impl TopicController {
         if self.replicas.topic(&new.name).is_ok() {
             return Err(Error::TopicAlreadyExists(new.name.clone()));
         }
-        let partitions = if new.partitions == 0 { self.default_partitions } else { new.partitions };
+        let partitions = if new.partitions == 0 {
+            self.default_partitions
+        } else {
+            new.partitions
+        };
         if partitions > MAX_PARTITIONS {
             return Err(Error::InvalidPartitions {
                 topic: new.name.clone(),
@@ -114,8 +130,11 @@ impl TopicController {
                 ),
             });
         }
-        let configs: BTreeMap<String, String> =
-            new.configs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let configs: BTreeMap<String, String> = new
+            .configs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         TopicConfig::resolve(&configs, self.replicas.defaults())?;
         let assignment = assign_replicas(&brokers, partitions, rf, 0);
         Ok(PlannedTopic {
@@ -147,7 +166,11 @@ impl TopicController {
 
     /// Create topics, all or none. Returns the names created (or, with
     /// `validate_only`, that would be).
-    pub async fn create_topics(&self, topics: &[NewTopic], validate_only: bool) -> Result<Vec<String>> {
+    pub async fn create_topics(
+        &self,
+        topics: &[NewTopic],
+        validate_only: bool,
+    ) -> Result<Vec<String>> {
         let _guard = self.lock.lock().await;
         if topics.is_empty() {
             return Err(Error::InvalidRequest("no topics given".into()));
@@ -156,7 +179,10 @@ impl TopicController {
         let mut plans = Vec::with_capacity(topics.len());
         for new in topics {
             if !seen.insert(new.name.as_str()) {
-                return Err(Error::InvalidRequest(format!("topic {:?} is listed twice", new.name)));
+                return Err(Error::InvalidRequest(format!(
+                    "topic {:?} is listed twice",
+                    new.name
+                )));
             }
             plans.push(self.plan_create(new)?);
         }
@@ -178,7 +204,8 @@ impl TopicController {
         for plan in plans {
             let epochs = vec![0; plan.record.partitions() as usize];
             tracing::info!(topic = %plan.name, partitions = plan.record.partitions(), "created topic");
-            self.replicas.apply_topic(&plan.name, plan.record, &epochs)?;
+            self.replicas
+                .apply_topic(&plan.name, plan.record, &epochs)?;
         }
         Ok(names)
     }
@@ -196,13 +223,19 @@ impl TopicController {
             validate_topic_name(name)?;
             self.replicas.topic(name)?;
             let key = self.keys.topic(name);
-            let current = self.store.get(&key).await?.ok_or_else(|| Error::UnknownTopic((*name).clone()))?;
+            let current = self
+                .store
+                .get(&key)
+                .await?
+                .ok_or_else(|| Error::UnknownTopic((*name).clone()))?;
             compares.push(Compare::ModRevision(key.clone(), current.mod_revision));
             ops.push(Op::Delete(key));
             ops.push(Op::DeletePrefix(self.keys.topic_children(name)));
         }
         if !self.store.txn(compares, ops).await?.succeeded {
-            return Err(Error::Metadata("topics changed concurrently; retry the delete".into()));
+            return Err(Error::Metadata(
+                "topics changed concurrently; retry the delete".into(),
+            ));
         }
         let mut deleted = Vec::new();
         for name in unique {
@@ -219,7 +252,11 @@ impl TopicController {
         validate_topic_name(&req.name)?;
         let state = self.replicas.topic(&req.name)?;
         let key = self.keys.topic(&req.name);
-        let current = self.store.get(&key).await?.ok_or_else(|| Error::UnknownTopic(req.name.clone()))?;
+        let current = self
+            .store
+            .get(&key)
+            .await?
+            .ok_or_else(|| Error::UnknownTopic(req.name.clone()))?;
         let mut record: TopicRecord = records::decode(&key, &current.value)?;
         let old_partitions = record.partitions();
 
@@ -236,7 +273,10 @@ impl TopicController {
             if req.partitions > MAX_PARTITIONS {
                 return Err(Error::InvalidPartitions {
                     topic: req.name.clone(),
-                    reason: format!("{} exceeds the limit of {MAX_PARTITIONS} per topic", req.partitions),
+                    reason: format!(
+                        "{} exceeds the limit of {MAX_PARTITIONS} per topic",
+                        req.partitions
+                    ),
                 });
             }
             let extra = assign_replicas(
@@ -264,8 +304,15 @@ impl TopicController {
         }
         let mut ops = vec![Op::Put(key.clone(), records::encode(&record))];
         ops.extend(self.partition_state_ops(&req.name, &record, old_partitions));
-        if !self.store.txn(vec![Compare::ModRevision(key, current.mod_revision)], ops).await?.succeeded {
-            return Err(Error::Metadata("the topic changed concurrently; retry".into()));
+        if !self
+            .store
+            .txn(vec![Compare::ModRevision(key, current.mod_revision)], ops)
+            .await?
+            .succeeded
+        {
+            return Err(Error::Metadata(
+                "the topic changed concurrently; retry".into(),
+            ));
         }
         let mut epochs: Vec<i32> = state.partitions.iter().map(|p| p.leader_epoch()).collect();
         epochs.resize(record.partitions() as usize, 0);
@@ -278,7 +325,12 @@ impl TopicController {
 /// broker `(start + p) % n` and follow in order, so leaders (the first
 /// replica) spread evenly. `first_partition` continues the pattern when
 /// partitions are added.
-pub fn assign_replicas(brokers: &[i32], partitions: u32, rf: u32, first_partition: u32) -> Vec<Vec<i32>> {
+pub fn assign_replicas(
+    brokers: &[i32],
+    partitions: u32,
+    rf: u32,
+    first_partition: u32,
+) -> Vec<Vec<i32>> {
     let n = brokers.len();
     (0..partitions)
         .map(|i| {
@@ -291,7 +343,14 @@ pub fn assign_replicas(brokers: &[i32], partitions: u32, rf: u32, first_partitio
 fn new_topic_id() -> String {
     let id: u128 = rand::random();
     let hex = format!("{id:032x}");
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 #[cfg(test)]
@@ -301,7 +360,17 @@ mod tests {
     #[test]
     fn replicas_spread_leaders() {
         let a = assign_replicas(&[1, 2, 3], 6, 2, 0);
-        assert_eq!(a, vec![vec![1, 2], vec![2, 3], vec![3, 1], vec![1, 2], vec![2, 3], vec![3, 1]]);
+        assert_eq!(
+            a,
+            vec![
+                vec![1, 2],
+                vec![2, 3],
+                vec![3, 1],
+                vec![1, 2],
+                vec![2, 3],
+                vec![3, 1]
+            ]
+        );
         assert_eq!(assign_replicas(&[1, 2, 3], 1, 3, 6), vec![vec![1, 2, 3]]);
     }
 }

@@ -28,7 +28,10 @@ pub(crate) fn spawn(
     mut shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut retention = interval_at(Instant::now() + retention_check_interval, retention_check_interval);
+        let mut retention = interval_at(
+            Instant::now() + retention_check_interval,
+            retention_check_interval,
+        );
         retention.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut flush = interval_at(Instant::now() + flush_check_interval, flush_check_interval);
         flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -46,7 +49,9 @@ pub(crate) fn spawn(
                 _ = retention.tick() => Pass::Retention,
                 _ = flush.tick() => Pass::Flush,
             };
-            let Some(manager) = manager.upgrade() else { break };
+            let Some(manager) = manager.upgrade() else {
+                break;
+            };
             let run = move || match pass {
                 Pass::Retention => manager.delete_old_segments(wall_clock_ms()),
                 Pass::Flush => manager.flush_due(wall_clock_ms()),
@@ -71,7 +76,10 @@ mod tests {
     async fn eventually(mut cond: impl FnMut() -> bool) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while !cond() {
-            assert!(std::time::Instant::now() < deadline, "condition not reached in time");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "condition not reached in time"
+            );
             tokio::task::yield_now().await;
         }
     }
@@ -86,7 +94,9 @@ mod tests {
             flush_ms: 0,
             ..LogConfig::default()
         };
-        let log = manager.get_or_create(&TopicPartition::new("t", 0), config).unwrap();
+        let log = manager
+            .get_or_create(&TopicPartition::new("t", 0), config)
+            .unwrap();
         // Record timestamps from 1970: long expired by the wall clock.
         for i in 0..3 {
             log.append(&batch_at(1_000 + i, 2, 10), 0, 0).unwrap();
@@ -95,7 +105,8 @@ mod tests {
         assert!(log.unflushed_messages() > 0);
 
         let (stop, stop_rx) = watch::channel(false);
-        let task = manager.spawn_background(Duration::from_secs(300), Duration::from_secs(1), stop_rx);
+        let task =
+            manager.spawn_background(Duration::from_secs(300), Duration::from_secs(1), stop_rx);
         // Nothing happens before the first interval.
         tokio::task::yield_now().await;
         assert_eq!(log.num_segments(), 3);
@@ -120,7 +131,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let manager = LogManager::open(dir.path()).unwrap();
         let (_stop, stop_rx) = watch::channel(false);
-        let task = manager.spawn_background(Duration::from_secs(1), Duration::from_secs(1), stop_rx);
+        let task =
+            manager.spawn_background(Duration::from_secs(1), Duration::from_secs(1), stop_rx);
         drop(manager);
         tokio::time::advance(Duration::from_secs(2)).await;
         task.await.unwrap();

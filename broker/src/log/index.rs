@@ -85,23 +85,41 @@ impl IndexFile {
     /// non-zero bytes after the end marker.
     pub(crate) fn open(path: &Path, entry_size: usize) -> io::Result<IndexFile> {
         let existed = path.exists();
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
         let len = file.metadata()?.len() as usize;
         let mut problem = None;
         if !existed {
             problem = Some("missing".to_owned());
         } else if len % entry_size != 0 {
-            problem = Some(format!("size {len} is not a multiple of the {entry_size}-byte entry"));
+            problem = Some(format!(
+                "size {len} is not a multiple of the {entry_size}-byte entry"
+            ));
         }
         let mmap = map(&file)?;
         let usable = len - len % entry_size;
         let zero = vec![0u8; entry_size];
-        let entries =
-            mmap[..usable].chunks_exact(entry_size).position(|e| e == zero.as_slice()).unwrap_or(usable / entry_size);
+        let entries = mmap[..usable]
+            .chunks_exact(entry_size)
+            .position(|e| e == zero.as_slice())
+            .unwrap_or(usable / entry_size);
         if problem.is_none() && mmap[entries * entry_size..].iter().any(|&b| b != 0) {
-            problem = Some(format!("non-zero bytes after the end of the {entries} entries"));
+            problem = Some(format!(
+                "non-zero bytes after the end of the {entries} entries"
+            ));
         }
-        Ok(IndexFile { path: path.to_owned(), file, mmap: Some(mmap), entry_size, entries, problem })
+        Ok(IndexFile {
+            path: path.to_owned(),
+            file,
+            mmap: Some(mmap),
+            entry_size,
+            entries,
+            problem,
+        })
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -216,7 +234,10 @@ pub(crate) struct OffsetIndex {
 
 impl OffsetIndex {
     pub(crate) fn open(path: &Path, base_offset: i64) -> io::Result<OffsetIndex> {
-        let mut index = OffsetIndex { base_offset, file: IndexFile::open(path, INDEX_ENTRY_SIZE)? };
+        let mut index = OffsetIndex {
+            base_offset,
+            file: IndexFile::open(path, INDEX_ENTRY_SIZE)?,
+        };
         if index.file.problem.is_none()
             && let Some(reason) = index.monotonicity_problem()
         {
@@ -235,7 +256,10 @@ impl OffsetIndex {
             if let Some(p) = prev
                 && (e.offset <= p.offset || e.position <= p.position)
             {
-                return Some(format!("entry {n} ({e:?}) does not come after entry {} ({p:?})", n - 1));
+                return Some(format!(
+                    "entry {n} ({e:?}) does not come after entry {} ({p:?})",
+                    n - 1
+                ));
             }
             prev = Some(e);
         }
@@ -263,7 +287,10 @@ impl OffsetIndex {
         let e = self.file.entry(n);
         let rel = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
         let position = u32::from_be_bytes([e[4], e[5], e[6], e[7]]);
-        IndexEntry { offset: self.base_offset + i64::from(rel), position }
+        IndexEntry {
+            offset: self.base_offset + i64::from(rel),
+            position,
+        }
     }
 
     pub(crate) fn last_entry(&self) -> Option<IndexEntry> {
@@ -284,7 +311,10 @@ impl OffsetIndex {
             }
         }
         match lo {
-            0 => IndexEntry { offset: self.base_offset, position: 0 },
+            0 => IndexEntry {
+                offset: self.base_offset,
+                position: 0,
+            },
             n => self.entry(n - 1),
         }
     }
@@ -297,7 +327,10 @@ impl OffsetIndex {
             return false;
         }
         debug_assert!(position > 0, "position 0 is never indexed");
-        debug_assert!(self.last_entry().is_none_or(|e| e.offset < offset && e.position < position));
+        debug_assert!(
+            self.last_entry()
+                .is_none_or(|e| e.offset < offset && e.position < position)
+        );
         let rel = u32::try_from(offset - self.base_offset).expect("relative offset fits in u32");
         let mut entry = [0u8; INDEX_ENTRY_SIZE];
         entry[..4].copy_from_slice(&rel.to_be_bytes());
@@ -308,7 +341,9 @@ impl OffsetIndex {
 
     /// Remove every entry whose offset is `>= offset`.
     pub(crate) fn truncate_to(&mut self, offset: i64) {
-        let keep = (0..self.entries()).position(|n| self.entry(n).offset >= offset).unwrap_or(self.entries());
+        let keep = (0..self.entries())
+            .position(|n| self.entry(n).offset >= offset)
+            .unwrap_or(self.entries());
         self.file.truncate_entries(keep);
     }
 }
@@ -330,7 +365,12 @@ mod tests {
     #[test]
     fn lookup_exact_between_before_and_after() {
         let dir = tempfile::tempdir().unwrap();
-        let idx = index_with(dir.path(), 1000, &[(1030, 4500), (1060, 9000), (1090, 13500)], 1024);
+        let idx = index_with(
+            dir.path(),
+            1000,
+            &[(1030, 4500), (1060, 9000), (1090, 13500)],
+            1024,
+        );
         let e = |offset, position| IndexEntry { offset, position };
         // Before the first entry: the segment start.
         assert_eq!(idx.lookup(1000), e(1000, 0));
@@ -363,7 +403,13 @@ mod tests {
         let idx = OffsetIndex::open(&path, 0).unwrap();
         assert_eq!(idx.file().problem(), None);
         assert_eq!(idx.entries(), 2);
-        assert_eq!(idx.last_entry(), Some(IndexEntry { offset: 7, position: 250 }));
+        assert_eq!(
+            idx.last_entry(),
+            Some(IndexEntry {
+                offset: 7,
+                position: 250
+            })
+        );
     }
 
     #[test]
@@ -377,8 +423,20 @@ mod tests {
         assert!(!idx.append(9, 300), "a trimmed index is full");
         idx.file_mut().resize(4096).unwrap();
         assert!(idx.append(9, 300));
-        assert_eq!(idx.lookup(8), IndexEntry { offset: 7, position: 250 });
-        assert_eq!(idx.lookup(9), IndexEntry { offset: 9, position: 300 });
+        assert_eq!(
+            idx.lookup(8),
+            IndexEntry {
+                offset: 7,
+                position: 250
+            }
+        );
+        assert_eq!(
+            idx.lookup(9),
+            IndexEntry {
+                offset: 9,
+                position: 300
+            }
+        );
     }
 
     #[test]
@@ -389,7 +447,13 @@ mod tests {
         assert_eq!(idx.entries(), 2);
         idx.truncate_to(7);
         assert_eq!(idx.entries(), 1);
-        assert_eq!(idx.lookup(100), IndexEntry { offset: 3, position: 100 });
+        assert_eq!(
+            idx.lookup(100),
+            IndexEntry {
+                offset: 3,
+                position: 100
+            }
+        );
         // The zeroed tail keeps the end marker valid on reopen.
         drop(idx);
         let idx = OffsetIndex::open(&dir.path().join("0.index"), 0).unwrap();
@@ -406,16 +470,49 @@ mod tests {
 
         // Size not a multiple of 8.
         std::fs::write(&path, [0, 0, 0, 1, 0, 0, 0, 9, 0, 0]).unwrap();
-        assert!(OffsetIndex::open(&path, 0).unwrap().file().problem().unwrap().contains("multiple"));
+        assert!(
+            OffsetIndex::open(&path, 0)
+                .unwrap()
+                .file()
+                .problem()
+                .unwrap()
+                .contains("multiple")
+        );
         // Offsets going backwards.
         std::fs::write(&path, [0, 0, 0, 5, 0, 0, 0, 9, 0, 0, 0, 4, 0, 0, 0, 20]).unwrap();
-        assert!(OffsetIndex::open(&path, 0).unwrap().file().problem().unwrap().contains("does not come after"));
+        assert!(
+            OffsetIndex::open(&path, 0)
+                .unwrap()
+                .file()
+                .problem()
+                .unwrap()
+                .contains("does not come after")
+        );
         // Positions going backwards.
         std::fs::write(&path, [0, 0, 0, 5, 0, 0, 0, 9, 0, 0, 0, 6, 0, 0, 0, 8]).unwrap();
-        assert!(OffsetIndex::open(&path, 0).unwrap().file().problem().is_some());
+        assert!(
+            OffsetIndex::open(&path, 0)
+                .unwrap()
+                .file()
+                .problem()
+                .is_some()
+        );
         // Garbage after the end marker.
-        std::fs::write(&path, [0, 0, 0, 5, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 8]).unwrap();
-        assert!(OffsetIndex::open(&path, 0).unwrap().file().problem().unwrap().contains("after the end"));
+        std::fs::write(
+            &path,
+            [
+                0, 0, 0, 5, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 8,
+            ],
+        )
+        .unwrap();
+        assert!(
+            OffsetIndex::open(&path, 0)
+                .unwrap()
+                .file()
+                .problem()
+                .unwrap()
+                .contains("after the end")
+        );
         // A well-formed file.
         std::fs::write(&path, [0, 0, 0, 5, 0, 0, 0, 9, 0, 0, 0, 6, 0, 0, 0, 18]).unwrap();
         let ok = OffsetIndex::open(&path, 0).unwrap();

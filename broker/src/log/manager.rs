@@ -43,7 +43,8 @@ impl LogManager {
     /// was clean and remove the marker. Partitions are opened lazily by
     /// [`get_or_create`](Self::get_or_create).
     pub fn open(data_dir: &Path) -> Result<Arc<LogManager>> {
-        std::fs::create_dir_all(data_dir).map_err(|e| Error::io("creating data directory", data_dir, e))?;
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| Error::io("creating data directory", data_dir, e))?;
         let marker = data_dir.join(CLEAN_SHUTDOWN_FILE);
         let clean_shutdown = match std::fs::remove_file(&marker) {
             Ok(()) => {
@@ -74,13 +75,20 @@ impl LogManager {
 
     /// Partitions with a directory in the data dir, sorted.
     pub fn existing_partitions(&self) -> Result<Vec<TopicPartition>> {
-        let entries =
-            std::fs::read_dir(&self.data_dir).map_err(|e| Error::io("listing data directory", &self.data_dir, e))?;
+        let entries = std::fs::read_dir(&self.data_dir)
+            .map_err(|e| Error::io("listing data directory", &self.data_dir, e))?;
         let mut out = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(|e| Error::io("listing data directory", &self.data_dir, e))?;
+            let entry =
+                entry.map_err(|e| Error::io("listing data directory", &self.data_dir, e))?;
             let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-            if let (true, Some(tp)) = (is_dir, entry.file_name().to_str().and_then(TopicPartition::parse_dir_name)) {
+            if let (true, Some(tp)) = (
+                is_dir,
+                entry
+                    .file_name()
+                    .to_str()
+                    .and_then(TopicPartition::parse_dir_name),
+            ) {
                 out.push(tp);
             }
         }
@@ -99,7 +107,12 @@ impl LogManager {
         if self.shut_down.load(Ordering::Acquire) {
             return Err(Error::NotAvailable("log manager is shut down".to_owned()));
         }
-        let log = Arc::new(Log::open(self.data_dir.join(tp.dir_name()), tp.clone(), config, !self.clean_shutdown)?);
+        let log = Arc::new(Log::open(
+            self.data_dir.join(tp.dir_name()),
+            tp.clone(),
+            config,
+            !self.clean_shutdown,
+        )?);
         logs.insert(tp.clone(), log.clone());
         Ok(log)
     }
@@ -129,7 +142,11 @@ impl LogManager {
 
     /// Every open log, sorted by partition.
     pub fn logs(&self) -> Vec<(TopicPartition, Arc<Log>)> {
-        self.logs.lock().iter().map(|(tp, log)| (tp.clone(), log.clone())).collect()
+        self.logs
+            .lock()
+            .iter()
+            .map(|(tp, log)| (tp.clone(), log.clone()))
+            .collect()
     }
 
     /// Start the cleaner: every `retention_check_interval` it applies
@@ -142,7 +159,12 @@ impl LogManager {
         flush_check_interval: Duration,
         shutdown: watch::Receiver<bool>,
     ) -> JoinHandle<()> {
-        cleaner::spawn(Arc::downgrade(self), retention_check_interval, flush_check_interval, shutdown)
+        cleaner::spawn(
+            Arc::downgrade(self),
+            retention_check_interval,
+            flush_check_interval,
+            shutdown,
+        )
     }
 
     /// One retention pass over every log; errors are logged, not returned,
@@ -152,7 +174,9 @@ impl LogManager {
         for (tp, log) in self.logs() {
             match log.delete_old_segments(now_ms) {
                 Ok(n) => deleted += n,
-                Err(e) => warn!(topic = %tp.topic, partition = tp.partition, error = %e, "retention failed"),
+                Err(e) => {
+                    warn!(topic = %tp.topic, partition = tp.partition, error = %e, "retention failed")
+                }
             }
         }
         deleted
@@ -165,7 +189,9 @@ impl LogManager {
             match log.maybe_flush(now_ms) {
                 Ok(true) => flushed += 1,
                 Ok(false) => {}
-                Err(e) => warn!(topic = %tp.topic, partition = tp.partition, error = %e, "flush failed"),
+                Err(e) => {
+                    warn!(topic = %tp.topic, partition = tp.partition, error = %e, "flush failed")
+                }
             }
         }
         flushed
@@ -221,7 +247,10 @@ mod tests {
         {
             let m = LogManager::open(dir.path()).unwrap();
             assert!(m.was_clean_shutdown());
-            assert!(!marker.exists(), "removed on open so a crash leaves it absent");
+            assert!(
+                !marker.exists(),
+                "removed on open so a crash leaves it absent"
+            );
             assert_eq!(m.existing_partitions().unwrap(), vec![tp(0)]);
             let log = m.get_or_create(&tp(0), LogConfig::default()).unwrap();
             assert_eq!(log.log_end_offset(), 3);
@@ -230,7 +259,10 @@ mod tests {
         let m = LogManager::open(dir.path()).unwrap();
         assert!(!m.was_clean_shutdown());
         let log = m.get_or_create(&tp(0), LogConfig::default()).unwrap();
-        assert_eq!(decode(&log.read(0, 1 << 20, i64::MAX).unwrap().records).len(), 3);
+        assert_eq!(
+            decode(&log.read(0, 1 << 20, i64::MAX).unwrap().records).len(),
+            3
+        );
     }
 
     #[test]
@@ -243,14 +275,21 @@ mod tests {
         let a = m.get_or_create(&tp(0), LogConfig::default()).unwrap();
         let b = m.get_or_create(&tp(0), LogConfig::default()).unwrap();
         assert!(Arc::ptr_eq(&a, &b));
-        m.get_or_create(&TopicPartition::new("my-topic", 2), LogConfig::default()).unwrap();
+        m.get_or_create(&TopicPartition::new("my-topic", 2), LogConfig::default())
+            .unwrap();
         assert_eq!(m.logs().len(), 2);
-        assert_eq!(m.existing_partitions().unwrap(), vec![TopicPartition::new("my-topic", 2), tp(0)]);
+        assert_eq!(
+            m.existing_partitions().unwrap(),
+            vec![TopicPartition::new("my-topic", 2), tp(0)]
+        );
 
         m.remove(&tp(0)).unwrap();
         assert!(m.get(&tp(0)).is_none());
         assert!(!dir.path().join("orders-0").exists());
-        assert!(a.append(&batch_at(1, 1, 1), 0, 0).is_err(), "a deleted log takes no writes");
+        assert!(
+            a.append(&batch_at(1, 1, 1), 0, 0).is_err(),
+            "a deleted log takes no writes"
+        );
         // Removing a partition that is on disk but not open.
         std::fs::create_dir(dir.path().join("orders-7")).unwrap();
         m.remove(&tp(7)).unwrap();

@@ -60,7 +60,10 @@ pub struct TopicPartition {
 
 impl TopicPartition {
     pub fn new(topic: impl Into<String>, partition: u32) -> Self {
-        TopicPartition { topic: topic.into(), partition }
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
     }
 
     /// The partition's directory name under the data dir: `<topic>-<partition>`,
@@ -82,10 +85,16 @@ impl TopicPartition {
     /// ```
     pub fn parse_dir_name(name: &str) -> Option<Self> {
         let (topic, partition) = name.rsplit_once('-')?;
-        if topic.is_empty() || partition.is_empty() || !partition.bytes().all(|b| b.is_ascii_digit()) {
+        if topic.is_empty()
+            || partition.is_empty()
+            || !partition.bytes().all(|b| b.is_ascii_digit())
+        {
             return None;
         }
-        Some(TopicPartition { topic: topic.to_owned(), partition: partition.parse().ok()? })
+        Some(TopicPartition {
+            topic: topic.to_owned(),
+            partition: partition.parse().ok()?,
+        })
     }
 }
 
@@ -196,7 +205,10 @@ pub(crate) fn parse_segment_file_name(name: &str) -> Option<(i64, &str)> {
 /// Milliseconds since the Unix epoch by the wall clock: the clock record
 /// timestamps use, so the one retention compares them with.
 pub(crate) fn wall_clock_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// fsync a directory, so that files created or removed in it survive a
@@ -216,7 +228,12 @@ mod tests {
 
     #[test]
     fn topic_partition_dir_names_round_trip() {
-        for (topic, p) in [("orders", 0u32), ("my-topic", 12), ("a-b-c", u32::MAX), ("x.y_z", 7)] {
+        for (topic, p) in [
+            ("orders", 0u32),
+            ("my-topic", 12),
+            ("a-b-c", u32::MAX),
+            ("x.y_z", 7),
+        ] {
             let tp = TopicPartition::new(topic, p);
             assert_eq!(tp.dir_name(), format!("{topic}-{p}"));
             assert_eq!(TopicPartition::parse_dir_name(&tp.dir_name()), Some(tp));
@@ -225,7 +242,15 @@ mod tests {
 
     #[test]
     fn bad_dir_names_are_not_partitions() {
-        for name in ["orders", "-3", "orders-", "orders-x", "orders-+3", "orders-1.delete", "orders-99999999999"] {
+        for name in [
+            "orders",
+            "-3",
+            "orders-",
+            "orders-x",
+            "orders-+3",
+            "orders-1.delete",
+            "orders-99999999999",
+        ] {
             assert_eq!(TopicPartition::parse_dir_name(name), None, "{name}");
         }
     }
@@ -233,8 +258,14 @@ mod tests {
     #[test]
     fn segment_file_names() {
         assert_eq!(segment_file_name(0, "log"), "00000000000000000000.log");
-        assert_eq!(segment_file_name(42, "timeindex"), "00000000000000000042.timeindex");
-        assert_eq!(parse_segment_file_name("00000000000000000042.index"), Some((42, "index")));
+        assert_eq!(
+            segment_file_name(42, "timeindex"),
+            "00000000000000000042.timeindex"
+        );
+        assert_eq!(
+            parse_segment_file_name("00000000000000000042.index"),
+            Some((42, "index"))
+        );
         assert_eq!(parse_segment_file_name("42.index"), None);
         assert_eq!(parse_segment_file_name("0000000000000000004x.log"), None);
         assert_eq!(parse_segment_file_name(".runnel_clean_shutdown"), None);

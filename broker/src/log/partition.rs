@@ -10,10 +10,10 @@ use parking_lot::{Mutex, RwLock};
 use runnel_proto::batch::{BatchHeader, batches, records, validate_batch};
 use tracing::{debug, info, warn};
 
-use super::segment::{ActiveSegment, Segment, truncate_segment};
+use super::segment::{ActiveSegment, Segment, SegmentPaths, truncate_segment};
 use super::{
-    INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, LogAppendInfo, LogConfig, LogReadInfo, TIME_INDEX_FILE_SUFFIX,
-    TopicPartition, fsync_dir, parse_segment_file_name, wall_clock_ms,
+    INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, LogAppendInfo, LogConfig, LogReadInfo,
+    TIME_INDEX_FILE_SUFFIX, TopicPartition, fsync_dir, parse_segment_file_name, wall_clock_ms,
 };
 use crate::{Error, Result};
 
@@ -73,7 +73,30 @@ struct Writer {
     /// A segment file was created or deleted since the last flush, so the
     /// directory needs an fsync too.
     dir_dirty: bool,
+    /// The fsync of the most recently sealed segment, running in the
+    /// background so that a roll does not stall appends (Kafka flushes
+    /// rolled segments asynchronously too). The next roll waits for it, so
+    /// at most one sealed segment is ever unflushed: the one recovery
+    /// checks along with the active segment.
+    sealing: Option<Sealing>,
     state: State,
+}
+
+struct Sealing {
+    segment: Arc<Segment>,
+    fsync: std::thread::JoinHandle<Result<()>>,
+}
+
+impl Sealing {
+    /// Wait for the background fsync and return its outcome.
+    fn wait(self) -> Result<()> {
+        self.fsync.join().unwrap_or_else(|_| {
+            Err(Error::Storage {
+                path: self.segment.paths().log.clone(),
+                reason: "background fsync of a sealed segment panicked".to_owned(),
+            })
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,12 +122,15 @@ impl Log {
     /// offset 0.
     ///
     /// Every sealed segment's indexes are checked and rebuilt if needed. The
-    /// last segment becomes the active one; with `recover` (the previous
-    /// shutdown was not clean) it is scanned with CRC checks and cut at the
-    /// first bad batch.
+    /// last segment becomes the active one. With `recover` (the previous
+    /// shutdown was not clean) the active segment and the most recently
+    /// sealed one (whose fsync may not have finished) are scanned with CRC
+    /// checks and cut at the first bad batch; if the sealed one is cut,
+    /// the segment after it is deleted and it becomes the active one.
     pub fn open(dir: PathBuf, tp: TopicPartition, config: LogConfig, recover: bool) -> Result<Log> {
         if !dir.exists() {
-            std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating partition directory", &dir, e))?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Error::io("creating partition directory", &dir, e))?;
             if let Some(parent) = dir.parent() {
                 fsync_dir(parent)?;
             }
@@ -114,11 +140,33 @@ impl Log {
         let active = match bases.split_last() {
             None => ActiveSegment::create(&dir, 0, &config)?,
             Some((&last, sealed)) => {
+                let mut cut = None;
                 for (i, &base) in sealed.iter().enumerate() {
                     let next = bases[i + 1];
-                    segments.insert(base, Arc::new(Segment::open_sealed(&dir, base, next, &config, &tp)?));
+                    if recover && i + 1 == sealed.len() {
+                        let (seg, was_cut) = Segment::recover_sealed(&dir, base, &config, &tp)?;
+                        if was_cut {
+                            cut = Some(seg);
+                            break;
+                        }
+                        segments.insert(base, Arc::new(seg));
+                    } else {
+                        let seg = Segment::open_sealed(&dir, base, next, &config, &tp)?;
+                        segments.insert(base, Arc::new(seg));
+                    }
                 }
-                ActiveSegment::open(&dir, last, recover, &config, &tp)?
+                match cut {
+                    None => ActiveSegment::open(&dir, last, recover, &config, &tp)?,
+                    Some(seg) => {
+                        // What followed the cut cannot be trusted to follow on.
+                        warn!(
+                            topic = %tp.topic, partition = tp.partition, base_offset = last,
+                            "deleting the active segment after a cut in the segment before it"
+                        );
+                        SegmentPaths::new(&dir, last).delete()?;
+                        ActiveSegment::load(Arc::new(seg), false, &config, &tp)?
+                    }
+                }
             }
         };
         segments.insert(active.seg.base_offset(), active.seg.clone());
@@ -138,6 +186,7 @@ impl Log {
                 unflushed_messages: 0,
                 last_flush_ms: wall_clock_ms(),
                 dir_dirty: bases.is_empty(),
+                sealing: None,
                 state: State::Open,
             }),
             log_start_offset: AtomicI64::new(log_start_offset),
@@ -187,11 +236,20 @@ impl Log {
     }
 
     fn corrupt(&self, position: usize, source: runnel_proto::Error) -> Error {
-        Error::CorruptBatch { topic_partition: self.tp.to_string(), position, source }
+        Error::CorruptBatch {
+            topic_partition: self.tp.to_string(),
+            position,
+            source,
+        }
     }
 
     fn out_of_range(&self, offset: i64, log_start_offset: i64, log_end_offset: i64) -> Error {
-        Error::OffsetOutOfRange { topic_partition: self.tp.to_string(), offset, log_start_offset, log_end_offset }
+        Error::OffsetOutOfRange {
+            topic_partition: self.tp.to_string(),
+            offset,
+            log_start_offset,
+            log_end_offset,
+        }
     }
 
     fn check_open(&self, w: &Writer) -> Result<()> {
@@ -204,7 +262,12 @@ impl Log {
 
     /// Check every batch of an append before anything is written.
     fn validate(&self, records: &[u8], max_message_bytes: usize) -> Result<Validated> {
-        let mut out = Validated { batches: Vec::new(), records: 0, offsets: 0, max_timestamp: -1 };
+        let mut out = Validated {
+            batches: Vec::new(),
+            records: 0,
+            offsets: 0,
+            max_timestamp: -1,
+        };
         let mut it = batches(records);
         loop {
             let at = it.position();
@@ -224,7 +287,10 @@ impl Log {
             out.batches.push((at, header));
         }
         if out.batches.is_empty() {
-            return Err(Error::InvalidRequest(format!("produce to {} carries no record batches", self.tp)));
+            return Err(Error::InvalidRequest(format!(
+                "produce to {} carries no record batches",
+                self.tp
+            )));
         }
         // Segment positions are 32-bit; no sane request comes near this.
         if records.len() > i32::MAX as usize {
@@ -253,12 +319,26 @@ impl Log {
         self.check_open(&w)?;
         let first_offset = w.active.next_offset;
         let last_offset = first_offset + valid.offsets - 1;
-        if let Some(reason) = roll_reason(&w.active, &config, records.len(), valid.batches.len(), last_offset, now_ms) {
+        if let Some(reason) = roll_reason(
+            &w.active,
+            &config,
+            records.len(),
+            valid.batches.len(),
+            last_offset,
+            now_ms,
+        ) {
             self.roll(&mut w, &config, reason)?;
         }
-        w.active.append(records, &valid.batches, leader_epoch, now_ms, config.index_interval_bytes)?;
+        w.active.append(
+            records,
+            &valid.batches,
+            leader_epoch,
+            now_ms,
+            config.index_interval_bytes,
+        )?;
         debug_assert_eq!(w.active.next_offset, last_offset + 1);
-        self.log_end_offset.store(w.active.next_offset, Ordering::Release);
+        self.log_end_offset
+            .store(w.active.next_offset, Ordering::Release);
         w.unflushed_messages += u64::from(valid.records);
         let flush = w.unflushed_messages >= config.flush_messages;
         drop(w);
@@ -279,9 +359,13 @@ impl Log {
     /// Seal the active segment and start a new one at the log end offset.
     fn roll(&self, w: &mut Writer, config: &LogConfig, reason: &'static str) -> Result<()> {
         let base_offset = w.active.next_offset;
-        // Sealing fsyncs the old segment: recovery after a crash only scans
-        // the active segment, so everything before it must be on disk.
-        w.active.finish()?;
+        // At most one sealed segment may be unflushed (recovery relies on
+        // it): wait for the previous roll's fsync. It had a whole segment's
+        // worth of appends to finish, so this rarely waits.
+        if let Some(sealing) = w.sealing.take() {
+            sealing.wait()?;
+        }
+        w.active.seal()?;
         let new = match ActiveSegment::create(&self.dir, base_offset, config) {
             Ok(new) => new,
             Err(e) => {
@@ -291,7 +375,15 @@ impl Log {
         };
         self.segments.write().insert(base_offset, new.seg.clone());
         let old = std::mem::replace(&mut w.active, new);
+        let segment = old.seg.clone();
+        let fsync = std::thread::Builder::new()
+            .name("runnel-seal-fsync".to_owned())
+            .spawn(move || segment.flush())
+            .map_err(|e| Error::io("spawning fsync thread", &self.dir, e))?;
+        w.sealing = Some(Sealing { segment: old.seg.clone(), fsync });
         w.dir_dirty = true;
+        // Their records are in the sealed segment, whose fsync is under way
+        // (and which `flush` fsyncs too while it is).
         w.unflushed_messages = 0;
         info!(
             topic = %self.tp.topic, partition = self.tp.partition, base_offset,
@@ -315,12 +407,21 @@ impl Log {
         if offset < log_start_offset || offset > log_end_offset {
             return Err(self.out_of_range(offset, log_start_offset, log_end_offset));
         }
-        let done = |buf: Vec<u8>| LogReadInfo { records: Bytes::from(buf), log_start_offset, log_end_offset };
+        let done = |buf: Vec<u8>| LogReadInfo {
+            records: Bytes::from(buf),
+            log_start_offset,
+            log_end_offset,
+        };
         if offset == log_end_offset || offset >= max_offset {
             return Ok(done(Vec::new()));
         }
         let interval = self.config.read().index_interval_bytes;
-        let first = self.segments.read().range(..=offset).next_back().map(|(_, s)| s.clone());
+        let first = self
+            .segments
+            .read()
+            .range(..=offset)
+            .next_back()
+            .map(|(_, s)| s.clone());
         // Retention may have removed the segment since we loaded the start offset.
         let Some(mut seg) = first else {
             return Err(self.out_of_range(offset, self.log_start_offset(), log_end_offset));
@@ -334,7 +435,11 @@ impl Log {
                     break;
                 }
                 let budget = max_bytes.saturating_sub(buf.len());
-                let want = if buf.is_empty() { budget.max(header.total_size()) } else { budget };
+                let want = if buf.is_empty() {
+                    budget.max(header.total_size())
+                } else {
+                    budget
+                };
                 let want = want.min(usize::try_from(end - position).unwrap_or(usize::MAX));
                 if want < header.total_size() {
                     break;
@@ -347,7 +452,9 @@ impl Log {
                 let mut kept = 0;
                 for item in batches(&buf[from..]) {
                     match item {
-                        Ok((h, b)) if h.last_offset() < max_offset && h.base_offset < log_end_offset => {
+                        Ok((h, b))
+                            if h.last_offset() < max_offset && h.base_offset < log_end_offset =>
+                        {
                             kept += b.len();
                             target = h.next_offset();
                         }
@@ -360,7 +467,12 @@ impl Log {
                     break;
                 }
             }
-            let next = self.segments.read().range(seg.base_offset() + 1..).next().map(|(_, s)| s.clone());
+            let next = self
+                .segments
+                .read()
+                .range(seg.base_offset() + 1..)
+                .next()
+                .map(|(_, s)| s.clone());
             match next {
                 Some(s) => seg = s,
                 None => break,
@@ -394,29 +506,50 @@ impl Log {
             let batch = Bytes::from(buf);
             // Compressed batches we cannot decode answer with the batch.
             let found = records(&batch).ok().and_then(|mut recs| {
-                recs.find_map(|r| r.ok().filter(|r| r.timestamp >= timestamp_ms).map(|r| (r.offset, r.timestamp)))
+                recs.find_map(|r| {
+                    r.ok()
+                        .filter(|r| r.timestamp >= timestamp_ms)
+                        .map(|r| (r.offset, r.timestamp))
+                })
             });
-            return Ok(Some(found.unwrap_or((header.base_offset, header.max_timestamp))));
+            return Ok(Some(
+                found.unwrap_or((header.base_offset, header.max_timestamp)),
+            ));
         }
         Ok(None)
     }
 
-    /// fsync the active segment (and the directory if segments were created
-    /// or deleted since the last flush). Sealed segments were fsynced when
-    /// they were sealed.
+    /// fsync the active segment, the most recently sealed one if its
+    /// background fsync may still be running, and the directory if
+    /// segments were created or deleted since the last flush. Everything
+    /// appended before the call is on disk when it returns.
     pub fn flush(&self) -> Result<()> {
         self.flush_at(wall_clock_ms())
     }
 
     fn flush_at(&self, now_ms: i64) -> Result<()> {
-        let (seg, unflushed, dir_dirty) = {
+        let (seg, sealed, unflushed, dir_dirty) = {
             let mut w = self.writer.lock();
             if w.state == State::Deleted {
                 return Ok(());
             }
-            (w.active.seg.clone(), w.unflushed_messages, std::mem::take(&mut w.dir_dirty))
+            let sealed = w.sealing.as_ref().filter(|s| !s.fsync.is_finished()).map(|s| s.segment.clone());
+            (
+                w.active.seg.clone(),
+                sealed,
+                w.unflushed_messages,
+                std::mem::take(&mut w.dir_dirty),
+            )
         };
-        let result = seg.flush_log().and_then(|()| if dir_dirty { fsync_dir(&self.dir) } else { Ok(()) });
+        // Outside the writer lock; an fsync racing the background one on the
+        // same sealed segment is harmless.
+        let result = sealed.map_or(Ok(()), |s| s.flush()).and_then(|()| seg.flush_log()).and_then(|()| {
+            if dir_dirty {
+                fsync_dir(&self.dir)
+            } else {
+                Ok(())
+            }
+        });
         let mut w = self.writer.lock();
         if let Err(e) = result {
             w.dir_dirty |= dir_dirty;
@@ -482,7 +615,10 @@ impl Log {
         if config.retention_bytes >= 0 {
             let total: u64 = segments[n..].iter().map(|s| s.size()).sum();
             let mut excess = total as i64 - config.retention_bytes;
-            while n < segments.len() && deletable(&segments[n]) && excess - segments[n].size() as i64 >= 0 {
+            while n < segments.len()
+                && deletable(&segments[n])
+                && excess - segments[n].size() as i64 >= 0
+            {
                 excess -= segments[n].size() as i64;
                 n += 1;
             }
@@ -535,7 +671,11 @@ impl Log {
         let (target, doomed) = {
             let mut map = self.segments.write();
             let doomed = map.split_off(&(offset + 1));
-            let target = map.range(..=offset).next_back().map(|(_, s)| s.clone()).expect("offset >= log start");
+            let target = map
+                .range(..=offset)
+                .next_back()
+                .map(|(_, s)| s.clone())
+                .expect("offset >= log start");
             (target, doomed)
         };
         truncate_segment(&target, offset, config.index_interval_bytes)?;
@@ -563,7 +703,8 @@ impl Log {
     }
 
     fn truncate_fully(&self, w: &mut Writer, offset: i64, config: &LogConfig) -> Result<()> {
-        self.log_end_offset.store(offset.min(self.log_end_offset()), Ordering::Release);
+        self.log_end_offset
+            .store(offset.min(self.log_end_offset()), Ordering::Release);
         let old = std::mem::take(&mut *self.segments.write());
         // Delete first: the new segment may have the same name as an old one.
         for s in old.values() {
@@ -586,7 +727,11 @@ impl Log {
         if w.state != State::Open {
             return Ok(());
         }
-        w.active.finish()?;
+        if let Some(sealing) = w.sealing.take() {
+            sealing.wait()?;
+        }
+        w.active.seal()?;
+        w.active.seg.flush()?;
         if w.dir_dirty {
             fsync_dir(&self.dir)?;
             w.dir_dirty = false;
@@ -634,7 +779,10 @@ fn roll_reason(
     if active.size() + bytes as u64 > limit {
         return Some("segment.bytes");
     }
-    if active.rolling_base_ms.is_some_and(|base| now_ms.saturating_sub(base) > config.segment_ms) {
+    if active
+        .rolling_base_ms
+        .is_some_and(|base| now_ms.saturating_sub(base) > config.segment_ms)
+    {
         return Some("segment.ms");
     }
     // At most one entry per batch, and at most one per index interval.
@@ -652,7 +800,8 @@ fn roll_reason(
 /// `.log` are deleted (a crash between deleting a segment's files); other
 /// files are left alone.
 fn scan_dir(dir: &Path) -> Result<Vec<i64>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("listing partition directory", dir, e))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| Error::io("listing partition directory", dir, e))?;
     let mut logs = Vec::new();
     let mut indexes = Vec::new();
     for entry in entries {
@@ -671,7 +820,8 @@ fn scan_dir(dir: &Path) -> Result<Vec<i64>> {
     for (base, path) in indexes {
         if logs.binary_search(&base).is_err() {
             warn!(path = %path.display(), "deleting index file without a segment");
-            std::fs::remove_file(&path).map_err(|e| Error::io("deleting orphan index", &path, e))?;
+            std::fs::remove_file(&path)
+                .map_err(|e| Error::io("deleting orphan index", &path, e))?;
         }
     }
     Ok(logs)

@@ -15,7 +15,12 @@ fn tp() -> TopicPartition {
 }
 
 fn small() -> LogConfig {
-    LogConfig { segment_bytes: 4096, index_interval_bytes: 256, segment_index_bytes: 4096, ..LogConfig::default() }
+    LogConfig {
+        segment_bytes: 4096,
+        index_interval_bytes: 256,
+        segment_index_bytes: 4096,
+        ..LogConfig::default()
+    }
 }
 
 fn open(dir: &Path, config: LogConfig, recover: bool) -> Log {
@@ -31,14 +36,18 @@ fn paths(dir: &Path, base: i64) -> SegmentPaths {
 fn fill(log: &Log, n: usize, records: usize, len: usize) {
     for i in 0..n {
         let first = log.log_end_offset();
-        let info = log.append(&batch_at(TS + 1000 * i as i64, records, len), 7, TS).unwrap();
+        let info = log
+            .append(&batch_at(TS + 1000 * i as i64, records, len), 7, TS)
+            .unwrap();
         assert_eq!(info.first_offset, first);
         assert_eq!(info.last_offset, first + records as i64 - 1);
     }
 }
 
 fn read_all(log: &Log) -> Vec<(i64, i64, Vec<u8>)> {
-    let read = log.read(log.log_start_offset(), usize::MAX, i64::MAX).unwrap();
+    let read = log
+        .read(log.log_start_offset(), usize::MAX, i64::MAX)
+        .unwrap();
     decode(&read.records)
 }
 
@@ -61,19 +70,34 @@ fn append_stamps_offsets_and_epoch_and_reads_back() {
     let info = log.append(&two, 42, TS).unwrap();
     assert_eq!(
         info,
-        LogAppendInfo { first_offset: 0, last_offset: 4, records: 5, bytes: two.len(), max_timestamp: TS + 6 }
+        LogAppendInfo {
+            first_offset: 0,
+            last_offset: 4,
+            records: 5,
+            bytes: two.len(),
+            max_timestamp: TS + 6
+        }
     );
     log.append(&batch_at(TS + 9, 1, 20), 43, TS).unwrap();
     assert_eq!(log.log_end_offset(), 6);
-    assert_eq!(log.size_bytes(), (two.len() + batch_at(TS + 9, 1, 20).len()) as u64);
+    assert_eq!(
+        log.size_bytes(),
+        (two.len() + batch_at(TS + 9, 1, 20).len()) as u64
+    );
 
     let read = log.read(0, usize::MAX, i64::MAX).unwrap();
     assert_eq!((read.log_start_offset, read.log_end_offset), (0, 6));
     let headers: Vec<BatchHeader> = batches(&read.records).map(|b| b.unwrap().0).collect();
-    let stamped: Vec<_> = headers.iter().map(|h| (h.base_offset, h.partition_leader_epoch)).collect();
+    let stamped: Vec<_> = headers
+        .iter()
+        .map(|h| (h.base_offset, h.partition_leader_epoch))
+        .collect();
     assert_eq!(stamped, vec![(0, 42), (3, 42), (5, 43)]);
     let records = decode(&read.records);
-    assert_eq!(records.iter().map(|r| r.0).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4, 5]);
+    assert_eq!(
+        records.iter().map(|r| r.0).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4, 5]
+    );
     assert_eq!(records[4], (4, TS + 6, value_for(TS + 5, 1, 20)));
 }
 
@@ -97,14 +121,26 @@ fn rolls_by_size() {
     let sealed = paths(dir.path(), bases[0]);
     assert_eq!(std::fs::metadata(&sealed.index).unwrap().len() % 8, 0);
     assert!(std::fs::metadata(&sealed.index).unwrap().len() < 4096);
-    assert_eq!(std::fs::metadata(paths(dir.path(), *bases.last().unwrap()).index).unwrap().len(), 4096);
+    assert_eq!(
+        std::fs::metadata(paths(dir.path(), *bases.last().unwrap()).index)
+            .unwrap()
+            .len(),
+        4096
+    );
     assert_dense(&log, 0);
 }
 
 #[test]
 fn a_batch_larger_than_segment_bytes_still_goes_in() {
     let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path(), LogConfig { segment_bytes: 100, ..small() }, false);
+    let log = open(
+        dir.path(),
+        LogConfig {
+            segment_bytes: 100,
+            ..small()
+        },
+        false,
+    );
     for _ in 0..3 {
         log.append(&batch_at(TS, 2, 200), 0, TS).unwrap();
     }
@@ -115,11 +151,22 @@ fn a_batch_larger_than_segment_bytes_still_goes_in() {
 #[test]
 fn rolls_by_time_of_first_append() {
     let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path(), LogConfig { segment_ms: 1000, ..LogConfig::default() }, false);
+    let log = open(
+        dir.path(),
+        LogConfig {
+            segment_ms: 1000,
+            ..LogConfig::default()
+        },
+        false,
+    );
     log.append(&batch_at(TS, 1, 10), 0, 5_000).unwrap();
     log.append(&batch_at(TS, 1, 10), 0, 5_600).unwrap();
     log.append(&batch_at(TS, 1, 10), 0, 6_000).unwrap();
-    assert_eq!(log.num_segments(), 1, "exactly segment.ms old does not roll");
+    assert_eq!(
+        log.num_segments(),
+        1,
+        "exactly segment.ms old does not roll"
+    );
     log.append(&batch_at(TS, 1, 10), 0, 6_001).unwrap();
     assert_eq!(log.segment_base_offsets(), vec![0, 3]);
     // The new segment's clock starts at its own first append.
@@ -134,14 +181,21 @@ fn rolls_when_the_index_is_full() {
     let dir = tempfile::tempdir().unwrap();
     // 3 offset-index entries, 2 time-index entries (one kept for sealing),
     // and an entry for every batch after the first.
-    let config = LogConfig { index_interval_bytes: 0, segment_index_bytes: 24, ..LogConfig::default() };
+    let config = LogConfig {
+        index_interval_bytes: 0,
+        segment_index_bytes: 24,
+        ..LogConfig::default()
+    };
     let log = open(dir.path(), config, false);
     for i in 0..9 {
         log.append(&batch_at(TS + i, 1, 10), 0, TS).unwrap();
     }
     assert_eq!(log.segment_base_offsets(), vec![0, 2, 4, 6, 8]);
     for o in 0..9 {
-        assert_eq!(batch_offsets(&log.read(o, 1, i64::MAX).unwrap().records), vec![(o, o)]);
+        assert_eq!(
+            batch_offsets(&log.read(o, 1, i64::MAX).unwrap().records),
+            vec![(o, o)]
+        );
     }
 }
 
@@ -154,8 +208,15 @@ fn reads_across_segment_boundaries() {
     let bases = log.segment_base_offsets();
     // One read from the middle of the first segment to the end.
     let all = decode(&log.read(5, usize::MAX, i64::MAX).unwrap().records);
-    assert_eq!(all.first().unwrap().0, 4, "starts with the batch containing 5");
-    assert_eq!(all.iter().map(|r| r.0).collect::<Vec<_>>(), (4..120).collect::<Vec<_>>());
+    assert_eq!(
+        all.first().unwrap().0,
+        4,
+        "starts with the batch containing 5"
+    );
+    assert_eq!(
+        all.iter().map(|r| r.0).collect::<Vec<_>>(),
+        (4..120).collect::<Vec<_>>()
+    );
     // Reads starting exactly at, just before and just after a boundary.
     for base in &bases[1..] {
         for o in [base - 1, *base, base + 1] {
@@ -167,7 +228,10 @@ fn reads_across_segment_boundaries() {
     // Every record's value survived.
     for (offset, ts, value) in read_all(&log) {
         let batch = offset / 4;
-        assert_eq!(value, value_for(TS + 1000 * batch, (offset % 4) as usize, 50));
+        assert_eq!(
+            value,
+            value_for(TS + 1000 * batch, (offset % 4) as usize, 50)
+        );
         assert_eq!(ts, TS + 1000 * batch + offset % 4);
     }
 }
@@ -186,16 +250,28 @@ fn read_limits_max_bytes_and_max_offset() {
     }
     // Also across a segment boundary.
     let total = log.size_bytes() as usize;
-    assert_eq!(log.read(0, total - 1, i64::MAX).unwrap().records.len(), total - size);
+    assert_eq!(
+        log.read(0, total - 1, i64::MAX).unwrap().records.len(),
+        total - size
+    );
     // max_offset (the high watermark): only batches entirely below it.
     let got = log.read(0, usize::MAX, 11).unwrap();
     assert_eq!(batch_offsets(&got.records).last(), Some(&(8, 9)));
     let got = log.read(10, usize::MAX, 12).unwrap();
     assert_eq!(batch_offsets(&got.records), vec![(10, 11)]);
-    assert!(log.read(10, usize::MAX, 11).unwrap().records.is_empty(), "HW inside the batch");
-    assert!(log.read(10, usize::MAX, 10).unwrap().records.is_empty(), "at the HW");
+    assert!(
+        log.read(10, usize::MAX, 11).unwrap().records.is_empty(),
+        "HW inside the batch"
+    );
+    assert!(
+        log.read(10, usize::MAX, 10).unwrap().records.is_empty(),
+        "at the HW"
+    );
     let got = log.read(3, usize::MAX, 30).unwrap();
-    assert_eq!(batch_offsets(&got.records), (1..15).map(|b| (2 * b, 2 * b + 1)).collect::<Vec<_>>());
+    assert_eq!(
+        batch_offsets(&got.records),
+        (1..15).map(|b| (2 * b, 2 * b + 1)).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -223,7 +299,12 @@ fn offsets_out_of_range() {
     assert!(at_end.records.is_empty());
     assert_eq!(at_end.log_end_offset, 6);
     match log.read(100, 1, i64::MAX) {
-        Err(Error::OffsetOutOfRange { offset, log_start_offset, log_end_offset, .. }) => {
+        Err(Error::OffsetOutOfRange {
+            offset,
+            log_start_offset,
+            log_end_offset,
+            ..
+        }) => {
             assert_eq!((offset, log_start_offset, log_end_offset), (100, 0, 6));
         }
         other => panic!("{other:?}"),
@@ -233,7 +314,14 @@ fn offsets_out_of_range() {
 #[test]
 fn rejected_appends_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path(), LogConfig { max_message_bytes: 2000, ..LogConfig::default() }, false);
+    let log = open(
+        dir.path(),
+        LogConfig {
+            max_message_bytes: 2000,
+            ..LogConfig::default()
+        },
+        false,
+    );
     log.append(&batch_at(TS, 2, 10), 0, TS).unwrap();
     let size_before = log.size_bytes();
     let log_file = paths(dir.path(), 0).log;
@@ -244,16 +332,31 @@ fn rejected_appends_write_nothing() {
     let last = bad_crc.len() - 1;
     bad_crc[last] ^= 0x55;
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("bad CRC in the 2nd of 3 batches", [good.clone(), bad_crc, good.clone()].concat()),
-        ("oversized batch", [good.clone(), batch_at(TS, 3, 1000)].concat()),
-        ("trailing garbage", [good.clone(), good.clone(), vec![1, 2, 3]].concat()),
-        ("a cut batch", [good.clone(), good[..good.len() - 1].to_vec()].concat()),
+        (
+            "bad CRC in the 2nd of 3 batches",
+            [good.clone(), bad_crc, good.clone()].concat(),
+        ),
+        (
+            "oversized batch",
+            [good.clone(), batch_at(TS, 3, 1000)].concat(),
+        ),
+        (
+            "trailing garbage",
+            [good.clone(), good.clone(), vec![1, 2, 3]].concat(),
+        ),
+        (
+            "a cut batch",
+            [good.clone(), good[..good.len() - 1].to_vec()].concat(),
+        ),
         ("no batches", Vec::new()),
     ];
     for (what, input) in cases {
         let err = log.append(&input, 0, TS).unwrap_err();
         match what {
-            "oversized batch" => assert!(matches!(err, Error::MessageTooLarge { max: 2000, .. }), "{err}"),
+            "oversized batch" => assert!(
+                matches!(err, Error::MessageTooLarge { max: 2000, .. }),
+                "{err}"
+            ),
             "no batches" => assert!(matches!(err, Error::InvalidRequest(_)), "{err}"),
             "bad CRC in the 2nd of 3 batches" => assert!(
                 matches!(err, Error::CorruptBatch { position, source: runnel_proto::Error::CrcMismatch { .. }, .. } if position == good.len()),
@@ -311,7 +414,11 @@ fn torn_tail_is_cut_even_without_recovery() {
         std::fs::create_dir(dir.path().join("t-0")).unwrap();
         std::fs::write(paths(dir.path(), 0).log, &pristine[..cut as usize]).unwrap();
         let log = open(dir.path(), small(), false);
-        assert_eq!((log.log_end_offset(), log.size_bytes()), (5, second_end), "cut at {cut}");
+        assert_eq!(
+            (log.log_end_offset(), log.size_bytes()),
+            (5, second_end),
+            "cut at {cut}"
+        );
     }
 }
 
@@ -322,8 +429,18 @@ fn garbage_and_bad_crc_at_the_tail_are_cut() {
     let mut flipped = pristine.clone();
     flipped[end as usize - 5] ^= 0xff; // inside the third batch's records
     let cases = [
-        ("zeros after the last batch", [pristine.clone(), vec![0; 100]].concat(), 9, end),
-        ("random bytes after the last batch", [pristine.clone(), (0..200u8).collect()].concat(), 9, end),
+        (
+            "zeros after the last batch",
+            [pristine.clone(), vec![0; 100]].concat(),
+            9,
+            end,
+        ),
+        (
+            "random bytes after the last batch",
+            [pristine.clone(), (0..200u8).collect()].concat(),
+            9,
+            end,
+        ),
         ("CRC mismatch in the last batch", flipped, 5, second_end),
     ];
     for (what, bytes, leo, size) in cases {
@@ -331,8 +448,16 @@ fn garbage_and_bad_crc_at_the_tail_are_cut() {
         std::fs::create_dir(dir.path().join("t-0")).unwrap();
         std::fs::write(paths(dir.path(), 0).log, &bytes).unwrap();
         let log = open(dir.path(), small(), true);
-        assert_eq!((log.log_end_offset(), log.size_bytes()), (leo, size), "{what}");
-        assert_eq!(std::fs::metadata(paths(dir.path(), 0).log).unwrap().len(), size, "{what}");
+        assert_eq!(
+            (log.log_end_offset(), log.size_bytes()),
+            (leo, size),
+            "{what}"
+        );
+        assert_eq!(
+            std::fs::metadata(paths(dir.path(), 0).log).unwrap().len(),
+            size,
+            "{what}"
+        );
         log.append(&batch_at(TS, 1, 5), 0, TS).unwrap();
         assert_dense(&log, 0);
     }
@@ -344,7 +469,12 @@ fn index_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .unwrap()
         .map(|e| e.unwrap())
         .filter(|e| !e.file_name().to_string_lossy().ends_with(".log"))
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
         .collect();
     out.sort();
     out
@@ -362,7 +492,8 @@ fn damaged_indexes_are_rebuilt_identically() {
     };
     let log = open(dir.path(), config.clone(), false);
     for i in 0..150 {
-        log.append(&batch_at(TS + 10 * i, 1 + (i as usize % 3), 40), 0, TS).unwrap();
+        log.append(&batch_at(TS + 10 * i, 1 + (i as usize % 3), 40), 0, TS)
+            .unwrap();
     }
     let bases = log.segment_base_offsets();
     assert!(bases.len() >= 3, "{bases:?}");
@@ -370,8 +501,14 @@ fn damaged_indexes_are_rebuilt_identically() {
     log.close().unwrap();
     drop(log);
     let pristine = index_files(dir.path());
-    let (sealed, active) = (paths(dir.path(), bases[1]), paths(dir.path(), *bases.last().unwrap()));
-    assert!(std::fs::metadata(&sealed.index).unwrap().len() >= 32, "the test needs a few entries");
+    let (sealed, active) = (
+        paths(dir.path(), bases[1]),
+        paths(dir.path(), *bases.last().unwrap()),
+    );
+    assert!(
+        std::fs::metadata(&sealed.index).unwrap().len() >= 32,
+        "the test needs a few entries"
+    );
 
     type Damage = Box<dyn Fn()>;
     // Flip bits of the byte `from_end` bytes before the end of the file.
@@ -391,37 +528,93 @@ fn damaged_indexes_are_rebuilt_identically() {
         })
     };
     let cut_to = |path: std::path::PathBuf, len: u64| -> Damage {
-        Box::new(move || std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(len).unwrap())
+        Box::new(move || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_len(len)
+                .unwrap()
+        })
     };
-    let remove = |path: std::path::PathBuf| -> Damage { Box::new(move || std::fs::remove_file(&path).unwrap()) };
+    let remove = |path: std::path::PathBuf| -> Damage {
+        Box::new(move || std::fs::remove_file(&path).unwrap())
+    };
     let damages: Vec<(&str, Damage)> = vec![
         ("sealed .index deleted", remove(sealed.index.clone())),
-        ("sealed .timeindex deleted", remove(sealed.time_index.clone())),
+        (
+            "sealed .timeindex deleted",
+            remove(sealed.time_index.clone()),
+        ),
         ("active .index deleted", remove(active.index.clone())),
-        ("active .timeindex deleted", remove(active.time_index.clone())),
-        ("sealed .index cut mid-entry", cut_to(sealed.index.clone(), 13)),
-        ("sealed .index cut to one entry", cut_to(sealed.index.clone(), 8)),
-        ("sealed .timeindex cut mid-entry", cut_to(sealed.time_index.clone(), 20)),
-        ("sealed .index position past the log", write_at(sealed.index.clone(), 4, vec![0x7f, 0, 0, 0])),
-        ("sealed .index offsets backwards", write_at(sealed.index.clone(), 8, vec![0, 0, 0, 0])),
-        ("sealed .index last entry off its batch", xor_end(sealed.index.clone(), 1, 0x01)),
-        ("sealed .index last offset wrong", xor_end(sealed.index.clone(), 5, 0x01)),
-        ("active .index garbage", write_at(active.index.clone(), 0, vec![0xff; 8])),
-        ("sealed .timeindex last timestamp wrong", xor_end(sealed.time_index.clone(), 5, 0x01)),
-        ("active .timeindex offset beyond", write_at(active.time_index.clone(), 8, vec![0x7f, 0, 0, 0])),
+        (
+            "active .timeindex deleted",
+            remove(active.time_index.clone()),
+        ),
+        (
+            "sealed .index cut mid-entry",
+            cut_to(sealed.index.clone(), 13),
+        ),
+        (
+            "sealed .index cut to one entry",
+            cut_to(sealed.index.clone(), 8),
+        ),
+        (
+            "sealed .timeindex cut mid-entry",
+            cut_to(sealed.time_index.clone(), 20),
+        ),
+        (
+            "sealed .index position past the log",
+            write_at(sealed.index.clone(), 4, vec![0x7f, 0, 0, 0]),
+        ),
+        (
+            "sealed .index offsets backwards",
+            write_at(sealed.index.clone(), 8, vec![0, 0, 0, 0]),
+        ),
+        (
+            "sealed .index last entry off its batch",
+            xor_end(sealed.index.clone(), 1, 0x01),
+        ),
+        (
+            "sealed .index last offset wrong",
+            xor_end(sealed.index.clone(), 5, 0x01),
+        ),
+        (
+            "active .index garbage",
+            write_at(active.index.clone(), 0, vec![0xff; 8]),
+        ),
+        (
+            "sealed .timeindex last timestamp wrong",
+            xor_end(sealed.time_index.clone(), 5, 0x01),
+        ),
+        (
+            "active .timeindex offset beyond",
+            write_at(active.time_index.clone(), 8, vec![0x7f, 0, 0, 0]),
+        ),
     ];
     for (what, damage) in damages {
         damage();
-        assert_ne!(index_files(dir.path()), pristine, "{what}: the damage did something");
+        assert_ne!(
+            index_files(dir.path()),
+            pristine,
+            "{what}: the damage did something"
+        );
         let log = open(dir.path(), config.clone(), false);
         assert_eq!(read_all(&log), expected_records, "{what}");
         for o in (0..log.log_end_offset()).step_by(7) {
             let got = batch_offsets(&log.read(o, 1, i64::MAX).unwrap().records);
-            assert!(got[0].0 <= o && o <= got[0].1, "{what}: offset {o} in {got:?}");
+            assert!(
+                got[0].0 <= o && o <= got[0].1,
+                "{what}: offset {o} in {got:?}"
+            );
         }
         log.close().unwrap();
         drop(log);
-        assert_eq!(index_files(dir.path()), pristine, "{what}: rebuilt index differs");
+        assert_eq!(
+            index_files(dir.path()),
+            pristine,
+            "{what}: rebuilt index differs"
+        );
     }
 }
 
@@ -432,15 +625,25 @@ fn clean_close_and_reopen_keeps_everything() {
     fill(&log, 25, 3, 60);
     let before = read_all(&log);
     log.close().unwrap();
-    assert!(matches!(log.append(&batch_at(TS, 1, 1), 0, TS), Err(Error::NotAvailable(_))));
+    assert!(matches!(
+        log.append(&batch_at(TS, 1, 1), 0, TS),
+        Err(Error::NotAvailable(_))
+    ));
     assert_eq!(read_all(&log), before, "reads work after close");
     let active = paths(dir.path(), *log.segment_base_offsets().last().unwrap());
     assert_eq!(std::fs::metadata(&active.index).unwrap().len() % 8, 0);
-    assert!(std::fs::metadata(&active.index).unwrap().len() < 4096, "trimmed on close");
+    assert!(
+        std::fs::metadata(&active.index).unwrap().len() < 4096,
+        "trimmed on close"
+    );
     drop(log);
     let log = open(dir.path(), small(), false);
     assert_eq!(read_all(&log), before);
-    assert_eq!(std::fs::metadata(&active.index).unwrap().len(), 4096, "preallocated again");
+    assert_eq!(
+        std::fs::metadata(&active.index).unwrap().len(),
+        4096,
+        "preallocated again"
+    );
     fill(&log, 5, 3, 60);
     assert_dense(&log, 0);
 }
@@ -448,7 +651,10 @@ fn clean_close_and_reopen_keeps_everything() {
 #[test]
 fn retention_by_time() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { retention_ms: 10_000, ..small() };
+    let config = LogConfig {
+        retention_ms: 10_000,
+        ..small()
+    };
     let log = open(dir.path(), config, false);
     fill(&log, 40, 2, 100); // batch i at TS + 1000 i
     let bases = log.segment_base_offsets();
@@ -457,7 +663,11 @@ fn retention_by_time() {
     // batch's second record.
     let per = bases[1] / 2;
     let largest = TS + 1000 * (per - 1) + 1;
-    assert_eq!(log.delete_old_segments(largest + 10_000).unwrap(), 0, "exactly retention.ms old stays");
+    assert_eq!(
+        log.delete_old_segments(largest + 10_000).unwrap(),
+        0,
+        "exactly retention.ms old stays"
+    );
     assert_eq!(log.delete_old_segments(largest + 10_001).unwrap(), 1);
     assert_eq!(log.log_start_offset(), bases[1]);
     assert_eq!(log.segment_base_offsets(), bases[1..].to_vec());
@@ -469,7 +679,10 @@ fn retention_by_time() {
     assert_eq!(read_all(&log)[0].0, bases[1]);
     // Everything expired, the active segment too: it rolls first, so one
     // empty segment at the log end offset remains.
-    assert_eq!(log.delete_old_segments(TS + 1_000_000).unwrap(), bases.len() - 1);
+    assert_eq!(
+        log.delete_old_segments(TS + 1_000_000).unwrap(),
+        bases.len() - 1
+    );
     assert_eq!(log.num_segments(), 1);
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (80, 80));
     assert!(log.read(80, 100, i64::MAX).unwrap().records.is_empty());
@@ -484,7 +697,15 @@ fn retention_by_time() {
 #[test]
 fn retention_by_time_stops_at_the_first_young_segment() {
     let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path(), LogConfig { retention_ms: 10_000, segment_bytes: 1, ..small() }, false);
+    let log = open(
+        dir.path(),
+        LogConfig {
+            retention_ms: 10_000,
+            segment_bytes: 1,
+            ..small()
+        },
+        false,
+    );
     // One batch per segment; the second is young, the third old again.
     for ts in [TS, TS + 50_000, TS] {
         log.append(&batch_at(ts, 1, 10), 0, TS).unwrap();
@@ -521,7 +742,11 @@ fn retention_by_size() {
     assert_eq!(log.delete_old_segments(TS).unwrap(), sizes.len() - 1);
     assert_eq!(log.size_bytes(), 0);
     assert_eq!(log.log_start_offset(), log.log_end_offset());
-    assert_eq!(log.delete_old_segments(TS).unwrap(), 0, "an empty active segment is never deleted");
+    assert_eq!(
+        log.delete_old_segments(TS).unwrap(),
+        0,
+        "an empty active segment is never deleted"
+    );
 }
 
 #[test]
@@ -550,7 +775,13 @@ fn truncate_to_within_a_segment_mid_batch_and_at_a_boundary() {
     assert_eq!(log.log_end_offset(), target - 1);
     assert_eq!(log.segment_base_offsets(), bases[..2].to_vec());
     assert!(!paths(dir.path(), bases[2]).log.exists());
-    assert_eq!(std::fs::metadata(paths(dir.path(), bases[1]).index).unwrap().len(), 4096, "writable again");
+    assert_eq!(
+        std::fs::metadata(paths(dir.path(), bases[1]).index)
+            .unwrap()
+            .len(),
+        4096,
+        "writable again"
+    );
     assert!(is_out_of_range(log.read(target, 1, i64::MAX)));
     // At exactly a segment's base offset: it stays, empty, as the active one.
     log.truncate_to(bases[1]).unwrap();
@@ -570,67 +801,124 @@ fn truncate_to_within_a_segment_mid_batch_and_at_a_boundary() {
 #[test]
 fn truncate_below_log_start_empties_the_log() {
     let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path(), LogConfig { retention_bytes: 0, ..small() }, false);
+    let log = open(
+        dir.path(),
+        LogConfig {
+            retention_bytes: 0,
+            ..small()
+        },
+        false,
+    );
     fill(&log, 40, 2, 100);
     log.delete_old_segments(TS).unwrap();
     assert_eq!(log.log_start_offset(), 80);
     log.truncate_to(50).unwrap();
-    assert_eq!((log.log_start_offset(), log.log_end_offset(), log.num_segments()), (50, 50, 1));
+    assert_eq!(
+        (
+            log.log_start_offset(),
+            log.log_end_offset(),
+            log.num_segments()
+        ),
+        (50, 50, 1)
+    );
     log.truncate_fully_and_start_at(1_000).unwrap();
-    assert_eq!((log.log_start_offset(), log.log_end_offset()), (1_000, 1_000));
+    assert_eq!(
+        (log.log_start_offset(), log.log_end_offset()),
+        (1_000, 1_000)
+    );
     assert_eq!(log.segment_base_offsets(), vec![1_000]);
     fill(&log, 3, 2, 10);
     assert_dense(&log, 1_000);
     drop(log);
     let log = open(dir.path(), small(), true);
-    assert_eq!((log.log_start_offset(), log.log_end_offset()), (1_000, 1_006));
+    assert_eq!(
+        (log.log_start_offset(), log.log_end_offset()),
+        (1_000, 1_006)
+    );
 }
 
 #[test]
 fn offset_for_timestamp_follows_list_offsets() {
     let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path(), LogConfig { index_interval_bytes: 100, ..small() }, false);
+    let log = open(
+        dir.path(),
+        LogConfig {
+            index_interval_bytes: 100,
+            ..small()
+        },
+        false,
+    );
     // Batch i: records at TS + 1000 i + 0..3, offsets 3i..3i+3.
     fill(&log, 40, 3, 80);
     assert!(log.num_segments() > 2);
     assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, TS)));
     assert_eq!(log.offset_for_timestamp(TS).unwrap(), Some((0, TS)));
     assert_eq!(log.offset_for_timestamp(TS + 1).unwrap(), Some((1, TS + 1)));
-    assert_eq!(log.offset_for_timestamp(TS + 3).unwrap(), Some((3, TS + 1000)), "between batches");
+    assert_eq!(
+        log.offset_for_timestamp(TS + 3).unwrap(),
+        Some((3, TS + 1000)),
+        "between batches"
+    );
     for i in 0..40i64 {
         for j in 0..3 {
             let ts = TS + 1000 * i + j;
             assert_eq!(log.offset_for_timestamp(ts).unwrap(), Some((3 * i + j, ts)));
         }
     }
-    assert_eq!(log.offset_for_timestamp(TS + 39_002).unwrap(), Some((119, TS + 39_002)));
+    assert_eq!(
+        log.offset_for_timestamp(TS + 39_002).unwrap(),
+        Some((119, TS + 39_002))
+    );
     assert_eq!(log.offset_for_timestamp(TS + 39_003).unwrap(), None);
 
     // Out-of-order timestamps: the first batch whose max reaches it.
     log.append(&batch_at(TS + 500, 1, 10), 0, TS).unwrap();
     assert_eq!(log.offset_for_timestamp(TS + 39_003).unwrap(), None);
     log.append(&batch_at(TS + 90_000, 1, 10), 0, TS).unwrap();
-    assert_eq!(log.offset_for_timestamp(TS + 39_003).unwrap(), Some((121, TS + 90_000)));
+    assert_eq!(
+        log.offset_for_timestamp(TS + 39_003).unwrap(),
+        Some((121, TS + 90_000))
+    );
     // Through a reopen (indexes from disk).
     drop(log);
     let log = open(dir.path(), small(), false);
-    assert_eq!(log.offset_for_timestamp(TS + 17_001).unwrap(), Some((52, TS + 17_001)));
+    assert_eq!(
+        log.offset_for_timestamp(TS + 17_001).unwrap(),
+        Some((52, TS + 17_001))
+    );
 }
 
 #[test]
 fn flush_by_messages_and_by_time() {
     let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path(), LogConfig { flush_messages: 1, ..LogConfig::default() }, false);
+    let log = open(
+        dir.path(),
+        LogConfig {
+            flush_messages: 1,
+            ..LogConfig::default()
+        },
+        false,
+    );
     log.append(&batch_at(TS, 3, 10), 0, TS).unwrap();
-    assert_eq!(log.unflushed_messages(), 0, "flush.messages=1 fsyncs every append");
+    assert_eq!(
+        log.unflushed_messages(),
+        0,
+        "flush.messages=1 fsyncs every append"
+    );
 
-    log.set_config(LogConfig { flush_messages: 5, ..LogConfig::default() });
+    log.set_config(LogConfig {
+        flush_messages: 5,
+        ..LogConfig::default()
+    });
     log.append(&batch_at(TS, 3, 10), 0, TS).unwrap();
     assert_eq!(log.unflushed_messages(), 3);
     log.append(&batch_at(TS, 3, 10), 0, TS).unwrap();
     assert_eq!(log.unflushed_messages(), 0);
 
-    log.set_config(LogConfig { flush_ms: 1000, ..LogConfig::default() });
+    log.set_config(LogConfig {
+        flush_ms: 1000,
+        ..LogConfig::default()
+    });
     let now = wall_clock_ms();
     log.flush().unwrap();
     assert!(!log.maybe_flush(now + 10_000).unwrap(), "nothing to flush");
@@ -652,7 +940,11 @@ fn flush_by_messages_and_by_time() {
 #[test]
 fn index_stays_sparse_and_bounded() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { index_interval_bytes: 1000, segment_bytes: 1 << 20, ..LogConfig::default() };
+    let config = LogConfig {
+        index_interval_bytes: 1000,
+        segment_bytes: 1 << 20,
+        ..LogConfig::default()
+    };
     let log = open(dir.path(), config, false);
     fill(&log, 200, 1, 200);
     let seg = log.segments.read().values().next().unwrap().clone();
@@ -660,19 +952,35 @@ fn index_stays_sparse_and_bounded() {
     let batch = batch_at(TS, 1, 200).len();
     // One entry per (interval + one batch) or so.
     let entries = seg.index_entries();
-    assert!(entries + 1 >= size / (1000 + batch) && entries <= size / 1000, "{entries} entries for {size} bytes");
-    assert_eq!(seg.time_index_entries(), entries, "timestamps grow with every entry here");
+    assert!(
+        entries + 1 >= size / (1000 + batch) && entries <= size / 1000,
+        "{entries} entries for {size} bytes"
+    );
+    assert_eq!(
+        seg.time_index_entries(),
+        entries,
+        "timestamps grow with every entry here"
+    );
 }
 
 #[test]
 fn concurrent_reads_see_whole_batches() {
     let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path(), LogConfig { segment_bytes: 8192, index_interval_bytes: 500, ..small() }, false);
+    let log = open(
+        dir.path(),
+        LogConfig {
+            segment_bytes: 8192,
+            index_interval_bytes: 500,
+            ..small()
+        },
+        false,
+    );
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
         s.spawn(|| {
             for i in 0..400 {
-                log.append(&batch_at(TS + i, 1 + (i as usize % 4), 50), 0, TS).unwrap();
+                log.append(&batch_at(TS + i, 1 + (i as usize % 4), 50), 0, TS)
+                    .unwrap();
             }
             stop.store(true, std::sync::atomic::Ordering::Release);
         });
@@ -712,4 +1020,58 @@ fn orphan_index_files_are_removed_and_empty_dirs_start_at_zero() {
     assert!(paths(dir.path(), 0).log.exists());
     log.delete().unwrap();
     assert!(!pdir.exists());
+}
+
+#[test]
+fn recovery_also_checks_the_last_sealed_segment() {
+    // Its fsync runs in the background after a roll, so a power loss can
+    // tear it too: the unclean restart cuts it and drops what followed.
+    for damage in ["bit flip", "torn"] {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path(), small(), false);
+        fill(&log, 40, 2, 100);
+        let bases = log.segment_base_offsets();
+        assert!(bases.len() >= 3);
+        drop(log); // unclean
+        let (sealed, active) = (paths(dir.path(), bases[bases.len() - 2]), paths(dir.path(), bases[bases.len() - 1]));
+        let mut bytes = std::fs::read(&sealed.log).unwrap();
+        let batch = batch_at(TS, 2, 100).len();
+        // Damage the third batch of the last sealed segment.
+        match damage {
+            "bit flip" => bytes[2 * batch + 100] ^= 0x10,
+            _ => bytes.truncate(2 * batch + 100),
+        }
+        std::fs::write(&sealed.log, &bytes).unwrap();
+
+        let log = open(dir.path(), small(), true);
+        let cut_at = bases[bases.len() - 2] + 4;
+        assert_eq!(log.log_end_offset(), cut_at, "{damage}");
+        assert_eq!(log.segment_base_offsets(), bases[..bases.len() - 1].to_vec(), "{damage}");
+        assert!(!active.log.exists() && !active.index.exists(), "{damage}");
+        assert_eq!(std::fs::metadata(&sealed.log).unwrap().len(), 2 * batch as u64, "{damage}");
+        fill(&log, 3, 2, 100);
+        assert_dense(&log, 0);
+        // A clean restart keeps the repaired log as it is.
+        log.close().unwrap();
+        drop(log);
+        let log = open(dir.path(), small(), false);
+        assert_eq!(log.log_end_offset(), cut_at + 6, "{damage}");
+        assert_dense(&log, 0);
+    }
+}
+
+#[test]
+fn rolls_fsync_sealed_segments_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), LogConfig { segment_bytes: 1, flush_messages: 4, ..small() }, false);
+    for _ in 0..5 {
+        log.append(&batch_at(TS, 1, 10), 0, TS).unwrap();
+    }
+    // Each roll waited for the previous background fsync; the last one
+    // may still be running, and flush() covers it.
+    assert_eq!(log.num_segments(), 5);
+    log.flush().unwrap();
+    assert_eq!(log.unflushed_messages(), 0);
+    log.close().unwrap();
+    assert!(log.writer.lock().sealing.is_none(), "close waited for it");
 }

@@ -22,7 +22,10 @@ pub(crate) enum Step {
     End,
     /// The bytes at `position` are not a complete batch: a torn tail
     /// ([`runnel_proto::Error::Truncated`]) or garbage.
-    Corrupt { position: u64, error: runnel_proto::Error },
+    Corrupt {
+        position: u64,
+        error: runnel_proto::Error,
+    },
 }
 
 /// Reads `[start, end)` of a segment file batch by batch.
@@ -43,7 +46,16 @@ pub(crate) struct BatchScanner<'a> {
 
 impl<'a> BatchScanner<'a> {
     pub(crate) fn new(file: &'a File, path: &'a Path, start: u64, end: u64, chunk: usize) -> Self {
-        BatchScanner { file, path, end, next: start, buf: Vec::new(), buf_pos: start, chunk, last: None }
+        BatchScanner {
+            file,
+            path,
+            end,
+            next: start,
+            buf: Vec::new(),
+            buf_pos: start,
+            chunk,
+            last: None,
+        }
     }
 
     /// The whole batch returned by the last `next(true)`.
@@ -68,14 +80,20 @@ impl<'a> BatchScanner<'a> {
         };
         let total = header.total_size();
         if total > remaining {
-            let error = runnel_proto::Error::Truncated { needed: total, available: remaining };
+            let error = runnel_proto::Error::Truncated {
+                needed: total,
+                available: remaining,
+            };
             return Ok(Step::Corrupt { position, error });
         }
         if full {
             let got = self.fill(total)?.len();
             if got < total {
                 // The file is shorter than `end` said (truncated under us).
-                let error = runnel_proto::Error::Truncated { needed: total, available: got };
+                let error = runnel_proto::Error::Truncated {
+                    needed: total,
+                    available: got,
+                };
                 return Ok(Step::Corrupt { position, error });
             }
             let from = (position - self.buf_pos) as usize;
@@ -102,7 +120,10 @@ impl<'a> BatchScanner<'a> {
             }
             _ => 0,
         };
-        let want = n.max(self.chunk).min(usize::try_from(self.end - self.next).unwrap_or(usize::MAX)).max(keep);
+        let want = n
+            .max(self.chunk)
+            .min(usize::try_from(self.end - self.next).unwrap_or(usize::MAX))
+            .max(keep);
         self.buf_pos = self.next;
         self.buf.resize(want, 0);
         let got = read_full_at(self.file, &mut self.buf[keep..], self.buf_pos + keep as u64)
@@ -134,7 +155,13 @@ mod tests {
     use super::*;
     use crate::log::test_util::batch_of;
 
-    fn scan_all(file: &File, path: &Path, end: u64, chunk: usize, full: bool) -> (Vec<(u64, i64)>, Option<u64>) {
+    fn scan_all(
+        file: &File,
+        path: &Path,
+        end: u64,
+        chunk: usize,
+        full: bool,
+    ) -> (Vec<(u64, i64)>, Option<u64>) {
         let mut s = BatchScanner::new(file, path, 0, end, chunk);
         let mut out = Vec::new();
         loop {
@@ -156,7 +183,9 @@ mod tests {
     fn walks_batches_with_any_chunk_size() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.log");
-        let batches: Vec<Vec<u8>> = (0..20).map(|i| batch_of(i * 10, 1 + i as usize % 5, 10 + 37 * i as usize)).collect();
+        let batches: Vec<Vec<u8>> = (0..20)
+            .map(|i| batch_of(i * 10, 1 + i as usize % 5, 10 + 37 * i as usize))
+            .collect();
         let all = batches.concat();
         std::fs::write(&path, &all).unwrap();
         let file = File::open(&path).unwrap();
@@ -168,7 +197,11 @@ mod tests {
         }
         for chunk in [1, 61, 100, 4096, 1 << 20] {
             for full in [false, true] {
-                assert_eq!(scan_all(&file, &path, all.len() as u64, chunk, full), (expect.clone(), None), "chunk {chunk}");
+                assert_eq!(
+                    scan_all(&file, &path, all.len() as u64, chunk, full),
+                    (expect.clone(), None),
+                    "chunk {chunk}"
+                );
             }
         }
         // An `end` inside the last batch reports it as corrupt (torn).

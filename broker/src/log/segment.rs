@@ -30,7 +30,10 @@ use tracing::{info, warn};
 use super::index::{INDEX_ENTRY_SIZE, OffsetIndex};
 use super::scan::{BatchScanner, Step, read_full_at};
 use super::time_index::{TIME_INDEX_ENTRY_SIZE, TimeIndex};
-use super::{INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, LogConfig, TIME_INDEX_FILE_SUFFIX, TopicPartition, segment_file_name};
+use super::{
+    INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, LogConfig, TIME_INDEX_FILE_SUFFIX, TopicPartition,
+    segment_file_name,
+};
 use crate::{Error, Result};
 
 /// Read size for scans over a whole segment (recovery, rebuilds).
@@ -39,7 +42,9 @@ const FULL_SCAN_CHUNK: usize = 1 << 20;
 /// Read size for the bounded scan after an index hit: one index interval
 /// plus room for the header of the batch it lands on.
 pub(crate) fn lookup_chunk(index_interval_bytes: usize) -> usize {
-    index_interval_bytes.saturating_add(4096).min(FULL_SCAN_CHUNK)
+    index_interval_bytes
+        .saturating_add(4096)
+        .min(FULL_SCAN_CHUNK)
 }
 
 /// The three files of the segment starting at `base_offset`.
@@ -56,6 +61,18 @@ impl SegmentPaths {
             index: dir.join(segment_file_name(base_offset, INDEX_FILE_SUFFIX)),
             time_index: dir.join(segment_file_name(base_offset, TIME_INDEX_FILE_SUFFIX)),
         }
+    }
+
+    /// Remove the three files (missing ones are fine).
+    pub(crate) fn delete(&self) -> Result<()> {
+        for path in [&self.log, &self.index, &self.time_index] {
+            match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("deleting segment file", path, e)),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -102,7 +119,10 @@ impl Segment {
         let mut index = OffsetIndex::open(&paths.index, base_offset)
             .map_err(|e| Error::io("creating offset index", &paths.index, e))?;
         index.file_mut().reset();
-        index.file_mut().resize(index_bytes).map_err(|e| Error::io("sizing offset index", &paths.index, e))?;
+        index
+            .file_mut()
+            .resize(index_bytes)
+            .map_err(|e| Error::io("sizing offset index", &paths.index, e))?;
         let mut time_index = TimeIndex::open(&paths.time_index, base_offset)
             .map_err(|e| Error::io("creating time index", &paths.time_index, e))?;
         time_index.file_mut().reset();
@@ -131,7 +151,10 @@ impl Segment {
             .append(true)
             .open(&paths.log)
             .map_err(|e| Error::io("opening segment", &paths.log, e))?;
-        let size = file.metadata().map_err(|e| Error::io("reading segment size", &paths.log, e))?.len();
+        let size = file
+            .metadata()
+            .map_err(|e| Error::io("reading segment size", &paths.log, e))?
+            .len();
         let index = OffsetIndex::open(&paths.index, base_offset)
             .map_err(|e| Error::io("opening offset index", &paths.index, e))?;
         let time_index = TimeIndex::open(&paths.time_index, base_offset)
@@ -170,11 +193,52 @@ impl Segment {
                     reason = %bad, "sealed segment holds a bad batch; reads past it will fail"
                 );
             }
-            seg.time_index.write().maybe_append(replay.cursor.max_timestamp, replay.cursor.offset_of_max_timestamp, true);
-            seg.max_timestamp.store(replay.cursor.max_timestamp, Ordering::Release);
+            seg.time_index.write().maybe_append(
+                replay.cursor.max_timestamp,
+                replay.cursor.offset_of_max_timestamp,
+                true,
+            );
+            seg.max_timestamp
+                .store(replay.cursor.max_timestamp, Ordering::Release);
         }
         seg.trim_indexes()?;
         Ok(seg)
+    }
+
+    /// Open the most recently sealed segment after an unclean stop. Its
+    /// fsync runs in the background after the roll, so it may have been
+    /// cut short by a power loss: scan it with CRC checks and rebuild its
+    /// indexes like an active segment. Returns the segment and whether it
+    /// had to be cut (then everything after it is invalid and it becomes
+    /// the active segment again).
+    pub(crate) fn recover_sealed(
+        dir: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+        tp: &TopicPartition,
+    ) -> Result<(Segment, bool)> {
+        let seg = Segment::open_files(dir, base_offset)?;
+        seg.size_indexes_for_rebuild()?;
+        let replay = seg.rebuild_indexes(true, config.index_interval_bytes)?;
+        if let Some(reason) = &replay.bad {
+            let cut = seg.size() - replay.valid_bytes;
+            warn!(
+                topic = %tp.topic, partition = tp.partition, base_offset, position = replay.valid_bytes,
+                bytes = cut, %reason, "truncating the last sealed segment at a torn or corrupt batch"
+            );
+            // Index entries only cover the good batches the scan accepted.
+            seg.truncate_log(replay.valid_bytes)?;
+            seg.max_timestamp.store(replay.cursor.max_timestamp, Ordering::Release);
+            return Ok((seg, true));
+        }
+        seg.time_index.write().maybe_append(
+            replay.cursor.max_timestamp,
+            replay.cursor.offset_of_max_timestamp,
+            true,
+        );
+        seg.max_timestamp.store(replay.cursor.max_timestamp, Ordering::Release);
+        seg.trim_indexes()?;
+        Ok((seg, false))
     }
 
     pub(crate) fn base_offset(&self) -> i64 {
@@ -221,7 +285,10 @@ impl Segment {
     }
 
     fn corrupt(&self, position: u64, error: impl std::fmt::Display) -> Error {
-        Error::Storage { path: self.paths.log.clone(), reason: format!("bad record batch at position {position}: {error}") }
+        Error::Storage {
+            path: self.paths.log.clone(),
+            reason: format!("bad record batch at position {position}: {error}"),
+        }
     }
 
     /// Start a bounded scan at the index entry for `offset`.
@@ -237,7 +304,12 @@ impl Segment {
     /// offset is `>= offset`: the batch that contains `offset`, or the next
     /// one. Binary search in the index, then a scan of at most about one
     /// index interval.
-    pub(crate) fn find_batch(&self, offset: i64, end: u64, interval: usize) -> Result<Option<(u64, BatchHeader)>> {
+    pub(crate) fn find_batch(
+        &self,
+        offset: i64,
+        end: u64,
+        interval: usize,
+    ) -> Result<Option<(u64, BatchHeader)>> {
         let start = self.index_start(offset, end);
         let mut scan = self.scanner(start, end, lookup_chunk(interval));
         loop {
@@ -290,13 +362,19 @@ impl Segment {
     /// unclean stop its indexes are rebuilt from the `.log` anyway, and not
     /// touching them keeps appends from waiting on an msync.
     pub(crate) fn flush_log(&self) -> Result<()> {
-        self.file.sync_data().map_err(|e| Error::io("syncing segment", &self.paths.log, e))
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io("syncing segment", &self.paths.log, e))
     }
 
     /// fsync the `.log` and msync + fsync both indexes.
     pub(crate) fn flush(&self) -> Result<()> {
         self.flush_log()?;
-        self.index.read().file().flush().map_err(|e| Error::io("syncing offset index", &self.paths.index, e))?;
+        self.index
+            .read()
+            .file()
+            .flush()
+            .map_err(|e| Error::io("syncing offset index", &self.paths.index, e))?;
         self.time_index
             .read()
             .file()
@@ -338,7 +416,9 @@ impl Segment {
     /// the caller's to remove.
     fn truncate_log(&self, size: u64) -> Result<()> {
         self.size.fetch_min(size, Ordering::AcqRel);
-        self.file.set_len(size).map_err(|e| Error::io("truncating segment", &self.paths.log, e))?;
+        self.file
+            .set_len(size)
+            .map_err(|e| Error::io("truncating segment", &self.paths.log, e))?;
         self.size.store(size, Ordering::Release);
         Ok(())
     }
@@ -346,14 +426,11 @@ impl Segment {
     /// Remove the segment's files. Readers holding this `Segment` keep
     /// reading through their open handle and mapping.
     pub(crate) fn delete_files(&self) -> Result<()> {
-        for path in [&self.paths.log, &self.paths.index, &self.paths.time_index] {
-            match std::fs::remove_file(path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("deleting segment file", path, e)),
-            }
-        }
-        Ok(())
+        self.paths.delete()
+    }
+
+    pub(crate) fn paths(&self) -> &SegmentPaths {
+        &self.paths
     }
 
     /// Why the indexes on disk cannot be used as they are, if they cannot.
@@ -366,7 +443,11 @@ impl Segment {
     /// of a sealed segment; with `config`, a sealed index that ends much
     /// more than an index interval before the end of the log (cut short at
     /// an entry boundary) is rebuilt too.
-    fn index_problem(&self, next_base: Option<i64>, config: Option<&LogConfig>) -> Result<Option<String>> {
+    fn index_problem(
+        &self,
+        next_base: Option<i64>,
+        config: Option<&LogConfig>,
+    ) -> Result<Option<String>> {
         let size = self.size();
         let (last, last_time) = {
             let index = self.index.read();
@@ -378,7 +459,8 @@ impl Segment {
             }
             if let Some(config) = config {
                 let indexed_to = index.last_entry().map_or(0, |e| u64::from(e.position));
-                let slack = (config.index_interval_bytes as u64).saturating_add(config.max_message_bytes as u64);
+                let slack = (config.index_interval_bytes as u64)
+                    .saturating_add(config.max_message_bytes as u64);
                 let was_full = index.entries() >= config.segment_index_bytes / INDEX_ENTRY_SIZE;
                 if size.saturating_sub(indexed_to) > slack && !was_full {
                     return Ok(Some(format!(
@@ -391,25 +473,40 @@ impl Segment {
         };
         if let Some(e) = last {
             if u64::from(e.position) >= size {
-                return Ok(Some(format!("last index entry {e:?} points past the end of the log ({size} bytes)")));
+                return Ok(Some(format!(
+                    "last index entry {e:?} points past the end of the log ({size} bytes)"
+                )));
             }
             if next_base.is_some_and(|n| e.offset >= n) {
-                return Ok(Some(format!("last index entry {e:?} is beyond the segment")));
+                return Ok(Some(format!(
+                    "last index entry {e:?} is beyond the segment"
+                )));
             }
             let mut scan = self.scanner(u64::from(e.position), size, BATCH_HEADER_LEN);
             match scan.next(false)? {
                 Step::Batch { header, .. } if header.base_offset == e.offset => {}
-                _ => return Ok(Some(format!("last index entry {e:?} does not point at the batch with that offset"))),
+                _ => {
+                    return Ok(Some(format!(
+                        "last index entry {e:?} does not point at the batch with that offset"
+                    )));
+                }
             }
         }
         if let Some(t) = last_time {
             if next_base.is_some_and(|n| t.offset >= n) {
-                return Ok(Some(format!("last time index entry {t:?} is beyond the segment")));
+                return Ok(Some(format!(
+                    "last time index entry {t:?} is beyond the segment"
+                )));
             }
             let interval = config.map_or(4096, |c| c.index_interval_bytes);
             match self.find_batch(t.offset, size, interval) {
-                Ok(Some((_, h))) if h.base_offset == t.offset && h.max_timestamp == t.timestamp => {}
-                _ => return Ok(Some(format!("last time index entry {t:?} does not match the batch at that offset"))),
+                Ok(Some((_, h))) if h.base_offset == t.offset && h.max_timestamp == t.timestamp => {
+                }
+                _ => {
+                    return Ok(Some(format!(
+                        "last time index entry {t:?} does not match the batch at that offset"
+                    )));
+                }
             }
         }
         Ok(None)
@@ -422,7 +519,15 @@ impl Segment {
         let mut time_index = self.time_index.write();
         index.file_mut().reset();
         time_index.file_mut().reset();
-        self.replay(&mut index, &mut time_index, 0, IndexCursor::new(self.base_offset), self.base_offset, verify, interval)
+        self.replay(
+            &mut index,
+            &mut time_index,
+            0,
+            IndexCursor::new(self.base_offset),
+            self.base_offset,
+            verify,
+            interval,
+        )
     }
 
     /// Walk the `.log` from `start` (a batch boundary where `cursor` and
@@ -482,7 +587,12 @@ impl Segment {
             Some((position, reason)) => (position, Some(reason)),
             None => (size, None),
         };
-        Ok(Replay { valid_bytes, bad, cursor, next_offset })
+        Ok(Replay {
+            valid_bytes,
+            bad,
+            cursor,
+            next_offset,
+        })
     }
 }
 
@@ -512,7 +622,11 @@ pub(crate) struct IndexCursor {
 
 impl IndexCursor {
     fn new(base_offset: i64) -> Self {
-        IndexCursor { bytes_since_last_entry: 0, max_timestamp: -1, offset_of_max_timestamp: base_offset }
+        IndexCursor {
+            bytes_since_last_entry: 0,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base_offset,
+        }
     }
 
     /// Account for the batch at `position`: index it if more than
@@ -558,7 +672,11 @@ pub(crate) struct ActiveSegment {
 
 impl ActiveSegment {
     /// Create a new empty active segment at `base_offset`.
-    pub(crate) fn create(dir: &Path, base_offset: i64, config: &LogConfig) -> Result<ActiveSegment> {
+    pub(crate) fn create(
+        dir: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+    ) -> Result<ActiveSegment> {
         let seg = Segment::create(dir, base_offset, config.segment_index_bytes)?;
         Ok(ActiveSegment {
             seg: Arc::new(seg),
@@ -576,7 +694,12 @@ impl ActiveSegment {
         config: &LogConfig,
         tp: &TopicPartition,
     ) -> Result<ActiveSegment> {
-        ActiveSegment::load(Arc::new(Segment::open_files(dir, base_offset)?), recover, config, tp)
+        ActiveSegment::load(
+            Arc::new(Segment::open_files(dir, base_offset)?),
+            recover,
+            config,
+            tp,
+        )
     }
 
     /// Make `seg` writable again: grow its indexes and work out the writer
@@ -587,10 +710,19 @@ impl ActiveSegment {
     /// Otherwise only the batches after the last index entry are read (their
     /// framing checked, a torn tail still cut), unless the indexes fail
     /// [`Segment::index_problem`], in which case they are rebuilt.
-    pub(crate) fn load(seg: Arc<Segment>, recover: bool, config: &LogConfig, tp: &TopicPartition) -> Result<ActiveSegment> {
+    pub(crate) fn load(
+        seg: Arc<Segment>,
+        recover: bool,
+        config: &LogConfig,
+        tp: &TopicPartition,
+    ) -> Result<ActiveSegment> {
         let base_offset = seg.base_offset;
         let interval = config.index_interval_bytes;
-        let problem = if recover { None } else { seg.index_problem(None, None)? };
+        let problem = if recover {
+            None
+        } else {
+            seg.index_problem(None, None)?
+        };
         seg.expand_indexes(config.segment_index_bytes)?;
         let rebuild = |reason: &str| {
             if !recover {
@@ -612,7 +744,15 @@ impl ActiveSegment {
                     cursor.max_timestamp = t.timestamp;
                     cursor.offset_of_max_timestamp = t.offset;
                 }
-                seg.replay(&mut index, &mut time_index, start, cursor, next, false, interval)?
+                seg.replay(
+                    &mut index,
+                    &mut time_index,
+                    start,
+                    cursor,
+                    next,
+                    false,
+                    interval,
+                )?
             }
         };
         if let Some(reason) = replay.bad.take() {
@@ -626,14 +766,19 @@ impl ActiveSegment {
             replay = seg.rebuild_indexes(false, interval)?;
         } else if !recover
             && problem.is_none()
-            && seg.time_index.read().last_entry().is_some_and(|t| t.offset >= replay.next_offset)
+            && seg
+                .time_index
+                .read()
+                .last_entry()
+                .is_some_and(|t| t.offset >= replay.next_offset)
         {
             replay = rebuild("time index points past the end of the log")?;
         }
         if recover {
             info!(topic = %tp.topic, partition = tp.partition, base_offset, bytes = replay.valid_bytes, "recovered active segment");
         }
-        seg.max_timestamp.store(replay.cursor.max_timestamp, Ordering::Release);
+        seg.max_timestamp
+            .store(replay.cursor.max_timestamp, Ordering::Release);
         let rolling_base_ms = if seg.size() > 0 {
             match seg.scanner(0, seg.size(), BATCH_HEADER_LEN).next(false)? {
                 Step::Batch { header, .. } => Some(header.max_timestamp),
@@ -642,7 +787,12 @@ impl ActiveSegment {
         } else {
             None
         };
-        Ok(ActiveSegment { seg, next_offset: replay.next_offset, cursor: replay.cursor, rolling_base_ms })
+        Ok(ActiveSegment {
+            seg,
+            next_offset: replay.next_offset,
+            cursor: replay.cursor,
+            rolling_base_ms,
+        })
     }
 
     pub(crate) fn size(&self) -> u64 {
@@ -655,7 +805,11 @@ impl ActiveSegment {
 
     /// Entries both indexes can still take from appends.
     pub(crate) fn index_room(&self) -> usize {
-        self.seg.index.read().free().min(self.seg.time_index.read().free())
+        self.seg
+            .index
+            .read()
+            .free()
+            .min(self.seg.time_index.read().free())
     }
 
     /// Append already validated batches, assigning offsets from
@@ -681,7 +835,9 @@ impl ActiveSegment {
         let mut slices = Vec::with_capacity(batches.len() * 2);
         for ((at, header), stamped) in batches.iter().zip(&headers) {
             slices.push(IoSlice::new(stamped));
-            slices.push(IoSlice::new(&input[at + BATCH_HEADER_LEN..at + header.total_size()]));
+            slices.push(IoSlice::new(
+                &input[at + BATCH_HEADER_LEN..at + header.total_size()],
+            ));
         }
         if let Err(e) = write_all_vectored(&self.seg.file, &mut slices) {
             // Best effort: do not leave a partial batch behind.
@@ -708,28 +864,31 @@ impl ActiveSegment {
                 offset += i64::from(header.last_offset_delta) + 1;
             }
         }
-        self.seg.max_timestamp.fetch_max(self.cursor.max_timestamp, Ordering::AcqRel);
-        self.seg.size.store(start_size + input.len() as u64, Ordering::Release);
+        self.seg
+            .max_timestamp
+            .fetch_max(self.cursor.max_timestamp, Ordering::AcqRel);
+        self.seg
+            .size
+            .store(start_size + input.len() as u64, Ordering::Release);
         self.next_offset = offset;
         self.rolling_base_ms.get_or_insert(now_ms);
         Ok(())
     }
 
     /// Make the on-disk segment final, for a roll or a clean close: add the
-    /// time index entry for the largest timestamp, trim both indexes to
-    /// their entries, fsync everything.
-    pub(crate) fn finish(&self) -> Result<()> {
+    /// time index entry for the largest timestamp and trim both indexes to
+    /// their entries. The caller fsyncs ([`Segment::flush`]).
+    pub(crate) fn seal(&self) -> Result<()> {
         self.seg.time_index.write().maybe_append(
             self.cursor.max_timestamp,
             self.cursor.offset_of_max_timestamp,
             true,
         );
-        self.seg.trim_indexes()?;
-        self.seg.flush()
+        self.seg.trim_indexes()
     }
 
-    /// Grow the indexes again after [`finish`](Self::finish) (a roll whose
-    /// new segment could not be created).
+    /// Grow the indexes again after [`seal`](Self::seal) (a roll whose new
+    /// segment could not be created).
     pub(crate) fn reopen_indexes(&self, config: &LogConfig) -> Result<()> {
         self.seg.expand_indexes(config.segment_index_bytes)
     }

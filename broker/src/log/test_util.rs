@@ -10,7 +10,12 @@ pub(crate) fn batch_at(ts: i64, count: usize, value_len: usize) -> Vec<u8> {
     let mut b = BatchBuilder::new();
     for i in 0..count {
         let value = value_for(ts, i, value_len);
-        b.push(ts + i as i64, Some(format!("k{i}").as_bytes()), Some(&value), &[]);
+        b.push(
+            ts + i as i64,
+            Some(format!("k{i}").as_bytes()),
+            Some(&value),
+            &[],
+        );
     }
     b.build().expect("at least one record").to_vec()
 }
@@ -39,7 +44,11 @@ pub(crate) fn decode(bytes: &Bytes) -> Vec<(i64, i64, Vec<u8>)> {
         let raw = bytes.slice_ref(raw);
         for rec in records(&raw).expect("decodable") {
             let rec = rec.expect("record");
-            out.push((rec.offset, rec.timestamp, rec.value.map(|v| v.to_vec()).unwrap_or_default()));
+            out.push((
+                rec.offset,
+                rec.timestamp,
+                rec.value.map(|v| v.to_vec()).unwrap_or_default(),
+            ));
         }
     }
     out
@@ -47,5 +56,8 @@ pub(crate) fn decode(bytes: &Bytes) -> Vec<(i64, i64, Vec<u8>)> {
 
 /// Offsets of the batches in a read result, as `(base, last)`.
 pub(crate) fn batch_offsets(bytes: &[u8]) -> Vec<(i64, i64)> {
-    batches(bytes).map(|b| b.expect("whole batches").0).map(|h| (h.base_offset, h.last_offset())).collect()
+    batches(bytes)
+        .map(|b| b.expect("whole batches").0)
+        .map(|h| (h.base_offset, h.last_offset()))
+        .collect()
 }

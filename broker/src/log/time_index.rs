@@ -46,7 +46,10 @@ pub(crate) struct TimeIndex {
 
 impl TimeIndex {
     pub(crate) fn open(path: &Path, base_offset: i64) -> io::Result<TimeIndex> {
-        let mut index = TimeIndex { base_offset, file: IndexFile::open(path, TIME_INDEX_ENTRY_SIZE)? };
+        let mut index = TimeIndex {
+            base_offset,
+            file: IndexFile::open(path, TIME_INDEX_ENTRY_SIZE)?,
+        };
         if index.file.problem().is_none()
             && let Some(reason) = index.monotonicity_problem()
         {
@@ -65,7 +68,10 @@ impl TimeIndex {
             if let Some(p) = prev
                 && (e.timestamp <= p.timestamp || e.offset < p.offset)
             {
-                return Some(format!("entry {n} ({e:?}) does not come after entry {} ({p:?})", n - 1));
+                return Some(format!(
+                    "entry {n} ({e:?}) does not come after entry {} ({p:?})",
+                    n - 1
+                ));
             }
             prev = Some(e);
         }
@@ -96,7 +102,10 @@ impl TimeIndex {
         let mut ts = [0u8; 8];
         ts.copy_from_slice(&e[..8]);
         let rel = u32::from_be_bytes([e[8], e[9], e[10], e[11]]);
-        TimeEntry { timestamp: i64::from_be_bytes(ts), offset: self.base_offset + i64::from(rel) }
+        TimeEntry {
+            timestamp: i64::from_be_bytes(ts),
+            offset: self.base_offset + i64::from(rel),
+        }
     }
 
     pub(crate) fn last_entry(&self) -> Option<TimeEntry> {
@@ -123,8 +132,14 @@ impl TimeIndex {
     /// entry's (and positive) and there is room. `sealing` may use the slot
     /// kept back by [`free`](Self::free).
     pub(crate) fn maybe_append(&mut self, timestamp: i64, offset: i64, sealing: bool) -> bool {
-        let room = if sealing { self.file.capacity() > self.entries() } else { self.free() > 0 };
-        let grew = self.last_entry().map_or(timestamp > 0, |e| timestamp > e.timestamp);
+        let room = if sealing {
+            self.file.capacity() > self.entries()
+        } else {
+            self.free() > 0
+        };
+        let grew = self
+            .last_entry()
+            .map_or(timestamp > 0, |e| timestamp > e.timestamp);
         if !room || !grew {
             return false;
         }
@@ -139,7 +154,9 @@ impl TimeIndex {
 
     /// Remove every entry whose offset is `>= offset`.
     pub(crate) fn truncate_to(&mut self, offset: i64) {
-        let keep = (0..self.entries()).position(|n| self.entry(n).offset >= offset).unwrap_or(self.entries());
+        let keep = (0..self.entries())
+            .position(|n| self.entry(n).offset >= offset)
+            .unwrap_or(self.entries());
         self.file.truncate_entries(keep);
     }
 }
@@ -166,7 +183,13 @@ mod tests {
         assert!(!idx.maybe_append(4_000, 110, false));
         assert!(idx.maybe_append(9_000, 130, false));
         assert_eq!(idx.entries(), 2);
-        assert_eq!(idx.last_entry(), Some(TimeEntry { timestamp: 9_000, offset: 130 }));
+        assert_eq!(
+            idx.last_entry(),
+            Some(TimeEntry {
+                timestamp: 9_000,
+                offset: 130
+            })
+        );
     }
 
     #[test]
@@ -215,15 +238,42 @@ mod tests {
         let idx = TimeIndex::open(&path, 0).unwrap();
         assert_eq!(idx.file().problem(), None);
         assert_eq!(idx.entries(), 2);
-        assert_eq!(idx.last_entry(), Some(TimeEntry { timestamp: 25, offset: 7 }));
+        assert_eq!(
+            idx.last_entry(),
+            Some(TimeEntry {
+                timestamp: 25,
+                offset: 7
+            })
+        );
         drop(idx);
 
         let entry = |ts: i64, rel: u32| [&ts.to_be_bytes()[..], &rel.to_be_bytes()[..]].concat();
         std::fs::write(&path, [entry(20, 1), entry(10, 2)].concat()).unwrap();
-        assert!(TimeIndex::open(&path, 0).unwrap().file().problem().is_some(), "timestamps go backwards");
+        assert!(
+            TimeIndex::open(&path, 0)
+                .unwrap()
+                .file()
+                .problem()
+                .is_some(),
+            "timestamps go backwards"
+        );
         std::fs::write(&path, [entry(10, 5), entry(20, 2)].concat()).unwrap();
-        assert!(TimeIndex::open(&path, 0).unwrap().file().problem().is_some(), "offsets go backwards");
+        assert!(
+            TimeIndex::open(&path, 0)
+                .unwrap()
+                .file()
+                .problem()
+                .is_some(),
+            "offsets go backwards"
+        );
         std::fs::write(&path, &entry(10, 5)[..7]).unwrap();
-        assert!(TimeIndex::open(&path, 0).unwrap().file().problem().is_some(), "partial entry");
+        assert!(
+            TimeIndex::open(&path, 0)
+                .unwrap()
+                .file()
+                .problem()
+                .is_some(),
+            "partial entry"
+        );
     }
 }

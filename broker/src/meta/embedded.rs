@@ -74,7 +74,13 @@ impl EmbeddedStore {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("creating data dir", dir, e))?;
         let path = dir.join(FILE_NAME);
         let db = Database::create(&path).map_err(|e| {
-            meta_err(&format!("opening {} (is another broker using this data dir?)", path.display()), e)
+            meta_err(
+                &format!(
+                    "opening {} (is another broker using this data dir?)",
+                    path.display()
+                ),
+                e,
+            )
         })?;
         // Create the tables so readers never see "table does not exist".
         let txn = db.begin_write().map_err(|e| meta_err("begin", e))?;
@@ -82,7 +88,10 @@ impl EmbeddedStore {
         txn.open_table(META).map_err(|e| meta_err("open meta", e))?;
         txn.commit().map_err(|e| meta_err("commit", e))?;
         let (events, _) = broadcast::channel(WATCH_BUFFER);
-        Ok(EmbeddedStore { db: Arc::new(db), events })
+        Ok(EmbeddedStore {
+            db: Arc::new(db),
+            events,
+        })
     }
 
     fn get_blocking(db: &Database, key: &str) -> Result<Option<KeyValue>> {
@@ -117,19 +126,33 @@ impl EmbeddedStore {
         let outcome = {
             let mut kv = txn.open_table(KV).map_err(|e| meta_err("open kv", e))?;
             let mut meta = txn.open_table(META).map_err(|e| meta_err("open meta", e))?;
-            let current =
-                meta.get(REVISION).map_err(|e| meta_err("revision", e))?.map_or(0, |v| v.value());
+            let current = meta
+                .get(REVISION)
+                .map_err(|e| meta_err("revision", e))?
+                .map_or(0, |v| v.value());
             for Compare::ModRevision(key, expected) in compares {
                 let actual = match kv.get(key.as_str()).map_err(|e| meta_err("get", e))? {
                     Some(v) => decode_entry(key, v.value())?.mod_revision,
                     None => 0,
                 };
                 if actual != *expected {
-                    return Ok((TxnOutcome { succeeded: false, revision: current }, vec![]));
+                    return Ok((
+                        TxnOutcome {
+                            succeeded: false,
+                            revision: current,
+                        },
+                        vec![],
+                    ));
                 }
             }
             if ops.is_empty() {
-                return Ok((TxnOutcome { succeeded: true, revision: current }, vec![]));
+                return Ok((
+                    TxnOutcome {
+                        succeeded: true,
+                        revision: current,
+                    },
+                    vec![],
+                ));
             }
             let rev = current + 1;
             for op in ops {
@@ -149,8 +172,15 @@ impl EmbeddedStore {
                         }));
                     }
                     Op::Delete(key) => {
-                        if kv.remove(key.as_str()).map_err(|e| meta_err("delete", e))?.is_some() {
-                            events.push(WatchEvent::Delete { key: key.clone(), mod_revision: rev });
+                        if kv
+                            .remove(key.as_str())
+                            .map_err(|e| meta_err("delete", e))?
+                            .is_some()
+                        {
+                            events.push(WatchEvent::Delete {
+                                key: key.clone(),
+                                mod_revision: rev,
+                            });
                         }
                     }
                     Op::DeletePrefix(prefix) => {
@@ -158,18 +188,27 @@ impl EmbeddedStore {
                             .range(prefix.as_str()..)
                             .map_err(|e| meta_err("range", e))?
                             .map(|item| item.map(|(k, _)| k.value().to_owned()))
-                            .take_while(|k| k.as_ref().map_or(true, |k| k.starts_with(prefix.as_str())))
+                            .take_while(|k| {
+                                k.as_ref().map_or(true, |k| k.starts_with(prefix.as_str()))
+                            })
                             .collect::<Result<_, _>>()
                             .map_err(|e| meta_err("range", e))?;
                         for key in doomed {
                             kv.remove(key.as_str()).map_err(|e| meta_err("delete", e))?;
-                            events.push(WatchEvent::Delete { key, mod_revision: rev });
+                            events.push(WatchEvent::Delete {
+                                key,
+                                mod_revision: rev,
+                            });
                         }
                     }
                 }
             }
-            meta.insert(REVISION, rev).map_err(|e| meta_err("revision", e))?;
-            TxnOutcome { succeeded: true, revision: rev }
+            meta.insert(REVISION, rev)
+                .map_err(|e| meta_err("revision", e))?;
+            TxnOutcome {
+                succeeded: true,
+                revision: rev,
+            }
         };
         txn.commit().map_err(|e| meta_err("commit", e))?;
         Ok((outcome, events))
@@ -196,12 +235,14 @@ impl MetadataStore for EmbeddedStore {
 
     async fn range(&self, prefix: &str) -> Result<Vec<KeyValue>> {
         let prefix = prefix.to_owned();
-        self.blocking(move |db| Self::range_blocking(db, &prefix)).await
+        self.blocking(move |db| Self::range_blocking(db, &prefix))
+            .await
     }
 
     async fn txn(&self, compares: Vec<Compare>, ops: Vec<Op>) -> Result<TxnOutcome> {
-        let (outcome, events) =
-            self.blocking(move |db| Self::txn_blocking(db, &compares, &ops)).await?;
+        let (outcome, events) = self
+            .blocking(move |db| Self::txn_blocking(db, &compares, &ops))
+            .await?;
         for event in events {
             // No receivers is fine: nobody is watching.
             let _ = self.events.send(event);
@@ -231,7 +272,10 @@ mod tests {
 
         // CAS on a stale revision fails and writes nothing.
         let stale = store
-            .txn(vec![Compare::ModRevision("/a/x".into(), 0)], vec![Op::Put("/a/x".into(), b"2".to_vec())])
+            .txn(
+                vec![Compare::ModRevision("/a/x".into(), 0)],
+                vec![Op::Put("/a/x".into(), b"2".to_vec())],
+            )
             .await
             .unwrap();
         assert!(!stale.succeeded);
@@ -240,18 +284,33 @@ mod tests {
         let ok = store
             .txn(
                 vec![Compare::ModRevision("/a/x".into(), 1)],
-                vec![Op::Put("/a/x".into(), b"2".to_vec()), Op::Put("/a/y".into(), b"3".to_vec())],
+                vec![
+                    Op::Put("/a/x".into(), b"2".to_vec()),
+                    Op::Put("/a/y".into(), b"3".to_vec()),
+                ],
             )
             .await
             .unwrap();
         assert!(ok.succeeded);
         let kv = store.get("/a/x").await.unwrap().unwrap();
-        assert_eq!((kv.create_revision, kv.mod_revision, kv.value.as_slice()), (1, 2, &b"2"[..]));
+        assert_eq!(
+            (kv.create_revision, kv.mod_revision, kv.value.as_slice()),
+            (1, 2, &b"2"[..])
+        );
         store.put("/ab", b"outside".to_vec()).await.unwrap();
-        let keys: Vec<_> = store.range("/a/").await.unwrap().into_iter().map(|kv| kv.key).collect();
+        let keys: Vec<_> = store
+            .range("/a/")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|kv| kv.key)
+            .collect();
         assert_eq!(keys, ["/a/x", "/a/y"]);
 
-        store.txn(vec![], vec![Op::DeletePrefix("/a/".into())]).await.unwrap();
+        store
+            .txn(vec![], vec![Op::DeletePrefix("/a/".into())])
+            .await
+            .unwrap();
         assert!(store.range("/a/").await.unwrap().is_empty());
         assert!(store.get("/ab").await.unwrap().is_some());
 

@@ -17,7 +17,9 @@ pub struct Keys {
 
 impl Keys {
     pub fn new(cluster: &str) -> Self {
-        Keys { root: format!("/runnel/{cluster}/") }
+        Keys {
+            root: format!("/runnel/{cluster}/"),
+        }
     }
 
     /// Prefix of every topic key (and their partition keys).

@@ -78,14 +78,19 @@ pub struct Watch {
 
 impl std::fmt::Debug for Watch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Watch").field("prefix", &self.prefix).finish_non_exhaustive()
+        f.debug_struct("Watch")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
     }
 }
 
 impl Watch {
     /// Filter a store-wide event channel down to `prefix`.
     pub fn new(prefix: &str, rx: broadcast::Receiver<WatchEvent>) -> Self {
-        Watch { prefix: prefix.to_owned(), rx }
+        Watch {
+            prefix: prefix.to_owned(),
+            rx,
+        }
     }
 
     /// The next change under the prefix. `Err` means events were missed (the
@@ -96,7 +101,12 @@ impl Watch {
             match self.rx.recv().await {
                 Ok(event) if event.key().starts_with(&self.prefix) => return Ok(event),
                 Ok(_) => continue,
-                Err(e) => return Err(crate::Error::Metadata(format!("watch on {}: {e}", self.prefix))),
+                Err(e) => {
+                    return Err(crate::Error::Metadata(format!(
+                        "watch on {}: {e}",
+                        self.prefix
+                    )));
+                }
             }
         }
     }
@@ -117,6 +127,9 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// Unconditional put.
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<i64> {
-        Ok(self.txn(vec![], vec![Op::Put(key.to_owned(), value)]).await?.revision)
+        Ok(self
+            .txn(vec![], vec![Op::Put(key.to_owned(), value)])
+            .await?
+            .revision)
     }
 }

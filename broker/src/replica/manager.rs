@@ -32,13 +32,20 @@ pub struct ReplicaManager {
 
 impl std::fmt::Debug for ReplicaManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReplicaManager").field("broker_id", &self.broker_id).finish_non_exhaustive()
+        f.debug_struct("ReplicaManager")
+            .field("broker_id", &self.broker_id)
+            .finish_non_exhaustive()
     }
 }
 
 impl ReplicaManager {
     pub fn new(broker_id: i32, logs: Arc<LogManager>, defaults: ConfigDefaults) -> Self {
-        ReplicaManager { broker_id, logs, defaults, topics: RwLock::new(HashMap::new()) }
+        ReplicaManager {
+            broker_id,
+            logs,
+            defaults,
+            topics: RwLock::new(HashMap::new()),
+        }
     }
 
     pub fn broker_id(&self) -> i32 {
@@ -55,7 +62,11 @@ impl ReplicaManager {
 
     /// A topic, or `UnknownTopic`.
     pub fn topic(&self, name: &str) -> Result<Arc<TopicState>> {
-        self.topics.read().get(name).cloned().ok_or_else(|| Error::UnknownTopic(name.to_owned()))
+        self.topics
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownTopic(name.to_owned()))
     }
 
     /// Every topic, sorted by name.
@@ -68,21 +79,31 @@ impl ReplicaManager {
     /// A hosted partition, or the precise reason it is not there.
     pub fn partition(&self, topic: &str, partition: u32) -> Result<Arc<Partition>> {
         let state = self.topic(topic)?;
-        state.partitions.get(partition as usize).cloned().ok_or_else(|| Error::UnknownPartition {
-            topic: topic.to_owned(),
-            partition,
-            partitions: state.partitions.len() as u32,
-        })
+        state
+            .partitions
+            .get(partition as usize)
+            .cloned()
+            .ok_or_else(|| Error::UnknownPartition {
+                topic: topic.to_owned(),
+                partition,
+                partitions: state.partitions.len() as u32,
+            })
     }
 
     /// Make the hosted state match `record`: open or create partition logs,
     /// apply config changes to open logs. Partitions are only ever added.
-    pub fn apply_topic(&self, name: &str, record: TopicRecord, leader_epochs: &[i32]) -> Result<()> {
+    pub fn apply_topic(
+        &self,
+        name: &str,
+        record: TopicRecord,
+        leader_epochs: &[i32],
+    ) -> Result<()> {
         let config = TopicConfig::resolve(&record.configs, &self.defaults)?;
         let log_config = config.log_config();
         let existing = self.topics.read().get(name).cloned();
-        let same_incarnation =
-            existing.as_ref().filter(|s| s.record.topic_id == record.topic_id);
+        let same_incarnation = existing
+            .as_ref()
+            .filter(|s| s.record.topic_id == record.topic_id);
         let mut partitions = Vec::with_capacity(record.assignment.len());
         for p in 0..record.partitions() {
             if let Some(part) = same_incarnation.and_then(|s| s.partitions.get(p as usize)) {
@@ -90,12 +111,20 @@ impl ReplicaManager {
                 partitions.push(part.clone());
                 continue;
             }
-            let tp = TopicPartition { topic: name.to_owned(), partition: p };
+            let tp = TopicPartition {
+                topic: name.to_owned(),
+                partition: p,
+            };
             let log = self.logs.get_or_create(&tp, log_config.clone())?;
             let epoch = leader_epochs.get(p as usize).copied().unwrap_or(0);
             partitions.push(Arc::new(Partition::new(tp, log, epoch)));
         }
-        let state = TopicState { name: name.to_owned(), record, config, partitions };
+        let state = TopicState {
+            name: name.to_owned(),
+            record,
+            config,
+            partitions,
+        };
         self.topics.write().insert(name.to_owned(), Arc::new(state));
         Ok(())
     }
@@ -114,8 +143,12 @@ impl ReplicaManager {
     /// Delete partition directories no topic owns any more (a topic deleted
     /// while this broker was down), as Kafka does at start-up.
     pub fn delete_stray_logs(&self) -> Result<Vec<TopicPartition>> {
-        let wanted: BTreeMap<String, u32> =
-            self.topics.read().iter().map(|(n, s)| (n.clone(), s.record.partitions())).collect();
+        let wanted: BTreeMap<String, u32> = self
+            .topics
+            .read()
+            .iter()
+            .map(|(n, s)| (n.clone(), s.record.partitions()))
+            .collect();
         let mut removed = Vec::new();
         for tp in self.logs.existing_partitions()? {
             let keep = wanted.get(&tp.topic).is_some_and(|&n| tp.partition < n);

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use crate::log::{Log, LogAppendInfo, LogReadInfo, TopicPartition};
 use crate::Result;
+use crate::log::{Log, LogAppendInfo, LogReadInfo, TopicPartition};
 
 /// A partition this broker hosts (today always as leader).
 pub struct Partition {
@@ -33,7 +33,12 @@ impl std::fmt::Debug for Partition {
 impl Partition {
     pub fn new(tp: TopicPartition, log: Arc<Log>, leader_epoch: i32) -> Self {
         let (high_watermark, _) = watch::channel(log.log_end_offset());
-        Partition { tp, log, leader_epoch, high_watermark }
+        Partition {
+            tp,
+            log,
+            leader_epoch,
+            high_watermark,
+        }
     }
 
     pub fn log(&self) -> &Arc<Log> {

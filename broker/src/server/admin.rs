@@ -2,32 +2,47 @@
 //! [`crate::controller::TopicController`] plus describe/list views.
 
 use runnel_proto::v1::{
-    AlterTopicRequest, AlterTopicResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
-    DeleteTopicsResponse, DescribeTopicsRequest, DescribeTopicsResponse, ListTopicsRequest,
-    ListTopicsResponse, PartitionDescription, TopicDescription, TopicListing,
+    AlterTopicRequest, AlterTopicResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse, DescribeTopicsRequest, DescribeTopicsResponse,
+    ListTopicsRequest, ListTopicsResponse, PartitionDescription, TopicDescription, TopicListing,
 };
 
 use super::Context;
+use crate::Result;
 use crate::replica::TopicState;
 use crate::topic::validate_topic_name;
-use crate::Result;
 
-pub(crate) async fn create_topics(ctx: &Context, req: CreateTopicsRequest) -> Result<CreateTopicsResponse> {
-    let names = ctx.topics.create_topics(&req.topics, req.validate_only).await?;
+pub(crate) async fn create_topics(
+    ctx: &Context,
+    req: CreateTopicsRequest,
+) -> Result<CreateTopicsResponse> {
+    let names = ctx
+        .topics
+        .create_topics(&req.topics, req.validate_only)
+        .await?;
     let topics = if req.validate_only {
         Vec::new()
     } else {
-        names.iter().map(|n| ctx.replicas.topic(n).map(|s| describe(&s))).collect::<Result<_>>()?
+        names
+            .iter()
+            .map(|n| ctx.replicas.topic(n).map(|s| describe(&s)))
+            .collect::<Result<_>>()?
     };
     Ok(CreateTopicsResponse { topics })
 }
 
-pub(crate) async fn delete_topics(ctx: &Context, req: DeleteTopicsRequest) -> Result<DeleteTopicsResponse> {
+pub(crate) async fn delete_topics(
+    ctx: &Context,
+    req: DeleteTopicsRequest,
+) -> Result<DeleteTopicsResponse> {
     let deleted = ctx.topics.delete_topics(&req.names).await?;
     Ok(DeleteTopicsResponse { deleted })
 }
 
-pub(crate) async fn list_topics(ctx: &Context, _req: ListTopicsRequest) -> Result<ListTopicsResponse> {
+pub(crate) async fn list_topics(
+    ctx: &Context,
+    _req: ListTopicsRequest,
+) -> Result<ListTopicsResponse> {
     let topics = ctx
         .replicas
         .topics()
@@ -43,7 +58,10 @@ pub(crate) async fn list_topics(ctx: &Context, _req: ListTopicsRequest) -> Resul
     Ok(ListTopicsResponse { topics })
 }
 
-pub(crate) async fn describe_topics(ctx: &Context, req: DescribeTopicsRequest) -> Result<DescribeTopicsResponse> {
+pub(crate) async fn describe_topics(
+    ctx: &Context,
+    req: DescribeTopicsRequest,
+) -> Result<DescribeTopicsResponse> {
     let states = if req.names.is_empty() {
         ctx.replicas.topics()
     } else {
@@ -54,13 +72,20 @@ pub(crate) async fn describe_topics(ctx: &Context, req: DescribeTopicsRequest) -
         }
         states
     };
-    Ok(DescribeTopicsResponse { topics: states.iter().map(|s| describe(s)).collect() })
+    Ok(DescribeTopicsResponse {
+        topics: states.iter().map(|s| describe(s)).collect(),
+    })
 }
 
-pub(crate) async fn alter_topic(ctx: &Context, req: AlterTopicRequest) -> Result<AlterTopicResponse> {
+pub(crate) async fn alter_topic(
+    ctx: &Context,
+    req: AlterTopicRequest,
+) -> Result<AlterTopicResponse> {
     ctx.topics.alter_topic(&req).await?;
     let state = ctx.replicas.topic(&req.name)?;
-    Ok(AlterTopicResponse { topic: Some(describe(&state)) })
+    Ok(AlterTopicResponse {
+        topic: Some(describe(&state)),
+    })
 }
 
 /// A full description of one topic as this broker serves it.

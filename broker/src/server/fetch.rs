@@ -26,7 +26,11 @@ struct Wanted {
 }
 
 pub(crate) async fn handle(ctx: &Context, req: FetchRequest) -> Result<FetchResponse> {
-    let max_bytes = if req.max_bytes == 0 { 50 * 1024 * 1024 } else { req.max_bytes as usize };
+    let max_bytes = if req.max_bytes == 0 {
+        50 * 1024 * 1024
+    } else {
+        req.max_bytes as usize
+    };
     let mut wanted: Vec<(String, Vec<Wanted>)> = Vec::with_capacity(req.topics.len());
     for topic in req.topics {
         validate_topic_name(&topic.topic)?;
@@ -39,14 +43,24 @@ pub(crate) async fn handle(ctx: &Context, req: FetchRequest) -> Result<FetchResp
                     p.fetch_offset, part.tp
                 )));
             }
-            let limit = if p.partition_max_bytes == 0 { max_bytes } else { p.partition_max_bytes as usize };
-            parts.push(Wanted { part, offset: p.fetch_offset, max_bytes: limit });
+            let limit = if p.partition_max_bytes == 0 {
+                max_bytes
+            } else {
+                p.partition_max_bytes as usize
+            };
+            parts.push(Wanted {
+                part,
+                offset: p.fetch_offset,
+                max_bytes: limit,
+            });
         }
         wanted.push((topic.topic, parts));
     }
 
     if wanted.iter().all(|(_, ps)| ps.is_empty()) {
-        return Err(Error::InvalidRequest("fetch request names no partition".into()));
+        return Err(Error::InvalidRequest(
+            "fetch request names no partition".into(),
+        ));
     }
     let wait = Duration::from_millis(req.max_wait_ms as u64).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + wait;
@@ -54,8 +68,10 @@ pub(crate) async fn handle(ctx: &Context, req: FetchRequest) -> Result<FetchResp
     loop {
         // Subscribe before reading: an append between our read and our wait
         // still wakes us.
-        let mut watchers: Vec<_> =
-            wanted.iter().flat_map(|(_, ps)| ps.iter().map(|w| w.part.subscribe())).collect();
+        let mut watchers: Vec<_> = wanted
+            .iter()
+            .flat_map(|(_, ps)| ps.iter().map(|w| w.part.subscribe()))
+            .collect();
         let (response, bytes, errors) = read_all(&wanted, max_bytes);
         if bytes >= min_bytes || errors || Instant::now() >= deadline {
             record_out(ctx, &response);
@@ -107,9 +123,19 @@ fn read_all(wanted: &[(String, Vec<Wanted>)], max_bytes: usize) -> (FetchRespons
             }
             results.push(result);
         }
-        topics.push(FetchTopicResult { topic: name.clone(), partitions: results });
+        topics.push(FetchTopicResult {
+            topic: name.clone(),
+            partitions: results,
+        });
     }
-    (FetchResponse { topics, throttle_time_ms: 0 }, total, errors)
+    (
+        FetchResponse {
+            topics,
+            throttle_time_ms: 0,
+        },
+        total,
+        errors,
+    )
 }
 
 fn record_out(ctx: &Context, response: &FetchResponse) {
@@ -126,8 +152,16 @@ fn record_out(ctx: &Context, response: &FetchResponse) {
             .filter_map(|b| b.ok())
             .map(|(h, _)| h.records_count as u64)
             .sum();
-        let labels = TopicLabels { topic: topic.topic.clone() };
-        ctx.metrics.bytes_out.get_or_create(&labels).inc_by(bytes as u64);
-        ctx.metrics.messages_out.get_or_create(&labels).inc_by(records);
+        let labels = TopicLabels {
+            topic: topic.topic.clone(),
+        };
+        ctx.metrics
+            .bytes_out
+            .get_or_create(&labels)
+            .inc_by(bytes as u64);
+        ctx.metrics
+            .messages_out
+            .get_or_create(&labels)
+            .inc_by(records);
     }
 }

@@ -35,15 +35,30 @@ async fn metrics(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
     // Sizes and offsets are sampled now rather than tracked on every append.
     for state in ctx.replicas.topics() {
         for part in &state.partitions {
-            let labels = PartitionLabels { topic: state.name.clone(), partition: part.tp.partition };
+            let labels = PartitionLabels {
+                topic: state.name.clone(),
+                partition: part.tp.partition,
+            };
             let log = part.log();
-            ctx.metrics.log_size.get_or_create(&labels).set(log.size_bytes() as i64);
-            ctx.metrics.log_end_offset.get_or_create(&labels).set(log.log_end_offset());
-            ctx.metrics.log_start_offset.get_or_create(&labels).set(log.log_start_offset());
+            ctx.metrics
+                .log_size
+                .get_or_create(&labels)
+                .set(log.size_bytes() as i64);
+            ctx.metrics
+                .log_end_offset
+                .get_or_create(&labels)
+                .set(log.log_end_offset());
+            ctx.metrics
+                .log_start_offset
+                .get_or_create(&labels)
+                .set(log.log_start_offset());
         }
     }
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         ctx.metrics.encode(),
     )
 }

@@ -2,7 +2,8 @@
 //! offset at or after a timestamp.
 
 use runnel_proto::v1::{
-    ListOffsetsPartitionResult, ListOffsetsRequest, ListOffsetsResponse, ListOffsetsTopicResult, OffsetSpec,
+    ListOffsetsPartitionResult, ListOffsetsRequest, ListOffsetsResponse, ListOffsetsTopicResult,
+    OffsetSpec,
 };
 
 use super::Context;
@@ -41,7 +42,10 @@ pub(crate) async fn handle(ctx: &Context, req: ListOffsetsRequest) -> Result<Lis
             }
             results.push(result);
         }
-        topics.push(ListOffsetsTopicResult { topic: topic.topic, partitions: results });
+        topics.push(ListOffsetsTopicResult {
+            topic: topic.topic,
+            partitions: results,
+        });
     }
     Ok(ListOffsetsResponse { topics })
 }

@@ -1,11 +1,13 @@
 //! Metadata: brokers, controller and partition leadership.
 
-use runnel_proto::v1::{BrokerInfo, MetadataRequest, MetadataResponse, PartitionMetadata, TopicMetadata};
+use runnel_proto::v1::{
+    BrokerInfo, MetadataRequest, MetadataResponse, PartitionMetadata, TopicMetadata,
+};
 
 use super::Context;
+use crate::Result;
 use crate::replica::TopicState;
 use crate::topic::validate_topic_name;
-use crate::Result;
 
 pub(crate) async fn handle(ctx: &Context, req: MetadataRequest) -> Result<MetadataResponse> {
     let states = if req.topics.is_empty() {
@@ -22,7 +24,12 @@ pub(crate) async fn handle(ctx: &Context, req: MetadataRequest) -> Result<Metada
     Ok(MetadataResponse {
         cluster_id: ctx.config.cluster.clone(),
         controller_id: ctx.config.broker_id,
-        brokers: vec![BrokerInfo { id: ctx.config.broker_id, host, port, rack: ctx.config.rack.clone() }],
+        brokers: vec![BrokerInfo {
+            id: ctx.config.broker_id,
+            host,
+            port,
+            rack: ctx.config.rack.clone(),
+        }],
         topics: states.iter().map(|s| topic_metadata(s)).collect(),
     })
 }

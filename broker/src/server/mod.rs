@@ -44,7 +44,9 @@ pub struct Context {
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context").field("broker_id", &self.config.broker_id).finish_non_exhaustive()
+        f.debug_struct("Context")
+            .field("broker_id", &self.config.broker_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -53,9 +55,10 @@ impl Context {
     pub fn advertised_host_port(&self) -> (String, u32) {
         let addr = self.config.advertised_address();
         match addr.rsplit_once(':') {
-            Some((host, port)) => {
-                (host.trim_matches(['[', ']']).to_owned(), port.parse().unwrap_or(0))
-            }
+            Some((host, port)) => (
+                host.trim_matches(['[', ']']).to_owned(),
+                port.parse().unwrap_or(0),
+            ),
             None => (addr, 0),
         }
     }
@@ -72,18 +75,26 @@ pub struct Service {
 }
 
 impl Service {
-    async fn call<R>(&self, api: &'static str, fut: impl Future<Output = Result<R>>) -> Result<Response<R>, Status> {
+    async fn call<R>(
+        &self,
+        api: &'static str,
+        fut: impl Future<Output = Result<R>>,
+    ) -> Result<Response<R>, Status> {
         let started = Instant::now();
         let result = if self.ctx.is_ready() {
             fut.await
         } else {
-            Err(Error::NotAvailable("the broker is starting or shutting down; retry shortly".into()))
+            Err(Error::NotAvailable(
+                "the broker is starting or shutting down; retry shortly".into(),
+            ))
         };
         let code = match &result {
             Ok(_) => tonic::Code::Ok,
             Err(e) => e.grpc_code(),
         };
-        self.ctx.metrics.observe_request(api, code, started.elapsed().as_secs_f64());
+        self.ctx
+            .metrics
+            .observe_request(api, code, started.elapsed().as_secs_f64());
         if let Err(e) = &result {
             tracing::debug!(api, error = %e, "request failed");
         }
@@ -93,23 +104,36 @@ impl Service {
 
 #[tonic::async_trait]
 impl Broker for Service {
-    async fn produce(&self, req: Request<ProduceRequest>) -> Result<Response<ProduceResponse>, Status> {
-        self.call("Produce", produce::handle(&self.ctx, req.into_inner())).await
+    async fn produce(
+        &self,
+        req: Request<ProduceRequest>,
+    ) -> Result<Response<ProduceResponse>, Status> {
+        self.call("Produce", produce::handle(&self.ctx, req.into_inner()))
+            .await
     }
 
     async fn fetch(&self, req: Request<FetchRequest>) -> Result<Response<FetchResponse>, Status> {
-        self.call("Fetch", fetch::handle(&self.ctx, req.into_inner())).await
+        self.call("Fetch", fetch::handle(&self.ctx, req.into_inner()))
+            .await
     }
 
     async fn list_offsets(
         &self,
         req: Request<ListOffsetsRequest>,
     ) -> Result<Response<ListOffsetsResponse>, Status> {
-        self.call("ListOffsets", list_offsets::handle(&self.ctx, req.into_inner())).await
+        self.call(
+            "ListOffsets",
+            list_offsets::handle(&self.ctx, req.into_inner()),
+        )
+        .await
     }
 
-    async fn metadata(&self, req: Request<MetadataRequest>) -> Result<Response<MetadataResponse>, Status> {
-        self.call("Metadata", metadata::handle(&self.ctx, req.into_inner())).await
+    async fn metadata(
+        &self,
+        req: Request<MetadataRequest>,
+    ) -> Result<Response<MetadataResponse>, Status> {
+        self.call("Metadata", metadata::handle(&self.ctx, req.into_inner()))
+            .await
     }
 }
 
@@ -119,29 +143,55 @@ impl Admin for Service {
         &self,
         req: Request<CreateTopicsRequest>,
     ) -> Result<Response<CreateTopicsResponse>, Status> {
-        self.call("CreateTopics", admin::create_topics(&self.ctx, req.into_inner())).await
+        self.call(
+            "CreateTopics",
+            admin::create_topics(&self.ctx, req.into_inner()),
+        )
+        .await
     }
 
     async fn delete_topics(
         &self,
         req: Request<DeleteTopicsRequest>,
     ) -> Result<Response<DeleteTopicsResponse>, Status> {
-        self.call("DeleteTopics", admin::delete_topics(&self.ctx, req.into_inner())).await
+        self.call(
+            "DeleteTopics",
+            admin::delete_topics(&self.ctx, req.into_inner()),
+        )
+        .await
     }
 
-    async fn list_topics(&self, req: Request<ListTopicsRequest>) -> Result<Response<ListTopicsResponse>, Status> {
-        self.call("ListTopics", admin::list_topics(&self.ctx, req.into_inner())).await
+    async fn list_topics(
+        &self,
+        req: Request<ListTopicsRequest>,
+    ) -> Result<Response<ListTopicsResponse>, Status> {
+        self.call(
+            "ListTopics",
+            admin::list_topics(&self.ctx, req.into_inner()),
+        )
+        .await
     }
 
     async fn describe_topics(
         &self,
         req: Request<DescribeTopicsRequest>,
     ) -> Result<Response<DescribeTopicsResponse>, Status> {
-        self.call("DescribeTopics", admin::describe_topics(&self.ctx, req.into_inner())).await
+        self.call(
+            "DescribeTopics",
+            admin::describe_topics(&self.ctx, req.into_inner()),
+        )
+        .await
     }
 
-    async fn alter_topic(&self, req: Request<AlterTopicRequest>) -> Result<Response<AlterTopicResponse>, Status> {
-        self.call("AlterTopic", admin::alter_topic(&self.ctx, req.into_inner())).await
+    async fn alter_topic(
+        &self,
+        req: Request<AlterTopicRequest>,
+    ) -> Result<Response<AlterTopicResponse>, Status> {
+        self.call(
+            "AlterTopic",
+            admin::alter_topic(&self.ctx, req.into_inner()),
+        )
+        .await
     }
 }
 

@@ -8,7 +8,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use runnel_proto::batch;
-use runnel_proto::v1::{PartitionProduceResult, ProduceRequest, ProduceResponse, TopicProduceResult};
+use runnel_proto::v1::{
+    PartitionProduceResult, ProduceRequest, ProduceResponse, TopicProduceResult,
+};
 
 use super::Context;
 use crate::metrics::TopicLabels;
@@ -17,7 +19,9 @@ use crate::topic::validate_topic_name;
 use crate::{Error, Result};
 
 pub(crate) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Check one partition's payload: one or more whole, CRC-valid batches, each
@@ -25,52 +29,80 @@ pub(crate) fn now_ms() -> i64 {
 pub(crate) fn validate_records(part: &Partition, records: &[u8]) -> Result<u64> {
     let tp = || part.tp.to_string();
     if records.is_empty() {
-        return Err(Error::InvalidRequest(format!("no record batches for {}", tp())));
+        return Err(Error::InvalidRequest(format!(
+            "no record batches for {}",
+            tp()
+        )));
     }
     let max = part.log().config().max_message_bytes;
     let mut position = 0;
     let mut count = 0u64;
     for item in batch::batches(records) {
-        let (header, bytes) =
-            item.map_err(|source| Error::CorruptBatch { topic_partition: tp(), position, source })?;
+        let (header, bytes) = item.map_err(|source| Error::CorruptBatch {
+            topic_partition: tp(),
+            position,
+            source,
+        })?;
         if bytes.len() > max {
-            return Err(Error::MessageTooLarge { topic_partition: tp(), size: bytes.len(), max });
+            return Err(Error::MessageTooLarge {
+                topic_partition: tp(),
+                size: bytes.len(),
+                max,
+            });
         }
-        batch::validate_batch(bytes)
-            .map_err(|source| Error::CorruptBatch { topic_partition: tp(), position, source })?;
+        batch::validate_batch(bytes).map_err(|source| Error::CorruptBatch {
+            topic_partition: tp(),
+            position,
+            source,
+        })?;
         count += header.records_count as u64;
         position += bytes.len();
     }
     Ok(count)
 }
 
+/// One partition's validated share of a produce request.
+struct PlannedAppend {
+    part: Arc<Partition>,
+    records: Bytes,
+    /// Records in `records`, for metrics.
+    count: u64,
+}
+
 pub(crate) async fn handle(ctx: &Context, req: ProduceRequest) -> Result<ProduceResponse> {
     // Phase 1: resolve and validate everything.
-    let mut plan: Vec<(String, Vec<(Arc<Partition>, Bytes, u64)>)> = Vec::with_capacity(req.topics.len());
+    let mut plan: Vec<(String, Vec<PlannedAppend>)> = Vec::with_capacity(req.topics.len());
     for topic in req.topics {
         validate_topic_name(&topic.topic)?;
         let mut parts = Vec::with_capacity(topic.partitions.len());
         for p in topic.partitions {
             let part = ctx.replicas.partition(&topic.topic, p.partition)?;
             let count = validate_records(&part, &p.records)?;
-            parts.push((part, p.records, count));
+            parts.push(PlannedAppend { part, records: p.records, count });
         }
         plan.push((topic.topic, parts));
     }
     if plan.is_empty() {
-        return Err(Error::InvalidRequest("produce request names no topic".into()));
+        return Err(Error::InvalidRequest(
+            "produce request names no topic".into(),
+        ));
     }
 
     // Phase 2: append. Failures here are per partition (e.g. a disk error).
     let now = now_ms();
     let mut topics = Vec::with_capacity(plan.len());
     for (name, parts) in plan {
-        let labels = TopicLabels { topic: name.clone() };
+        let labels = TopicLabels {
+            topic: name.clone(),
+        };
         let mut results = Vec::with_capacity(parts.len());
-        for (part, records, count) in parts {
+        for PlannedAppend { part, records, count } in parts {
             let result = match part.append_as_leader(&records, now) {
                 Ok(info) => {
-                    ctx.metrics.bytes_in.get_or_create(&labels).inc_by(records.len() as u64);
+                    ctx.metrics
+                        .bytes_in
+                        .get_or_create(&labels)
+                        .inc_by(records.len() as u64);
                     ctx.metrics.messages_in.get_or_create(&labels).inc_by(count);
                     PartitionProduceResult {
                         partition: part.tp.partition,
@@ -93,7 +125,13 @@ pub(crate) async fn handle(ctx: &Context, req: ProduceRequest) -> Result<Produce
             };
             results.push(result);
         }
-        topics.push(TopicProduceResult { topic: name, partitions: results });
+        topics.push(TopicProduceResult {
+            topic: name,
+            partitions: results,
+        });
     }
-    Ok(ProduceResponse { topics, throttle_time_ms: 0 })
+    Ok(ProduceResponse {
+        topics,
+        throttle_time_ms: 0,
+    })
 }

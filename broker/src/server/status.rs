@@ -13,14 +13,18 @@ impl Error {
         match self {
             Error::Io { .. } | Error::Storage { .. } => ErrorCode::KafkaStorageError,
             Error::CorruptBatch { source, .. } => match source {
-                runnel_proto::Error::UnsupportedCompression(_) => ErrorCode::UnsupportedCompressionType,
+                runnel_proto::Error::UnsupportedCompression(_) => {
+                    ErrorCode::UnsupportedCompressionType
+                }
                 _ => ErrorCode::CorruptMessage,
             },
             Error::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
             Error::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
             Error::Metadata(_) => ErrorCode::UnknownServerError,
             Error::InvalidTopic { .. } => ErrorCode::InvalidTopic,
-            Error::UnknownTopic(_) | Error::UnknownPartition { .. } => ErrorCode::UnknownTopicOrPartition,
+            Error::UnknownTopic(_) | Error::UnknownPartition { .. } => {
+                ErrorCode::UnknownTopicOrPartition
+            }
             Error::TopicAlreadyExists(_) => ErrorCode::TopicAlreadyExists,
             Error::InvalidPartitions { .. } => ErrorCode::InvalidPartitions,
             Error::InvalidReplicationFactor { .. } => ErrorCode::InvalidReplicationFactor,
@@ -50,7 +54,10 @@ impl Error {
 
     /// The per-partition form, for results inside a successful response.
     pub fn to_proto(&self) -> v1::Error {
-        v1::Error { code: self.error_code() as i32, message: self.to_string() }
+        v1::Error {
+            code: self.error_code() as i32,
+            message: self.to_string(),
+        }
     }
 }
 
@@ -73,6 +80,9 @@ mod tests {
         let status = Status::from(Error::UnknownTopic("orders".into()));
         assert_eq!(status.code(), Code::NotFound);
         assert!(status.message().contains("orders"));
-        assert_eq!(runnel_proto::error_code::from_status(&status), Some(ErrorCode::UnknownTopicOrPartition));
+        assert_eq!(
+            runnel_proto::error_code::from_status(&status),
+            Some(ErrorCode::UnknownTopicOrPartition)
+        );
     }
 }

@@ -16,7 +16,10 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, Copy)]
 enum Kind {
     /// A signed integer within `[min, max]`.
-    Int { min: i64, max: i64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
     Bool,
     /// One of a fixed set of words.
     Enum(&'static [&'static str]),
@@ -36,18 +39,87 @@ const NEVER: i64 = i64::MAX;
 /// Every topic config Runnel understands. Unknown keys are refused, so a
 /// typo never silently does nothing.
 const DEFS: &[Def] = &[
-    Def { name: "cleanup.policy", kind: Kind::Enum(&["delete"]), default: "delete" },
-    Def { name: "flush.messages", kind: Kind::Int { min: 1, max: NEVER }, default: "9223372036854775807" },
-    Def { name: "flush.ms", kind: Kind::Int { min: 0, max: NEVER }, default: "1000" },
-    Def { name: "index.interval.bytes", kind: Kind::Int { min: 0, max: i32::MAX as i64 }, default: "4096" },
-    Def { name: "max.message.bytes", kind: Kind::Int { min: 61, max: i32::MAX as i64 }, default: "1048588" },
-    Def { name: "min.insync.replicas", kind: Kind::Int { min: 1, max: i32::MAX as i64 }, default: "1" },
-    Def { name: "retention.bytes", kind: Kind::Int { min: -1, max: NEVER }, default: "-1" },
-    Def { name: "retention.ms", kind: Kind::Int { min: -1, max: NEVER }, default: "604800000" },
-    Def { name: "segment.bytes", kind: Kind::Int { min: 1024, max: u32::MAX as i64 }, default: "1073741824" },
-    Def { name: "segment.index.bytes", kind: Kind::Int { min: 4096, max: i32::MAX as i64 }, default: "10485760" },
-    Def { name: "segment.ms", kind: Kind::Int { min: 1, max: NEVER }, default: "604800000" },
-    Def { name: "unclean.leader.election.enable", kind: Kind::Bool, default: "false" },
+    Def {
+        name: "cleanup.policy",
+        kind: Kind::Enum(&["delete"]),
+        default: "delete",
+    },
+    Def {
+        name: "flush.messages",
+        kind: Kind::Int { min: 1, max: NEVER },
+        default: "9223372036854775807",
+    },
+    Def {
+        name: "flush.ms",
+        kind: Kind::Int { min: 0, max: NEVER },
+        default: "1000",
+    },
+    Def {
+        name: "index.interval.bytes",
+        kind: Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        default: "4096",
+    },
+    Def {
+        name: "max.message.bytes",
+        kind: Kind::Int {
+            min: 61,
+            max: i32::MAX as i64,
+        },
+        default: "1048588",
+    },
+    Def {
+        name: "min.insync.replicas",
+        kind: Kind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+        default: "1",
+    },
+    Def {
+        name: "retention.bytes",
+        kind: Kind::Int {
+            min: -1,
+            max: NEVER,
+        },
+        default: "-1",
+    },
+    Def {
+        name: "retention.ms",
+        kind: Kind::Int {
+            min: -1,
+            max: NEVER,
+        },
+        default: "604800000",
+    },
+    Def {
+        name: "segment.bytes",
+        kind: Kind::Int {
+            min: 1024,
+            max: u32::MAX as i64,
+        },
+        default: "1073741824",
+    },
+    Def {
+        name: "segment.index.bytes",
+        kind: Kind::Int {
+            min: 4096,
+            max: i32::MAX as i64,
+        },
+        default: "10485760",
+    },
+    Def {
+        name: "segment.ms",
+        kind: Kind::Int { min: 1, max: NEVER },
+        default: "604800000",
+    },
+    Def {
+        name: "unclean.leader.election.enable",
+        kind: Kind::Bool,
+        default: "false",
+    },
 ];
 
 fn def(name: &str) -> Option<&'static Def> {
@@ -86,7 +158,10 @@ pub fn validate(key: &str, value: &str) -> Result<()> {
     };
     match def.kind {
         Kind::Int { min, max } => {
-            let v: i64 = value.trim().parse().map_err(|_| invalid("expected an integer".into()))?;
+            let v: i64 = value
+                .trim()
+                .parse()
+                .map_err(|_| invalid("expected an integer".into()))?;
             if v < min || v > max {
                 return Err(invalid(format!("must be between {min} and {max}")));
             }
@@ -103,7 +178,10 @@ pub fn validate(key: &str, value: &str) -> Result<()> {
                 } else {
                     ""
                 };
-                return Err(invalid(format!("expected one of: {}{extra}", allowed.join(", "))));
+                return Err(invalid(format!(
+                    "expected one of: {}{extra}",
+                    allowed.join(", ")
+                )));
             }
         }
     }
@@ -140,7 +218,10 @@ pub struct TopicConfig {
 
 impl TopicConfig {
     /// Validate `overrides` and merge them over `defaults`.
-    pub fn resolve(overrides: &BTreeMap<String, String>, defaults: &ConfigDefaults) -> Result<Self> {
+    pub fn resolve(
+        overrides: &BTreeMap<String, String>,
+        defaults: &ConfigDefaults,
+    ) -> Result<Self> {
         for (k, v) in overrides {
             validate(k, v)?;
         }
@@ -158,7 +239,11 @@ impl TopicConfig {
     }
 
     fn int(&self, key: &str) -> i64 {
-        self.values[key].0.trim().parse().expect("validated integer")
+        self.values[key]
+            .0
+            .trim()
+            .parse()
+            .expect("validated integer")
     }
 
     fn as_u64(&self, key: &str) -> u64 {
@@ -203,7 +288,10 @@ mod tests {
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -232,7 +320,9 @@ mod tests {
             ("retention.msec", "1", "supported keys: cleanup.policy"),
             ("segment.bytes", "10", "between 1024"),
         ] {
-            let err = TopicConfig::resolve(&map(&[(k, v)]), &d).unwrap_err().to_string();
+            let err = TopicConfig::resolve(&map(&[(k, v)]), &d)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(want), "{k}={v}: {err}");
         }
     }

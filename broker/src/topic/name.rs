@@ -9,7 +9,10 @@ pub const MAX_TOPIC_NAME_LEN: usize = 249;
 
 /// Check a topic name; the error says which rule it broke.
 pub fn validate_topic_name(name: &str) -> Result<()> {
-    let invalid = |reason: String| Error::InvalidTopic { name: name.to_owned(), reason };
+    let invalid = |reason: String| Error::InvalidTopic {
+        name: name.to_owned(),
+        reason,
+    };
     if name.is_empty() {
         return Err(invalid("the name is empty".into()));
     }
@@ -22,7 +25,10 @@ pub fn validate_topic_name(name: &str) -> Result<()> {
             name.len()
         )));
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
         return Err(invalid(format!(
             "character {c:?} is not allowed; use only ASCII letters, digits, '.', '_' and '-'"
         )));
@@ -36,7 +42,14 @@ mod tests {
 
     #[test]
     fn accepts_kafka_legal_names() {
-        for ok in ["a", "orders", "orders.v2", "my_topic-1", "A.B-c_9", &"x".repeat(249)] {
+        for ok in [
+            "a",
+            "orders",
+            "orders.v2",
+            "my_topic-1",
+            "A.B-c_9",
+            &"x".repeat(249),
+        ] {
             validate_topic_name(ok).unwrap();
         }
     }
@@ -54,6 +67,11 @@ mod tests {
             let err = validate_topic_name(bad).unwrap_err().to_string();
             assert!(err.contains(why), "{bad:?}: {err}");
         }
-        assert!(validate_topic_name(&"x".repeat(250)).unwrap_err().to_string().contains("249"));
+        assert!(
+            validate_topic_name(&"x".repeat(250))
+                .unwrap_err()
+                .to_string()
+                .contains("249")
+        );
     }
 }

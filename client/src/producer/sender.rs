@@ -48,7 +48,16 @@ pub(crate) async fn run(shared: Arc<Shared>) {
 
 /// Send one request and deliver its outcome to every batch in it.
 async fn send(shared: Arc<Shared>, request: Request) {
+    let started = Instant::now();
     let outcome = produce(&shared, &request).await;
+    tracing::trace!(
+        broker = request.broker,
+        partitions = request.partitions.len(),
+        bytes = request.bytes,
+        elapsed_us = started.elapsed().as_micros() as u64,
+        ok = outcome.is_ok(),
+        "produce request answered"
+    );
     for pb in &request.partitions {
         let result = match &outcome {
             Ok(response) => partition_result(response, &pb.topic, pb.partition),

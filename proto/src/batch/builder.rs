@@ -167,6 +167,10 @@ impl BatchBuilder {
     /// The bytes [`push`](Self::push) would add for this record, length
     /// prefix included. A producer checks `size() + record_size(..)` against
     /// its `batch.size` before pushing.
+    ///
+    /// # Panics
+    ///
+    /// If a key, value or header is longer than `i32::MAX` bytes.
     pub fn record_size(
         &self,
         timestamp_ms: i64,
