@@ -28,7 +28,13 @@ fn batch() -> Vec<u8> {
 }
 
 fn open(dir: &std::path::Path, config: LogConfig) -> Log {
-    Log::open(dir.join("bench-0"), TopicPartition::new("bench", 0), config, false).expect("open log")
+    Log::open(
+        dir.join("bench-0"),
+        TopicPartition::new("bench", 0),
+        config,
+        false,
+    )
+    .expect("open log")
 }
 
 /// Append `iters` batches, timing only the appends. Every `reset_bytes` the
@@ -39,7 +45,8 @@ fn timed_appends(log: &Log, batch: &[u8], iters: u64, reset_bytes: u64) -> Durat
     let mut spent = Duration::ZERO;
     for _ in 0..iters {
         if log.size_bytes() >= reset_bytes {
-            log.truncate_fully_and_start_at(log.log_end_offset()).expect("reset");
+            log.truncate_fully_and_start_at(log.log_end_offset())
+                .expect("reset");
         }
         let start = Instant::now();
         black_box(log.append(batch, 0, 1_700_000_000_000).expect("append"));
@@ -62,7 +69,13 @@ fn append(c: &mut Criterion) {
     // The same with 64 MiB segments: rolls (index trimming, new files, the
     // sealed segment's background fsync) are on the measured path.
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = open(dir.path(), LogConfig { segment_bytes: 64 << 20, ..LogConfig::default() });
+    let log = open(
+        dir.path(),
+        LogConfig {
+            segment_bytes: 64 << 20,
+            ..LogConfig::default()
+        },
+    );
     group.bench_function("append_64KiB_batch_rolling_64MiB_segments", |b| {
         b.iter_custom(|iters| timed_appends(&log, &batch, iters, 1 << 30))
     });

@@ -96,6 +96,16 @@ pub enum Error {
     /// A request that is malformed in some other way.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// acks=all with fewer in-sync replicas than `min.insync.replicas`.
+    #[error(
+        "not enough in-sync replicas for {topic_partition}: {isr} in sync, min.insync.replicas={min}; \
+         nothing was written. Wait for replicas to catch up, or produce with acks=1"
+    )]
+    NotEnoughReplicas {
+        topic_partition: String,
+        isr: usize,
+        min: u32,
+    },
     /// The broker is shutting down or not ready yet.
     #[error("broker not available: {0}")]
     NotAvailable(String),

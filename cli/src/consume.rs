@@ -126,16 +126,26 @@ pub async fn run(global: &Global, args: ConsumeArgs) -> Result<()> {
     let mut consumer = Consumer::connect(global.client_config(), config).await?;
     let count = consumer.partition_count(&args.topic).await?;
     if matches!(args.offset, Offset::At(_)) && args.partition.is_none() && count > 1 {
-        bail!("--offset N needs --partition: topic {:?} has {count} partitions", args.topic);
+        bail!(
+            "--offset N needs --partition: topic {:?} has {count} partitions",
+            args.topic
+        );
     }
     let partitions: Vec<u32> = match args.partition {
         Some(p) if p >= count => {
-            bail!("topic {:?} has no partition {p} (it has {count}: 0 to {})", args.topic, count - 1)
+            bail!(
+                "topic {:?} has no partition {p} (it has {count}: 0 to {})",
+                args.topic,
+                count - 1
+            )
         }
         Some(p) => vec![p],
         None => (0..count).collect(),
     };
-    let names: Vec<(&str, u32)> = partitions.iter().map(|p| (args.topic.as_str(), *p)).collect();
+    let names: Vec<(&str, u32)> = partitions
+        .iter()
+        .map(|p| (args.topic.as_str(), *p))
+        .collect();
     consumer.assign(names.iter().copied());
     for (topic, p) in &names {
         consumer.seek(topic, *p, args.offset).await?;
@@ -151,7 +161,9 @@ pub async fn run(global: &Global, args: ConsumeArgs) -> Result<()> {
             } else {
                 format!("it holds offsets {start} to {}", end - 1)
             };
-            bail!("offset {n} is out of range for {topic}-{p}: {holds}; use --offset earliest or latest");
+            bail!(
+                "offset {n} is out of range for {topic}-{p}: {holds}; use --offset earliest or latest"
+            );
         }
     }
     // Without --follow: stop once every partition reaches its end as of now.
@@ -185,7 +197,10 @@ pub async fn run(global: &Global, args: ConsumeArgs) -> Result<()> {
             if let Some(ends) = &ends {
                 // Records past the starting end are not printed, even if
                 // the fetch that brought the last wanted ones carried them.
-                let end = partitions.iter().position(|p| *p == r.partition).map(|i| ends[i]);
+                let end = partitions
+                    .iter()
+                    .position(|p| *p == r.partition)
+                    .map(|i| ends[i]);
                 if end.is_some_and(|end| r.offset >= end) {
                     continue;
                 }
@@ -229,14 +244,29 @@ mod tests {
     }
 
     fn printer(format: RecordFormat, all: bool) -> Printer {
-        Printer { format, key: all, offset: all, timestamp: all, separator: "\t".into() }
+        Printer {
+            format,
+            key: all,
+            offset: all,
+            timestamp: all,
+            separator: "\t".into(),
+        }
     }
 
     #[test]
     fn text_is_the_value_lossy() {
-        assert_eq!(render(&printer(RecordFormat::Text, false), &record()), "hello \u{fffd}\n");
-        let tombstone = ConsumerRecord { value: None, ..record() };
-        assert_eq!(render(&printer(RecordFormat::Text, false), &tombstone), "null\n");
+        assert_eq!(
+            render(&printer(RecordFormat::Text, false), &record()),
+            "hello \u{fffd}\n"
+        );
+        let tombstone = ConsumerRecord {
+            value: None,
+            ..record()
+        };
+        assert_eq!(
+            render(&printer(RecordFormat::Text, false), &tombstone),
+            "null\n"
+        );
     }
 
     #[test]
@@ -257,10 +287,14 @@ mod tests {
             json!({"topic": "t", "partition": 1, "offset": 7, "timestamp": 1_700_000_000_000i64,
                    "key": "k", "value": "hello \u{fffd}"})
         );
-        let with_headers =
-            ConsumerRecord { key: None, headers: vec![("h".into(), None)], ..record() };
+        let with_headers = ConsumerRecord {
+            key: None,
+            headers: vec![("h".into(), None)],
+            ..record()
+        };
         let v: serde_json::Value =
-            serde_json::from_str(&render(&printer(RecordFormat::Json, false), &with_headers)).unwrap();
+            serde_json::from_str(&render(&printer(RecordFormat::Json, false), &with_headers))
+                .unwrap();
         assert_eq!(v["key"], serde_json::Value::Null);
         assert_eq!(v["headers"], json!([{"key": "h", "value": null}]));
     }

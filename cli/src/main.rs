@@ -24,7 +24,11 @@ use runnel_client::ClientConfig;
 use output::OutputFormat;
 
 #[derive(Debug, Parser)]
-#[command(name = "runnel", version, about = "Manage topics and produce, consume and benchmark records on Runnel")]
+#[command(
+    name = "runnel",
+    version,
+    about = "Manage topics and produce, consume and benchmark records on Runnel"
+)]
 struct Cli {
     #[command(flatten)]
     global: Global,
@@ -70,7 +74,9 @@ impl Global {
 pub struct Brokers(pub Vec<String>);
 
 fn parse_bootstrap(s: &str) -> Result<Brokers, String> {
-    runnel_client::parse_bootstrap(s).map(Brokers).map_err(|e| e.to_string())
+    runnel_client::parse_bootstrap(s)
+        .map(Brokers)
+        .map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -162,7 +168,8 @@ mod tests {
 
     #[test]
     fn bad_bootstrap_is_a_usage_error() {
-        let err = Cli::try_parse_from(["runnel", "--bootstrap", "nohost", "topic", "list"]).unwrap_err();
+        let err =
+            Cli::try_parse_from(["runnel", "--bootstrap", "nohost", "topic", "list"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("expected host:port"), "{err}");
     }

@@ -7,7 +7,9 @@ use std::io::{self, Write};
 
 use clap::ValueEnum;
 use comfy_table::{ContentArrangement, Table, presets};
-use runnel_client::{ConfigEntry, ConfigSource, PartitionDescription, TopicDescription, TopicListing};
+use runnel_client::{
+    ConfigEntry, ConfigSource, PartitionDescription, TopicDescription, TopicListing,
+};
 use serde_json::{Value, json};
 
 /// `--output`.
@@ -20,7 +22,10 @@ pub enum OutputFormat {
 }
 
 /// Columns with a header row, padded with spaces, no borders.
-pub fn table<R: IntoIterator<Item = String>>(header: &[&str], rows: impl IntoIterator<Item = R>) -> String {
+pub fn table<R: IntoIterator<Item = String>>(
+    header: &[&str],
+    rows: impl IntoIterator<Item = R>,
+) -> String {
     let mut table = Table::new();
     table
         .load_preset(presets::NOTHING)
@@ -33,7 +38,11 @@ pub fn table<R: IntoIterator<Item = String>>(header: &[&str], rows: impl IntoIte
         column.set_padding((0, 2));
     }
     // Trailing padding is noise in a terminal and in tests.
-    table.lines().map(|l| l.trim_end().to_owned()).collect::<Vec<_>>().join("\n")
+    table
+        .lines()
+        .map(|l| l.trim_end().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Print `value` as pretty JSON on stdout.
@@ -57,7 +66,11 @@ pub fn human_bytes(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 pub fn config_source(entry: &ConfigEntry) -> &'static str {
@@ -76,7 +89,12 @@ pub fn topic_list_table(topics: &[TopicListing]) -> String {
     table(
         &["NAME", "PARTITIONS", "REPLICATION FACTOR", "TOPIC ID"],
         topics.iter().map(|t| {
-            [t.name.clone(), t.partitions.to_string(), t.replication_factor.to_string(), t.topic_id.clone()]
+            [
+                t.name.clone(),
+                t.partitions.to_string(),
+                t.replication_factor.to_string(),
+                t.topic_id.clone(),
+            ]
         }),
     )
 }
@@ -108,7 +126,17 @@ pub fn topic_description_table(topic: &TopicDescription) -> String {
         topic.replication_factor
     );
     let partitions = table(
-        &["PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR", "LOG START", "HIGH WATERMARK", "LOG END", "SIZE"],
+        &[
+            "PARTITION",
+            "LEADER",
+            "EPOCH",
+            "REPLICAS",
+            "ISR",
+            "LOG START",
+            "HIGH WATERMARK",
+            "LOG END",
+            "SIZE",
+        ],
         topic.partitions.iter().map(|p| {
             [
                 p.partition.to_string(),
@@ -127,7 +155,9 @@ pub fn topic_description_table(topic: &TopicDescription) -> String {
     configs.sort_by(|a, b| a.name.cmp(&b.name));
     let configs = table(
         &["CONFIG", "VALUE", "SOURCE"],
-        configs.iter().map(|c| [c.name.clone(), c.value.clone(), config_source(c).to_owned()]),
+        configs
+            .iter()
+            .map(|c| [c.name.clone(), c.value.clone(), config_source(c).to_owned()]),
     );
     format!("{summary}\n\n{partitions}\n\n{configs}")
 }
@@ -183,8 +213,16 @@ mod tests {
             }],
             replication_factor: 2,
             configs: vec![
-                ConfigEntry { name: "segment.bytes".into(), value: "1024".into(), source: ConfigSource::Topic as i32 },
-                ConfigEntry { name: "retention.ms".into(), value: "-1".into(), source: ConfigSource::Default as i32 },
+                ConfigEntry {
+                    name: "segment.bytes".into(),
+                    value: "1024".into(),
+                    source: ConfigSource::Topic as i32,
+                },
+                ConfigEntry {
+                    name: "retention.ms".into(),
+                    value: "-1".into(),
+                    source: ConfigSource::Default as i32,
+                },
             ],
             internal: false,
         }
@@ -192,7 +230,10 @@ mod tests {
 
     #[test]
     fn table_aligns_columns_without_borders() {
-        let t = table(&["NAME", "N"], [["a".to_owned(), "1".into()], ["longer".into(), "22".into()]]);
+        let t = table(
+            &["NAME", "N"],
+            [["a".to_owned(), "1".into()], ["longer".into(), "22".into()]],
+        );
         assert_eq!(t, "NAME    N\na       1\nlonger  22");
     }
 
@@ -200,11 +241,28 @@ mod tests {
     fn describe_table_has_partitions_and_sorted_configs() {
         let text = topic_description_table(&description());
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "Topic: events  ID: abc  Partitions: 1  Replication factor: 2");
-        assert!(lines[2].starts_with("PARTITION  LEADER  EPOCH  REPLICAS  ISR"), "{}", lines[2]);
-        assert!(lines[3].contains("1,2") && lines[3].contains("2.0 KiB"), "{}", lines[3]);
-        let retention = lines.iter().position(|l| l.starts_with("retention.ms")).unwrap();
-        let segment = lines.iter().position(|l| l.starts_with("segment.bytes")).unwrap();
+        assert_eq!(
+            lines[0],
+            "Topic: events  ID: abc  Partitions: 1  Replication factor: 2"
+        );
+        assert!(
+            lines[2].starts_with("PARTITION  LEADER  EPOCH  REPLICAS  ISR"),
+            "{}",
+            lines[2]
+        );
+        assert!(
+            lines[3].contains("1,2") && lines[3].contains("2.0 KiB"),
+            "{}",
+            lines[3]
+        );
+        let retention = lines
+            .iter()
+            .position(|l| l.starts_with("retention.ms"))
+            .unwrap();
+        let segment = lines
+            .iter()
+            .position(|l| l.starts_with("segment.bytes"))
+            .unwrap();
         assert!(retention < segment);
         assert!(lines[segment].ends_with("topic"));
     }
@@ -215,7 +273,10 @@ mod tests {
         assert_eq!(v["name"], "events");
         assert_eq!(v["partitions"][0]["high_watermark"], 42);
         assert_eq!(v["partitions"][0]["replicas"], json!([1, 2]));
-        assert_eq!(v["configs"][0], json!({"name": "retention.ms", "value": "-1", "source": "default"}));
+        assert_eq!(
+            v["configs"][0],
+            json!({"name": "retention.ms", "value": "-1", "source": "default"})
+        );
     }
 
     #[test]
@@ -228,7 +289,14 @@ mod tests {
             internal: false,
         }];
         let t = topic_list_table(&topics);
-        assert_eq!(t.lines().nth(1).unwrap().split_whitespace().collect::<Vec<_>>(), ["a", "3", "1", "id1"]);
+        assert_eq!(
+            t.lines()
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .collect::<Vec<_>>(),
+            ["a", "3", "1", "id1"]
+        );
         assert_eq!(topic_list_json(&topics)[0]["partitions"], 3);
     }
 

@@ -112,8 +112,11 @@ fn progress(len: u64, unit: &str) -> ProgressBar {
     } else {
         ProgressDrawTarget::hidden()
     };
-    let template = format!("{{elapsed_precise}} [{{bar:40}}] {{human_pos}}/{{human_len}} {unit} ({{per_sec}}, eta {{eta}})");
-    let style = ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar());
+    let template = format!(
+        "{{elapsed_precise}} [{{bar:40}}] {{human_pos}}/{{human_len}} {unit} ({{per_sec}}, eta {{eta}})"
+    );
+    let style =
+        ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar());
     ProgressBar::with_draw_target(Some(len), target).with_style(style.progress_chars("=> "))
 }
 
@@ -129,7 +132,10 @@ fn ms(micros: u64) -> f64 {
 /// The payload every record carries: printable letters, as Kafka's tool
 /// uses, so a consumer printing them does not garble a terminal.
 fn payload(size: usize) -> Bytes {
-    (0..size).map(|i| b'A' + ((i * 7 + i / 26) % 26) as u8).collect::<Vec<u8>>().into()
+    (0..size)
+        .map(|i| b'A' + ((i * 7 + i / 26) % 26) as u8)
+        .collect::<Vec<u8>>()
+        .into()
 }
 
 /// Results of `perf produce`.
@@ -195,7 +201,10 @@ async fn produce(global: &Global, args: ProducePerf) -> Result<()> {
         max_in_flight_requests: args.max_in_flight,
         max_request_size: args.max_request_size,
         request_timeout: global.request_timeout,
-        buffer_memory: ProducerConfig::default().buffer_memory.max(args.batch_size).max(args.max_request_size),
+        buffer_memory: ProducerConfig::default()
+            .buffer_memory
+            .max(args.batch_size)
+            .max(args.max_request_size),
     };
     let producer = Producer::connect(global.client_config(), config).await?;
     producer.partition_count(&args.topic).await?;
@@ -239,7 +248,8 @@ async fn produce(global: &Global, args: ProducePerf) -> Result<()> {
         headers: Vec::new(),
         timestamp: None,
     };
-    let per_record = (args.throughput > 0).then(|| Duration::from_secs_f64(1.0 / args.throughput as f64));
+    let per_record =
+        (args.throughput > 0).then(|| Duration::from_secs_f64(1.0 / args.throughput as f64));
     let start = Instant::now();
     for i in 0..args.num_records {
         if let Some(interval) = per_record {
@@ -249,12 +259,17 @@ async fn produce(global: &Global, args: ProducePerf) -> Result<()> {
             }
         }
         let sent_at = Instant::now();
-        let delivery = producer.send(record.clone()).await.with_context(|| format!("record {i}"))?;
-        tx.send((sent_at, delivery)).context("ack collector stopped")?;
+        let delivery = producer
+            .send(record.clone())
+            .await
+            .with_context(|| format!("record {i}"))?;
+        tx.send((sent_at, delivery))
+            .context("ack collector stopped")?;
     }
     drop(tx);
     producer.flush().await;
-    let (latency, ok, failed, first_error, last_ack) = collector.await.context("ack collector failed")?;
+    let (latency, ok, failed, first_error, last_ack) =
+        collector.await.context("ack collector failed")?;
     producer.close().await;
     bar.finish_and_clear();
 
@@ -270,7 +285,10 @@ async fn produce(global: &Global, args: ProducePerf) -> Result<()> {
         OutputFormat::Table => output::print_line(&summary.line())?,
     }
     if let Some(e) = first_error {
-        bail!("{failed} of {} records failed; first error: {e}", args.num_records);
+        bail!(
+            "{failed} of {} records failed; first error: {e}",
+            args.num_records
+        );
     }
     Ok(())
 }
@@ -367,11 +385,14 @@ async fn consume(global: &Global, args: ConsumePerf) -> Result<()> {
             continue;
         }
         last_record = Instant::now();
-        summary.fetch_latency.saturating_record((last_record - polled_at).as_micros().max(1) as u64);
+        summary
+            .fetch_latency
+            .saturating_record((last_record - polled_at).as_micros().max(1) as u64);
         summary.fetches += 1;
         let wanted = (args.messages - summary.records).min(records.len() as u64) as usize;
         for r in &records[..wanted] {
-            summary.bytes += (r.key.as_ref().map_or(0, Bytes::len) + r.value.as_ref().map_or(0, Bytes::len)) as u64;
+            summary.bytes += (r.key.as_ref().map_or(0, Bytes::len)
+                + r.value.as_ref().map_or(0, Bytes::len)) as u64;
         }
         summary.records += wanted as u64;
         bar.set_position(summary.records);
@@ -421,7 +442,10 @@ mod tests {
         assert_eq!(v["records"], 1000);
         assert_eq!(v["records_per_sec"], 500.0);
         // HDR buckets: within 0.1% of the recorded value.
-        assert!((v["latency_ms"]["max"].as_f64().unwrap() - 4.0).abs() < 0.01, "{v}");
+        assert!(
+            (v["latency_ms"]["max"].as_f64().unwrap() - 4.0).abs() < 0.01,
+            "{v}"
+        );
     }
 
     #[test]
@@ -433,7 +457,13 @@ mod tests {
             elapsed: Duration::from_secs(1),
             fetch_latency: histogram(&[500, 1500]),
         };
-        assert!(s.line().starts_with("2048 records consumed in 1.00 s, 2048.0 records/sec (2.00 MB/sec), 2 fetches"), "{}", s.line());
+        assert!(
+            s.line().starts_with(
+                "2048 records consumed in 1.00 s, 2048.0 records/sec (2.00 MB/sec), 2 fetches"
+            ),
+            "{}",
+            s.line()
+        );
         assert_eq!(s.json()["mb_per_sec"], 2.0);
     }
 

@@ -42,8 +42,13 @@ const MAX_PENDING: usize = 10_000;
 const MAX_REPORTED: u64 = 10;
 
 /// Split `line` into key and value at the first `separator`.
-pub fn split_line<'a>(line: &'a [u8], separator: Option<&[u8]>) -> Result<(Option<&'a [u8]>, &'a [u8]), ()> {
-    let Some(sep) = separator else { return Ok((None, line)) };
+pub fn split_line<'a>(
+    line: &'a [u8],
+    separator: Option<&[u8]>,
+) -> Result<(Option<&'a [u8]>, &'a [u8]), ()> {
+    let Some(sep) = separator else {
+        return Ok((None, line));
+    };
     let at = line.windows(sep.len()).position(|w| w == sep).ok_or(())?;
     Ok((Some(&line[..at]), &line[at + sep.len()..]))
 }
@@ -82,7 +87,11 @@ pub async fn run(global: &Global, args: ProduceArgs) -> Result<()> {
     if args.key_separator.as_deref() == Some("") {
         bail!("--key-separator must not be empty");
     }
-    let config = ProducerConfig { acks: args.acks, request_timeout: global.request_timeout, ..Default::default() };
+    let config = ProducerConfig {
+        acks: args.acks,
+        request_timeout: global.request_timeout,
+        ..Default::default()
+    };
     let producer = Producer::connect(global.client_config(), config).await?;
     let topic: Arc<str> = args.topic.as_str().into();
     // Fail before reading stdin if the topic does not exist.
@@ -133,7 +142,10 @@ pub async fn run(global: &Global, args: ProduceArgs) -> Result<()> {
             headers: Vec::new(),
             timestamp: None,
         };
-        let delivery = producer.send(record).await.with_context(|| format!("line {line_no}"))?;
+        let delivery = producer
+            .send(record)
+            .await
+            .with_context(|| format!("line {line_no}"))?;
         pending.push_back((line_no, delivery));
         while pending.len() > MAX_PENDING {
             let (line, delivery) = pending.pop_front().expect("not empty");
@@ -153,7 +165,11 @@ pub async fn run(global: &Global, args: ProduceArgs) -> Result<()> {
         bail!("{e}; {} records before it were produced", tally.sent);
     }
     if tally.failed > 0 {
-        bail!("{} of {} records failed", tally.failed, tally.sent + tally.failed);
+        bail!(
+            "{} of {} records failed",
+            tally.failed,
+            tally.sent + tally.failed
+        );
     }
     Ok(())
 }
@@ -164,9 +180,18 @@ mod tests {
 
     #[test]
     fn lines_split_at_the_first_separator() {
-        assert_eq!(split_line(b"k:v:w", Some(b":")), Ok((Some(&b"k"[..]), &b"v:w"[..])));
-        assert_eq!(split_line(b"k::v", Some(b"::")), Ok((Some(&b"k"[..]), &b"v"[..])));
-        assert_eq!(split_line(b":v", Some(b":")), Ok((Some(&b""[..]), &b"v"[..])));
+        assert_eq!(
+            split_line(b"k:v:w", Some(b":")),
+            Ok((Some(&b"k"[..]), &b"v:w"[..]))
+        );
+        assert_eq!(
+            split_line(b"k::v", Some(b"::")),
+            Ok((Some(&b"k"[..]), &b"v"[..]))
+        );
+        assert_eq!(
+            split_line(b":v", Some(b":")),
+            Ok((Some(&b""[..]), &b"v"[..]))
+        );
         assert_eq!(split_line(b"novalue", Some(b":")), Err(()));
         assert_eq!(split_line(b"a:b", None), Ok((None, &b"a:b"[..])));
     }

@@ -64,7 +64,9 @@ enum TopicCommand {
 
 /// `KEY=VALUE`, split at the first `=`; the value may be empty or hold `=`.
 pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
-    let (key, value) = s.split_once('=').ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))?;
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))?;
     let key = key.trim();
     if key.is_empty() {
         return Err(format!("empty config name in {s:?}; expected KEY=VALUE"));
@@ -76,7 +78,13 @@ pub async fn run(global: &Global, args: TopicArgs) -> Result<()> {
     let admin = Admin::connect(global.client_config()).await?;
     let json = global.output == OutputFormat::Json;
     match args.command {
-        TopicCommand::Create { name, partitions, replication_factor, configs, validate_only } => {
+        TopicCommand::Create {
+            name,
+            partitions,
+            replication_factor,
+            configs,
+            validate_only,
+        } => {
             let topic = runnel_client::NewTopic {
                 name: name.clone(),
                 partitions: partitions.unwrap_or(0),
@@ -86,11 +94,25 @@ pub async fn run(global: &Global, args: TopicArgs) -> Result<()> {
             let created = admin.create_topics(vec![topic], validate_only).await?;
             let described = created.into_iter().find(|t| t.name == name);
             if json {
-                output::print_json(&described.map(|t| output::topic_description_json(&t)).unwrap_or(json!({"name": name})))?;
+                output::print_json(
+                    &described
+                        .map(|t| output::topic_description_json(&t))
+                        .unwrap_or(json!({"name": name})),
+                )?;
             } else {
-                let verb = if validate_only { "would create" } else { "created" };
+                let verb = if validate_only {
+                    "would create"
+                } else {
+                    "created"
+                };
                 let detail = described
-                    .map(|t| format!(" with {} partitions, replication factor {}", t.partitions.len(), t.replication_factor))
+                    .map(|t| {
+                        format!(
+                            " with {} partitions, replication factor {}",
+                            t.partitions.len(),
+                            t.replication_factor
+                        )
+                    })
                     .unwrap_or_default();
                 output::print_line(&format!("{verb} topic {name:?}{detail}"))?;
             }
@@ -113,7 +135,13 @@ pub async fn run(global: &Global, args: TopicArgs) -> Result<()> {
                 output::print_line(&output::topic_description_table(&topic))?;
             }
         }
-        TopicCommand::Alter { name, partitions, configs, delete_configs, validate_only } => {
+        TopicCommand::Alter {
+            name,
+            partitions,
+            configs,
+            delete_configs,
+            validate_only,
+        } => {
             let mut change = AlterTopic::new(&name).validate_only(validate_only);
             if let Some(p) = partitions {
                 change = change.partitions(p);
@@ -128,8 +156,15 @@ pub async fn run(global: &Global, args: TopicArgs) -> Result<()> {
             if json {
                 output::print_json(&output::topic_description_json(&topic))?;
             } else {
-                let verb = if validate_only { "would alter" } else { "altered" };
-                output::print_line(&format!("{verb} topic {name:?}; it now has {} partitions", topic.partitions.len()))?;
+                let verb = if validate_only {
+                    "would alter"
+                } else {
+                    "altered"
+                };
+                output::print_line(&format!(
+                    "{verb} topic {name:?}; it now has {} partitions",
+                    topic.partitions.len()
+                ))?;
             }
         }
         TopicCommand::Delete { name } => {
@@ -150,10 +185,23 @@ mod tests {
 
     #[test]
     fn key_value_parsing() {
-        assert_eq!(parse_key_value("retention.ms=1000").unwrap(), ("retention.ms".into(), "1000".into()));
-        assert_eq!(parse_key_value("a=b=c").unwrap(), ("a".into(), "b=c".into()));
-        assert_eq!(parse_key_value("cleanup.policy=").unwrap(), ("cleanup.policy".into(), String::new()));
-        assert!(parse_key_value("retention.ms").unwrap_err().contains("KEY=VALUE"));
+        assert_eq!(
+            parse_key_value("retention.ms=1000").unwrap(),
+            ("retention.ms".into(), "1000".into())
+        );
+        assert_eq!(
+            parse_key_value("a=b=c").unwrap(),
+            ("a".into(), "b=c".into())
+        );
+        assert_eq!(
+            parse_key_value("cleanup.policy=").unwrap(),
+            ("cleanup.policy".into(), String::new())
+        );
+        assert!(
+            parse_key_value("retention.ms")
+                .unwrap_err()
+                .contains("KEY=VALUE")
+        );
         assert!(parse_key_value("=5").is_err());
     }
 }

@@ -40,7 +40,9 @@ pub struct Admin {
 impl Admin {
     /// Connect to the first bootstrap broker that answers.
     pub async fn connect(config: ClientConfig) -> Result<Self> {
-        Ok(Admin { cluster: Cluster::connect(config).await? })
+        Ok(Admin {
+            cluster: Cluster::connect(config).await?,
+        })
     }
 
     /// Create one topic. `partitions` or `replication_factor` 0 take the
@@ -56,7 +58,10 @@ impl Admin {
             name: name.to_owned(),
             partitions,
             replication_factor,
-            configs: configs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            configs: configs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         };
         let mut created = self.create_topics(vec![topic], false).await?;
         created.pop().ok_or_else(|| missing("CreateTopics", name))
@@ -71,9 +76,16 @@ impl Admin {
     ) -> Result<Vec<TopicDescription>> {
         let conn = self.cluster.any();
         let timeout = self.cluster.request_timeout();
-        let message = CreateTopicsRequest { topics, validate_only };
+        let message = CreateTopicsRequest {
+            topics,
+            validate_only,
+        };
         let response = conn
-            .call("CreateTopics", timeout, conn.admin().create_topics(request(message, timeout)))
+            .call(
+                "CreateTopics",
+                timeout,
+                conn.admin().create_topics(request(message, timeout)),
+            )
             .await?;
         Ok(response.topics)
     }
@@ -87,9 +99,15 @@ impl Admin {
     pub async fn delete_topics(&self, names: &[&str]) -> Result<Vec<String>> {
         let conn = self.cluster.any();
         let timeout = self.cluster.request_timeout();
-        let message = DeleteTopicsRequest { names: names.iter().map(|n| (*n).to_owned()).collect() };
+        let message = DeleteTopicsRequest {
+            names: names.iter().map(|n| (*n).to_owned()).collect(),
+        };
         let response = conn
-            .call("DeleteTopics", timeout, conn.admin().delete_topics(request(message, timeout)))
+            .call(
+                "DeleteTopics",
+                timeout,
+                conn.admin().delete_topics(request(message, timeout)),
+            )
             .await?;
         for name in names {
             self.cluster.invalidate(name);
@@ -108,7 +126,11 @@ impl Admin {
         let timeout = self.cluster.request_timeout();
         let message = ListTopicsRequest { include_internal };
         let mut topics = conn
-            .call("ListTopics", timeout, conn.admin().list_topics(request(message, timeout)))
+            .call(
+                "ListTopics",
+                timeout,
+                conn.admin().list_topics(request(message, timeout)),
+            )
             .await?
             .topics;
         topics.sort_by(|a, b| a.name.cmp(&b.name));
@@ -127,9 +149,15 @@ impl Admin {
     pub async fn describe_topics(&self, names: &[&str]) -> Result<Vec<TopicDescription>> {
         let conn = self.cluster.any();
         let timeout = self.cluster.request_timeout();
-        let message = DescribeTopicsRequest { names: names.iter().map(|n| (*n).to_owned()).collect() };
+        let message = DescribeTopicsRequest {
+            names: names.iter().map(|n| (*n).to_owned()).collect(),
+        };
         let response = conn
-            .call("DescribeTopics", timeout, conn.admin().describe_topics(request(message, timeout)))
+            .call(
+                "DescribeTopics",
+                timeout,
+                conn.admin().describe_topics(request(message, timeout)),
+            )
             .await?;
         Ok(response.topics)
     }
@@ -141,7 +169,11 @@ impl Admin {
         let timeout = self.cluster.request_timeout();
         let name = alter.0.name.clone();
         let response = conn
-            .call("AlterTopic", timeout, conn.admin().alter_topic(request(alter.0, timeout)))
+            .call(
+                "AlterTopic",
+                timeout,
+                conn.admin().alter_topic(request(alter.0, timeout)),
+            )
             .await?;
         self.cluster.invalidate(&name);
         response.topic.ok_or_else(|| missing("AlterTopic", &name))
@@ -170,7 +202,10 @@ pub struct AlterTopic(AlterTopicRequest);
 impl AlterTopic {
     /// No change yet to topic `name`.
     pub fn new(name: impl Into<String>) -> Self {
-        AlterTopic(AlterTopicRequest { name: name.into(), ..Default::default() })
+        AlterTopic(AlterTopicRequest {
+            name: name.into(),
+            ..Default::default()
+        })
     }
 
     /// Grow the topic to `partitions` (it can never shrink).

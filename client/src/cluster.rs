@@ -62,7 +62,11 @@ impl Conn {
         call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     ) -> Result<T> {
         match tokio::time::timeout(timeout, call).await {
-            Err(_) => Err(Error::Timeout { operation, address: self.address.to_string(), timeout }),
+            Err(_) => Err(Error::Timeout {
+                operation,
+                address: self.address.to_string(),
+                timeout,
+            }),
             Ok(Err(status)) => Err(Error::from_status(status, operation, &self.address)),
             Ok(Ok(response)) => Ok(response.into_inner()),
         }
@@ -131,7 +135,10 @@ impl Cluster {
         }
         Err(match (last_error, config.bootstrap.len()) {
             (Some(Error::Connect { address, reason }), n) if n > 1 => Error::Connect {
-                address: format!("any of {} (last tried {address})", config.bootstrap.join(",")),
+                address: format!(
+                    "any of {} (last tried {address})",
+                    config.bootstrap.join(",")
+                ),
                 reason,
             },
             (Some(e), _) => e,
@@ -150,11 +157,17 @@ impl Cluster {
 
     /// Ask for metadata (all topics when `topics` is empty) and cache it.
     pub async fn refresh(&self, topics: &[&str]) -> Result<MetadataResponse> {
-        let message = MetadataRequest { topics: topics.iter().map(|t| (*t).to_owned()).collect() };
+        let message = MetadataRequest {
+            topics: topics.iter().map(|t| (*t).to_owned()).collect(),
+        };
         let conn = self.any();
         let timeout = self.request_timeout();
         let response = conn
-            .call("Metadata", timeout, conn.broker().metadata(request(message, timeout)))
+            .call(
+                "Metadata",
+                timeout,
+                conn.broker().metadata(request(message, timeout)),
+            )
             .await?;
         let mut cache = self.metadata.write().expect("metadata lock");
         cache.brokers = response
@@ -163,7 +176,10 @@ impl Cluster {
             .map(|b| (b.id, format!("{}:{}", b.host, b.port)))
             .collect();
         for topic in &response.topics {
-            let failed = topic.error.as_ref().is_some_and(|e| e.code != ErrorCode::None as i32);
+            let failed = topic
+                .error
+                .as_ref()
+                .is_some_and(|e| e.code != ErrorCode::None as i32);
             if failed || topic.partitions.is_empty() {
                 cache.topics.remove(&topic.name);
                 continue;
@@ -174,7 +190,9 @@ impl Cluster {
                     *slot = p.leader;
                 }
             }
-            cache.topics.insert(topic.name.clone(), Arc::new(TopicInfo { leaders }));
+            cache
+                .topics
+                .insert(topic.name.clone(), Arc::new(TopicInfo { leaders }));
         }
         Ok(response)
     }
@@ -201,19 +219,36 @@ impl Cluster {
                 ErrorCode::try_from(e.code).unwrap_or(ErrorCode::UnknownServerError),
                 e.message.clone(),
             ),
-            _ => (ErrorCode::UnknownTopicOrPartition, format!("unknown topic {topic:?}")),
+            _ => (
+                ErrorCode::UnknownTopicOrPartition,
+                format!("unknown topic {topic:?}"),
+            ),
         };
-        Err(Error::Server { operation: "Metadata", grpc_code: tonic::Code::NotFound, code: Some(code), message })
+        Err(Error::Server {
+            operation: "Metadata",
+            grpc_code: tonic::Code::NotFound,
+            code: Some(code),
+            message,
+        })
     }
 
     fn cached(&self, topic: &str) -> Option<Arc<TopicInfo>> {
-        self.metadata.read().expect("metadata lock").topics.get(topic).cloned()
+        self.metadata
+            .read()
+            .expect("metadata lock")
+            .topics
+            .get(topic)
+            .cloned()
     }
 
     /// Forget what is cached about `topic`; the next [`Cluster::topic`] asks
     /// the broker again.
     pub fn invalidate(&self, topic: &str) {
-        self.metadata.write().expect("metadata lock").topics.remove(topic);
+        self.metadata
+            .write()
+            .expect("metadata lock")
+            .topics
+            .remove(topic);
     }
 
     /// The broker id leading `topic`-`partition`, or [`UNKNOWN_BROKER`].
@@ -236,7 +271,13 @@ impl Cluster {
         if let Some(conn) = self.conns.lock().expect("conns lock").get(&id) {
             return conn.clone();
         }
-        let advertised = self.metadata.read().expect("metadata lock").brokers.get(&id).cloned();
+        let advertised = self
+            .metadata
+            .read()
+            .expect("metadata lock")
+            .brokers
+            .get(&id)
+            .cloned();
         let conn = match advertised {
             None => self.bootstrap.clone(),
             Some(address) if *address == *self.bootstrap.address => self.bootstrap.clone(),
@@ -249,12 +290,23 @@ impl Cluster {
                 }
             },
         };
-        self.conns.lock().expect("conns lock").entry(id).or_insert(conn).clone()
+        self.conns
+            .lock()
+            .expect("conns lock")
+            .entry(id)
+            .or_insert(conn)
+            .clone()
     }
 }
 
 async fn connect(config: &ClientConfig, address: &str) -> Result<Conn> {
     let endpoint = config.endpoint(address)?;
-    let channel = endpoint.connect().await.map_err(|e| Error::connect(address, &e))?;
-    Ok(Conn { address: address.into(), channel })
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| Error::connect(address, &e))?;
+    Ok(Conn {
+        address: address.into(),
+        channel,
+    })
 }

@@ -59,14 +59,21 @@ impl Default for ClientConfig {
 impl ClientConfig {
     /// Defaults with `bootstrap` parsed from `host:port[,host:port...]`.
     pub fn new(bootstrap: &str) -> Result<Self> {
-        Ok(ClientConfig { bootstrap: parse_bootstrap(bootstrap)?, ..Default::default() })
+        Ok(ClientConfig {
+            bootstrap: parse_bootstrap(bootstrap)?,
+            ..Default::default()
+        })
     }
 
     /// Check the config and build the gRPC endpoint for `address`.
     pub(crate) fn endpoint(&self, address: &str) -> Result<Endpoint> {
         let endpoint = Endpoint::from_shared(format!("http://{address}"))
             .map_err(|e| Error::Config(format!("bad broker address {address:?}: {e}")))?
-            .user_agent(format!("runnel-client/{} ({})", env!("CARGO_PKG_VERSION"), self.client_id))
+            .user_agent(format!(
+                "runnel-client/{} ({})",
+                env!("CARGO_PKG_VERSION"),
+                self.client_id
+            ))
             .map_err(|e| Error::Config(format!("bad client_id {:?}: {e}", self.client_id)))?;
         Ok(endpoint
             .connect_timeout(self.connect_timeout)
@@ -79,13 +86,17 @@ impl ClientConfig {
 
     pub(crate) fn validate(&self) -> Result<()> {
         if self.bootstrap.is_empty() {
-            return Err(Error::Config("bootstrap is empty; give at least one host:port".into()));
+            return Err(Error::Config(
+                "bootstrap is empty; give at least one host:port".into(),
+            ));
         }
         for address in &self.bootstrap {
             check_address(address)?;
         }
         if self.request_timeout.is_zero() {
-            return Err(Error::Config("request_timeout must be greater than zero".into()));
+            return Err(Error::Config(
+                "request_timeout must be greater than zero".into(),
+            ));
         }
         Ok(())
     }
@@ -106,10 +117,17 @@ pub fn parse_bootstrap(s: &str) -> Result<Vec<String>> {
         .split(',')
         .map(str::trim)
         .filter(|a| !a.is_empty())
-        .map(|a| a.strip_prefix("http://").unwrap_or(a).trim_end_matches('/').to_owned())
+        .map(|a| {
+            a.strip_prefix("http://")
+                .unwrap_or(a)
+                .trim_end_matches('/')
+                .to_owned()
+        })
         .collect();
     if addresses.is_empty() {
-        return Err(Error::Config(format!("bootstrap {s:?} names no broker; expected host:port")));
+        return Err(Error::Config(format!(
+            "bootstrap {s:?} names no broker; expected host:port"
+        )));
     }
     for a in &addresses {
         check_address(a)?;
@@ -118,7 +136,11 @@ pub fn parse_bootstrap(s: &str) -> Result<Vec<String>> {
 }
 
 fn check_address(address: &str) -> Result<()> {
-    let bad = || Error::Config(format!("bad broker address {address:?}; expected host:port"));
+    let bad = || {
+        Error::Config(format!(
+            "bad broker address {address:?}; expected host:port"
+        ))
+    };
     let (host, port) = address.rsplit_once(':').ok_or_else(bad)?;
     if host.is_empty() || port.parse::<u16>().is_err() {
         return Err(bad());
@@ -136,12 +158,23 @@ mod tests {
             parse_bootstrap(" a:1,b:2 ,, http://c:3/").unwrap(),
             vec!["a:1".to_owned(), "b:2".into(), "c:3".into()]
         );
-        assert_eq!(parse_bootstrap("[::1]:9092").unwrap(), vec!["[::1]:9092".to_owned()]);
+        assert_eq!(
+            parse_bootstrap("[::1]:9092").unwrap(),
+            vec!["[::1]:9092".to_owned()]
+        );
     }
 
     #[test]
     fn bootstrap_rejects_missing_port() {
-        for bad in ["", " , ", "localhost", "localhost:", ":9092", "host:99999", "host:http"] {
+        for bad in [
+            "",
+            " , ",
+            "localhost",
+            "localhost:",
+            ":9092",
+            "host:99999",
+            "host:http",
+        ] {
             let err = parse_bootstrap(bad).unwrap_err();
             assert!(matches!(err, Error::Config(_)), "{bad:?} -> {err}");
         }
@@ -151,6 +184,9 @@ mod tests {
     fn endpoint_builds_for_valid_config() {
         let config = ClientConfig::default();
         config.validate().unwrap();
-        assert_eq!(config.endpoint("127.0.0.1:9092").unwrap().uri().port_u16(), Some(9092));
+        assert_eq!(
+            config.endpoint("127.0.0.1:9092").unwrap().uri().port_u16(),
+            Some(9092)
+        );
     }
 }

@@ -155,7 +155,9 @@ impl Error {
             Error::Codec { .. } => Some(ErrorCode::CorruptMessage),
             Error::RecordTooLarge { .. } => Some(ErrorCode::MessageTooLarge),
             Error::Timeout { .. } => Some(ErrorCode::RequestTimedOut),
-            Error::NoOffset { offset: Some(_), .. } => Some(ErrorCode::OffsetOutOfRange),
+            Error::NoOffset {
+                offset: Some(_), ..
+            } => Some(ErrorCode::OffsetOutOfRange),
             _ => None,
         }
     }
@@ -178,22 +180,35 @@ impl Error {
     }
 
     /// Build the error for a failed gRPC call to `address`.
-    pub(crate) fn from_status(status: tonic::Status, operation: &'static str, address: &str) -> Self {
+    pub(crate) fn from_status(
+        status: tonic::Status,
+        operation: &'static str,
+        address: &str,
+    ) -> Self {
         let code = runnel_proto::error_code::from_status(&status);
         // A status the transport made up (the broker never answered) has no
         // runnel-error-code and code Unavailable/Unknown with a source error.
         let transport = code.is_none()
             && (status.code() == tonic::Code::Unavailable
-                || (status.code() == tonic::Code::Unknown && std::error::Error::source(&status).is_some()));
+                || (status.code() == tonic::Code::Unknown
+                    && std::error::Error::source(&status).is_some()));
         if transport {
             let mut reason = status.message().to_owned();
             if let Some(source) = std::error::Error::source(&status) {
                 let causes = chain(source);
                 if !reason.contains(&causes) {
-                    reason = if reason.is_empty() { causes } else { format!("{reason}: {causes}") };
+                    reason = if reason.is_empty() {
+                        causes
+                    } else {
+                        format!("{reason}: {causes}")
+                    };
                 }
             }
-            return Error::Transport { operation, address: address.to_owned(), reason };
+            return Error::Transport {
+                operation,
+                address: address.to_owned(),
+                reason,
+            };
         }
         Error::Server {
             operation,
@@ -224,7 +239,10 @@ impl Error {
     }
 
     pub(crate) fn connect(address: &str, err: &dyn std::error::Error) -> Self {
-        Error::Connect { address: address.to_owned(), reason: chain(err) }
+        Error::Connect {
+            address: address.to_owned(),
+            reason: chain(err),
+        }
     }
 }
 
@@ -281,7 +299,11 @@ impl fmt::Display for ServerLine<'_> {
             (true, None) => write!(f, "broker answered {:?}", self.grpc_code)?,
         }
         // A message with a `;` already carries the broker's own advice.
-        if let Some(hint) = self.code.and_then(hint).filter(|_| !self.message.contains(';')) {
+        if let Some(hint) = self
+            .code
+            .and_then(hint)
+            .filter(|_| !self.message.contains(';'))
+        {
             write!(f, "; {hint}")?;
         }
         Ok(())
@@ -319,9 +341,10 @@ mod tests {
     #[test]
     fn server_error_is_one_actionable_line() {
         let mut status = tonic::Status::not_found("unknown topic \"x\"");
-        status
-            .metadata_mut()
-            .insert(runnel_proto::error_code::METADATA_KEY, "UNKNOWN_TOPIC_OR_PARTITION".parse().unwrap());
+        status.metadata_mut().insert(
+            runnel_proto::error_code::METADATA_KEY,
+            "UNKNOWN_TOPIC_OR_PARTITION".parse().unwrap(),
+        );
         let err = Error::from_status(status, "Produce", "127.0.0.1:9092");
         assert_eq!(err.code(), Some(ErrorCode::UnknownTopicOrPartition));
         assert_eq!(err.grpc_code(), Some(tonic::Code::NotFound));
@@ -339,15 +362,25 @@ mod tests {
             message: "unknown topic \"x\"; create it first (runnel topic create x)".into(),
         };
         let err = Error::from_partition("x", 0, Some(&e)).unwrap();
-        assert_eq!(err.to_string(), "x-0: unknown topic \"x\"; create it first (runnel topic create x)");
+        assert_eq!(
+            err.to_string(),
+            "x-0: unknown topic \"x\"; create it first (runnel topic create x)"
+        );
     }
 
     #[test]
     fn unavailable_without_code_is_transport() {
-        let err = Error::from_status(tonic::Status::unavailable("connection reset"), "Fetch", "h:1");
+        let err = Error::from_status(
+            tonic::Status::unavailable("connection reset"),
+            "Fetch",
+            "h:1",
+        );
         assert!(matches!(err, Error::Transport { .. }), "{err:?}");
         assert!(err.is_retriable());
-        assert!(err.to_string().starts_with("Fetch request to h:1 failed: connection reset"));
+        assert!(
+            err.to_string()
+                .starts_with("Fetch request to h:1 failed: connection reset")
+        );
     }
 
     #[test]
@@ -358,15 +391,24 @@ mod tests {
         };
         let err = Error::from_partition("t", 3, Some(&e)).unwrap();
         assert!(err.is_retriable());
-        assert!(err.to_string().starts_with("t-3: ISR is 1, min.insync.replicas is 2; "));
-        let ok = runnel_proto::v1::Error { code: 0, message: String::new() };
+        assert!(
+            err.to_string()
+                .starts_with("t-3: ISR is 1, min.insync.replicas is 2; ")
+        );
+        let ok = runnel_proto::v1::Error {
+            code: 0,
+            message: String::new(),
+        };
         assert!(Error::from_partition("t", 3, Some(&ok)).is_none());
         assert!(Error::from_partition("t", 3, None).is_none());
     }
 
     #[test]
     fn empty_message_falls_back_to_code_name() {
-        let e = runnel_proto::v1::Error { code: ErrorCode::InvalidTopic as i32, message: String::new() };
+        let e = runnel_proto::v1::Error {
+            code: ErrorCode::InvalidTopic as i32,
+            message: String::new(),
+        };
         let err = Error::from_partition("t", 0, Some(&e)).unwrap();
         assert_eq!(err.to_string(), "t-0: INVALID_TOPIC");
     }

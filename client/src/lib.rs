@@ -50,7 +50,9 @@ pub use admin::{Admin, AlterTopic};
 pub use config::{ClientConfig, parse_bootstrap};
 pub use consumer::{AutoOffsetReset, Consumer, ConsumerConfig, ConsumerRecord, Offset};
 pub use error::{Error, Result};
-pub use producer::{Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+pub use producer::{
+    Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
+};
 
 /// The `runnel.v1` messages `Admin` returns, and [`ErrorCode`].
 pub use runnel_proto::v1::{

@@ -38,7 +38,10 @@ async fn poll_n(consumer: &mut Consumer, n: usize) -> Vec<ConsumerRecord> {
 async fn admin_round_trip() {
     let mock = MockBroker::start().await;
     let admin = Admin::connect(client(&mock)).await.unwrap();
-    let created = admin.create_topic("events", 3, 1, &[("retention.ms", "1000")]).await.unwrap();
+    let created = admin
+        .create_topic("events", 3, 1, &[("retention.ms", "1000")])
+        .await
+        .unwrap();
     assert_eq!(created.partitions.len(), 3);
 
     let err = admin.create_topic("events", 3, 1, &[]).await.unwrap_err();
@@ -49,14 +52,29 @@ async fn admin_round_trip() {
     );
 
     let listed = admin.list_topics().await.unwrap();
-    assert_eq!(listed.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["events"]);
+    assert_eq!(
+        listed.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+        ["events"]
+    );
 
     let altered = admin
-        .alter_topic(AlterTopic::new("events").partitions(5).set_config("segment.bytes", "100").delete_config("retention.ms"))
+        .alter_topic(
+            AlterTopic::new("events")
+                .partitions(5)
+                .set_config("segment.bytes", "100")
+                .delete_config("retention.ms"),
+        )
         .await
         .unwrap();
     assert_eq!(altered.partitions.len(), 5);
-    assert_eq!(altered.configs.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["segment.bytes"]);
+    assert_eq!(
+        altered
+            .configs
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+        ["segment.bytes"]
+    );
 
     let described = admin.describe_topic("events").await.unwrap();
     assert_eq!(described.partitions.len(), 5);
@@ -66,7 +84,11 @@ async fn admin_round_trip() {
     admin.delete_topic("events").await.unwrap();
     let err = admin.describe_topic("events").await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::UnknownTopicOrPartition));
-    assert!(err.to_string().starts_with("unknown topic \"events\"; create it first"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("unknown topic \"events\"; create it first"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -74,10 +96,20 @@ async fn unreachable_broker_is_named() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     drop(listener);
-    let config = ClientConfig { connect_timeout: Duration::from_secs(2), ..ClientConfig::new(&addr).unwrap() };
-    let err = Admin::connect(config).await.err().expect("nothing listens there");
+    let config = ClientConfig {
+        connect_timeout: Duration::from_secs(2),
+        ..ClientConfig::new(&addr).unwrap()
+    };
+    let err = Admin::connect(config)
+        .await
+        .err()
+        .expect("nothing listens there");
     assert!(matches!(err, Error::Connect { .. }), "{err:?}");
-    assert!(err.to_string().starts_with(&format!("could not connect to {addr}: ")), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("could not connect to {addr}: ")),
+        "{err}"
+    );
     assert!(err.is_retriable());
 }
 
@@ -85,7 +117,14 @@ async fn unreachable_broker_is_named() {
 async fn produce_then_consume_keeps_order_and_keys() {
     let mock = MockBroker::start().await;
     mock.create("t", 4);
-    let producer = producer(&mock, ProducerConfig { batch_size: 1024, ..Default::default() }).await;
+    let producer = producer(
+        &mock,
+        ProducerConfig {
+            batch_size: 1024,
+            ..Default::default()
+        },
+    )
+    .await;
 
     let mut deliveries = Vec::new();
     for i in 0..500u32 {
@@ -96,12 +135,23 @@ async fn produce_then_consume_keeps_order_and_keys() {
     let mut next_offset: HashMap<u32, i64> = HashMap::new();
     for (key, delivery) in deliveries {
         let meta = delivery.await.unwrap();
-        assert_eq!(meta.partition, partition_for_key(key.as_bytes(), 4), "murmur2 partition");
+        assert_eq!(
+            meta.partition,
+            partition_for_key(key.as_bytes(), 4),
+            "murmur2 partition"
+        );
         let expected = next_offset.entry(meta.partition).or_default();
-        assert_eq!(meta.offset, *expected, "offsets follow send order per partition");
+        assert_eq!(
+            meta.offset, *expected,
+            "offsets follow send order per partition"
+        );
         *expected += 1;
     }
-    assert!(mock.produce_requests() < 500, "records were batched: {} requests", mock.produce_requests());
+    assert!(
+        mock.produce_requests() < 500,
+        "records were batched: {} requests",
+        mock.produce_requests()
+    );
 
     let mut consumer = consumer(&mock, ConsumerConfig::default()).await;
     consumer.assign((0..4).map(|p| ("t", p)));
@@ -126,15 +176,34 @@ async fn produce_then_consume_keeps_order_and_keys() {
 async fn keyless_records_fill_batches_on_one_partition() {
     let mock = MockBroker::start().await;
     mock.create("t", 8);
-    let producer =
-        producer(&mock, ProducerConfig { linger: Duration::from_secs(60), ..Default::default() }).await;
+    let producer = producer(
+        &mock,
+        ProducerConfig {
+            linger: Duration::from_secs(60),
+            ..Default::default()
+        },
+    )
+    .await;
     let mut partitions = Vec::new();
     for _ in 0..10 {
-        partitions.push(producer.send(ProducerRecord::new("t", "small")).await.unwrap().partition());
+        partitions.push(
+            producer
+                .send(ProducerRecord::new("t", "small"))
+                .await
+                .unwrap()
+                .partition(),
+        );
     }
-    assert!(partitions.iter().all(|p| *p == partitions[0]), "sticky: {partitions:?}");
+    assert!(
+        partitions.iter().all(|p| *p == partitions[0]),
+        "sticky: {partitions:?}"
+    );
     producer.flush().await;
-    assert_eq!(mock.produce_requests(), 1, "one batch, one request, sent by flush before linger");
+    assert_eq!(
+        mock.produce_requests(),
+        1,
+        "one batch, one request, sent by flush before linger"
+    );
     assert_eq!(mock.end_offset("t", partitions[0]), 10);
 }
 
@@ -142,21 +211,48 @@ async fn keyless_records_fill_batches_on_one_partition() {
 async fn send_errors_are_immediate_and_actionable() {
     let mock = MockBroker::start().await;
     mock.create("t", 2);
-    let producer = producer(&mock, ProducerConfig { max_request_size: 10_000, ..Default::default() }).await;
+    let producer = producer(
+        &mock,
+        ProducerConfig {
+            max_request_size: 10_000,
+            ..Default::default()
+        },
+    )
+    .await;
 
-    let err = producer.send(ProducerRecord::new("missing", "v")).await.unwrap_err();
+    let err = producer
+        .send(ProducerRecord::new("missing", "v"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::UnknownTopicOrPartition));
     assert!(err.to_string().contains("\"missing\""), "{err}");
 
-    let err = producer.send(ProducerRecord::new("t", "v").partition(2)).await.unwrap_err();
-    assert_eq!(err.to_string(), "t-2: partition 2 does not exist (topic \"t\" has 2); create it first or check the name and partition");
+    let err = producer
+        .send(ProducerRecord::new("t", "v").partition(2))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "t-2: partition 2 does not exist (topic \"t\" has 2); create it first or check the name and partition"
+    );
 
-    let err = producer.send(ProducerRecord::new("t", vec![0u8; 20_000])).await.unwrap_err();
-    assert!(matches!(err, Error::RecordTooLarge { max: 10_000, .. }), "{err}");
+    let err = producer
+        .send(ProducerRecord::new("t", vec![0u8; 20_000]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::RecordTooLarge { max: 10_000, .. }),
+        "{err}"
+    );
 
     // A topic grown after the producer cached it is seen on demand.
     mock.create("t", 3);
-    let meta = producer.send(ProducerRecord::new("t", "v").partition(2)).await.unwrap().await.unwrap();
+    let meta = producer
+        .send(ProducerRecord::new("t", "v").partition(2))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     assert_eq!((meta.partition, meta.offset), (2, 0));
 }
 
@@ -164,20 +260,42 @@ async fn send_errors_are_immediate_and_actionable() {
 async fn acks_none_gives_no_offsets_and_close_refuses_more() {
     let mock = MockBroker::start().await;
     mock.create("t", 1);
-    let producer = producer(&mock, ProducerConfig { acks: Acks::None, ..Default::default() }).await;
-    let meta = producer.send(ProducerRecord::new("t", "v").timestamp(123)).await.unwrap().await.unwrap();
+    let producer = producer(
+        &mock,
+        ProducerConfig {
+            acks: Acks::None,
+            ..Default::default()
+        },
+    )
+    .await;
+    let meta = producer
+        .send(ProducerRecord::new("t", "v").timestamp(123))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     assert_eq!((meta.offset, meta.timestamp), (-1, 123));
     producer.send(ProducerRecord::new("t", "w")).await.unwrap();
     producer.close().await;
     assert_eq!(mock.end_offset("t", 0), 2, "close sends what was buffered");
-    assert!(matches!(producer.send(ProducerRecord::new("t", "x")).await, Err(Error::Closed)));
+    assert!(matches!(
+        producer.send(ProducerRecord::new("t", "x")).await,
+        Err(Error::Closed)
+    ));
 }
 
 #[tokio::test]
 async fn dropped_producer_still_delivers() {
     let mock = MockBroker::start().await;
     mock.create("t", 1);
-    let p = producer(&mock, ProducerConfig { linger: Duration::from_millis(50), ..Default::default() }).await;
+    let p = producer(
+        &mock,
+        ProducerConfig {
+            linger: Duration::from_millis(50),
+            ..Default::default()
+        },
+    )
+    .await;
     let delivery = p.send(ProducerRecord::new("t", "v")).await.unwrap();
     drop(p);
     assert_eq!(delivery.await.unwrap().offset, 0);
@@ -187,16 +305,29 @@ async fn dropped_producer_still_delivers() {
 async fn fetches_larger_than_tonics_default_limit() {
     let mock = MockBroker::start().await;
     mock.create("big", 1);
-    let producer = producer(&mock, ProducerConfig { batch_size: 1 << 20, ..Default::default() }).await;
+    let producer = producer(
+        &mock,
+        ProducerConfig {
+            batch_size: 1 << 20,
+            ..Default::default()
+        },
+    )
+    .await;
     let value = Bytes::from(vec![7u8; 64 * 1024]);
     for _ in 0..128 {
-        let _ = producer.send(ProducerRecord::new("big", value.clone())).await.unwrap();
+        let _ = producer
+            .send(ProducerRecord::new("big", value.clone()))
+            .await
+            .unwrap();
     }
     producer.flush().await;
 
     // 8 MiB in one partition, fetched with a 16 MiB partition limit: the
     // response is well over tonic's default 4 MiB message limit.
-    let config = ConsumerConfig { max_partition_fetch_bytes: 16 << 20, ..Default::default() };
+    let config = ConsumerConfig {
+        max_partition_fetch_bytes: 16 << 20,
+        ..Default::default()
+    };
     let mut consumer = consumer(&mock, config).await;
     consumer.assign([("big", 0)]);
     consumer.seek("big", 0, Offset::Earliest).await.unwrap();
@@ -211,22 +342,49 @@ async fn consumer_seeks_and_resets() {
     mock.create("t", 1);
     let producer = producer(&mock, ProducerConfig::default()).await;
     for i in 0..10i64 {
-        let _ = producer.send(ProducerRecord::new("t", format!("{i}")).timestamp(1000 + i)).await.unwrap();
+        let _ = producer
+            .send(ProducerRecord::new("t", format!("{i}")).timestamp(1000 + i))
+            .await
+            .unwrap();
     }
     producer.flush().await;
 
-    let mut consumer = consumer(&mock, ConsumerConfig { auto_offset_reset: AutoOffsetReset::Earliest, ..Default::default() }).await;
+    let mut consumer = consumer(
+        &mock,
+        ConsumerConfig {
+            auto_offset_reset: AutoOffsetReset::Earliest,
+            ..Default::default()
+        },
+    )
+    .await;
     consumer.assign([("t", 0)]);
-    assert!(matches!(consumer.seek("t", 1, Offset::Earliest).await, Err(Error::NotAssigned { .. })));
+    assert!(matches!(
+        consumer.seek("t", 1, Offset::Earliest).await,
+        Err(Error::NotAssigned { .. })
+    ));
 
     consumer.seek("t", 0, Offset::At(4)).await.unwrap();
     let records = poll_n(&mut consumer, 6).await;
-    assert_eq!(records.iter().map(|r| r.offset).collect::<Vec<_>>(), [4, 5, 6, 7, 8, 9], "records before 4 are skipped");
+    assert_eq!(
+        records.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        [4, 5, 6, 7, 8, 9],
+        "records before 4 are skipped"
+    );
 
-    consumer.seek("t", 0, Offset::Timestamp(1007)).await.unwrap();
+    consumer
+        .seek("t", 0, Offset::Timestamp(1007))
+        .await
+        .unwrap();
     assert_eq!(consumer.position("t", 0), Some(7));
-    consumer.seek("t", 0, Offset::Timestamp(5000)).await.unwrap();
-    assert_eq!(consumer.position("t", 0), Some(10), "nothing that new: the end");
+    consumer
+        .seek("t", 0, Offset::Timestamp(5000))
+        .await
+        .unwrap();
+    assert_eq!(
+        consumer.position("t", 0),
+        Some(10),
+        "nothing that new: the end"
+    );
     consumer.seek("t", 0, Offset::Latest).await.unwrap();
     assert_eq!(consumer.position("t", 0), Some(10));
     assert_eq!(consumer.end_offsets(&[("t", 0)]).await.unwrap(), [10]);
@@ -239,35 +397,67 @@ async fn consumer_seeks_and_resets() {
     assert_eq!(consumer.beginning_offsets(&[("t", 0)]).await.unwrap(), [3]);
 
     // With no reset policy the error says what to do.
-    let mut strict = self::consumer(&mock, ConsumerConfig { auto_offset_reset: AutoOffsetReset::None, ..Default::default() }).await;
+    let mut strict = self::consumer(
+        &mock,
+        ConsumerConfig {
+            auto_offset_reset: AutoOffsetReset::None,
+            ..Default::default()
+        },
+    )
+    .await;
     strict.assign([("t", 0)]);
     let err = strict.poll(Duration::from_millis(100)).await.unwrap_err();
     assert!(matches!(err, Error::NoOffset { offset: None, .. }), "{err}");
     strict.seek("t", 0, Offset::At(100)).await.unwrap();
     let err = strict.poll(Duration::from_secs(5)).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::OffsetOutOfRange));
-    assert!(err.to_string().contains("offset 100 is out of range"), "{err}");
+    assert!(
+        err.to_string().contains("offset 100 is out of range"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn long_poll_wakes_on_new_records_and_stream_yields_them() {
     let mock = MockBroker::start().await;
     mock.create("t", 1);
-    let mut consumer = consumer(&mock, ConsumerConfig { fetch_max_wait: Duration::from_secs(5), ..Default::default() }).await;
+    let mut consumer = consumer(
+        &mock,
+        ConsumerConfig {
+            fetch_max_wait: Duration::from_secs(5),
+            ..Default::default()
+        },
+    )
+    .await;
     consumer.assign([("t", 0)]);
     consumer.seek("t", 0, Offset::Latest).await.unwrap();
-    assert!(consumer.poll(Duration::from_millis(50)).await.unwrap().is_empty());
+    assert!(
+        consumer
+            .poll(Duration::from_millis(50))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let producer = producer(&mock, ProducerConfig::default()).await;
     let mut stream = Box::pin(consumer.into_stream());
     let sending = tokio::spawn(async move {
         for i in 0..3 {
-            producer.send(ProducerRecord::new("t", format!("r{i}"))).await.unwrap().await.unwrap();
+            producer
+                .send(ProducerRecord::new("t", format!("r{i}")))
+                .await
+                .unwrap()
+                .await
+                .unwrap();
         }
     });
     let mut values = Vec::new();
     while values.len() < 3 {
-        let record = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.unwrap().unwrap().unwrap();
+        let record = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         values.push(String::from_utf8(record.value.unwrap().to_vec()).unwrap());
     }
     assert_eq!(values, ["r0", "r1", "r2"]);

@@ -95,7 +95,7 @@ impl IndexFile {
         let mut problem = None;
         if !existed {
             problem = Some("missing".to_owned());
-        } else if len % entry_size != 0 {
+        } else if !len.is_multiple_of(entry_size) {
             problem = Some(format!(
                 "size {len} is not a multiple of the {entry_size}-byte entry"
             ));

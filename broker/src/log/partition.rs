@@ -380,7 +380,10 @@ impl Log {
             .name("runnel-seal-fsync".to_owned())
             .spawn(move || segment.flush())
             .map_err(|e| Error::io("spawning fsync thread", &self.dir, e))?;
-        w.sealing = Some(Sealing { segment: old.seg.clone(), fsync });
+        w.sealing = Some(Sealing {
+            segment: old.seg.clone(),
+            fsync,
+        });
         w.dir_dirty = true;
         // Their records are in the sealed segment, whose fsync is under way
         // (and which `flush` fsyncs too while it is).
@@ -533,7 +536,11 @@ impl Log {
             if w.state == State::Deleted {
                 return Ok(());
             }
-            let sealed = w.sealing.as_ref().filter(|s| !s.fsync.is_finished()).map(|s| s.segment.clone());
+            let sealed = w
+                .sealing
+                .as_ref()
+                .filter(|s| !s.fsync.is_finished())
+                .map(|s| s.segment.clone());
             (
                 w.active.seg.clone(),
                 sealed,
@@ -543,13 +550,16 @@ impl Log {
         };
         // Outside the writer lock; an fsync racing the background one on the
         // same sealed segment is harmless.
-        let result = sealed.map_or(Ok(()), |s| s.flush()).and_then(|()| seg.flush_log()).and_then(|()| {
-            if dir_dirty {
-                fsync_dir(&self.dir)
-            } else {
-                Ok(())
-            }
-        });
+        let result = sealed
+            .map_or(Ok(()), |s| s.flush())
+            .and_then(|()| seg.flush_log())
+            .and_then(|()| {
+                if dir_dirty {
+                    fsync_dir(&self.dir)
+                } else {
+                    Ok(())
+                }
+            });
         let mut w = self.writer.lock();
         if let Err(e) = result {
             w.dir_dirty |= dir_dirty;

@@ -1033,7 +1033,10 @@ fn recovery_also_checks_the_last_sealed_segment() {
         let bases = log.segment_base_offsets();
         assert!(bases.len() >= 3);
         drop(log); // unclean
-        let (sealed, active) = (paths(dir.path(), bases[bases.len() - 2]), paths(dir.path(), bases[bases.len() - 1]));
+        let (sealed, active) = (
+            paths(dir.path(), bases[bases.len() - 2]),
+            paths(dir.path(), bases[bases.len() - 1]),
+        );
         let mut bytes = std::fs::read(&sealed.log).unwrap();
         let batch = batch_at(TS, 2, 100).len();
         // Damage the third batch of the last sealed segment.
@@ -1046,9 +1049,17 @@ fn recovery_also_checks_the_last_sealed_segment() {
         let log = open(dir.path(), small(), true);
         let cut_at = bases[bases.len() - 2] + 4;
         assert_eq!(log.log_end_offset(), cut_at, "{damage}");
-        assert_eq!(log.segment_base_offsets(), bases[..bases.len() - 1].to_vec(), "{damage}");
+        assert_eq!(
+            log.segment_base_offsets(),
+            bases[..bases.len() - 1].to_vec(),
+            "{damage}"
+        );
         assert!(!active.log.exists() && !active.index.exists(), "{damage}");
-        assert_eq!(std::fs::metadata(&sealed.log).unwrap().len(), 2 * batch as u64, "{damage}");
+        assert_eq!(
+            std::fs::metadata(&sealed.log).unwrap().len(),
+            2 * batch as u64,
+            "{damage}"
+        );
         fill(&log, 3, 2, 100);
         assert_dense(&log, 0);
         // A clean restart keeps the repaired log as it is.
@@ -1063,7 +1074,15 @@ fn recovery_also_checks_the_last_sealed_segment() {
 #[test]
 fn rolls_fsync_sealed_segments_in_the_background() {
     let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path(), LogConfig { segment_bytes: 1, flush_messages: 4, ..small() }, false);
+    let log = open(
+        dir.path(),
+        LogConfig {
+            segment_bytes: 1,
+            flush_messages: 4,
+            ..small()
+        },
+        false,
+    );
     for _ in 0..5 {
         log.append(&batch_at(TS, 1, 10), 0, TS).unwrap();
     }

@@ -228,7 +228,8 @@ impl Segment {
             );
             // Index entries only cover the good batches the scan accepted.
             seg.truncate_log(replay.valid_bytes)?;
-            seg.max_timestamp.store(replay.cursor.max_timestamp, Ordering::Release);
+            seg.max_timestamp
+                .store(replay.cursor.max_timestamp, Ordering::Release);
             return Ok((seg, true));
         }
         seg.time_index.write().maybe_append(
@@ -236,7 +237,8 @@ impl Segment {
             replay.cursor.offset_of_max_timestamp,
             true,
         );
-        seg.max_timestamp.store(replay.cursor.max_timestamp, Ordering::Release);
+        seg.max_timestamp
+            .store(replay.cursor.max_timestamp, Ordering::Release);
         seg.trim_indexes()?;
         Ok((seg, false))
     }

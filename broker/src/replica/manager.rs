@@ -108,6 +108,7 @@ impl ReplicaManager {
         for p in 0..record.partitions() {
             if let Some(part) = same_incarnation.and_then(|s| s.partitions.get(p as usize)) {
                 part.log().set_config(log_config.clone());
+                part.set_min_insync_replicas(config.min_insync_replicas());
                 partitions.push(part.clone());
                 continue;
             }
@@ -117,7 +118,14 @@ impl ReplicaManager {
             };
             let log = self.logs.get_or_create(&tp, log_config.clone())?;
             let epoch = leader_epochs.get(p as usize).copied().unwrap_or(0);
-            partitions.push(Arc::new(Partition::new(tp, log, epoch)));
+            let isr = vec![self.broker_id];
+            partitions.push(Arc::new(Partition::new(
+                tp,
+                log,
+                epoch,
+                isr,
+                config.min_insync_replicas(),
+            )));
         }
         let state = TopicState {
             name: name.to_owned(),

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use tokio::sync::watch;
 
 use crate::Result;
@@ -18,6 +17,10 @@ pub struct Partition {
     /// High watermark: consumers see offsets below it. On a single node the
     /// ISR is this broker alone, so it is the log end offset.
     high_watermark: watch::Sender<i64>,
+    /// Replicas in sync with this leader (this broker alone on a single node).
+    isr: Vec<i32>,
+    /// The topic's `min.insync.replicas`, for acks=all.
+    min_insync_replicas: std::sync::atomic::AtomicU32,
 }
 
 impl std::fmt::Debug for Partition {
@@ -31,13 +34,21 @@ impl std::fmt::Debug for Partition {
 }
 
 impl Partition {
-    pub fn new(tp: TopicPartition, log: Arc<Log>, leader_epoch: i32) -> Self {
+    pub fn new(
+        tp: TopicPartition,
+        log: Arc<Log>,
+        leader_epoch: i32,
+        isr: Vec<i32>,
+        min_insync_replicas: u32,
+    ) -> Self {
         let (high_watermark, _) = watch::channel(log.log_end_offset());
         Partition {
             tp,
             log,
             leader_epoch,
             high_watermark,
+            isr,
+            min_insync_replicas: min_insync_replicas.into(),
         }
     }
 
@@ -57,6 +68,34 @@ impl Partition {
     /// subscribe before reading so no append can slip between read and wait.
     pub fn subscribe(&self) -> watch::Receiver<i64> {
         self.high_watermark.subscribe()
+    }
+
+    /// The in-sync replicas. A single node is always its own ISR; cluster
+    /// mode tracks followers here.
+    pub fn isr(&self) -> Vec<i32> {
+        self.isr.clone()
+    }
+
+    /// acks=all precondition: refuse before writing when the ISR is smaller
+    /// than the topic's `min.insync.replicas` (Kafka's NOT_ENOUGH_REPLICAS).
+    pub fn check_min_insync(&self) -> Result<()> {
+        let min = self
+            .min_insync_replicas
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if self.isr.len() < min as usize {
+            return Err(crate::Error::NotEnoughReplicas {
+                topic_partition: self.tp.to_string(),
+                isr: self.isr.len(),
+                min,
+            });
+        }
+        Ok(())
+    }
+
+    /// Follow a config change.
+    pub fn set_min_insync_replicas(&self, min: u32) {
+        self.min_insync_replicas
+            .store(min, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Append already-validated batches as leader.
@@ -83,14 +122,5 @@ impl Partition {
                 false
             }
         });
-    }
-
-    /// Empty result at the current position, for a partition we did not read.
-    pub fn empty_read(&self) -> LogReadInfo {
-        LogReadInfo {
-            records: Bytes::new(),
-            log_start_offset: self.log.log_start_offset(),
-            log_end_offset: self.log.log_end_offset(),
-        }
     }
 }

@@ -107,7 +107,7 @@ fn describe(state: &TopicState) -> TopicDescription {
                     leader: replicas[0],
                     leader_epoch: part.leader_epoch(),
                     replicas: replicas.clone(),
-                    isr: replicas.clone(),
+                    isr: part.isr(),
                     log_start_offset: log.log_start_offset(),
                     high_watermark: part.high_watermark(),
                     log_end_offset: log.log_end_offset(),

@@ -50,7 +50,7 @@ fn topic_metadata(state: &TopicState) -> TopicMetadata {
                 leader: replicas[0],
                 leader_epoch: part.leader_epoch(),
                 replicas: replicas.clone(),
-                isr: replicas.clone(),
+                isr: part.isr(),
                 offline_replicas: vec![],
             })
             .collect(),

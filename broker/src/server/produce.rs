@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use runnel_proto::batch;
 use runnel_proto::v1::{
-    PartitionProduceResult, ProduceRequest, ProduceResponse, TopicProduceResult,
+    Acks, PartitionProduceResult, ProduceRequest, ProduceResponse, TopicProduceResult,
 };
 
 use super::Context;
@@ -78,7 +78,11 @@ pub(crate) async fn handle(ctx: &Context, req: ProduceRequest) -> Result<Produce
         for p in topic.partitions {
             let part = ctx.replicas.partition(&topic.topic, p.partition)?;
             let count = validate_records(&part, &p.records)?;
-            parts.push(PlannedAppend { part, records: p.records, count });
+            parts.push(PlannedAppend {
+                part,
+                records: p.records,
+                count,
+            });
         }
         plan.push((topic.topic, parts));
     }
@@ -89,6 +93,7 @@ pub(crate) async fn handle(ctx: &Context, req: ProduceRequest) -> Result<Produce
     }
 
     // Phase 2: append. Failures here are per partition (e.g. a disk error).
+    let acks_all = req.acks == Acks::All as i32;
     let now = now_ms();
     let mut topics = Vec::with_capacity(plan.len());
     for (name, parts) in plan {
@@ -96,8 +101,19 @@ pub(crate) async fn handle(ctx: &Context, req: ProduceRequest) -> Result<Produce
             topic: name.clone(),
         };
         let mut results = Vec::with_capacity(parts.len());
-        for PlannedAppend { part, records, count } in parts {
-            let result = match part.append_as_leader(&records, now) {
+        for PlannedAppend {
+            part,
+            records,
+            count,
+        } in parts
+        {
+            let appended = if acks_all {
+                part.check_min_insync()
+            } else {
+                Ok(())
+            }
+            .and_then(|()| part.append_as_leader(&records, now));
+            let result = match appended {
                 Ok(info) => {
                     ctx.metrics
                         .bytes_in
@@ -113,7 +129,9 @@ pub(crate) async fn handle(ctx: &Context, req: ProduceRequest) -> Result<Produce
                     }
                 }
                 Err(e) => {
-                    tracing::error!(topic = %name, partition = part.tp.partition, error = %e, "append failed");
+                    if !matches!(e, Error::NotEnoughReplicas { .. }) {
+                        tracing::error!(topic = %name, partition = part.tp.partition, error = %e, "append failed");
+                    }
                     PartitionProduceResult {
                         partition: part.tp.partition,
                         error: Some(e.to_proto()),

@@ -30,6 +30,7 @@ impl Error {
             Error::InvalidReplicationFactor { .. } => ErrorCode::InvalidReplicationFactor,
             Error::InvalidConfig { .. } => ErrorCode::InvalidConfig,
             Error::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            Error::NotEnoughReplicas { .. } => ErrorCode::NotEnoughReplicas,
             Error::NotAvailable(_) => ErrorCode::BrokerNotAvailable,
         }
     }
@@ -48,7 +49,7 @@ impl Error {
             Error::UnknownTopic(_) | Error::UnknownPartition { .. } => Code::NotFound,
             Error::TopicAlreadyExists(_) => Code::AlreadyExists,
             Error::InvalidReplicationFactor { .. } => Code::FailedPrecondition,
-            Error::NotAvailable(_) => Code::Unavailable,
+            Error::NotEnoughReplicas { .. } | Error::NotAvailable(_) => Code::Unavailable,
         }
     }
 

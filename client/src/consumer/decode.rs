@@ -23,7 +23,11 @@ pub(crate) fn decode(
     data: &Bytes,
     out: &mut Vec<ConsumerRecord>,
 ) -> Result<Option<i64>> {
-    let codec = |source| Error::Codec { topic: topic.to_string(), partition, source };
+    let codec = |source| Error::Codec {
+        topic: topic.to_string(),
+        partition,
+        source,
+    };
     let mut next = None;
     for (i, batch) in batches(data).enumerate() {
         let (header, slice) = match batch {
@@ -50,7 +54,11 @@ pub(crate) fn decode(
                 timestamp: record.timestamp,
                 key: record.key,
                 value: record.value,
-                headers: record.headers.into_iter().map(|h| (h.key, h.value)).collect(),
+                headers: record
+                    .headers
+                    .into_iter()
+                    .map(|h| (h.key, h.value))
+                    .collect(),
             });
         }
     }
@@ -76,7 +84,12 @@ mod tests {
     fn values(records: &[ConsumerRecord]) -> Vec<(i64, String)> {
         records
             .iter()
-            .map(|r| (r.offset, String::from_utf8_lossy(r.value.as_deref().unwrap()).into_owned()))
+            .map(|r| {
+                (
+                    r.offset,
+                    String::from_utf8_lossy(r.value.as_deref().unwrap()).into_owned(),
+                )
+            })
             .collect()
     }
 
@@ -86,7 +99,10 @@ mod tests {
         let mut out = Vec::new();
         let next = decode(&"t".into(), 0, 12, &data, &mut out).unwrap();
         assert_eq!(next, Some(15));
-        assert_eq!(values(&out), [(12, "c".into()), (13, "d".into()), (14, "e".into())]);
+        assert_eq!(
+            values(&out),
+            [(12, "c".into()), (13, "d".into()), (14, "e".into())]
+        );
         assert_eq!(out[0].timestamp, 102);
         assert_eq!(out[0].key.as_deref(), Some(&b"k"[..]));
     }
@@ -94,8 +110,14 @@ mod tests {
     #[test]
     fn skips_whole_batches_and_ignores_a_cut_tail() {
         let second = batch(3, &["d"]);
-        let data =
-            Bytes::from([batch(0, &["a", "b", "c"]), second.clone(), second[..20].to_vec()].concat());
+        let data = Bytes::from(
+            [
+                batch(0, &["a", "b", "c"]),
+                second.clone(),
+                second[..20].to_vec(),
+            ]
+            .concat(),
+        );
         let mut out = Vec::new();
         let next = decode(&"t".into(), 0, 3, &data, &mut out).unwrap();
         assert_eq!(next, Some(4));
@@ -115,7 +137,10 @@ mod tests {
     #[test]
     fn garbage_is_a_codec_error_and_empty_is_nothing() {
         let mut out = Vec::new();
-        assert_eq!(decode(&"t".into(), 0, 0, &Bytes::new(), &mut out).unwrap(), None);
+        assert_eq!(
+            decode(&"t".into(), 0, 0, &Bytes::new(), &mut out).unwrap(),
+            None
+        );
         let err = decode(&"t".into(), 5, 0, &Bytes::from_static(&[0; 70]), &mut out).unwrap_err();
         assert!(matches!(err, Error::Codec { partition: 5, .. }), "{err}");
     }

@@ -40,12 +40,21 @@ pub(crate) struct Params {
 }
 
 /// Fetch every item from its leader (one request per broker, concurrently).
-pub(crate) async fn fetch(cluster: Arc<Cluster>, params: Params, plan: Vec<PlanItem>) -> Result<Vec<Fetched>> {
+pub(crate) async fn fetch(
+    cluster: Arc<Cluster>,
+    params: Params,
+    plan: Vec<PlanItem>,
+) -> Result<Vec<Fetched>> {
     let mut by_broker: HashMap<i32, Vec<PlanItem>> = HashMap::new();
     for item in plan {
-        by_broker.entry(cluster.leader(&item.topic, item.partition)).or_default().push(item);
+        by_broker
+            .entry(cluster.leader(&item.topic, item.partition))
+            .or_default()
+            .push(item);
     }
-    let calls = by_broker.into_iter().map(|(broker, items)| fetch_from(&cluster, broker, params, items));
+    let calls = by_broker
+        .into_iter()
+        .map(|(broker, items)| fetch_from(&cluster, broker, params, items));
     let mut fetched = Vec::new();
     for result in futures::future::join_all(calls).await {
         fetched.extend(result?);
@@ -53,7 +62,12 @@ pub(crate) async fn fetch(cluster: Arc<Cluster>, params: Params, plan: Vec<PlanI
     Ok(fetched)
 }
 
-async fn fetch_from(cluster: &Cluster, broker: i32, params: Params, items: Vec<PlanItem>) -> Result<Vec<Fetched>> {
+async fn fetch_from(
+    cluster: &Cluster,
+    broker: i32,
+    params: Params,
+    items: Vec<PlanItem>,
+) -> Result<Vec<Fetched>> {
     let mut topics: Vec<FetchTopic> = Vec::new();
     for item in &items {
         let partition = FetchPartition {
@@ -64,7 +78,10 @@ async fn fetch_from(cluster: &Cluster, broker: i32, params: Params, items: Vec<P
         };
         match topics.iter_mut().find(|t| *t.topic == *item.topic) {
             Some(t) => t.partitions.push(partition),
-            None => topics.push(FetchTopic { topic: item.topic.to_string(), partitions: vec![partition] }),
+            None => topics.push(FetchTopic {
+                topic: item.topic.to_string(),
+                partitions: vec![partition],
+            }),
         }
     }
     let message = FetchRequest {
@@ -78,11 +95,33 @@ async fn fetch_from(cluster: &Cluster, broker: i32, params: Params, items: Vec<P
     // The broker may hold the request for max_wait before answering.
     let timeout = params.request_timeout + params.max_wait;
     let conn = cluster.conn(broker).await;
-    let response = conn.call("Fetch", timeout, conn.broker().fetch(request(message, timeout))).await?;
+    let started = tokio::time::Instant::now();
+    let response = conn
+        .call(
+            "Fetch",
+            timeout,
+            conn.broker().fetch(request(message, timeout)),
+        )
+        .await?;
+    tracing::trace!(
+        broker,
+        partitions = items.len(),
+        bytes = response
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .map(|p| p.records.len())
+            .sum::<usize>(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "fetch answered"
+    );
 
     let mut results: HashMap<String, HashMap<u32, FetchPartitionResult>> = HashMap::new();
     for t in response.topics {
-        results.entry(t.topic).or_default().extend(t.partitions.into_iter().map(|p| (p.partition, p)));
+        results
+            .entry(t.topic)
+            .or_default()
+            .extend(t.partitions.into_iter().map(|p| (p.partition, p)));
     }
     Ok(items
         .into_iter()
@@ -108,23 +147,40 @@ pub(crate) async fn list_offsets(
             // Learn the leader (and that the topic exists) first.
             cluster.topic(topic).await?;
         }
-        by_broker.entry(cluster.leader(topic, *partition)).or_default().push(i);
+        by_broker
+            .entry(cluster.leader(topic, *partition))
+            .or_default()
+            .push(i);
     }
     let mut offsets = vec![-1; partitions.len()];
     for (broker, indexes) in by_broker {
         let mut topics: Vec<ListOffsetsTopic> = Vec::new();
         for &i in &indexes {
             let (topic, partition) = partitions[i];
-            let p = ListOffsetsPartition { partition, spec: spec as i32, timestamp_ms };
+            let p = ListOffsetsPartition {
+                partition,
+                spec: spec as i32,
+                timestamp_ms,
+            };
             match topics.iter_mut().find(|t| t.topic == topic) {
                 Some(t) => t.partitions.push(p),
-                None => topics.push(ListOffsetsTopic { topic: topic.to_owned(), partitions: vec![p] }),
+                None => topics.push(ListOffsetsTopic {
+                    topic: topic.to_owned(),
+                    partitions: vec![p],
+                }),
             }
         }
-        let message = ListOffsetsRequest { topics, isolation_level: IsolationLevel::ReadUncommitted as i32 };
+        let message = ListOffsetsRequest {
+            topics,
+            isolation_level: IsolationLevel::ReadUncommitted as i32,
+        };
         let conn = cluster.conn(broker).await;
         let response = conn
-            .call("ListOffsets", timeout, conn.broker().list_offsets(request(message, timeout)))
+            .call(
+                "ListOffsets",
+                timeout,
+                conn.broker().list_offsets(request(message, timeout)),
+            )
             .await?;
         for &i in &indexes {
             let (topic, partition) = partitions[i];

@@ -229,7 +229,9 @@ impl Consumer {
             if self.find(topic, partition).is_some() {
                 continue;
             }
-            let kept = old.iter().position(|a| &*a.topic == topic && a.partition == partition);
+            let kept = old
+                .iter()
+                .position(|a| &*a.topic == topic && a.partition == partition);
             self.assigned.push(match kept {
                 Some(i) => old.swap_remove(i),
                 None => Assigned {
@@ -245,7 +247,10 @@ impl Consumer {
 
     /// The assigned partitions, in assignment order.
     pub fn assignment(&self) -> Vec<(Arc<str>, u32)> {
-        self.assigned.iter().map(|a| (a.topic.clone(), a.partition)).collect()
+        self.assigned
+            .iter()
+            .map(|a| (a.topic.clone(), a.partition))
+            .collect()
     }
 
     /// Move the position of an assigned partition. `Earliest`, `Latest` and
@@ -266,7 +271,8 @@ impl Consumer {
     /// The offset of the next record `poll` returns for this partition,
     /// `None` if it has no position yet.
     pub fn position(&self, topic: &str, partition: u32) -> Option<i64> {
-        self.find(topic, partition).and_then(|i| self.assigned[i].position)
+        self.find(topic, partition)
+            .and_then(|i| self.assigned[i].position)
     }
 
     /// The partition's high watermark as of the last fetch (`None` before
@@ -292,7 +298,10 @@ impl Consumer {
                 return Ok(Vec::new());
             }
             if self.in_flight.is_none() {
-                let wait = self.config.fetch_max_wait.min(deadline.saturating_duration_since(Instant::now()));
+                let wait = self
+                    .config
+                    .fetch_max_wait
+                    .min(deadline.saturating_duration_since(Instant::now()));
                 self.start_fetch(wait);
             }
             let in_flight = self.in_flight.as_mut().expect("started above");
@@ -327,17 +336,20 @@ impl Consumer {
     /// the stream then goes on polling (stop on the first `Err` if that
     /// suits). It never ends by itself.
     pub fn into_stream(self) -> impl Stream<Item = Result<ConsumerRecord>> + Send + 'static {
-        futures::stream::unfold((self, VecDeque::new()), |(mut consumer, mut buffer)| async move {
-            loop {
-                if let Some(record) = buffer.pop_front() {
-                    return Some((Ok(record), (consumer, buffer)));
+        futures::stream::unfold(
+            (self, VecDeque::new()),
+            |(mut consumer, mut buffer)| async move {
+                loop {
+                    if let Some(record) = buffer.pop_front() {
+                        return Some((Ok(record), (consumer, buffer)));
+                    }
+                    match consumer.poll(STREAM_POLL).await {
+                        Ok(records) => buffer = VecDeque::from(records),
+                        Err(e) => return Some((Err(e), (consumer, buffer))),
+                    }
                 }
-                match consumer.poll(STREAM_POLL).await {
-                    Ok(records) => buffer = VecDeque::from(records),
-                    Err(e) => return Some((Err(e), (consumer, buffer))),
-                }
-            }
-        })
+            },
+        )
     }
 
     /// Resolve `offset` for each partition (whether or not assigned) with
@@ -350,10 +362,13 @@ impl Consumer {
             Offset::Timestamp(ts) => (OffsetSpec::Timestamp, ts),
         };
         let timeout = self.config.request_timeout;
-        let mut found = fetch::list_offsets(&self.cluster, timeout, partitions, spec, timestamp).await?;
+        let mut found =
+            fetch::list_offsets(&self.cluster, timeout, partitions, spec, timestamp).await?;
         if spec == OffsetSpec::Timestamp && found.contains(&-1) {
             // No record that new: start at the end, as Kafka's tools do.
-            let latest = fetch::list_offsets(&self.cluster, timeout, partitions, OffsetSpec::Latest, 0).await?;
+            let latest =
+                fetch::list_offsets(&self.cluster, timeout, partitions, OffsetSpec::Latest, 0)
+                    .await?;
             for (f, l) in found.iter_mut().zip(latest) {
                 if *f < 0 {
                     *f = l;
@@ -380,12 +395,17 @@ impl Consumer {
     }
 
     fn find(&self, topic: &str, partition: u32) -> Option<usize> {
-        self.assigned.iter().position(|a| &*a.topic == topic && a.partition == partition)
+        self.assigned
+            .iter()
+            .position(|a| &*a.topic == topic && a.partition == partition)
     }
 
     fn index(&self, topic: &str, partition: u32) -> Result<usize> {
         self.find(topic, partition)
-            .ok_or_else(|| Error::NotAssigned { topic: topic.to_owned(), partition })
+            .ok_or_else(|| Error::NotAssigned {
+                topic: topic.to_owned(),
+                partition,
+            })
     }
 
     fn cancel_fetch(&mut self) {
@@ -398,14 +418,22 @@ impl Consumer {
     async fn ensure_positions(&mut self) -> Result<()> {
         for policy in [AutoOffsetReset::Earliest, AutoOffsetReset::Latest] {
             let missing: Vec<usize> = (0..self.assigned.len())
-                .filter(|i| self.assigned[*i].position.is_none() && self.assigned[*i].reset == policy)
+                .filter(|i| {
+                    self.assigned[*i].position.is_none() && self.assigned[*i].reset == policy
+                })
                 .collect();
             if missing.is_empty() {
                 continue;
             }
-            let names: Vec<(&str, u32)> =
-                missing.iter().map(|i| (&*self.assigned[*i].topic, self.assigned[*i].partition)).collect();
-            let offset = if policy == AutoOffsetReset::Earliest { Offset::Earliest } else { Offset::Latest };
+            let names: Vec<(&str, u32)> = missing
+                .iter()
+                .map(|i| (&*self.assigned[*i].topic, self.assigned[*i].partition))
+                .collect();
+            let offset = if policy == AutoOffsetReset::Earliest {
+                Offset::Earliest
+            } else {
+                Offset::Latest
+            };
             let found = self.offsets(&names, offset).await?;
             for (i, position) in missing.into_iter().zip(found) {
                 self.assigned[i].position = Some(position);
@@ -413,7 +441,11 @@ impl Consumer {
             }
         }
         if let Some(a) = self.assigned.iter().find(|a| a.position.is_none()) {
-            return Err(Error::NoOffset { topic: a.topic.to_string(), partition: a.partition, offset: None });
+            return Err(Error::NoOffset {
+                topic: a.topic.to_string(),
+                partition: a.partition,
+                offset: None,
+            });
         }
         Ok(())
     }
@@ -424,7 +456,12 @@ impl Consumer {
             .iter()
             .enumerate()
             .filter_map(|(index, a)| {
-                Some(PlanItem { index, topic: a.topic.clone(), partition: a.partition, offset: a.position? })
+                Some(PlanItem {
+                    index,
+                    topic: a.topic.clone(),
+                    partition: a.partition,
+                    offset: a.position?,
+                })
             })
             .collect();
         let params = fetch::Params {
@@ -445,21 +482,32 @@ impl Consumer {
         let mut retry = false;
         let mut first_error = None;
         for f in fetched {
-            let Some(a) = self.assigned.get_mut(f.item.index) else { continue };
+            let Some(a) = self.assigned.get_mut(f.item.index) else {
+                continue;
+            };
             // Sought or reassigned since the fetch was sent: not ours.
-            if a.position != Some(f.item.offset) || a.topic != f.item.topic || a.partition != f.item.partition {
+            if a.position != Some(f.item.offset)
+                || a.topic != f.item.topic
+                || a.partition != f.item.partition
+            {
                 continue;
             }
             let result = f.result;
             a.high_watermark = result.high_watermark;
             let error = Error::from_partition(&a.topic, a.partition, result.error.as_ref());
             let outcome = match error {
-                None => decode::decode(&a.topic, a.partition, f.item.offset, &result.records, &mut records)
-                    .map(|next| {
-                        if let Some(next) = next {
-                            a.position = Some(next.max(f.item.offset));
-                        }
-                    }),
+                None => decode::decode(
+                    &a.topic,
+                    a.partition,
+                    f.item.offset,
+                    &result.records,
+                    &mut records,
+                )
+                .map(|next| {
+                    if let Some(next) = next {
+                        a.position = Some(next.max(f.item.offset));
+                    }
+                }),
                 Some(e) if e.code() == Some(ErrorCode::OffsetOutOfRange) => {
                     if a.reset == AutoOffsetReset::None {
                         Err(Error::NoOffset {
@@ -522,15 +570,24 @@ mod tests {
         assert_eq!("0".parse::<Offset>().unwrap(), Offset::At(0));
         for bad in ["-1", "first", "", "1.5"] {
             let err = bad.parse::<Offset>().unwrap_err();
-            assert!(err.to_string().contains("earliest, latest"), "{bad:?}: {err}");
+            assert!(
+                err.to_string().contains("earliest, latest"),
+                "{bad:?}: {err}"
+            );
         }
         assert_eq!(Offset::At(7).to_string(), "7");
     }
 
     #[test]
     fn auto_offset_reset_parsing() {
-        assert_eq!("earliest".parse::<AutoOffsetReset>().unwrap(), AutoOffsetReset::Earliest);
-        assert_eq!("none".parse::<AutoOffsetReset>().unwrap(), AutoOffsetReset::None);
+        assert_eq!(
+            "earliest".parse::<AutoOffsetReset>().unwrap(),
+            AutoOffsetReset::Earliest
+        );
+        assert_eq!(
+            "none".parse::<AutoOffsetReset>().unwrap(),
+            AutoOffsetReset::None
+        );
         assert!("smallest".parse::<AutoOffsetReset>().is_err());
         assert_eq!(AutoOffsetReset::default(), AutoOffsetReset::Latest);
     }

@@ -43,7 +43,11 @@ pub(crate) const BATCH_OVERHEAD: usize = 61;
 /// key and value lengths 5 each, header count 5) plus the payloads.
 pub(crate) fn record_size_upper_bound(record: &ProducerRecord) -> usize {
     let payload = |b: &Option<Bytes>| b.as_ref().map_or(0, Bytes::len);
-    let headers: usize = record.headers.iter().map(|(k, v)| 10 + k.len() + payload(v)).sum();
+    let headers: usize = record
+        .headers
+        .iter()
+        .map(|(k, v)| 10 + k.len() + payload(v))
+        .sum();
     36 + payload(&record.key) + payload(&record.value) + headers
 }
 
@@ -110,8 +114,17 @@ struct OpenBatch {
 impl OpenBatch {
     fn seal(self) -> SealedBatch {
         let count = self.builder.len() as u32;
-        let records = self.builder.build().expect("an open batch has at least one record");
-        SealedBatch { id: self.id, records, count, result: self.result, _memory: self.memory }
+        let records = self
+            .builder
+            .build()
+            .expect("an open batch has at least one record");
+        SealedBatch {
+            id: self.id,
+            records,
+            count,
+            result: self.result,
+            _memory: self.memory,
+        }
     }
 }
 
@@ -172,7 +185,9 @@ pub(crate) enum Append {
     /// The topic's partition count is not known yet.
     NeedTopic,
     /// The explicit partition is beyond the known partition count.
-    NoSuchPartition { partitions: u32 },
+    NoSuchPartition {
+        partitions: u32,
+    },
     /// A new batch is needed and the buffer is full: wait for this many
     /// bytes and retry with the permit.
     NeedMemory(u32),
@@ -195,17 +210,24 @@ impl Accumulator {
 
     /// Wait for `bytes` of buffer to come free.
     pub async fn reserve(&self, bytes: u32) -> Result<OwnedSemaphorePermit> {
-        self.memory.clone().acquire_many_owned(bytes).await.map_err(|_| Error::Closed)
+        self.memory
+            .clone()
+            .acquire_many_owned(bytes)
+            .await
+            .map_err(|_| Error::Closed)
     }
 
     /// Learn (or update) how many partitions `topic` has.
     pub fn set_partitions(&self, topic: &str, partitions: u32) {
         let mut st = self.lock();
-        let tq = st.topics.entry(Arc::from(topic)).or_insert_with_key(|name| TopicQueues {
-            name: name.clone(),
-            partitions: Vec::new(),
-            sticky: Sticky::default(),
-        });
+        let tq = st
+            .topics
+            .entry(Arc::from(topic))
+            .or_insert_with_key(|name| TopicQueues {
+                name: name.clone(),
+                partitions: Vec::new(),
+                sticky: Sticky::default(),
+            });
         // Partition counts only grow; a smaller answer is stale metadata.
         while tq.partitions.len() < partitions as usize {
             tq.partitions.push(PartitionQueue::default());
@@ -222,7 +244,13 @@ impl Accumulator {
         permit: &mut Option<OwnedSemaphorePermit>,
     ) -> Result<Append> {
         let mut guard = self.lock();
-        let State { topics, next_id, incomplete, closed, .. } = &mut *guard;
+        let State {
+            topics,
+            next_id,
+            incomplete,
+            closed,
+            ..
+        } = &mut *guard;
         if *closed {
             return Err(Error::Closed);
         }
@@ -233,8 +261,11 @@ impl Accumulator {
         let key = record.key.as_deref();
         let value = record.value.as_deref();
         // Empty for most records, and an empty Vec does not allocate.
-        let headers: Vec<(&str, Option<&[u8]>)> =
-            record.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect();
+        let headers: Vec<(&str, Option<&[u8]>)> = record
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_deref()))
+            .collect();
         let keyless = record.partition.is_none() && key.is_none();
         let mut partition = match (record.partition, key) {
             (Some(p), _) if p >= n => return Ok(Append::NoSuchPartition { partitions: n }),
@@ -285,8 +316,10 @@ impl Accumulator {
             pq.sealed.push_back(full.seal());
             sealed = true;
         }
-        let capacity =
-            self.limits.batch_size.max(BATCH_OVERHEAD + record_size_upper_bound(record));
+        let capacity = self
+            .limits
+            .batch_size
+            .max(BATCH_OVERHEAD + record_size_upper_bound(record));
         let needed = capacity.min(self.limits.buffer_memory) as u32;
         let memory = match permit.take() {
             Some(p) if p.num_permits() >= needed as usize => p,
@@ -307,11 +340,23 @@ impl Accumulator {
         let mut builder = BatchBuilder::with_capacity(capacity);
         builder.push(timestamp, key, value, &headers);
         let result = Arc::new(BatchResult::default());
-        pq.open = Some(OpenBatch { id, builder, result: result.clone(), created: Instant::now(), memory });
+        pq.open = Some(OpenBatch {
+            id,
+            builder,
+            result: result.clone(),
+            created: Instant::now(),
+            memory,
+        });
         drop(guard);
         // A new open batch means a new linger deadline for the sender.
         self.sender_wake.notify_one();
-        Ok(Append::Appended(DeliveryFuture::new(result, record.topic.clone(), partition, 0, timestamp)))
+        Ok(Append::Appended(DeliveryFuture::new(
+            result,
+            record.topic.clone(),
+            partition,
+            0,
+            timestamp,
+        )))
     }
 
     /// Take everything that should be sent now, grouped into requests per
@@ -324,7 +369,14 @@ impl Accumulator {
         }
         let limits = self.limits;
         let mut guard = self.lock();
-        let State { topics, flush_upto, closed, in_flight, incomplete, .. } = &mut *guard;
+        let State {
+            topics,
+            flush_upto,
+            closed,
+            in_flight,
+            incomplete,
+            ..
+        } = &mut *guard;
         let mut brokers: HashMap<i32, BrokerDrain> = HashMap::new();
         let mut requests = Vec::new();
         let mut next_due: Option<Instant> = None;
@@ -350,17 +402,18 @@ impl Accumulator {
                 let broker = leader(&tq.name, partition);
                 let bd = brokers.entry(broker).or_insert_with(|| BrokerDrain {
                     current: None,
-                    slots: limits.max_in_flight.saturating_sub(*in_flight.get(&broker).unwrap_or(&0)),
+                    slots: limits
+                        .max_in_flight
+                        .saturating_sub(*in_flight.get(&broker).unwrap_or(&0)),
                 });
                 let first_len = match (pq.sealed.front(), &pq.open) {
                     (Some(b), _) => b.records.len(),
                     (None, Some(b)) => b.builder.size(),
                     (None, None) => unreachable!("checked above"),
                 };
-                let has_room = bd
-                    .current
-                    .as_ref()
-                    .is_some_and(|r| r.bytes == 0 || r.bytes + first_len <= limits.max_request_size);
+                let has_room = bd.current.as_ref().is_some_and(|r| {
+                    r.bytes == 0 || r.bytes + first_len <= limits.max_request_size
+                });
                 if !has_room {
                     if bd.slots == 0 {
                         // Wait for this broker's requests; request_done wakes us.
@@ -407,7 +460,11 @@ impl Accumulator {
             *in_flight.entry(r.broker).or_default() += 1;
         }
         let finished = *closed && incomplete.is_empty() && in_flight.values().all(|n| *n == 0);
-        Drain { requests, next_due, finished }
+        Drain {
+            requests,
+            next_due,
+            finished,
+        }
     }
 
     /// A request's answer (or failure) has been delivered to its batches:
@@ -518,7 +575,10 @@ mod tests {
         for pb in &request.partitions {
             let mut base = 0;
             for b in &pb.batches {
-                b.result.complete(Ok(BatchAck { base_offset: base, log_append_time: -1 }));
+                b.result.complete(Ok(BatchAck {
+                    base_offset: base,
+                    log_append_time: -1,
+                }));
                 base += i64::from(b.count);
             }
         }
@@ -562,7 +622,11 @@ mod tests {
         let futures: Vec<_> = (0..5).map(|_| append(&acc, record(0, 100))).collect();
         let drain = acc.drain(Instant::now(), |_, _| 1);
         assert_eq!(drain.requests.len(), 1);
-        assert_eq!(counts(&drain.requests[0]), vec![(0, vec![4])], "the 5th is in a new open batch");
+        assert_eq!(
+            counts(&drain.requests[0]),
+            vec![(0, vec![4])],
+            "the 5th is in a new open batch"
+        );
         assert!(drain.requests[0].bytes <= 512);
         ack(&acc, &drain.requests[0]);
         for (i, f) in futures.into_iter().take(4).enumerate() {
@@ -591,7 +655,10 @@ mod tests {
         assert_eq!(counts(&third.requests[0]), vec![(0, vec![4, 4, 1])]);
         let pb = &third.requests[0].partitions[0];
         let records = pb.records();
-        assert_eq!(records.len(), pb.batches.iter().map(|b| b.records.len()).sum::<usize>());
+        assert_eq!(
+            records.len(),
+            pb.batches.iter().map(|b| b.records.len()).sum::<usize>()
+        );
         assert_eq!(runnel_proto::batch::batches(&records).count(), 3);
     }
 
@@ -608,8 +675,16 @@ mod tests {
         // ~170-byte batches, two per 400-byte request, two requests allowed.
         let drain = acc.drain(Instant::now(), |_, _| 7);
         assert_eq!(drain.requests.len(), 2);
-        assert!(drain.requests.iter().all(|r| r.partitions.len() == 2 && r.bytes <= 400));
-        assert!(acc.drain(Instant::now(), |_, _| 7).requests.is_empty(), "no slot left");
+        assert!(
+            drain
+                .requests
+                .iter()
+                .all(|r| r.partitions.len() == 2 && r.bytes <= 400)
+        );
+        assert!(
+            acc.drain(Instant::now(), |_, _| 7).requests.is_empty(),
+            "no slot left"
+        );
         ack(&acc, &drain.requests[0]);
         let next = acc.drain(Instant::now(), |_, _| 7);
         assert_eq!(next.requests.len(), 1);
@@ -622,7 +697,10 @@ mod tests {
         let ps: Vec<u32> = (0..4)
             .map(|_| append(&acc, ProducerRecord::new("t", vec![0u8; 100])).partition())
             .collect();
-        assert!(ps.iter().all(|p| *p == ps[0]), "one batch, one partition: {ps:?}");
+        assert!(
+            ps.iter().all(|p| *p == ps[0]),
+            "one batch, one partition: {ps:?}"
+        );
         // The fifth does not fit: the batch is sealed and the next partition differs.
         let fifth = append(&acc, ProducerRecord::new("t", vec![0u8; 100])).partition();
         assert_ne!(fifth, ps[0]);
@@ -639,7 +717,10 @@ mod tests {
     async fn unknown_topic_and_partition_are_reported() {
         let acc = acc(16 * 1024, 0, 2);
         let other = ProducerRecord::new("other", "v");
-        assert!(matches!(acc.try_append(&other, 0, &mut None), Ok(Append::NeedTopic)));
+        assert!(matches!(
+            acc.try_append(&other, 0, &mut None),
+            Ok(Append::NeedTopic)
+        ));
         assert!(matches!(
             acc.try_append(&record(2, 1), 0, &mut None),
             Ok(Append::NoSuchPartition { partitions: 2 })
@@ -664,7 +745,10 @@ mod tests {
             drop(drain);
             let permit = acc.reserve(1024).await.unwrap();
             let mut permit = Some(permit);
-            matches!(acc.try_append(&record(2, 10), 0, &mut permit), Ok(Append::Appended(_)))
+            matches!(
+                acc.try_append(&record(2, 10), 0, &mut permit),
+                Ok(Append::Appended(_))
+            )
         });
         assert!(permit.await.unwrap());
     }
@@ -691,7 +775,10 @@ mod tests {
         let acc = acc(16 * 1024, 60_000, 1);
         append(&acc, record(0, 10));
         acc.close();
-        assert!(matches!(acc.try_append(&record(0, 1), 0, &mut None), Err(Error::Closed)));
+        assert!(matches!(
+            acc.try_append(&record(0, 1), 0, &mut None),
+            Err(Error::Closed)
+        ));
         let drain = acc.drain(Instant::now(), |_, _| 1);
         assert!(!drain.finished);
         assert_eq!(drain.requests.len(), 1);

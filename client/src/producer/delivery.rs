@@ -72,7 +72,14 @@ impl DeliveryFuture {
         index: u32,
         timestamp: i64,
     ) -> Self {
-        DeliveryFuture { batch, topic, partition, index, timestamp, slot: None }
+        DeliveryFuture {
+            batch,
+            topic,
+            partition,
+            index,
+            timestamp,
+            slot: None,
+        }
     }
 
     /// The partition the record was assigned to.
@@ -90,8 +97,16 @@ impl DeliveryFuture {
         Ok(RecordMetadata {
             topic: self.topic.clone(),
             partition: self.partition,
-            offset: if ack.base_offset < 0 { -1 } else { ack.base_offset + i64::from(self.index) },
-            timestamp: if ack.log_append_time >= 0 { ack.log_append_time } else { self.timestamp },
+            offset: if ack.base_offset < 0 {
+                -1
+            } else {
+                ack.base_offset + i64::from(self.index)
+            },
+            timestamp: if ack.log_append_time >= 0 {
+                ack.log_append_time
+            } else {
+                self.timestamp
+            },
         })
     }
 }
@@ -142,7 +157,13 @@ mod tests {
     use super::*;
 
     fn future(batch: &Arc<BatchResult>, index: u32) -> DeliveryFuture {
-        DeliveryFuture::new(batch.clone(), "t".into(), 2, index, 1_000 + i64::from(index))
+        DeliveryFuture::new(
+            batch.clone(),
+            "t".into(),
+            2,
+            index,
+            1_000 + i64::from(index),
+        )
     }
 
     #[tokio::test]
@@ -151,7 +172,10 @@ mod tests {
         let futures: Vec<_> = (0..3).map(|i| future(&batch, i)).collect();
         let waiting = tokio::spawn(futures::future::join_all(futures));
         tokio::task::yield_now().await;
-        batch.complete(Ok(BatchAck { base_offset: 40, log_append_time: -1 }));
+        batch.complete(Ok(BatchAck {
+            base_offset: 40,
+            log_append_time: -1,
+        }));
         let results = waiting.await.unwrap();
         let offsets: Vec<_> = results.iter().map(|r| r.as_ref().unwrap().offset).collect();
         assert_eq!(offsets, [40, 41, 42]);
@@ -167,7 +191,10 @@ mod tests {
         assert!(matches!(future(&batch, 1).await, Err(Error::Closed)));
 
         let batch = Arc::new(BatchResult::default());
-        batch.complete(Ok(BatchAck { base_offset: -1, log_append_time: 77 }));
+        batch.complete(Ok(BatchAck {
+            base_offset: -1,
+            log_append_time: 77,
+        }));
         let meta = future(&batch, 5).await.unwrap();
         assert_eq!((meta.offset, meta.timestamp), (-1, 77));
     }

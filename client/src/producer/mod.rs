@@ -63,7 +63,9 @@ impl FromStr for Acks {
             "0" | "none" => Ok(Acks::None),
             "1" | "leader" => Ok(Acks::Leader),
             "all" | "-1" => Ok(Acks::All),
-            other => Err(Error::Config(format!("acks must be 0, 1 or all, not {other:?}"))),
+            other => Err(Error::Config(format!(
+                "acks must be 0, 1 or all, not {other:?}"
+            ))),
         }
     }
 }
@@ -129,7 +131,9 @@ impl ProducerConfig {
             return bad("max_in_flight_requests must be at least 1".into());
         }
         if self.max_request_size <= BATCH_OVERHEAD {
-            return bad(format!("max_request_size must be more than {BATCH_OVERHEAD} bytes"));
+            return bad(format!(
+                "max_request_size must be more than {BATCH_OVERHEAD} bytes"
+            ));
         }
         if self.request_timeout.is_zero() {
             return bad("request_timeout must be greater than zero".into());
@@ -268,9 +272,18 @@ impl Producer {
             max_in_flight: config.max_in_flight_requests,
             buffer_memory: config.buffer_memory,
         };
-        let shared = Arc::new(Shared { acc: Accumulator::new(limits), cluster, config });
+        let shared = Arc::new(Shared {
+            acc: Accumulator::new(limits),
+            cluster,
+            config,
+        });
         let sender = tokio::spawn(sender::run(shared.clone()));
-        Ok(Producer { inner: Arc::new(Inner { shared, sender: Mutex::new(Some(sender)) }) })
+        Ok(Producer {
+            inner: Arc::new(Inner {
+                shared,
+                sender: Mutex::new(Some(sender)),
+            }),
+        })
     }
 
     /// Add a record to its partition's batch and return a future that
@@ -287,7 +300,10 @@ impl Producer {
         let shared = &self.inner.shared;
         let size = BATCH_OVERHEAD + record_size_upper_bound(&record);
         if size > shared.config.max_request_size {
-            return Err(Error::RecordTooLarge { size, max: shared.config.max_request_size });
+            return Err(Error::RecordTooLarge {
+                size,
+                max: shared.config.max_request_size,
+            });
         }
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
         let mut permit = None;
@@ -350,7 +366,9 @@ impl Producer {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]
@@ -371,19 +389,40 @@ mod tests {
     #[test]
     fn config_validation() {
         ProducerConfig::default().validate().unwrap();
-        let c = ProducerConfig { batch_size: 0, ..Default::default() };
+        let c = ProducerConfig {
+            batch_size: 0,
+            ..Default::default()
+        };
         assert!(c.validate().is_err());
-        let c = ProducerConfig { buffer_memory: 1000, ..Default::default() };
-        assert!(c.validate().unwrap_err().to_string().contains("buffer_memory"));
-        let c = ProducerConfig { max_in_flight_requests: 0, ..Default::default() };
+        let c = ProducerConfig {
+            buffer_memory: 1000,
+            ..Default::default()
+        };
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("buffer_memory")
+        );
+        let c = ProducerConfig {
+            max_in_flight_requests: 0,
+            ..Default::default()
+        };
         assert!(c.validate().is_err());
     }
 
     #[test]
     fn record_builder() {
-        let r = ProducerRecord::new("t", "v").key("k").partition(3).timestamp(9).header("h", None);
+        let r = ProducerRecord::new("t", "v")
+            .key("k")
+            .partition(3)
+            .timestamp(9)
+            .header("h", None);
         assert_eq!(&*r.topic, "t");
         assert_eq!(r.key.as_deref(), Some(&b"k"[..]));
-        assert_eq!((r.partition, r.timestamp, r.headers.len()), (Some(3), Some(9), 1));
+        assert_eq!(
+            (r.partition, r.timestamp, r.headers.len()),
+            (Some(3), Some(9), 1)
+        );
     }
 }

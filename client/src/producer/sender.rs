@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use runnel_proto::v1::{ErrorCode, PartitionProduceData, ProduceRequest, ProduceResponse, TopicProduceData};
+use runnel_proto::v1::{
+    ErrorCode, PartitionProduceData, ProduceRequest, ProduceResponse, TopicProduceData,
+};
 use tokio::time::Instant;
 
 use crate::cluster::{Cluster, request};
@@ -95,10 +97,16 @@ async fn send(shared: Arc<Shared>, request: Request) {
 async fn produce(shared: &Shared, req: &Request) -> Result<ProduceResponse> {
     let mut topics: Vec<TopicProduceData> = Vec::new();
     for pb in &req.partitions {
-        let data = PartitionProduceData { partition: pb.partition, records: pb.records() };
+        let data = PartitionProduceData {
+            partition: pb.partition,
+            records: pb.records(),
+        };
         match topics.iter_mut().find(|t| *t.topic == *pb.topic) {
             Some(t) => t.partitions.push(data),
-            None => topics.push(TopicProduceData { topic: pb.topic.to_string(), partitions: vec![data] }),
+            None => topics.push(TopicProduceData {
+                topic: pb.topic.to_string(),
+                partitions: vec![data],
+            }),
         }
     }
     let timeout = shared.config.request_timeout;
@@ -109,7 +117,12 @@ async fn produce(shared: &Shared, req: &Request) -> Result<ProduceResponse> {
         transactional_id: String::new(),
     };
     let conn = shared.cluster.conn(req.broker).await;
-    conn.call("Produce", timeout, conn.broker().produce(request(message, timeout))).await
+    conn.call(
+        "Produce",
+        timeout,
+        conn.broker().produce(request(message, timeout)),
+    )
+    .await
 }
 
 fn partition_result(response: &ProduceResponse, topic: &str, partition: u32) -> Result<BatchAck> {
@@ -130,5 +143,8 @@ fn partition_result(response: &ProduceResponse, topic: &str, partition: u32) -> 
     if let Some(e) = Error::from_partition(topic, partition, p.error.as_ref()) {
         return Err(e);
     }
-    Ok(BatchAck { base_offset: p.base_offset, log_append_time: p.log_append_time_ms })
+    Ok(BatchAck {
+        base_offset: p.base_offset,
+        log_append_time: p.log_append_time_ms,
+    })
 }

@@ -53,16 +53,24 @@ pub struct MockBroker {
 
 fn status(code: tonic::Code, error: ErrorCode, message: String) -> Status {
     let mut s = Status::new(code, message);
-    s.metadata_mut().insert(METADATA_KEY, error.as_str_name().parse().unwrap());
+    s.metadata_mut()
+        .insert(METADATA_KEY, error.as_str_name().parse().unwrap());
     s
 }
 
 fn unknown_topic(name: &str) -> Status {
-    status(tonic::Code::NotFound, ErrorCode::UnknownTopicOrPartition, format!("unknown topic {name:?}"))
+    status(
+        tonic::Code::NotFound,
+        ErrorCode::UnknownTopicOrPartition,
+        format!("unknown topic {name:?}"),
+    )
 }
 
 fn partition_error(code: ErrorCode, message: String) -> Option<Error> {
-    Some(Error { code: code as i32, message })
+    Some(Error {
+        code: code as i32,
+        message,
+    })
 }
 
 impl MockBroker {
@@ -79,7 +87,11 @@ impl MockBroker {
         let service = mock.clone();
         tokio::spawn(async move {
             tonic::transport::Server::builder()
-                .add_service(BrokerServer::new(service.clone()).max_decoding_message_size(256 << 20).max_encoding_message_size(256 << 20))
+                .add_service(
+                    BrokerServer::new(service.clone())
+                        .max_decoding_message_size(256 << 20)
+                        .max_encoding_message_size(256 << 20),
+                )
                 .add_service(AdminServer::new(service))
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
                 .await
@@ -98,7 +110,11 @@ impl MockBroker {
         let id = format!("id-{}", st.next_id);
         st.topics.insert(
             name.to_owned(),
-            Topic { id, partitions: (0..partitions).map(|_| Partition::default()).collect(), configs: BTreeMap::new() },
+            Topic {
+                id,
+                partitions: (0..partitions).map(|_| Partition::default()).collect(),
+                configs: BTreeMap::new(),
+            },
         );
     }
 
@@ -145,7 +161,11 @@ impl MockBroker {
             configs: t
                 .configs
                 .iter()
-                .map(|(k, v)| ConfigEntry { name: k.clone(), value: v.clone(), source: ConfigSource::Topic as i32 })
+                .map(|(k, v)| ConfigEntry {
+                    name: k.clone(),
+                    value: v.clone(),
+                    source: ConfigSource::Topic as i32,
+                })
                 .collect(),
             internal: false,
         }
@@ -153,10 +173,19 @@ impl MockBroker {
 
     /// Batches of `topic`-`partition` from `offset`, whole, up to `max` bytes
     /// (at least one batch).
-    fn read(&self, topic: &str, partition: u32, offset: i64, max: usize) -> Result<FetchPartitionResult, Status> {
+    fn read(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: i64,
+        max: usize,
+    ) -> Result<FetchPartitionResult, Status> {
         let st = self.state.lock().unwrap();
         let t = st.topics.get(topic).ok_or_else(|| unknown_topic(topic))?;
-        let p = t.partitions.get(partition as usize).ok_or_else(|| unknown_topic(topic))?;
+        let p = t
+            .partitions
+            .get(partition as usize)
+            .ok_or_else(|| unknown_topic(topic))?;
         let mut result = FetchPartitionResult {
             partition,
             error: None,
@@ -190,30 +219,47 @@ impl MockBroker {
 
 #[tonic::async_trait]
 impl Broker for MockBroker {
-    async fn produce(&self, request: Request<ProduceRequest>) -> Result<Response<ProduceResponse>, Status> {
+    async fn produce(
+        &self,
+        request: Request<ProduceRequest>,
+    ) -> Result<Response<ProduceResponse>, Status> {
         *self.produce_requests.lock().unwrap() += 1;
         let request = request.into_inner();
         let mut st = self.state.lock().unwrap();
         let mut topics = Vec::new();
         for t in request.topics {
-            let topic = st.topics.get_mut(&t.topic).ok_or_else(|| unknown_topic(&t.topic))?;
+            let topic = st
+                .topics
+                .get_mut(&t.topic)
+                .ok_or_else(|| unknown_topic(&t.topic))?;
             let mut results = Vec::new();
             for p in t.partitions {
                 let n = topic.partitions.len();
-                let part = topic.partitions.get_mut(p.partition as usize).ok_or_else(|| {
-                    status(
-                        tonic::Code::NotFound,
-                        ErrorCode::UnknownTopicOrPartition,
-                        format!("{}-{}: topic has {n} partitions", t.topic, p.partition),
-                    )
-                })?;
+                let part = topic
+                    .partitions
+                    .get_mut(p.partition as usize)
+                    .ok_or_else(|| {
+                        status(
+                            tonic::Code::NotFound,
+                            ErrorCode::UnknownTopicOrPartition,
+                            format!("{}-{}: topic has {n} partitions", t.topic, p.partition),
+                        )
+                    })?;
                 let base = part.next;
                 for batch in batches(&p.records) {
                     let (_, slice) = batch.map_err(|e| {
-                        status(tonic::Code::InvalidArgument, ErrorCode::CorruptMessage, e.to_string())
+                        status(
+                            tonic::Code::InvalidArgument,
+                            ErrorCode::CorruptMessage,
+                            e.to_string(),
+                        )
                     })?;
                     let header = validate_batch(slice).map_err(|e| {
-                        status(tonic::Code::InvalidArgument, ErrorCode::CorruptMessage, e.to_string())
+                        status(
+                            tonic::Code::InvalidArgument,
+                            ErrorCode::CorruptMessage,
+                            e.to_string(),
+                        )
                     })?;
                     let mut stamped = BytesMut::from(slice);
                     set_base_offset(&mut stamped, part.next);
@@ -223,21 +269,35 @@ impl Broker for MockBroker {
                 results.push(PartitionProduceResult {
                     partition: p.partition,
                     error: None,
-                    base_offset: if request.acks == Acks::None as i32 { -1 } else { base },
+                    base_offset: if request.acks == Acks::None as i32 {
+                        -1
+                    } else {
+                        base
+                    },
                     log_append_time_ms: -1,
                     log_start_offset: part.log_start,
                 });
             }
-            topics.push(TopicProduceResult { topic: t.topic, partitions: results });
+            topics.push(TopicProduceResult {
+                topic: t.topic,
+                partitions: results,
+            });
         }
         drop(st);
         self.appended.notify_waiters();
-        Ok(Response::new(ProduceResponse { topics, throttle_time_ms: 0 }))
+        Ok(Response::new(ProduceResponse {
+            topics,
+            throttle_time_ms: 0,
+        }))
     }
 
-    async fn fetch(&self, request: Request<FetchRequest>) -> Result<Response<FetchResponse>, Status> {
+    async fn fetch(
+        &self,
+        request: Request<FetchRequest>,
+    ) -> Result<Response<FetchResponse>, Status> {
         let request = request.into_inner();
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(u64::from(request.max_wait_ms));
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(u64::from(request.max_wait_ms));
         loop {
             let appended = self.appended.notified();
             let mut bytes = 0usize;
@@ -245,29 +305,54 @@ impl Broker for MockBroker {
             for t in &request.topics {
                 let mut results = Vec::new();
                 for p in &t.partitions {
-                    let max = if p.partition_max_bytes == 0 { request.max_bytes } else { p.partition_max_bytes };
+                    let max = if p.partition_max_bytes == 0 {
+                        request.max_bytes
+                    } else {
+                        p.partition_max_bytes
+                    };
                     let r = self.read(&t.topic, p.partition, p.fetch_offset, max as usize)?;
                     bytes += r.records.len();
                     results.push(r);
                 }
-                topics.push(FetchTopicResult { topic: t.topic.clone(), partitions: results });
+                topics.push(FetchTopicResult {
+                    topic: t.topic.clone(),
+                    partitions: results,
+                });
             }
-            let has_error = topics.iter().flat_map(|t| &t.partitions).any(|p| p.error.is_some());
-            if bytes >= request.min_bytes.max(1) as usize || has_error || tokio::time::Instant::now() >= deadline {
-                return Ok(Response::new(FetchResponse { topics, throttle_time_ms: 0 }));
+            let has_error = topics
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .any(|p| p.error.is_some());
+            if bytes >= request.min_bytes.max(1) as usize
+                || has_error
+                || tokio::time::Instant::now() >= deadline
+            {
+                return Ok(Response::new(FetchResponse {
+                    topics,
+                    throttle_time_ms: 0,
+                }));
             }
             let _ = tokio::time::timeout_at(deadline, appended).await;
         }
     }
 
-    async fn list_offsets(&self, request: Request<ListOffsetsRequest>) -> Result<Response<ListOffsetsResponse>, Status> {
+    async fn list_offsets(
+        &self,
+        request: Request<ListOffsetsRequest>,
+    ) -> Result<Response<ListOffsetsResponse>, Status> {
         let st = self.state.lock().unwrap();
         let mut topics = Vec::new();
         for t in request.into_inner().topics {
-            let topic = st.topics.get(&t.topic).ok_or_else(|| unknown_topic(&t.topic))?;
+            let topic = st
+                .topics
+                .get(&t.topic)
+                .ok_or_else(|| unknown_topic(&t.topic))?;
             let mut results = Vec::new();
             for p in t.partitions {
-                let part = topic.partitions.get(p.partition as usize).ok_or_else(|| unknown_topic(&t.topic))?;
+                let part = topic
+                    .partitions
+                    .get(p.partition as usize)
+                    .ok_or_else(|| unknown_topic(&t.topic))?;
                 let offset = match p.spec() {
                     OffsetSpec::Earliest => part.log_start,
                     OffsetSpec::Latest => part.next,
@@ -286,29 +371,47 @@ impl Broker for MockBroker {
                     leader_epoch: 0,
                 });
             }
-            topics.push(ListOffsetsTopicResult { topic: t.topic, partitions: results });
+            topics.push(ListOffsetsTopicResult {
+                topic: t.topic,
+                partitions: results,
+            });
         }
         Ok(Response::new(ListOffsetsResponse { topics }))
     }
 
-    async fn metadata(&self, request: Request<MetadataRequest>) -> Result<Response<MetadataResponse>, Status> {
+    async fn metadata(
+        &self,
+        request: Request<MetadataRequest>,
+    ) -> Result<Response<MetadataResponse>, Status> {
         let st = self.state.lock().unwrap();
         let wanted = request.into_inner().topics;
-        let names: Vec<String> =
-            if wanted.is_empty() { st.topics.keys().cloned().collect() } else { wanted };
+        let names: Vec<String> = if wanted.is_empty() {
+            st.topics.keys().cloned().collect()
+        } else {
+            wanted
+        };
         let topics = names
             .into_iter()
             .map(|name| match st.topics.get(&name) {
                 Some(t) => TopicMetadata {
                     topic_id: t.id.clone(),
                     partitions: (0..t.partitions.len() as u32)
-                        .map(|p| PartitionMetadata { partition: p, leader: 1, replicas: vec![1], isr: vec![1], ..Default::default() })
+                        .map(|p| PartitionMetadata {
+                            partition: p,
+                            leader: 1,
+                            replicas: vec![1],
+                            isr: vec![1],
+                            ..Default::default()
+                        })
                         .collect(),
                     name,
                     ..Default::default()
                 },
                 None => TopicMetadata {
-                    error: partition_error(ErrorCode::UnknownTopicOrPartition, format!("unknown topic {name:?}")),
+                    error: partition_error(
+                        ErrorCode::UnknownTopicOrPartition,
+                        format!("unknown topic {name:?}"),
+                    ),
                     name,
                     ..Default::default()
                 },
@@ -317,7 +420,12 @@ impl Broker for MockBroker {
         Ok(Response::new(MetadataResponse {
             cluster_id: "mock".into(),
             controller_id: 1,
-            brokers: vec![BrokerInfo { id: 1, host: self.addr.ip().to_string(), port: u32::from(self.addr.port()), rack: String::new() }],
+            brokers: vec![BrokerInfo {
+                id: 1,
+                host: self.addr.ip().to_string(),
+                port: u32::from(self.addr.port()),
+                rack: String::new(),
+            }],
             topics,
         }))
     }
@@ -325,11 +433,18 @@ impl Broker for MockBroker {
 
 #[tonic::async_trait]
 impl Admin for MockBroker {
-    async fn create_topics(&self, request: Request<CreateTopicsRequest>) -> Result<Response<CreateTopicsResponse>, Status> {
+    async fn create_topics(
+        &self,
+        request: Request<CreateTopicsRequest>,
+    ) -> Result<Response<CreateTopicsResponse>, Status> {
         let request = request.into_inner();
         for t in &request.topics {
             if self.state.lock().unwrap().topics.contains_key(&t.name) {
-                return Err(status(tonic::Code::AlreadyExists, ErrorCode::TopicAlreadyExists, format!("topic {:?} already exists", t.name)));
+                return Err(status(
+                    tonic::Code::AlreadyExists,
+                    ErrorCode::TopicAlreadyExists,
+                    format!("topic {:?} already exists", t.name),
+                ));
             }
         }
         let mut out = Vec::new();
@@ -337,7 +452,11 @@ impl Admin for MockBroker {
             if !request.validate_only {
                 self.create(&t.name, t.partitions.max(1));
                 let mut st = self.state.lock().unwrap();
-                st.topics.get_mut(&t.name).unwrap().configs.extend(t.configs);
+                st.topics
+                    .get_mut(&t.name)
+                    .unwrap()
+                    .configs
+                    .extend(t.configs);
             }
             let st = self.state.lock().unwrap();
             if let Some(topic) = st.topics.get(&t.name) {
@@ -347,7 +466,10 @@ impl Admin for MockBroker {
         Ok(Response::new(CreateTopicsResponse { topics: out }))
     }
 
-    async fn delete_topics(&self, request: Request<DeleteTopicsRequest>) -> Result<Response<DeleteTopicsResponse>, Status> {
+    async fn delete_topics(
+        &self,
+        request: Request<DeleteTopicsRequest>,
+    ) -> Result<Response<DeleteTopicsResponse>, Status> {
         let mut st = self.state.lock().unwrap();
         let names = request.into_inner().names;
         for n in &names {
@@ -361,7 +483,10 @@ impl Admin for MockBroker {
         Ok(Response::new(DeleteTopicsResponse { deleted: names }))
     }
 
-    async fn list_topics(&self, _: Request<ListTopicsRequest>) -> Result<Response<ListTopicsResponse>, Status> {
+    async fn list_topics(
+        &self,
+        _: Request<ListTopicsRequest>,
+    ) -> Result<Response<ListTopicsResponse>, Status> {
         let st = self.state.lock().unwrap();
         let topics = st
             .topics
@@ -377,7 +502,10 @@ impl Admin for MockBroker {
         Ok(Response::new(ListTopicsResponse { topics }))
     }
 
-    async fn describe_topics(&self, request: Request<DescribeTopicsRequest>) -> Result<Response<DescribeTopicsResponse>, Status> {
+    async fn describe_topics(
+        &self,
+        request: Request<DescribeTopicsRequest>,
+    ) -> Result<Response<DescribeTopicsResponse>, Status> {
         let st = self.state.lock().unwrap();
         let mut topics = Vec::new();
         for n in request.into_inner().names {
@@ -387,13 +515,23 @@ impl Admin for MockBroker {
         Ok(Response::new(DescribeTopicsResponse { topics }))
     }
 
-    async fn alter_topic(&self, request: Request<AlterTopicRequest>) -> Result<Response<AlterTopicResponse>, Status> {
+    async fn alter_topic(
+        &self,
+        request: Request<AlterTopicRequest>,
+    ) -> Result<Response<AlterTopicResponse>, Status> {
         let r = request.into_inner();
         let mut st = self.state.lock().unwrap();
-        let t = st.topics.get_mut(&r.name).ok_or_else(|| unknown_topic(&r.name))?;
+        let t = st
+            .topics
+            .get_mut(&r.name)
+            .ok_or_else(|| unknown_topic(&r.name))?;
         if r.partitions != 0 {
             if (r.partitions as usize) < t.partitions.len() {
-                return Err(status(tonic::Code::InvalidArgument, ErrorCode::InvalidPartitions, "partitions can only grow".into()));
+                return Err(status(
+                    tonic::Code::InvalidArgument,
+                    ErrorCode::InvalidPartitions,
+                    "partitions can only grow".into(),
+                ));
             }
             while t.partitions.len() < r.partitions as usize {
                 t.partitions.push(Partition::default());
@@ -403,6 +541,8 @@ impl Admin for MockBroker {
         for k in r.delete_configs {
             t.configs.remove(&k);
         }
-        Ok(Response::new(AlterTopicResponse { topic: Some(Self::describe(&r.name, t)) }))
+        Ok(Response::new(AlterTopicResponse {
+            topic: Some(Self::describe(&r.name, t)),
+        }))
     }
 }

@@ -1,0 +1,106 @@
+//! The client library against a real broker process: 100k records over
+//! several partitions go in through `Producer` and come back through
+//! `Consumer`, complete and in order per partition; plus long-polling.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use runnel_client::{Admin, ClientConfig, Consumer, ConsumerConfig, Offset, Producer, ProducerConfig, ProducerRecord};
+use runnel_tests::BrokerProcess;
+
+const RECORDS: usize = 100_000;
+const PARTITIONS: u32 = 4;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_thousand_records_round_trip_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    // Small segments: the records span many segments and index lookups.
+    let broker = BrokerProcess::start(&dir.path().join("data"), &["--log-segment-bytes", "1048576"]).unwrap();
+    let config = ClientConfig::new(&broker.bootstrap()).unwrap();
+    Admin::connect(config.clone()).await.unwrap().create_topic("bulk", PARTITIONS, 1, &[]).await.unwrap();
+
+    let producer = Producer::connect(config.clone(), ProducerConfig::default()).await.unwrap();
+    let mut deliveries = Vec::with_capacity(RECORDS);
+    for i in 0..RECORDS {
+        // Keys spread records over partitions by hash; the value says which
+        // key and sequence it was, for the order check.
+        let key = format!("key-{}", i % 97);
+        let record = ProducerRecord::new("bulk", format!("{key}/{i}")).key(key);
+        deliveries.push(producer.send(record).await.unwrap());
+    }
+    producer.flush().await;
+    let mut acked: BTreeMap<u32, Vec<i64>> = BTreeMap::new();
+    for d in deliveries {
+        let meta = d.await.unwrap();
+        acked.entry(meta.partition).or_default().push(meta.offset);
+    }
+    producer.close().await;
+    assert_eq!(acked.len(), PARTITIONS as usize, "key hashing should use every partition");
+    for (p, offsets) in &mut acked {
+        offsets.sort_unstable();
+        let dense: Vec<i64> = (0..offsets.len() as i64).collect();
+        assert_eq!(*offsets, dense, "partition {p}: acknowledged offsets are not dense from 0");
+    }
+
+    let mut consumer = Consumer::connect(config, ConsumerConfig::default()).await.unwrap();
+    consumer.assign((0..PARTITIONS).map(|p| ("bulk", p)));
+    for p in 0..PARTITIONS {
+        consumer.seek("bulk", p, Offset::Earliest).await.unwrap();
+    }
+    let mut seen: BTreeMap<u32, Vec<(i64, String)>> = BTreeMap::new();
+    let mut total = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while total < RECORDS {
+        assert!(Instant::now() < deadline, "consumed only {total} of {RECORDS}");
+        for r in consumer.poll(Duration::from_millis(500)).await.unwrap() {
+            let value = String::from_utf8(r.value.unwrap().to_vec()).unwrap();
+            let key = String::from_utf8(r.key.unwrap().to_vec()).unwrap();
+            assert!(value.starts_with(&format!("{key}/")), "key {key} with value {value}");
+            seen.entry(r.partition).or_default().push((r.offset, value));
+            total += 1;
+        }
+    }
+    assert_eq!(total, RECORDS);
+    for (p, records) in &seen {
+        assert_eq!(records.len(), acked[p].len(), "partition {p}");
+        // Offsets dense and in order; each key's sequence numbers increase.
+        let mut last_seq: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, (offset, value)) in records.iter().enumerate() {
+            assert_eq!(*offset, i as i64, "partition {p}");
+            let (key, seq) = value.split_once('/').unwrap();
+            let seq: usize = seq.parse().unwrap();
+            if let Some(prev) = last_seq.insert(key, seq) {
+                assert!(seq > prev, "partition {p}: {key} went from {prev} to {seq}");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_poll_returns_when_data_arrives() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&dir.path().join("data"), &[]).unwrap();
+    let config = ClientConfig::new(&broker.bootstrap()).unwrap();
+    Admin::connect(config.clone()).await.unwrap().create_topic("wake", 1, 1, &[]).await.unwrap();
+
+    let mut consumer_config = ConsumerConfig::default();
+    consumer_config.fetch_max_wait = Duration::from_secs(10);
+    let mut consumer = Consumer::connect(config.clone(), consumer_config).await.unwrap();
+    consumer.assign([("wake", 0)]);
+    consumer.seek("wake", 0, Offset::Latest).await.unwrap();
+
+    let poll = tokio::spawn(async move {
+        let started = Instant::now();
+        let records = consumer.poll(Duration::from_secs(20)).await.unwrap();
+        (records, started.elapsed())
+    });
+    // Give the fetch time to park on the broker, then produce.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let producer = Producer::connect(config, ProducerConfig::default()).await.unwrap();
+    producer.send(ProducerRecord::new("wake", "ping").partition(0)).await.unwrap().await.unwrap();
+    let (records, waited) = poll.await.unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].value.as_deref(), Some(&b"ping"[..]));
+    // Woken by the append, not by the 10 s max wait.
+    assert!(waited < Duration::from_secs(8), "fetch waited {waited:?}");
+}
