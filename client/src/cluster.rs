@@ -46,6 +46,11 @@ impl Conn {
             .max_encoding_message_size(MAX_MESSAGE_SIZE)
     }
 
+    /// The underlying channel, for calls made without the generated clients.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
     pub fn admin(&self) -> AdminClient<Channel> {
         AdminClient::new(self.channel.clone())
             .max_decoding_message_size(MAX_MESSAGE_SIZE)

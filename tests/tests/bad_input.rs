@@ -506,19 +506,30 @@ async fn bad_admin_requests_get_precise_errors() {
 async fn acks_all_below_min_insync_replicas_is_refused_per_partition() {
     let mut f = fixture().await;
     // A single node has an ISR of one: min.insync.replicas=2 cannot be met.
-    create(&mut f, "strict", 1, &[("min.insync.replicas", "2")]).await.unwrap();
+    create(&mut f, "strict", 1, &[("min.insync.replicas", "2")])
+        .await
+        .unwrap();
     let mut req = produce_req("strict", vec![(0, batch(&["a"]))]);
     req.acks = Acks::All as i32;
     let resp = f.data.produce(req).await.unwrap().into_inner();
     let p = &resp.topics[0].partitions[0];
     let err = p.error.as_ref().expect("NOT_ENOUGH_REPLICAS");
     assert_eq!(err.code, ErrorCode::NotEnoughReplicas as i32);
-    assert!(err.message.contains("min.insync.replicas=2"), "{}", err.message);
+    assert!(
+        err.message.contains("min.insync.replicas=2"),
+        "{}",
+        err.message
+    );
     assert_eq!(p.base_offset, -1);
     assert_eq!(latest(&mut f, "strict", 0).await, 0, "nothing written");
 
     // acks=1 does not wait for replicas and succeeds.
-    let ok = f.data.produce(produce_req("strict", vec![(0, batch(&["a"]))])).await.unwrap().into_inner();
+    let ok = f
+        .data
+        .produce(produce_req("strict", vec![(0, batch(&["a"]))]))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(ok.topics[0].partitions[0].error.is_none());
     assert_eq!(latest(&mut f, "strict", 0).await, 1);
 }

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use runnel_client::{Admin, ClientConfig, Consumer, ConsumerConfig, Offset, Producer, ProducerConfig, ProducerRecord};
+use runnel_client::{
+    Admin, ClientConfig, Consumer, ConsumerConfig, Offset, Producer, ProducerConfig, ProducerRecord,
+};
 use runnel_tests::BrokerProcess;
 
 const RECORDS: usize = 100_000;
@@ -15,11 +17,22 @@ const PARTITIONS: u32 = 4;
 async fn hundred_thousand_records_round_trip_in_order() {
     let dir = tempfile::tempdir().unwrap();
     // Small segments: the records span many segments and index lookups.
-    let broker = BrokerProcess::start(&dir.path().join("data"), &["--log-segment-bytes", "1048576"]).unwrap();
+    let broker = BrokerProcess::start(
+        &dir.path().join("data"),
+        &["--log-segment-bytes", "1048576"],
+    )
+    .unwrap();
     let config = ClientConfig::new(&broker.bootstrap()).unwrap();
-    Admin::connect(config.clone()).await.unwrap().create_topic("bulk", PARTITIONS, 1, &[]).await.unwrap();
+    Admin::connect(config.clone())
+        .await
+        .unwrap()
+        .create_topic("bulk", PARTITIONS, 1, &[])
+        .await
+        .unwrap();
 
-    let producer = Producer::connect(config.clone(), ProducerConfig::default()).await.unwrap();
+    let producer = Producer::connect(config.clone(), ProducerConfig::default())
+        .await
+        .unwrap();
     let mut deliveries = Vec::with_capacity(RECORDS);
     for i in 0..RECORDS {
         // Keys spread records over partitions by hash; the value says which
@@ -35,14 +48,23 @@ async fn hundred_thousand_records_round_trip_in_order() {
         acked.entry(meta.partition).or_default().push(meta.offset);
     }
     producer.close().await;
-    assert_eq!(acked.len(), PARTITIONS as usize, "key hashing should use every partition");
+    assert_eq!(
+        acked.len(),
+        PARTITIONS as usize,
+        "key hashing should use every partition"
+    );
     for (p, offsets) in &mut acked {
         offsets.sort_unstable();
         let dense: Vec<i64> = (0..offsets.len() as i64).collect();
-        assert_eq!(*offsets, dense, "partition {p}: acknowledged offsets are not dense from 0");
+        assert_eq!(
+            *offsets, dense,
+            "partition {p}: acknowledged offsets are not dense from 0"
+        );
     }
 
-    let mut consumer = Consumer::connect(config, ConsumerConfig::default()).await.unwrap();
+    let mut consumer = Consumer::connect(config, ConsumerConfig::default())
+        .await
+        .unwrap();
     consumer.assign((0..PARTITIONS).map(|p| ("bulk", p)));
     for p in 0..PARTITIONS {
         consumer.seek("bulk", p, Offset::Earliest).await.unwrap();
@@ -51,11 +73,17 @@ async fn hundred_thousand_records_round_trip_in_order() {
     let mut total = 0;
     let deadline = Instant::now() + Duration::from_secs(120);
     while total < RECORDS {
-        assert!(Instant::now() < deadline, "consumed only {total} of {RECORDS}");
+        assert!(
+            Instant::now() < deadline,
+            "consumed only {total} of {RECORDS}"
+        );
         for r in consumer.poll(Duration::from_millis(500)).await.unwrap() {
             let value = String::from_utf8(r.value.unwrap().to_vec()).unwrap();
             let key = String::from_utf8(r.key.unwrap().to_vec()).unwrap();
-            assert!(value.starts_with(&format!("{key}/")), "key {key} with value {value}");
+            assert!(
+                value.starts_with(&format!("{key}/")),
+                "key {key} with value {value}"
+            );
             seen.entry(r.partition).or_default().push((r.offset, value));
             total += 1;
         }
@@ -81,11 +109,18 @@ async fn long_poll_returns_when_data_arrives() {
     let dir = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::start(&dir.path().join("data"), &[]).unwrap();
     let config = ClientConfig::new(&broker.bootstrap()).unwrap();
-    Admin::connect(config.clone()).await.unwrap().create_topic("wake", 1, 1, &[]).await.unwrap();
+    Admin::connect(config.clone())
+        .await
+        .unwrap()
+        .create_topic("wake", 1, 1, &[])
+        .await
+        .unwrap();
 
     let mut consumer_config = ConsumerConfig::default();
     consumer_config.fetch_max_wait = Duration::from_secs(10);
-    let mut consumer = Consumer::connect(config.clone(), consumer_config).await.unwrap();
+    let mut consumer = Consumer::connect(config.clone(), consumer_config)
+        .await
+        .unwrap();
     consumer.assign([("wake", 0)]);
     consumer.seek("wake", 0, Offset::Latest).await.unwrap();
 
@@ -96,8 +131,15 @@ async fn long_poll_returns_when_data_arrives() {
     });
     // Give the fetch time to park on the broker, then produce.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let producer = Producer::connect(config, ProducerConfig::default()).await.unwrap();
-    producer.send(ProducerRecord::new("wake", "ping").partition(0)).await.unwrap().await.unwrap();
+    let producer = Producer::connect(config, ProducerConfig::default())
+        .await
+        .unwrap();
+    producer
+        .send(ProducerRecord::new("wake", "ping").partition(0))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     let (records, waited) = poll.await.unwrap();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].value.as_deref(), Some(&b"ping"[..]));

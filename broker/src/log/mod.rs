@@ -37,7 +37,7 @@ use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use manager::LogManager;
-pub use partition::Log;
+pub use partition::{Log, ValidatedRecords};
 
 /// Name of the file, in the data directory, whose presence at startup means
 /// the previous broker process shut down cleanly (every log flushed and its

@@ -108,14 +108,18 @@ enum State {
     Deleted,
 }
 
-/// Batches of one append, validated.
-struct Validated {
+/// The batches of one append, checked by [`Log::validate`]: proof that they
+/// may be written, so the produce path can validate every partition of a
+/// request first and append afterwards without a second CRC pass.
+#[derive(Debug)]
+pub struct ValidatedRecords {
     /// Start of each batch in the input, and its header.
     batches: Vec<(usize, BatchHeader)>,
     records: u32,
     offsets: i64,
     max_timestamp: i64,
 }
+
 
 impl Log {
     /// Open the log in `dir` (created if missing), or start an empty one at
@@ -260,9 +264,11 @@ impl Log {
         }
     }
 
-    /// Check every batch of an append before anything is written.
-    fn validate(&self, records: &[u8], max_message_bytes: usize) -> Result<Validated> {
-        let mut out = Validated {
+    /// Check every batch of an append (framing, CRC, record count, size <=
+    /// `max.message.bytes`, nothing left over) without writing anything.
+    pub fn validate(&self, records: &[u8]) -> Result<ValidatedRecords> {
+        let max_message_bytes = self.config().max_message_bytes;
+        let mut out = ValidatedRecords {
             batches: Vec::new(),
             records: 0,
             offsets: 0,
@@ -313,8 +319,20 @@ impl Log {
     /// its base offset and `leader_epoch` and written in one vectored write.
     /// `now_ms` is the broker's clock, for `segment.ms`.
     pub fn append(&self, records: &[u8], leader_epoch: i32, now_ms: i64) -> Result<LogAppendInfo> {
+        let valid = self.validate(records)?;
+        self.append_validated(records, &valid, leader_epoch, now_ms)
+    }
+
+    /// [`append`](Self::append) for `records` that [`validate`](Self::validate)
+    /// has already accepted (`valid` must come from these exact bytes).
+    pub fn append_validated(
+        &self,
+        records: &[u8],
+        valid: &ValidatedRecords,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<LogAppendInfo> {
         let config = self.config();
-        let valid = self.validate(records, config.max_message_bytes)?;
         let mut w = self.writer.lock();
         self.check_open(&w)?;
         let first_offset = w.active.next_offset;

@@ -5,8 +5,8 @@
 //! committed size, the two indexes behind their own locks. [`ActiveSegment`]
 //! wraps the last segment of a log with the state only the writer needs
 //! (next offset, bytes since the last index entry, largest timestamp so far,
-//! when it was first written); sealing it trims its indexes, fsyncs it and
-//! leaves a plain read-only `Segment`.
+//! when it was first written); sealing it trims its indexes and leaves a
+//! plain read-only `Segment` (the log fsyncs it in the background).
 //!
 //! Loading decides how much to trust what is on disk:
 //! - a sealed segment's indexes are checked (see [`Segment::index_problem`])
@@ -14,7 +14,8 @@
 //! - the active segment is either scanned from its last index entry to the
 //!   end (clean shutdown), or, after an unclean one (`recover`), scanned from
 //!   the start with every CRC checked, cut at the first bad batch, and its
-//!   indexes rebuilt.
+//!   indexes rebuilt; after an unclean stop the most recently sealed segment
+//!   gets the same treatment ([`Segment::recover_sealed`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice, Write};
@@ -173,7 +174,7 @@ impl Segment {
 
     /// Open a segment that is not the last one of its log. Its indexes are
     /// checked against the `.log` and rebuilt if they do not hold up; the
-    /// `.log` itself is never cut (it was fsynced when it was sealed).
+    /// `.log` itself is never cut (it was fsynced before the next roll).
     /// `next_base` is the base offset of the following segment.
     pub(crate) fn open_sealed(
         dir: &Path,

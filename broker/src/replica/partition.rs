@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::Result;
-use crate::log::{Log, LogAppendInfo, LogReadInfo, TopicPartition};
+use crate::log::{Log, LogAppendInfo, LogReadInfo, TopicPartition, ValidatedRecords};
 
 /// A partition this broker hosts (today always as leader).
 pub struct Partition {
@@ -98,9 +98,16 @@ impl Partition {
             .store(min, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Append already-validated batches as leader.
-    pub fn append_as_leader(&self, records: &[u8], now_ms: i64) -> Result<LogAppendInfo> {
-        let info = self.log.append(records, self.leader_epoch, now_ms)?;
+    /// Append batches [`Log::validate`] accepted, as leader.
+    pub fn append_as_leader(
+        &self,
+        records: &[u8],
+        valid: &ValidatedRecords,
+        now_ms: i64,
+    ) -> Result<LogAppendInfo> {
+        let info = self
+            .log
+            .append_validated(records, valid, self.leader_epoch, now_ms)?;
         self.advance_high_watermark();
         Ok(info)
     }

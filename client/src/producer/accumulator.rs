@@ -25,7 +25,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use runnel_proto::batch::BatchBuilder;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -142,25 +142,8 @@ pub(crate) struct SealedBatch {
 pub(crate) struct PartitionBatches {
     pub topic: Arc<str>,
     pub partition: u32,
-    /// In log order; sent concatenated.
+    /// In log order; sent concatenated as the partition's `records`.
     pub batches: Vec<SealedBatch>,
-}
-
-impl PartitionBatches {
-    /// The `records` field of the request: the one batch as is, or several
-    /// concatenated (one copy, only when batches piled up behind a request).
-    pub fn records(&self) -> Bytes {
-        match self.batches.as_slice() {
-            [one] => one.records.clone(),
-            many => {
-                let mut buf = BytesMut::with_capacity(many.iter().map(|b| b.records.len()).sum());
-                for b in many {
-                    buf.extend_from_slice(&b.records);
-                }
-                buf.freeze()
-            }
-        }
-    }
 }
 
 /// One produce request to one broker.

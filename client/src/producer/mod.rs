@@ -9,12 +9,14 @@
 //!   grouped into per-broker requests.
 //! - `sender`: the background task that sends requests and hands each
 //!   batch's answer to its records.
+//! - `wire`: the `Produce` call, encoded straight from the batches.
 //! - `delivery`: the [`DeliveryFuture`] each `send` returns.
 
 mod accumulator;
 mod delivery;
 pub mod partitioner;
 mod sender;
+mod wire;
 
 use std::fmt;
 use std::str::FromStr;

@@ -10,11 +10,12 @@ use runnel_proto::v1::{
 };
 use tokio::time::Instant;
 
-use crate::cluster::{Cluster, request};
+use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::producer::ProducerConfig;
 use crate::producer::accumulator::{Accumulator, Request};
 use crate::producer::delivery::BatchAck;
+use crate::producer::wire::{self, PartitionBody, ProduceBody, TopicBody};
 
 /// What the sender and its request tasks share with the `Producer`.
 pub(crate) struct Shared {
@@ -95,34 +96,25 @@ async fn send(shared: Arc<Shared>, request: Request) {
 }
 
 async fn produce(shared: &Shared, req: &Request) -> Result<ProduceResponse> {
-    let mut topics: Vec<TopicProduceData> = Vec::new();
+    let mut topics: Vec<TopicBody> = Vec::new();
     for pb in &req.partitions {
-        let data = PartitionProduceData {
+        let data = PartitionBody {
             partition: pb.partition,
-            records: pb.records(),
+            batches: pb.batches.iter().map(|b| b.records.clone()).collect(),
         };
-        match topics.iter_mut().find(|t| *t.topic == *pb.topic) {
+        match topics.iter_mut().find(|t| t.topic == pb.topic) {
             Some(t) => t.partitions.push(data),
-            None => topics.push(TopicProduceData {
-                topic: pb.topic.to_string(),
-                partitions: vec![data],
-            }),
+            None => topics.push(TopicBody { topic: pb.topic.clone(), partitions: vec![data] }),
         }
     }
     let timeout = shared.config.request_timeout;
-    let message = ProduceRequest {
+    let body = ProduceBody {
         topics,
         acks: shared.config.acks.to_proto() as i32,
         timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
-        transactional_id: String::new(),
     };
     let conn = shared.cluster.conn(req.broker).await;
-    conn.call(
-        "Produce",
-        timeout,
-        conn.broker().produce(request(message, timeout)),
-    )
-    .await
+    conn.call("Produce", timeout, wire::produce(conn.channel(), body, timeout)).await
 }
 
 fn partition_result(response: &ProduceResponse, topic: &str, partition: u32) -> Result<BatchAck> {
