@@ -315,7 +315,7 @@ async fn fetches_larger_than_tonics_default_limit() {
     .await;
     let value = Bytes::from(vec![7u8; 64 * 1024]);
     for _ in 0..128 {
-        let _ = producer
+        producer
             .send(ProducerRecord::new("big", value.clone()))
             .await
             .unwrap();
@@ -342,7 +342,7 @@ async fn consumer_seeks_and_resets() {
     mock.create("t", 1);
     let producer = producer(&mock, ProducerConfig::default()).await;
     for i in 0..10i64 {
-        let _ = producer
+        producer
             .send(ProducerRecord::new("t", format!("{i}")).timestamp(1000 + i))
             .await
             .unwrap();

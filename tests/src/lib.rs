@@ -43,6 +43,7 @@ pub struct BrokerProcess {
     pub http: SocketAddr,
     data_dir: PathBuf,
     extra_args: Vec<String>,
+    envs: Vec<(String, String)>,
     log_path: PathBuf,
 }
 
@@ -58,12 +59,25 @@ impl std::fmt::Debug for BrokerProcess {
 impl BrokerProcess {
     /// Start a broker on `data_dir` with extra flags.
     pub fn start(data_dir: &Path, extra_args: &[&str]) -> Result<Self> {
+        Self::start_with_env(data_dir, extra_args, &[])
+    }
+
+    /// Start a broker with extra flags and environment variables.
+    pub fn start_with_env(
+        data_dir: &Path,
+        extra_args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Result<Self> {
         let mut broker = BrokerProcess {
             child: None,
             grpc: "127.0.0.1:0".parse()?,
             http: "127.0.0.1:0".parse()?,
             data_dir: data_dir.to_owned(),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            envs: envs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             log_path: data_dir.with_extension("broker.log"),
         };
         broker.spawn()?;
@@ -81,6 +95,7 @@ impl BrokerProcess {
             .arg(&self.data_dir)
             .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
             .args(&self.extra_args)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),

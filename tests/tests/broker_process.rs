@@ -216,3 +216,52 @@ async fn probes_metrics_and_clean_restart() {
         .unwrap();
     assert!(!data.join("events-0").exists() && !data.join("events-1").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_from_file_env_and_flags_in_that_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broker.toml");
+    std::fs::write(
+        &file,
+        "\"log.retention.ms\" = 1111\n\"log.segment.bytes\" = 2222222\n\"num.partitions\" = 3\n",
+    )
+    .unwrap();
+    // File < env < flag: retention from env beats the file, num.partitions
+    // from the flag beats the env; segment.bytes comes from the file.
+    let broker = BrokerProcess::start_with_env(
+        &dir.path().join("data"),
+        &["--config", file.to_str().unwrap(), "--num-partitions", "5"],
+        &[
+            ("RUNNEL_LOG_RETENTION_MS", "3333"),
+            ("RUNNEL_NUM_PARTITIONS", "4"),
+        ],
+    )
+    .unwrap();
+    let (_, mut admin) = clients(&broker).await;
+    let created = admin
+        .create_topics(CreateTopicsRequest {
+            topics: vec![NewTopic {
+                name: "defaults".into(),
+                ..Default::default()
+            }],
+            validate_only: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .topics
+        .remove(0);
+    assert_eq!(created.partitions.len(), 5);
+    let config = |name: &str| {
+        let entry = created.configs.iter().find(|c| c.name == name).unwrap();
+        (entry.value.clone(), entry.source)
+    };
+    assert_eq!(
+        config("retention.ms"),
+        ("3333".to_string(), ConfigSource::Broker as i32)
+    );
+    assert_eq!(
+        config("segment.bytes"),
+        ("2222222".to_string(), ConfigSource::Broker as i32)
+    );
+}

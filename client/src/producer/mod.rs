@@ -238,7 +238,8 @@ pub struct RecordMetadata {
 ///
 /// // ...or keep many in flight and flush at the end.
 /// for i in 0..1000 {
-///     let _ = producer.send(ProducerRecord::new("events", format!("event {i}"))).await?;
+///     // Not awaiting the delivery future: fire and forget.
+///     producer.send(ProducerRecord::new("events", format!("event {i}"))).await?;
 /// }
 /// producer.flush().await;
 /// producer.close().await;

@@ -5,9 +5,7 @@
 
 use std::sync::Arc;
 
-use runnel_proto::v1::{
-    ErrorCode, PartitionProduceData, ProduceRequest, ProduceResponse, TopicProduceData,
-};
+use runnel_proto::v1::{ErrorCode, ProduceResponse};
 use tokio::time::Instant;
 
 use crate::cluster::Cluster;
