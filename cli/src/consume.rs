@@ -12,9 +12,11 @@ use runnel_client::{AutoOffsetReset, Consumer, ConsumerConfig, ConsumerRecord, O
 use serde_json::json;
 
 use crate::Global;
+use crate::output::OutputFormat;
 
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
+    /// Topic to read.
     topic: String,
     /// Read only this partition [default: all partitions].
     #[arg(long, short = 'p')]
@@ -40,9 +42,10 @@ pub struct ConsumeArgs {
     /// Separator between printed fields (text format).
     #[arg(long, default_value = "\t")]
     separator: String,
-    /// text: the value per line; json: one JSON object per record per line.
-    #[arg(long, value_enum, default_value_t = RecordFormat::Text)]
-    format: RecordFormat,
+    /// text: the value per line; json: one JSON object per record per line
+    /// [default: json with --output json, else text].
+    #[arg(long, value_enum)]
+    format: Option<RecordFormat>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -170,7 +173,10 @@ pub async fn run(global: &Global, args: ConsumeArgs) -> Result<()> {
     let ends = if args.follow { None } else { Some(end_offsets) };
 
     let printer = Printer {
-        format: args.format,
+        format: args.format.unwrap_or(match global.output {
+            OutputFormat::Json => RecordFormat::Json,
+            OutputFormat::Table => RecordFormat::Text,
+        }),
         key: args.print_key,
         offset: args.print_offset,
         timestamp: args.print_timestamp,

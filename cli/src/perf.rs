@@ -220,11 +220,20 @@ async fn produce(global: &Global, args: ProducePerf) -> Result<()> {
             let mut latency = latency_histogram();
             let (mut ok, mut failed, mut first_error) = (0u64, 0u64, None);
             let mut last_ack = Instant::now();
+            // When this task catches up a completed future it was finished
+            // by the last wake-up at the latest: reuse that clock reading
+            // (one per batch, not per record) unless the record is newer.
+            let mut now = Instant::now();
             while let Some((sent_at, delivery)) = rx.recv().await {
-                match delivery.await {
+                let waited = !delivery.is_done();
+                let outcome = delivery.await;
+                if waited || sent_at > now {
+                    now = Instant::now();
+                }
+                match outcome {
                     Ok(_) => {
-                        last_ack = Instant::now();
-                        latency.saturating_record((last_ack - sent_at).as_micros().max(1) as u64);
+                        last_ack = now;
+                        latency.saturating_record((now - sent_at).as_micros().max(1) as u64);
                         ok += 1;
                     }
                     Err(e) => {

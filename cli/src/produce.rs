@@ -15,6 +15,7 @@ use crate::Global;
 
 #[derive(Debug, Args)]
 pub struct ProduceArgs {
+    /// Topic to write to (it must exist).
     topic: String,
     /// Split each line at the first SEP: key before, value after.
     #[arg(long, value_name = "SEP")]

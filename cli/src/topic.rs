@@ -18,6 +18,7 @@ pub struct TopicArgs {
 enum TopicCommand {
     /// Create a topic.
     Create {
+        /// Topic name: ASCII letters, digits, '.', '_' and '-'.
         name: String,
         /// Number of partitions [default: the broker's num.partitions].
         #[arg(long, short = 'p')]
@@ -39,11 +40,15 @@ enum TopicCommand {
         include_internal: bool,
     },
     /// Show a topic's partitions (leader, replicas, ISR, offsets) and configs.
-    Describe { name: String },
+    Describe {
+        /// Topic name.
+        name: String,
+    },
     /// Add partitions and/or change configs.
     #[command(group(ArgGroup::new("change").required(true).multiple(true)
         .args(["partitions", "configs", "delete_configs"])))]
     Alter {
+        /// Topic name.
         name: String,
         /// The new, larger partition count.
         #[arg(long, short = 'p')]
@@ -59,7 +64,10 @@ enum TopicCommand {
         validate_only: bool,
     },
     /// Delete a topic and all its records.
-    Delete { name: String },
+    Delete {
+        /// Topic name.
+        name: String,
+    },
 }
 
 /// `KEY=VALUE`, split at the first `=`; the value may be empty or hold `=`.

@@ -21,6 +21,12 @@ pub(crate) const MAX_MESSAGE_SIZE: usize = 256 * 1024 * 1024;
 const STREAM_WINDOW: u32 = 16 * 1024 * 1024;
 const CONNECTION_WINDOW: u32 = 64 * 1024 * 1024;
 
+/// Largest HTTP/2 DATA frame the broker may send us. The default 16 KiB
+/// splits a 1 MiB fetch answer into 64 frames, each copied and woken for
+/// separately; 1 MiB frames took `perf consume` from ~500 to ~700 MB/s on
+/// loopback.
+const MAX_FRAME_SIZE: u32 = 1024 * 1024;
+
 /// How to reach the cluster. Knob names follow Kafka's client configs.
 ///
 /// ```
@@ -81,7 +87,8 @@ impl ClientConfig {
             .initial_stream_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)
             .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(20)))
+            .keep_alive_timeout(Duration::from_secs(20))
+            .max_frame_size(MAX_FRAME_SIZE))
     }
 
     pub(crate) fn validate(&self) -> Result<()> {

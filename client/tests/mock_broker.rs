@@ -463,3 +463,47 @@ async fn long_poll_wakes_on_new_records_and_stream_yields_them() {
     assert_eq!(values, ["r0", "r1", "r2"]);
     sending.await.unwrap();
 }
+
+#[tokio::test]
+async fn corrupt_batch_is_reported_and_can_be_skipped() {
+    let mock = MockBroker::start().await;
+    mock.create("t", 1);
+    let producer = producer(&mock, ProducerConfig::default()).await;
+    producer
+        .send(ProducerRecord::new("t", "before"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    // Two records, but the header claims three: the third does not decode.
+    let mut b = runnel_proto::batch::BatchBuilder::new();
+    b.push(0, None, Some(b"x"), &[]);
+    b.push(0, None, Some(b"y"), &[]);
+    let mut bad = b.build().unwrap().to_vec();
+    bad[57..61].copy_from_slice(&3i32.to_be_bytes());
+    mock.inject("t", 0, &bad);
+    producer
+        .send(ProducerRecord::new("t", "after"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    let mut consumer = consumer(&mock, ConsumerConfig::default()).await;
+    consumer.assign([("t", 0)]);
+    consumer.seek("t", 0, Offset::Earliest).await.unwrap();
+    let mut seen = Vec::new();
+    let err = loop {
+        match consumer.poll(Duration::from_secs(5)).await {
+            Ok(records) => seen.extend(records.into_iter().map(|r| r.offset)),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(seen, [0]);
+    assert!(matches!(err, Error::Codec { partition: 0, .. }), "{err}");
+    assert_eq!(err.code(), Some(ErrorCode::CorruptMessage));
+    assert_eq!(consumer.position("t", 0), Some(1), "stays at the bad batch");
+    consumer.seek("t", 0, Offset::At(3)).await.unwrap();
+    let records = poll_n(&mut consumer, 1).await;
+    assert_eq!(records[0].value.as_deref(), Some(&b"after"[..]));
+}

@@ -116,8 +116,10 @@ async fn long_poll_returns_when_data_arrives() {
         .await
         .unwrap();
 
-    let mut consumer_config = ConsumerConfig::default();
-    consumer_config.fetch_max_wait = Duration::from_secs(10);
+    let consumer_config = ConsumerConfig {
+        fetch_max_wait: Duration::from_secs(10),
+        ..Default::default()
+    };
     let mut consumer = Consumer::connect(config.clone(), consumer_config)
         .await
         .unwrap();

@@ -120,7 +120,6 @@ pub struct ValidatedRecords {
     max_timestamp: i64,
 }
 
-
 impl Log {
     /// Open the log in `dir` (created if missing), or start an empty one at
     /// offset 0.

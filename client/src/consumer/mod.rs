@@ -315,10 +315,9 @@ impl Consumer {
                 address: self.cluster.any().address.to_string(),
                 reason: format!("fetch task failed: {e}"),
             })??;
+            // `apply` starts the next fetch itself when records arrived.
             let (records, retry) = self.apply(fetched)?;
             if !records.is_empty() {
-                // Fetch ahead while the caller handles these.
-                self.start_fetch(self.config.fetch_max_wait);
                 return Ok(records);
             }
             let now = Instant::now();
@@ -475,12 +474,15 @@ impl Consumer {
         self.in_flight = Some(InFlight { handle });
     }
 
-    /// Decode a fetch's results, move positions, handle per-partition
-    /// errors. Returns the records and whether a partition asked to retry.
+    /// Handle a fetch's per-partition results: move positions past the
+    /// batches received (read from their headers alone), deal with errors,
+    /// start the next fetch, and only then decode the records, so the
+    /// broker works on the next fetch meanwhile. Returns the records and
+    /// whether a partition asked to back off.
     fn apply(&mut self, fetched: Vec<Fetched>) -> Result<(Vec<ConsumerRecord>, bool)> {
-        let mut records = Vec::new();
         let mut retry = false;
         let mut first_error = None;
+        let mut to_decode = Vec::new();
         for f in fetched {
             let Some(a) = self.assigned.get_mut(f.item.index) else {
                 continue;
@@ -496,16 +498,10 @@ impl Consumer {
             a.high_watermark = result.high_watermark;
             let error = Error::from_partition(&a.topic, a.partition, result.error.as_ref());
             let outcome = match error {
-                None => decode::decode(
-                    &a.topic,
-                    a.partition,
-                    f.item.offset,
-                    &result.records,
-                    &mut records,
-                )
-                .map(|next| {
+                None => decode::next_position(&a.topic, a.partition, &result.records).map(|next| {
                     if let Some(next) = next {
                         a.position = Some(next.max(f.item.offset));
+                        to_decode.push((f.item, result.records));
                     }
                 }),
                 Some(e) if e.code() == Some(ErrorCode::OffsetOutOfRange) => {
@@ -532,6 +528,27 @@ impl Consumer {
                 Some(e) => Err(e),
             };
             if let Err(e) = outcome {
+                first_error.get_or_insert(e);
+            }
+        }
+        if !to_decode.is_empty() && first_error.is_none() {
+            // Fetch ahead while these are decoded and handled.
+            self.start_fetch(self.config.fetch_max_wait);
+        }
+        let mut records = Vec::new();
+        for (item, data) in to_decode {
+            let decoded = decode::decode(
+                &item.topic,
+                item.partition,
+                item.offset,
+                &data,
+                &mut records,
+            );
+            if let Err((e, resume)) = decoded {
+                // Return what came before the bad batch, then report it and
+                // stay there; the caller may seek past it.
+                self.assigned[item.index].position = Some(resume);
+                self.cancel_fetch();
                 first_error.get_or_insert(e);
             }
         }

@@ -102,7 +102,10 @@ async fn produce(shared: &Shared, req: &Request) -> Result<ProduceResponse> {
         };
         match topics.iter_mut().find(|t| t.topic == pb.topic) {
             Some(t) => t.partitions.push(data),
-            None => topics.push(TopicBody { topic: pb.topic.clone(), partitions: vec![data] }),
+            None => topics.push(TopicBody {
+                topic: pb.topic.clone(),
+                partitions: vec![data],
+            }),
         }
     }
     let timeout = shared.config.request_timeout;
@@ -112,7 +115,12 @@ async fn produce(shared: &Shared, req: &Request) -> Result<ProduceResponse> {
         timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
     };
     let conn = shared.cluster.conn(req.broker).await;
-    conn.call("Produce", timeout, wire::produce(conn.channel(), body, timeout)).await
+    conn.call(
+        "Produce",
+        timeout,
+        wire::produce(conn.channel(), body, timeout),
+    )
+    .await
 }
 
 fn partition_result(response: &ProduceResponse, topic: &str, partition: u32) -> Result<BatchAck> {

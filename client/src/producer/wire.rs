@@ -195,10 +195,18 @@ pub(crate) async fn produce(
     let mut grpc = tonic::client::Grpc::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
-    grpc.ready().await.map_err(|e| tonic::Status::unavailable(format!("service was not ready: {e}")))?;
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(format!("service was not ready: {e}")))?;
     let mut req = request(body, timeout);
-    req.extensions_mut().insert(tonic::GrpcMethod::new("runnel.v1.Broker", "Produce"));
-    grpc.unary(req, PathAndQuery::from_static("/runnel.v1.Broker/Produce"), ProduceCodec).await
+    req.extensions_mut()
+        .insert(tonic::GrpcMethod::new("runnel.v1.Broker", "Produce"));
+    grpc.unary(
+        req,
+        PathAndQuery::from_static("/runnel.v1.Broker/Produce"),
+        ProduceCodec,
+    )
+    .await
 }
 
 #[cfg(test)]
@@ -216,12 +224,24 @@ mod tests {
                     partitions: vec![
                         PartitionBody {
                             partition: partition0,
-                            batches: vec![Bytes::from(vec![1u8; 300]), Bytes::from_static(b"second")],
+                            batches: vec![
+                                Bytes::from(vec![1u8; 300]),
+                                Bytes::from_static(b"second"),
+                            ],
                         },
-                        PartitionBody { partition: 7, batches: vec![Bytes::from(vec![2u8; 70_000])] },
+                        PartitionBody {
+                            partition: 7,
+                            batches: vec![Bytes::from(vec![2u8; 70_000])],
+                        },
                     ],
                 },
-                TopicBody { topic: "t2".into(), partitions: vec![PartitionBody { partition: 1, batches: vec![] }] },
+                TopicBody {
+                    topic: "t2".into(),
+                    partitions: vec![PartitionBody {
+                        partition: 1,
+                        batches: vec![],
+                    }],
+                },
             ],
             acks,
             timeout_ms,
@@ -238,7 +258,10 @@ mod tests {
                     partitions: t
                         .partitions
                         .iter()
-                        .map(|p| PartitionProduceData { partition: p.partition, records: p.batches.concat().into() })
+                        .map(|p| PartitionProduceData {
+                            partition: p.partition,
+                            records: p.batches.concat().into(),
+                        })
                         .collect(),
                 })
                 .collect(),
@@ -250,7 +273,11 @@ mod tests {
 
     #[test]
     fn encoding_is_prosts_encoding_of_the_concatenated_request() {
-        for b in [body(0, 0, 0), body(3, Acks::All as i32, 30_000), body(1, Acks::None as i32, 0)] {
+        for b in [
+            body(0, 0, 0),
+            body(3, Acks::All as i32, 30_000),
+            body(1, Acks::None as i32, 0),
+        ] {
             let mut buf = Vec::new();
             b.encode(&mut buf);
             assert_eq!(buf.len(), b.encoded_len());

@@ -129,6 +129,19 @@ impl MockBroker {
         p.log_start = offset;
     }
 
+    /// Append `batch` as is (no validation), at the end of the log.
+    pub fn inject(&self, topic: &str, partition: u32, batch: &[u8]) {
+        let mut st = self.state.lock().unwrap();
+        let p = &mut st.topics.get_mut(topic).unwrap().partitions[partition as usize];
+        let header = runnel_proto::batch::BatchHeader::parse(batch).unwrap();
+        let mut stamped = BytesMut::from(batch);
+        set_base_offset(&mut stamped, p.next);
+        p.batches.push((p.next, stamped.freeze()));
+        p.next += i64::from(header.last_offset_delta) + 1;
+        drop(st);
+        self.appended.notify_waiters();
+    }
+
     pub fn end_offset(&self, topic: &str, partition: u32) -> i64 {
         self.state.lock().unwrap().topics[topic].partitions[partition as usize].next
     }
@@ -203,7 +216,12 @@ impl MockBroker {
         }
         let mut out = BytesMut::new();
         for (base, b) in &p.batches {
-            let last = base + i64::from(validate_batch(b).unwrap().last_offset_delta);
+            let last = base
+                + i64::from(
+                    runnel_proto::batch::BatchHeader::parse(b)
+                        .unwrap()
+                        .last_offset_delta,
+                );
             if last < offset {
                 continue;
             }
