@@ -48,6 +48,7 @@ async fn run(args: BrokerArgs) -> Result<(), Box<dyn std::error::Error>> {
     })?;
     let (grpc_addr, http_addr) = (grpc.local_addr()?, http.local_addr()?);
     let data_dir = config.data_dir.clone();
+    let shutdown = shutdown_signal()?;
     let broker = Broker::open(config).await?;
     // One machine-readable line on stdout: scripts and tests started with
     // port 0 learn the real ports from it.
@@ -55,28 +56,22 @@ async fn run(args: BrokerArgs) -> Result<(), Box<dyn std::error::Error>> {
         "runnel-broker ready grpc={grpc_addr} http={http_addr} data-dir={}",
         data_dir.display()
     );
-    broker.serve(grpc, http, shutdown_signal()).await?;
+    broker.serve(grpc, http, shutdown).await?;
     Ok(())
 }
 
-/// Resolves on SIGTERM (Kubernetes, systemd) or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Resolves on SIGTERM (Kubernetes, systemd) or SIGINT (Ctrl-C). The
+/// handlers are installed when this is called, not when the future is first
+/// polled, so a signal that arrives right after the ready line is not lost
+/// to the default action (which would skip the clean shutdown).
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
+    })
 }
