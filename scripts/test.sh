@@ -7,20 +7,9 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# --- system packages --------------------------------------------------------
-# Debian packages the tests use, as "binary:package" pairs.
-need=()
-for pair in "iperf3:iperf3"; do
-  bin=${pair%%:*} pkg=${pair##*:}
-  command -v "$bin" >/dev/null 2>&1 || need+=("$pkg")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  step "installing ${need[*]}"
-  sudo_cmd=""
-  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+# --- tools ------------------------------------------------------------------
+# No system packages are needed yet: protobuf is compiled by the pure-Rust
+# protox, so no protoc. (Cluster-mode tests will add Debian's etcd-server here.)
 if ! cargo nextest --version >/dev/null 2>&1; then
   step "installing cargo-nextest"
   cargo install --locked cargo-nextest
