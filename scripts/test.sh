@@ -8,8 +8,12 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 
 # --- tools ------------------------------------------------------------------
-# No system packages are needed yet: protobuf is compiled by the pure-Rust
-# protox, so no protoc. (Cluster-mode tests will add Debian's etcd-server here.)
+# System packages, as "binary:package" pairs: a real etcd for the cluster-mode
+# tests (tests/src/etcd.rs), and protoc for etcd-client's build script (our own
+# protos are compiled by the pure-Rust protox).
+source scripts/lib.sh
+ensure_packages etcd:etcd-server protoc:protobuf-compiler
+
 if ! cargo nextest --version >/dev/null 2>&1; then
   step "installing cargo-nextest"
   cargo install --locked cargo-nextest

@@ -5,6 +5,10 @@
 //! directory the test owns, and can `kill -9`, terminate or restart it.
 //! Tests live in `tests/tests/`; they need the workspace binaries built
 //! (`cargo build --bins`, which `scripts/test.sh` does).
+//!
+//! [`etcd::EtcdProcess`] does the same for a real etcd (cluster-mode tests).
+
+pub mod etcd;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};

@@ -68,6 +68,30 @@ fn decode_entry(key: &str, raw: &[u8]) -> Result<KeyValue> {
     })
 }
 
+/// etcd refuses a transaction that writes one key twice (two puts, a put
+/// and a delete, or a put inside a deleted prefix); so do we, so the two
+/// stores accept the same transactions.
+fn check_distinct_keys(ops: &[Op]) -> Result<()> {
+    let mut keys = std::collections::HashSet::new();
+    let mut prefixes = Vec::new();
+    for op in ops {
+        match op {
+            Op::Put(key, _) | Op::Delete(key) => {
+                if !keys.insert(key.as_str()) {
+                    return Err(meta_err("duplicate key given in txn request", key));
+                }
+            }
+            Op::DeletePrefix(prefix) => prefixes.push(prefix.as_str()),
+        }
+    }
+    for prefix in prefixes {
+        if let Some(key) = keys.iter().find(|k| k.starts_with(prefix)) {
+            return Err(meta_err("duplicate key given in txn request", key));
+        }
+    }
+    Ok(())
+}
+
 impl EmbeddedStore {
     /// Open (or create) `<dir>/metadata.redb`.
     pub fn open(dir: &Path) -> Result<Self> {
@@ -154,6 +178,7 @@ impl EmbeddedStore {
                     vec![],
                 ));
             }
+            check_distinct_keys(ops)?;
             let rev = current + 1;
             for op in ops {
                 match op {
@@ -202,6 +227,17 @@ impl EmbeddedStore {
                         }
                     }
                 }
+            }
+            if events.is_empty() {
+                // Nothing changed (deletes of absent keys): like etcd, the
+                // revision stays; dropping `txn` aborts it.
+                return Ok((
+                    TxnOutcome {
+                        succeeded: true,
+                        revision: current,
+                    },
+                    vec![],
+                ));
             }
             meta.insert(REVISION, rev)
                 .map_err(|e| meta_err("revision", e))?;

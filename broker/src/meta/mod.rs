@@ -3,17 +3,18 @@
 //! [`MetadataStore`] is a small etcd-shaped key-value interface: keys with
 //! revisions, compare-and-swap transactions and prefix watches. Two
 //! implementations share it: [`embedded::EmbeddedStore`] (redb, one process,
-//! the single-node default) and, with cluster mode, etcd. Everything above
+//! the single-node default) and [`etcd::EtcdStore`] (cluster mode). Everything above
 //! this module (topics, partition state) talks only to the trait, so the
 //! single-node broker and a cluster store the same keys — see [`keys`] and
 //! `docs/metadata.md`.
 
 pub mod embedded;
+pub mod etcd;
 pub mod keys;
 pub mod records;
 
 use async_trait::async_trait;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::Result;
 
@@ -73,7 +74,17 @@ impl WatchEvent {
 /// A stream of changes under one prefix.
 pub struct Watch {
     prefix: String,
-    rx: broadcast::Receiver<WatchEvent>,
+    source: Source,
+}
+
+/// Where a [`Watch`]'s events come from.
+enum Source {
+    /// A store-wide fan-out channel, filtered here by prefix (embedded store).
+    Broadcast(broadcast::Receiver<WatchEvent>),
+    /// Events already filtered by the store, fed by a background task that
+    /// stops when this receiver is dropped (etcd). An `Err` item ends the
+    /// watch.
+    Channel(mpsc::Receiver<Result<WatchEvent>>),
 }
 
 impl std::fmt::Debug for Watch {
@@ -89,25 +100,43 @@ impl Watch {
     pub fn new(prefix: &str, rx: broadcast::Receiver<WatchEvent>) -> Self {
         Watch {
             prefix: prefix.to_owned(),
-            rx,
+            source: Source::Broadcast(rx),
+        }
+    }
+
+    /// A watch fed by a task that already filters to `prefix`. The task sends
+    /// `Err` once when the watch breaks and should stop when `rx` is dropped
+    /// ([`mpsc::Sender::closed`]).
+    pub fn from_channel(prefix: &str, rx: mpsc::Receiver<Result<WatchEvent>>) -> Self {
+        Watch {
+            prefix: prefix.to_owned(),
+            source: Source::Channel(rx),
         }
     }
 
     /// The next change under the prefix. `Err` means events were missed (the
-    /// watcher fell behind) or the store closed: re-read with
-    /// [`MetadataStore::range`] and watch again.
+    /// watcher fell behind, or lost its connection) or the store closed:
+    /// re-read with [`MetadataStore::range`] and watch again.
     pub async fn next(&mut self) -> Result<WatchEvent> {
-        loop {
-            match self.rx.recv().await {
-                Ok(event) if event.key().starts_with(&self.prefix) => return Ok(event),
-                Ok(_) => continue,
-                Err(e) => {
-                    return Err(crate::Error::Metadata(format!(
-                        "watch on {}: {e}",
-                        self.prefix
-                    )));
+        match &mut self.source {
+            Source::Broadcast(rx) => loop {
+                match rx.recv().await {
+                    Ok(event) if event.key().starts_with(&self.prefix) => return Ok(event),
+                    Ok(_) => continue,
+                    Err(e) => {
+                        return Err(crate::Error::Metadata(format!(
+                            "watch on {}: {e}",
+                            self.prefix
+                        )));
+                    }
                 }
-            }
+            },
+            Source::Channel(rx) => rx.recv().await.unwrap_or_else(|| {
+                Err(crate::Error::Metadata(format!(
+                    "watch on {}: closed",
+                    self.prefix
+                )))
+            }),
         }
     }
 }
@@ -122,7 +151,10 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn range(&self, prefix: &str) -> Result<Vec<KeyValue>>;
     /// Apply `ops` atomically if every compare holds.
     async fn txn(&self, compares: Vec<Compare>, ops: Vec<Op>) -> Result<TxnOutcome>;
-    /// Changes to keys under `prefix` from now on.
+    /// Changes to keys under `prefix` from now on. A store may also deliver
+    /// changes committed shortly before the call (etcd starts at the last
+    /// revision this client saw), never fewer; compare `mod_revision` with
+    /// what you read to skip them.
     fn watch(&self, prefix: &str) -> Watch;
 
     /// Unconditional put.
