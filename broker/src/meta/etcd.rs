@@ -11,8 +11,9 @@
 //!   says "absent" in etcd's own words and is what etcd's clients use.
 //! - etcd refuses a transaction that writes the same key twice (two puts, or a
 //!   put inside a deleted prefix) with "duplicate key given in txn request";
-//!   the embedded store applies such ops in order. Nothing in the broker
-//!   writes such transactions; the error names the endpoint if one does.
+//!   the embedded store refuses the same transactions, so both accept
+//!   exactly the same ones (`tests/tests/etcd_store.rs` runs one suite
+//!   against both).
 //!
 //! Connection loss: the underlying gRPC channel reconnects by itself, so a
 //! call made after etcd is back succeeds without rebuilding the store. While
