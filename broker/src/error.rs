@@ -60,6 +60,12 @@ pub enum Error {
     /// The embedded or external metadata store failed.
     #[error("metadata store: {0}")]
     Metadata(String),
+    /// A metadata lease (etcd's) expired, was revoked or never existed: the
+    /// keys attached to it are deleted by the store.
+    #[error(
+        "metadata lease {lease:x} has expired or was revoked, and the keys attached to it are deleted; grant a new lease and write them again"
+    )]
+    LeaseExpired { lease: i64 },
 
     // ------------------------------------------------------------ requests
     /// The topic name breaks Kafka's naming rules.

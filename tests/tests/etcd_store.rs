@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use runnel_broker::meta::embedded::EmbeddedStore;
 use runnel_broker::meta::etcd::EtcdStore;
-use runnel_broker::meta::{Compare, MetadataStore, Op, Watch, WatchEvent};
+use runnel_broker::meta::{Compare, LeaseId, MetadataStore, Op, Watch, WatchEvent};
 use runnel_tests::etcd::EtcdProcess;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -43,6 +43,21 @@ fn put(key: &str, value: &[u8]) -> Op {
 
 fn mod_rev(key: &str, revision: i64) -> Compare {
     Compare::ModRevision(key.to_owned(), revision)
+}
+
+fn put_leased(key: &str, value: &[u8], lease: LeaseId) -> Op {
+    Op::PutWithLease(key.to_owned(), value.to_vec(), lease)
+}
+
+/// `result` failed with `LeaseExpired` naming `lease`.
+fn assert_lease_expired<T: std::fmt::Debug>(
+    result: runnel_broker::Result<T>,
+    lease: LeaseId,
+) -> Result<()> {
+    match result {
+        Err(runnel_broker::Error::LeaseExpired { lease: l }) if l == lease.get() => Ok(()),
+        other => bail!("expected LeaseExpired for lease {lease}, got {other:?}"),
+    }
 }
 
 // ------------------------------------------------------------ the suite
@@ -325,6 +340,150 @@ async fn watch(store: &dyn MetadataStore) -> Result<()> {
     Ok(())
 }
 
+/// A key put with a lease carries it; keep-alives keep it past the TTL; once
+/// they stop, the store deletes it within the TTL (etcd checks expiry every
+/// 500 ms and raises a 1 s TTL to its 2 s minimum) and watchers see it.
+async fn lease_keep_alive_and_expiry(store: &dyn MetadataStore) -> Result<()> {
+    let mut watch = store.watch("/reg/");
+    let lease = store.grant_lease(Duration::from_secs(1)).await?;
+    let put = store
+        .txn(vec![], vec![put_leased("/reg/1", b"me", lease)])
+        .await?;
+    assert!(put.succeeded);
+    let kv = store.get("/reg/1").await?.context("/reg/1")?;
+    assert_eq!((kv.lease, kv.mod_revision), (Some(lease), put.revision));
+    match next_event(&mut watch).await? {
+        WatchEvent::Put(kv) => assert_eq!((kv.key.as_str(), kv.lease), ("/reg/1", Some(lease))),
+        other => bail!("expected put of /reg/1, got {other:?}"),
+    }
+
+    // Keep it alive for longer than its TTL.
+    let ttl = store.keep_alive(lease).await?;
+    ensure!(ttl >= Duration::from_secs(1), "ttl {ttl:?}");
+    let kept_until = Instant::now() + ttl + Duration::from_millis(500);
+    while Instant::now() < kept_until {
+        tokio::time::sleep(ttl / 4).await;
+        assert_eq!(store.keep_alive(lease).await?, ttl);
+    }
+    assert!(store.get("/reg/1").await?.is_some(), "kept alive");
+
+    // Stop: the key goes within the TTL plus the store's expiry tick.
+    let stopped = Instant::now();
+    let deadline = stopped + ttl + Duration::from_secs(3);
+    while store.get("/reg/1").await?.is_some() {
+        ensure!(Instant::now() < deadline, "leased key outlived its lease");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ensure!(stopped.elapsed() >= ttl.saturating_sub(Duration::from_millis(100)));
+    match next_event(&mut watch).await? {
+        WatchEvent::Delete { key, mod_revision } => {
+            assert_eq!(key, "/reg/1");
+            ensure!(mod_revision > put.revision);
+        }
+        other => bail!("expected delete of /reg/1, got {other:?}"),
+    }
+    assert_lease_expired(store.keep_alive(lease).await, lease)?;
+    Ok(())
+}
+
+/// Revoking deletes every key attached to the lease at once (watchers see
+/// it), not keys detached by a plain put; the lease is then dead for
+/// keep-alives and puts, and revoking it again is fine.
+async fn lease_revoke(store: &dyn MetadataStore) -> Result<()> {
+    let mut watch = store.watch("/reg/");
+    let lease = store.grant_lease(Duration::from_secs(60)).await?;
+    store
+        .txn(
+            vec![],
+            vec![
+                put_leased("/reg/a", b"a", lease),
+                put_leased("/reg/b", b"b", lease),
+                put_leased("/reg/detached", b"d", lease),
+            ],
+        )
+        .await?;
+    // Like etcd: a put without a lease detaches the key from its lease.
+    store.put("/reg/detached", b"plain".to_vec()).await?;
+    store.put("/reg/plain", b"p".to_vec()).await?;
+    assert_eq!(
+        store.get("/reg/detached").await?.context("detached")?.lease,
+        None
+    );
+    let before = revision(store).await?;
+
+    store.revoke_lease(lease).await?;
+    let left: Vec<_> = store
+        .range("/reg/")
+        .await?
+        .into_iter()
+        .map(|kv| kv.key)
+        .collect();
+    assert_eq!(left, ["/reg/detached", "/reg/plain"]);
+    assert_eq!(
+        revision(store).await?,
+        before + 1,
+        "one revision for the revoke"
+    );
+
+    let mut deleted = Vec::new();
+    while deleted.len() < 2 {
+        if let WatchEvent::Delete { key, mod_revision } = next_event(&mut watch).await? {
+            assert_eq!(mod_revision, before + 1);
+            deleted.push(key);
+        }
+    }
+    deleted.sort();
+    assert_eq!(deleted, ["/reg/a", "/reg/b"]);
+
+    assert_lease_expired(store.keep_alive(lease).await, lease)?;
+    assert_lease_expired(
+        store
+            .txn(vec![], vec![put_leased("/reg/a", b"again", lease)])
+            .await,
+        lease,
+    )?;
+    store.revoke_lease(lease).await?;
+    assert_eq!(revision(store).await?, before + 1);
+    Ok(())
+}
+
+/// A put attached to a lease that does not exist fails the whole transaction:
+/// nothing is written. A refused compare is checked first (no error then).
+async fn lease_unknown(store: &dyn MetadataStore) -> Result<()> {
+    let start = revision(store).await?;
+    let unknown = LeaseId(0x5eed_0000_0001);
+    assert_lease_expired(
+        store
+            .txn(
+                vec![],
+                vec![
+                    put("/u/plain", b"p"),
+                    put_leased("/u/leased", b"l", unknown),
+                ],
+            )
+            .await,
+        unknown,
+    )?;
+    assert!(
+        store.range("/u/").await?.is_empty(),
+        "a refused txn writes nothing"
+    );
+    assert_eq!(revision(store).await?, start);
+
+    let refused = store
+        .txn(
+            vec![mod_rev("/u/plain", 1)],
+            vec![put_leased("/u/leased", b"l", unknown)],
+        )
+        .await?;
+    assert!(!refused.succeeded);
+    assert_eq!(refused.revision, start);
+
+    assert_lease_expired(store.keep_alive(unknown).await, unknown)?;
+    store.revoke_lease(unknown).await?;
+    Ok(())
+}
+
 /// Run each property against a fresh embedded store and a fresh etcd.
 macro_rules! both_stores {
     ($($name:ident),* $(,)?) => {
@@ -362,6 +521,9 @@ both_stores!(
     range_order,
     no_op_and_duplicate_key_txns,
     watch,
+    lease_keep_alive_and_expiry,
+    lease_revoke,
+    lease_unknown,
 );
 
 // ------------------------------------------------------------ etcd only

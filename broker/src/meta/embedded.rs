@@ -7,15 +7,27 @@
 //!
 //! Revisions follow etcd: one store-wide counter bumped by every successful
 //! write transaction; each key remembers its create and mod revision.
+//!
+//! Leases follow etcd too, but live in memory only (`meta/lease.rs`): a
+//! lease cannot outlive this process. Which key is attached to which lease is
+//! persisted (table `leased`), so that opening the store deletes every such
+//! key — the process that kept their leases alive is gone. While the store is
+//! open a background task deletes the keys of leases that were not kept alive
+//! within their TTL; it starts with the first lease and stops when the store
+//! is dropped.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
 use tokio::sync::broadcast;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
 
-use super::{Compare, KeyValue, MetadataStore, Op, TxnOutcome, Watch, WatchEvent};
+use super::lease::LeaseTable;
+use super::{Compare, KeyValue, LeaseId, MetadataStore, Op, TxnOutcome, Watch, WatchEvent};
 use crate::{Error, Result};
 
 /// The store's file inside the data directory.
@@ -23,6 +35,9 @@ pub const FILE_NAME: &str = "metadata.redb";
 
 /// key -> create_revision (8 bytes LE) ++ mod_revision (8 bytes LE) ++ value.
 const KV: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("kv");
+/// key -> the lease it is attached to, for keys put with a lease. A separate
+/// table keeps `kv` entries in the format older stores wrote.
+const LEASED: TableDefinition<'_, &str, i64> = TableDefinition::new("leased");
 /// "revision" -> the store revision.
 const META: TableDefinition<'_, &str, i64> = TableDefinition::new("meta");
 const REVISION: &str = "revision";
@@ -30,10 +45,28 @@ const REVISION: &str = "revision";
 /// Watch fan-out capacity; a watcher further behind re-reads with `range`.
 const WATCH_BUFFER: usize = 1024;
 
+/// How long the lease sweeper waits after a failed sweep before it retries.
+const SWEEP_RETRY: Duration = Duration::from_secs(1);
+
 /// redb-backed metadata for a single broker.
 pub struct EmbeddedStore {
     db: Arc<Database>,
     events: broadcast::Sender<WatchEvent>,
+    leases: Arc<LeaseTable>,
+    /// The lease sweeper, once a lease was granted; aborted on drop.
+    sweeper: Mutex<Option<AbortHandle>>,
+}
+
+impl Drop for EmbeddedStore {
+    fn drop(&mut self) {
+        let sweeper = self
+            .sweeper
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(sweeper) = sweeper.take() {
+            sweeper.abort();
+        }
+    }
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -54,7 +87,7 @@ fn encode_entry(create: i64, modr: i64, value: &[u8]) -> Vec<u8> {
     out
 }
 
-fn decode_entry(key: &str, raw: &[u8]) -> Result<KeyValue> {
+fn decode_entry(key: &str, raw: &[u8], lease: Option<LeaseId>) -> Result<KeyValue> {
     if raw.len() < 16 {
         return Err(meta_err("corrupt entry", key));
     }
@@ -65,7 +98,16 @@ fn decode_entry(key: &str, raw: &[u8]) -> Result<KeyValue> {
         value: raw[16..].to_vec(),
         create_revision: create,
         mod_revision: modr,
+        lease,
     })
+}
+
+/// The lease `key` is attached to, if any.
+fn lease_of(leased: &impl ReadableTable<&'static str, i64>, key: &str) -> Result<Option<LeaseId>> {
+    Ok(leased
+        .get(key)
+        .map_err(|e| meta_err("get lease", e))?
+        .map(|v| LeaseId(v.value())))
 }
 
 /// etcd refuses a transaction that writes one key twice (two puts, a put
@@ -76,7 +118,7 @@ fn check_distinct_keys(ops: &[Op]) -> Result<()> {
     let mut prefixes = Vec::new();
     for op in ops {
         match op {
-            Op::Put(key, _) | Op::Delete(key) => {
+            Op::Put(key, _) | Op::PutWithLease(key, _, _) | Op::Delete(key) => {
                 if !keys.insert(key.as_str()) {
                     return Err(meta_err("duplicate key given in txn request", key));
                 }
@@ -110,24 +152,45 @@ impl EmbeddedStore {
         let txn = db.begin_write().map_err(|e| meta_err("begin", e))?;
         txn.open_table(KV).map_err(|e| meta_err("open kv", e))?;
         txn.open_table(META).map_err(|e| meta_err("open meta", e))?;
+        txn.open_table(LEASED)
+            .map_err(|e| meta_err("open leased", e))?;
         txn.commit().map_err(|e| meta_err("commit", e))?;
+        // No lease is live in a new process: delete every leased key.
+        let leases = Arc::new(LeaseTable::new());
+        let orphans = Self::sweep_blocking(&db, &leases, Instant::now())?;
+        if !orphans.is_empty() {
+            tracing::info!(
+                keys = orphans.len(),
+                "deleted metadata keys whose leases ended with the previous process"
+            );
+        }
         let (events, _) = broadcast::channel(WATCH_BUFFER);
         Ok(EmbeddedStore {
             db: Arc::new(db),
             events,
+            leases,
+            sweeper: Mutex::new(None),
         })
     }
 
     fn get_blocking(db: &Database, key: &str) -> Result<Option<KeyValue>> {
         let txn = db.begin_read().map_err(|e| meta_err("begin read", e))?;
         let table = txn.open_table(KV).map_err(|e| meta_err("open kv", e))?;
+        let leased = txn
+            .open_table(LEASED)
+            .map_err(|e| meta_err("open leased", e))?;
         let found = table.get(key).map_err(|e| meta_err("get", e))?;
-        found.map(|v| decode_entry(key, v.value())).transpose()
+        found
+            .map(|v| decode_entry(key, v.value(), lease_of(&leased, key)?))
+            .transpose()
     }
 
     fn range_blocking(db: &Database, prefix: &str) -> Result<Vec<KeyValue>> {
         let txn = db.begin_read().map_err(|e| meta_err("begin read", e))?;
         let table = txn.open_table(KV).map_err(|e| meta_err("open kv", e))?;
+        let leased = txn
+            .open_table(LEASED)
+            .map_err(|e| meta_err("open leased", e))?;
         let mut out = Vec::new();
         for item in table.range(prefix..).map_err(|e| meta_err("range", e))? {
             let (k, v) = item.map_err(|e| meta_err("range", e))?;
@@ -135,13 +198,16 @@ impl EmbeddedStore {
             if !key.starts_with(prefix) {
                 break;
             }
-            out.push(decode_entry(key, v.value())?);
+            out.push(decode_entry(key, v.value(), lease_of(&leased, key)?)?);
         }
         Ok(out)
     }
 
+    /// `now` comes from the async caller: the lease clock is tokio's.
     fn txn_blocking(
         db: &Database,
+        leases: &LeaseTable,
+        now: Instant,
         compares: &[Compare],
         ops: &[Op],
     ) -> Result<(TxnOutcome, Vec<WatchEvent>)> {
@@ -150,13 +216,16 @@ impl EmbeddedStore {
         let outcome = {
             let mut kv = txn.open_table(KV).map_err(|e| meta_err("open kv", e))?;
             let mut meta = txn.open_table(META).map_err(|e| meta_err("open meta", e))?;
+            let mut leased = txn
+                .open_table(LEASED)
+                .map_err(|e| meta_err("open leased", e))?;
             let current = meta
                 .get(REVISION)
                 .map_err(|e| meta_err("revision", e))?
                 .map_or(0, |v| v.value());
             for Compare::ModRevision(key, expected) in compares {
                 let actual = match kv.get(key.as_str()).map_err(|e| meta_err("get", e))? {
-                    Some(v) => decode_entry(key, v.value())?.mod_revision,
+                    Some(v) => decode_entry(key, v.value(), None)?.mod_revision,
                     None => 0,
                 };
                 if actual != *expected {
@@ -179,29 +248,45 @@ impl EmbeddedStore {
                 ));
             }
             check_distinct_keys(ops)?;
+            // Checked inside the write transaction: a lease the sweeper has
+            // dropped cannot gain a key it would miss.
+            for op in ops {
+                if let Op::PutWithLease(_, _, lease) = op
+                    && !leases.is_alive(*lease, now)
+                {
+                    return Err(Error::LeaseExpired { lease: lease.get() });
+                }
+            }
             let rev = current + 1;
             for op in ops {
                 match op {
-                    Op::Put(key, value) => {
+                    Op::Put(key, value) | Op::PutWithLease(key, value, _) => {
+                        let lease = match op {
+                            Op::PutWithLease(_, _, lease) => Some(*lease),
+                            _ => None,
+                        };
                         let create = match kv.get(key.as_str()).map_err(|e| meta_err("get", e))? {
-                            Some(v) => decode_entry(key, v.value())?.create_revision,
+                            Some(v) => decode_entry(key, v.value(), None)?.create_revision,
                             None => rev,
                         };
                         kv.insert(key.as_str(), encode_entry(create, rev, value).as_slice())
                             .map_err(|e| meta_err("put", e))?;
+                        // Like etcd, a put replaces the key's lease (or detaches it).
+                        match lease {
+                            Some(lease) => leased.insert(key.as_str(), lease.get()).map(drop),
+                            None => leased.remove(key.as_str()).map(drop),
+                        }
+                        .map_err(|e| meta_err("put lease", e))?;
                         events.push(WatchEvent::Put(KeyValue {
                             key: key.clone(),
                             value: value.clone(),
                             create_revision: create,
                             mod_revision: rev,
+                            lease,
                         }));
                     }
                     Op::Delete(key) => {
-                        if kv
-                            .remove(key.as_str())
-                            .map_err(|e| meta_err("delete", e))?
-                            .is_some()
-                        {
+                        if remove_key(&mut kv, &mut leased, key)? {
                             events.push(WatchEvent::Delete {
                                 key: key.clone(),
                                 mod_revision: rev,
@@ -219,7 +304,7 @@ impl EmbeddedStore {
                             .collect::<Result<_, _>>()
                             .map_err(|e| meta_err("range", e))?;
                         for key in doomed {
-                            kv.remove(key.as_str()).map_err(|e| meta_err("delete", e))?;
+                            remove_key(&mut kv, &mut leased, &key)?;
                             events.push(WatchEvent::Delete {
                                 key,
                                 mod_revision: rev,
@@ -250,6 +335,84 @@ impl EmbeddedStore {
         Ok((outcome, events))
     }
 
+    /// Forget leases past their deadline and delete every key attached to a
+    /// lease that is not live (expired, revoked, or from a previous process),
+    /// in one transaction at one revision. Returns the delete events.
+    fn sweep_blocking(db: &Database, leases: &LeaseTable, now: Instant) -> Result<Vec<WatchEvent>> {
+        leases.remove_expired(now);
+        let txn = db.begin_write().map_err(|e| meta_err("begin write", e))?;
+        let mut events = Vec::new();
+        {
+            let mut kv = txn.open_table(KV).map_err(|e| meta_err("open kv", e))?;
+            let mut meta = txn.open_table(META).map_err(|e| meta_err("open meta", e))?;
+            let mut leased = txn
+                .open_table(LEASED)
+                .map_err(|e| meta_err("open leased", e))?;
+            let doomed: Vec<String> = leased
+                .iter()
+                .map_err(|e| meta_err("scan leased", e))?
+                .filter_map(|item| match item {
+                    Ok((k, lease)) => (!leases.is_alive(LeaseId(lease.value()), now))
+                        .then(|| Ok(k.value().to_owned())),
+                    Err(e) => Some(Err(meta_err("scan leased", e))),
+                })
+                .collect::<Result<_>>()?;
+            if doomed.is_empty() {
+                // Dropping `txn` aborts it: nothing changed.
+                return Ok(events);
+            }
+            let rev = meta
+                .get(REVISION)
+                .map_err(|e| meta_err("revision", e))?
+                .map_or(0, |v| v.value())
+                + 1;
+            for key in doomed {
+                remove_key(&mut kv, &mut leased, &key)?;
+                events.push(WatchEvent::Delete {
+                    key,
+                    mod_revision: rev,
+                });
+            }
+            meta.insert(REVISION, rev)
+                .map_err(|e| meta_err("revision", e))?;
+        }
+        txn.commit().map_err(|e| meta_err("commit", e))?;
+        Ok(events)
+    }
+
+    /// Run [`Self::sweep_blocking`] off the async workers and tell watchers.
+    async fn sweep(
+        db: Arc<Database>,
+        leases: Arc<LeaseTable>,
+        events: &broadcast::Sender<WatchEvent>,
+    ) -> Result<()> {
+        let now = Instant::now();
+        let deleted = tokio::task::spawn_blocking(move || Self::sweep_blocking(&db, &leases, now))
+            .await
+            .map_err(|e| meta_err("worker", e))??;
+        for event in deleted {
+            // No receivers is fine: nobody is watching.
+            let _ = events.send(event);
+        }
+        Ok(())
+    }
+
+    /// Start the lease sweeper unless it runs already.
+    fn start_sweeper(&self) {
+        let mut sweeper = self
+            .sweeper
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if sweeper.is_none() {
+            let task = tokio::spawn(sweep_loop(
+                Arc::downgrade(&self.db),
+                self.leases.clone(),
+                self.events.clone(),
+            ));
+            *sweeper = Some(task.abort_handle());
+        }
+    }
+
     /// Run blocking redb work off the async workers: commits fsync.
     async fn blocking<T: Send + 'static>(
         &self,
@@ -276,8 +439,10 @@ impl MetadataStore for EmbeddedStore {
     }
 
     async fn txn(&self, compares: Vec<Compare>, ops: Vec<Op>) -> Result<TxnOutcome> {
+        let leases = self.leases.clone();
+        let now = Instant::now();
         let (outcome, events) = self
-            .blocking(move |db| Self::txn_blocking(db, &compares, &ops))
+            .blocking(move |db| Self::txn_blocking(db, &leases, now, &compares, &ops))
             .await?;
         for event in events {
             // No receivers is fine: nobody is watching.
@@ -289,6 +454,67 @@ impl MetadataStore for EmbeddedStore {
     fn watch(&self, prefix: &str) -> Watch {
         // One store-wide channel, filtered per watcher: single-node watchers are few.
         Watch::new(prefix, self.events.subscribe())
+    }
+
+    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId> {
+        self.start_sweeper();
+        Ok(self.leases.grant(ttl, Instant::now()))
+    }
+
+    async fn keep_alive(&self, lease: LeaseId) -> Result<Duration> {
+        self.leases
+            .keep_alive(lease, Instant::now())
+            .ok_or(Error::LeaseExpired { lease: lease.get() })
+    }
+
+    async fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
+        self.leases.revoke(lease);
+        Self::sweep(self.db.clone(), self.leases.clone(), &self.events).await
+    }
+}
+
+/// Remove `key` and its lease attachment; true if the key existed.
+fn remove_key(
+    kv: &mut Table<'_, &'static str, &'static [u8]>,
+    leased: &mut Table<'_, &'static str, i64>,
+    key: &str,
+) -> Result<bool> {
+    leased
+        .remove(key)
+        .map_err(|e| meta_err("delete lease", e))?;
+    Ok(kv.remove(key).map_err(|e| meta_err("delete", e))?.is_some())
+}
+
+/// The lease sweeper: sleeps until the earliest lease deadline (or a new
+/// lease), then deletes the keys of every expired lease. It holds the
+/// database weakly: an aborted task is dropped only when next polled, and a
+/// reopen in the same process must not find the file still open.
+async fn sweep_loop(
+    db: std::sync::Weak<Database>,
+    leases: Arc<LeaseTable>,
+    events: broadcast::Sender<WatchEvent>,
+) {
+    loop {
+        match leases.next_deadline() {
+            None => leases.changed.notified().await,
+            Some(deadline) if deadline > Instant::now() => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(deadline) => {}
+                    () = leases.changed.notified() => continue,
+                }
+            }
+            Some(_) => {}
+        }
+        if leases.next_deadline().is_none_or(|d| d > Instant::now()) {
+            continue;
+        }
+        // A failed sweep has already forgotten the expired leases; the retry
+        // still finds their keys, as they are attached to no live lease.
+        let Some(db) = db.upgrade() else { return };
+        while let Err(e) = EmbeddedStore::sweep(db.clone(), leases.clone(), &events).await {
+            tracing::warn!(error = %e, "deleting keys of expired leases failed; retrying");
+            tokio::time::sleep(SWEEP_RETRY).await;
+        }
     }
 }
 
@@ -351,6 +577,85 @@ mod tests {
         assert!(store.get("/ab").await.unwrap().is_some());
 
         assert_eq!(watch.next().await.unwrap().key(), "/a/x");
+    }
+
+    /// Expiry runs on tokio's clock: a kept-alive lease keeps its key past
+    /// the TTL; once not kept alive, the key is deleted at the deadline and
+    /// watchers see it.
+    #[tokio::test(start_paused = true)]
+    async fn lease_expiry_on_paused_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let mut watch = store.watch("/b/");
+        let lease = store.grant_lease(Duration::from_millis(300)).await.unwrap();
+        let put = store
+            .txn(
+                vec![],
+                vec![Op::PutWithLease("/b/1".into(), b"x".to_vec(), lease)],
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.get("/b/1").await.unwrap().unwrap().lease, Some(lease));
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            let ttl = store.keep_alive(lease).await.unwrap();
+            assert_eq!(ttl, Duration::from_secs(1), "rounded up to whole seconds");
+        }
+        assert!(store.get("/b/1").await.unwrap().is_some());
+        let renewed = Instant::now();
+
+        assert!(matches!(watch.next().await.unwrap(), WatchEvent::Put(_)));
+        assert_eq!(
+            watch.next().await.unwrap(),
+            WatchEvent::Delete {
+                key: "/b/1".into(),
+                mod_revision: put.revision + 1
+            }
+        );
+        assert_eq!(renewed.elapsed(), Duration::from_secs(1));
+        assert_eq!(store.get("/b/1").await.unwrap(), None);
+        assert!(matches!(
+            store.keep_alive(lease).await,
+            Err(Error::LeaseExpired { lease: l }) if l == lease.get()
+        ));
+    }
+
+    /// A lease dies with its process: reopening deletes every leased key (at
+    /// one new revision) and keeps the others.
+    #[tokio::test]
+    async fn reopen_deletes_leased_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = {
+            let store = EmbeddedStore::open(dir.path()).unwrap();
+            let lease = store.grant_lease(Duration::from_secs(60)).await.unwrap();
+            store.put("/plain", b"p".to_vec()).await.unwrap();
+            store
+                .txn(
+                    vec![],
+                    vec![
+                        Op::PutWithLease("/b/1".into(), b"1".to_vec(), lease),
+                        Op::PutWithLease("/b/2".into(), b"2".to_vec(), lease),
+                    ],
+                )
+                .await
+                .unwrap()
+                .revision
+        };
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert!(store.range("/b/").await.unwrap().is_empty());
+        let plain = store.get("/plain").await.unwrap().unwrap();
+        assert_eq!(plain.lease, None);
+        assert_eq!(
+            store.txn(vec![], vec![]).await.unwrap().revision,
+            before + 1
+        );
+        drop(store);
+        // Nothing left to delete: the revision stays.
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(
+            store.txn(vec![], vec![]).await.unwrap().revision,
+            before + 1
+        );
     }
 
     #[tokio::test]

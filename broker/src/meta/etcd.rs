@@ -21,8 +21,11 @@
 //! [`Error::Metadata`] naming the endpoints, and open [`Watch`]es end with an
 //! error (their owners re-read with `range` and watch again).
 //!
-//! Leases (broker registration) and elections (controller) come next; they
-//! will use the same [`etcd_client::Client`] kept in [`EtcdStore`].
+//! Leases are etcd's own: etcd expires them and deletes their keys.
+//! etcd reports a dead or unknown lease as "requested lease not found" (on a
+//! put or revoke) or as a keep-alive answer with TTL 0; all of these become
+//! [`Error::LeaseExpired`], except that revoking a dead lease succeeds.
+//! Elections (controller) come next, on the same [`etcd_client::Client`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -30,12 +33,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use etcd_client::{
-    Client, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions, ResponseHeader, Txn,
-    TxnOp, WatchClient, WatchOptions,
+    Client, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions, PutOptions,
+    ResponseHeader, Txn, TxnOp, WatchClient, WatchOptions,
 };
 use tokio::sync::mpsc;
 
-use super::{Compare, KeyValue, MetadataStore, Op, TxnOutcome, Watch, WatchEvent};
+use super::{
+    Compare, KeyValue, LeaseId, MetadataStore, Op, TxnOutcome, Watch, WatchEvent, lease_ttl_seconds,
+};
 use crate::{Error, Result};
 
 /// How long one KV call (or the start of a watch) may take before it fails.
@@ -141,9 +146,25 @@ impl EtcdStore {
         what: &str,
         call: impl Future<Output = Result<T, etcd_client::Error>>,
     ) -> Result<T> {
+        self.call_on_lease(what, None, call).await
+    }
+
+    /// [`Self::call`] for a call that names `lease`: etcd's "lease not
+    /// found" becomes [`Error::LeaseExpired`].
+    async fn call_on_lease<T>(
+        &self,
+        what: &str,
+        lease: Option<LeaseId>,
+        call: impl Future<Output = Result<T, etcd_client::Error>>,
+    ) -> Result<T> {
         match tokio::time::timeout(self.request_timeout, call).await {
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(e)) => Err(self.error(what, e)),
+            Ok(Err(e)) => match lease {
+                Some(lease) if lease_not_found(&e) => {
+                    Err(Error::LeaseExpired { lease: lease.get() })
+                }
+                _ => Err(self.error(what, e)),
+            },
             Err(_) => Err(self.error(
                 what,
                 format_args!(
@@ -162,12 +183,26 @@ impl EtcdStore {
     }
 }
 
+/// etcd's ways of saying a lease is dead or unknown.
+fn lease_not_found(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::GRpcStatus(status) => {
+            status.message().contains("requested lease not found")
+        }
+        // etcd-client's own check of the first keep-alive answer (TTL 0).
+        etcd_client::Error::LeaseKeepAliveError(message) => message.contains("lease not found"),
+        _ => false,
+    }
+}
+
 fn key_value(kv: &etcd_client::KeyValue) -> Result<KeyValue> {
     Ok(KeyValue {
         key: key_string(kv)?,
         value: kv.value().to_vec(),
         create_revision: kv.create_revision(),
         mod_revision: kv.mod_revision(),
+        // etcd: lease 0 means "no lease".
+        lease: (kv.lease() != 0).then_some(LeaseId(kv.lease())),
     })
 }
 
@@ -193,6 +228,9 @@ fn compare(compare: Compare) -> etcd_client::Compare {
 fn txn_op(op: Op) -> TxnOp {
     match op {
         Op::Put(key, value) => TxnOp::put(key, value, None),
+        Op::PutWithLease(key, value, lease) => {
+            TxnOp::put(key, value, Some(PutOptions::new().with_lease(lease.get())))
+        }
         Op::Delete(key) => TxnOp::delete(key, None),
         Op::DeletePrefix(prefix) => TxnOp::delete(prefix, Some(DeleteOptions::new().with_prefix())),
     }
@@ -221,11 +259,17 @@ impl MetadataStore for EtcdStore {
     }
 
     async fn txn(&self, compares: Vec<Compare>, ops: Vec<Op>) -> Result<TxnOutcome> {
+        // etcd does not say which lease it did not find; with several, we
+        // name the first.
+        let lease = ops.iter().find_map(|op| match op {
+            Op::PutWithLease(_, _, lease) => Some(*lease),
+            _ => None,
+        });
         let txn = Txn::new()
             .when(compares.into_iter().map(compare).collect::<Vec<_>>())
             .and_then(ops.into_iter().map(txn_op).collect::<Vec<_>>());
         let mut kv = self.client.kv_client();
-        let response = self.call("txn", kv.txn(txn)).await?;
+        let response = self.call_on_lease("txn", lease, kv.txn(txn)).await?;
         Ok(TxnOutcome {
             succeeded: response.succeeded(),
             revision: self.saw(response.header()),
@@ -245,6 +289,54 @@ impl MetadataStore for EtcdStore {
         };
         self.runtime.spawn(task.run());
         Watch::from_channel(prefix, rx)
+    }
+
+    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId> {
+        let mut leases = self.client.lease_client();
+        let response = self
+            .call("grant lease", leases.grant(lease_ttl_seconds(ttl), None))
+            .await?;
+        self.saw(response.header());
+        Ok(LeaseId(response.id()))
+    }
+
+    async fn keep_alive(&self, lease: LeaseId) -> Result<Duration> {
+        let mut leases = self.client.lease_client();
+        // etcd-client's `keep_alive` opens the stream with one renewal and
+        // checks the answer but does not return its TTL; a second renewal on
+        // the same stream reports it. Dropping the stream ends it.
+        let round = async {
+            let (mut keeper, mut stream) = leases.keep_alive(lease.get()).await?;
+            keeper.keep_alive().await?;
+            stream.message().await
+        };
+        match self.call_on_lease("keep-alive", Some(lease), round).await? {
+            Some(response) if response.ttl() > 0 => {
+                self.saw(response.header());
+                Ok(Duration::from_secs(response.ttl().unsigned_abs()))
+            }
+            Some(_) => Err(Error::LeaseExpired { lease: lease.get() }),
+            None => Err(self.error(
+                "keep-alive",
+                format_args!("lease {lease}: etcd closed the keep-alive stream"),
+            )),
+        }
+    }
+
+    async fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
+        let mut leases = self.client.lease_client();
+        match self
+            .call_on_lease("revoke lease", Some(lease), leases.revoke(lease.get()))
+            .await
+        {
+            Ok(response) => {
+                self.saw(response.header());
+                Ok(())
+            }
+            // Already gone, keys and all: what revoking asks for.
+            Err(Error::LeaseExpired { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -7,11 +7,19 @@
 //! this module (topics, partition state) talks only to the trait, so the
 //! single-node broker and a cluster store the same keys — see [`keys`] and
 //! `docs/metadata.md`.
+//!
+//! Leases (etcd's): [`MetadataStore::grant_lease`] hands out a [`LeaseId`]
+//! with a time to live; keys written with [`Op::PutWithLease`] are deleted by
+//! the store (watchers see [`WatchEvent::Delete`]) once the lease is revoked or
+//! not kept alive within its TTL. Broker registration rests on this.
 
 pub mod embedded;
 pub mod etcd;
 pub mod keys;
+mod lease;
 pub mod records;
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::{broadcast, mpsc};
@@ -27,6 +35,34 @@ pub struct KeyValue {
     pub create_revision: i64,
     /// Store revision of the last change; the token for compare-and-swap.
     pub mod_revision: i64,
+    /// The lease the key is attached to (etcd's `lease`, where 0 means none):
+    /// the key goes away with it.
+    pub lease: Option<LeaseId>,
+}
+
+/// A lease granted by [`MetadataStore::grant_lease`]; etcd's lease id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LeaseId(pub i64);
+
+impl LeaseId {
+    /// The raw id, as etcd (and `etcdctl lease list`, in hex) shows it.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for LeaseId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:x}", self.0)
+    }
+}
+
+/// A lease TTL as the stores keep it: whole seconds, rounded up, at least 1
+/// (etcd's `LeaseGrant` takes seconds; etcd may raise it further to its own
+/// minimum, 2 s with the default election timeout).
+pub fn lease_ttl_seconds(ttl: Duration) -> i64 {
+    let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+    i64::try_from(secs).unwrap_or(i64::MAX).max(1)
 }
 
 /// A condition a transaction checks before applying its operations.
@@ -39,7 +75,12 @@ pub enum Compare {
 /// One write in a transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
+    /// Put, detaching the key from any lease it had (as etcd does).
     Put(String, Vec<u8>),
+    /// Put, attached to a live lease: the key is deleted when the lease ends.
+    /// An expired, revoked or unknown lease fails the whole transaction with
+    /// [`crate::Error::LeaseExpired`] and nothing is written.
+    PutWithLease(String, Vec<u8>, LeaseId),
     Delete(String),
     /// Delete every key starting with this prefix.
     DeletePrefix(String),
@@ -156,6 +197,18 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// revision this client saw), never fewer; compare `mod_revision` with
     /// what you read to skip them.
     fn watch(&self, prefix: &str) -> Watch;
+
+    /// A new lease living `ttl` (see [`lease_ttl_seconds`] for rounding) unless
+    /// kept alive.
+    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId>;
+    /// One keep-alive round: the lease lives a full TTL from now; returns that
+    /// TTL. An expired, revoked or unknown lease gives
+    /// [`crate::Error::LeaseExpired`]: its keys are gone (or about to be), so
+    /// grant a new lease and write them again.
+    async fn keep_alive(&self, lease: LeaseId) -> Result<Duration>;
+    /// End the lease now, deleting every key attached to it (watchers see the
+    /// deletes). Revoking a lease that has already ended is not an error.
+    async fn revoke_lease(&self, lease: LeaseId) -> Result<()>;
 
     /// Unconditional put.
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<i64> {

@@ -20,7 +20,7 @@ impl Error {
             },
             Error::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
             Error::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
-            Error::Metadata(_) => ErrorCode::UnknownServerError,
+            Error::Metadata(_) | Error::LeaseExpired { .. } => ErrorCode::UnknownServerError,
             Error::InvalidTopic { .. } => ErrorCode::InvalidTopic,
             Error::UnknownTopic(_) | Error::UnknownPartition { .. } => {
                 ErrorCode::UnknownTopicOrPartition
@@ -39,6 +39,7 @@ impl Error {
     pub fn grpc_code(&self) -> Code {
         match self {
             Error::Io { .. } | Error::Storage { .. } | Error::Metadata(_) => Code::Internal,
+            Error::LeaseExpired { .. } => Code::Unavailable,
             Error::CorruptBatch { .. }
             | Error::InvalidTopic { .. }
             | Error::InvalidConfig { .. }
