@@ -26,6 +26,9 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "cargo doc -D warnings (broken doc links fail)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+
 # --- tests ------------------------------------------------------------------
 step "building (debug) — tests run the real runnel-broker binary"
 cargo build --workspace --bins --locked

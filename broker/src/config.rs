@@ -68,7 +68,7 @@ knobs! {
     broker_id: i32, file = "broker.id", env = "RUNNEL_BROKER_ID";
     /// Rack (failure domain) of this broker, for rack-aware replica placement.
     rack: String, file = "broker.rack", env = "RUNNEL_RACK";
-    /// Cluster name: metadata lives under /runnel/<cluster>/.
+    /// Cluster name: metadata lives under `/runnel/<cluster>/`.
     cluster: String, file = "cluster.name", env = "RUNNEL_CLUSTER";
     /// Partitions of a topic created without an explicit count.
     num_partitions: u32, file = "num.partitions", env = "RUNNEL_NUM_PARTITIONS";

@@ -12,7 +12,7 @@
 //!   relative offset) files.
 //! - `scan`: walking the batch headers (or whole batches) of a `.log` file
 //!   with few, large `pread`s.
-//! - `segment`: one segment's three files. [`Segment`](segment::Segment) is
+//! - `segment`: one segment's three files. `Segment` is
 //!   the shared read side; `ActiveSegment` adds the append-only state only
 //!   the writer touches (fluvio's active/sealed split).
 //! - `partition`: [`Log`], the segments of one partition.

@@ -1,7 +1,7 @@
 //! The network side: gRPC services and the HTTP health/metrics endpoint.
 //!
-//! One file per operation ([`produce`], [`fetch`], [`list_offsets`],
-//! [`metadata`], [`admin`]); this module wires them into tonic's generated
+//! One file per operation (`produce`, `fetch`, `list_offsets`,
+//! `metadata`, `admin`); this module wires them into tonic's generated
 //! service traits, timing every call and turning [`crate::Error`] into a
 //! precise [`tonic::Status`] (see [`status`]).
 
