@@ -66,6 +66,17 @@ pub enum Error {
         "metadata lease {lease:x} has expired or was revoked, and the keys attached to it are deleted; grant a new lease and write them again"
     )]
     LeaseExpired { lease: i64 },
+    /// Another live broker holds `brokers/<id>` under its lease: two brokers
+    /// must never share an id.
+    #[error(
+        "broker id {broker_id} is already registered by {host}:{port}; give this broker \
+         another broker.id, or stop the other one (its registration ends when its lease does)"
+    )]
+    BrokerIdInUse {
+        broker_id: i32,
+        host: String,
+        port: u16,
+    },
 
     // ------------------------------------------------------------ requests
     /// The topic name breaks Kafka's naming rules.

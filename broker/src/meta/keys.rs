@@ -41,6 +41,16 @@ impl Keys {
         format!("{}topics/{topic}/partitions/{partition}/state", self.root)
     }
 
+    /// Prefix of every broker registration key.
+    pub fn brokers_prefix(&self) -> String {
+        format!("{}brokers/", self.root)
+    }
+
+    /// A broker's registration, held under that broker's lease.
+    pub fn broker(&self, id: i32) -> String {
+        format!("{}brokers/{id}", self.root)
+    }
+
     /// The topic name if `key` is a topic's own key (not a partition key).
     pub fn topic_name_of<'k>(&self, key: &'k str) -> Option<&'k str> {
         let rest = key.strip_prefix(&self.root)?.strip_prefix("topics/")?;
@@ -72,5 +82,7 @@ mod tests {
         assert_eq!(k.partition_of(&k.topic("orders")), None);
         assert!(k.topic("orders").starts_with(&k.topics_prefix()));
         assert!(!k.topic("orders2").starts_with(&k.topic_children("orders")));
+        assert_eq!(k.broker(3), "/runnel/prod/brokers/3");
+        assert!(k.broker(3).starts_with(&k.brokers_prefix()));
     }
 }

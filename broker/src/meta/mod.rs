@@ -11,13 +11,15 @@
 //! Leases (etcd's): [`MetadataStore::grant_lease`] hands out a [`LeaseId`]
 //! with a time to live; keys written with [`Op::PutWithLease`] are deleted by
 //! the store (watchers see [`WatchEvent::Delete`]) once the lease is revoked or
-//! not kept alive within its TTL. Broker registration rests on this.
+//! not kept alive within its TTL. Broker registration ([`registration`]) rests
+//! on this.
 
 pub mod embedded;
 pub mod etcd;
 pub mod keys;
 mod lease;
 pub mod records;
+pub mod registration;
 
 use std::time::Duration;
 

@@ -40,6 +40,26 @@ pub struct PartitionState {
     pub isr: Vec<i32>,
 }
 
+/// `/runnel/<cluster>/brokers/<id>`: a live broker and where to reach it.
+/// Written under the broker's lease ([`super::registration`]), so it exists
+/// exactly as long as the broker keeps the lease alive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRecord {
+    pub version: u32,
+    /// Kafka's `broker.id`; replica assignments refer to it.
+    pub broker_id: i32,
+    /// Advertised host clients and other brokers connect to.
+    pub host: String,
+    /// Advertised gRPC port.
+    pub port: u16,
+    /// Kafka's `broker.rack`, for rack-aware replica placement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rack: Option<String>,
+    /// Port of /healthz, /readyz and /metrics, if served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_port: Option<u16>,
+}
+
 /// Serialize a record for the store.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("metadata records always serialize")

@@ -20,7 +20,9 @@ impl Error {
             },
             Error::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
             Error::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
-            Error::Metadata(_) | Error::LeaseExpired { .. } => ErrorCode::UnknownServerError,
+            Error::Metadata(_) | Error::LeaseExpired { .. } | Error::BrokerIdInUse { .. } => {
+                ErrorCode::UnknownServerError
+            }
             Error::InvalidTopic { .. } => ErrorCode::InvalidTopic,
             Error::UnknownTopic(_) | Error::UnknownPartition { .. } => {
                 ErrorCode::UnknownTopicOrPartition
@@ -48,7 +50,7 @@ impl Error {
             Error::MessageTooLarge { .. } => Code::ResourceExhausted,
             Error::OffsetOutOfRange { .. } => Code::OutOfRange,
             Error::UnknownTopic(_) | Error::UnknownPartition { .. } => Code::NotFound,
-            Error::TopicAlreadyExists(_) => Code::AlreadyExists,
+            Error::TopicAlreadyExists(_) | Error::BrokerIdInUse { .. } => Code::AlreadyExists,
             Error::InvalidReplicationFactor { .. } => Code::FailedPrecondition,
             Error::NotEnoughReplicas { .. } | Error::NotAvailable(_) => Code::Unavailable,
         }
