@@ -70,6 +70,26 @@ knobs! {
     rack: String, file = "broker.rack", env = "RUNNEL_RACK";
     /// Cluster name: metadata lives under `/runnel/<cluster>/`.
     cluster: String, file = "cluster.name", env = "RUNNEL_CLUSTER";
+    /// etcd endpoints, comma-separated (e.g. http://10.0.0.1:2379,http://10.0.0.2:2379): cluster mode. Empty = single node on the embedded metadata store.
+    etcd_endpoints: String, file = "etcd.endpoints", env = "RUNNEL_ETCD_ENDPOINTS";
+    /// Lease TTL of this broker's registration, in ms: a broker silent this long is dead to the cluster (etcd rounds up to whole seconds and enforces its own minimum).
+    broker_session_timeout_ms: u64, file = "broker.session.timeout.ms", env = "RUNNEL_BROKER_SESSION_TIMEOUT_MS";
+    /// A follower that has not caught up with its leader for this long leaves the ISR, in ms.
+    replica_lag_time_max_ms: u64, file = "replica.lag.time.max.ms", env = "RUNNEL_REPLICA_LAG_TIME_MAX_MS";
+    /// How long a leader may hold a follower's fetch waiting for data, in ms.
+    replica_fetch_wait_max_ms: u64, file = "replica.fetch.wait.max.ms", env = "RUNNEL_REPLICA_FETCH_WAIT_MAX_MS";
+    /// Largest follower fetch response, in bytes.
+    replica_fetch_response_max_bytes: u32, file = "replica.fetch.response.max.bytes", env = "RUNNEL_REPLICA_FETCH_RESPONSE_MAX_BYTES";
+    /// Pause after a failed follower fetch, in ms.
+    replica_fetch_backoff_ms: u64, file = "replica.fetch.backoff.ms", env = "RUNNEL_REPLICA_FETCH_BACKOFF_MS";
+    /// Move leadership back to preferred replicas once they are in sync again.
+    auto_leader_rebalance_enable: bool, file = "auto.leader.rebalance.enable", env = "RUNNEL_AUTO_LEADER_REBALANCE_ENABLE";
+    /// How often the controller restores preferred leaders, in seconds.
+    leader_imbalance_check_interval_seconds: u64, file = "leader.imbalance.check.interval.seconds", env = "RUNNEL_LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS";
+    /// Default unclean.leader.election.enable: let an out-of-sync replica lead (losing acknowledged records) rather than leave a partition offline.
+    unclean_leader_election_enable: bool, file = "unclean.leader.election.enable", env = "RUNNEL_UNCLEAN_LEADER_ELECTION_ENABLE";
+    /// Forget an idempotent producer's sequence numbers after this long without writes, in ms.
+    producer_id_expiration_ms: i64, file = "producer.id.expiration.ms", env = "RUNNEL_PRODUCER_ID_EXPIRATION_MS";
     /// Partitions of a topic created without an explicit count.
     num_partitions: u32, file = "num.partitions", env = "RUNNEL_NUM_PARTITIONS";
     /// Replication factor of a topic created without an explicit one.
@@ -115,6 +135,20 @@ pub struct BrokerConfig {
     pub broker_id: i32,
     pub rack: String,
     pub cluster: String,
+    /// Comma-separated; empty = single node (embedded store).
+    pub etcd_endpoints: String,
+    /// 2000 ms: etcd's smallest lease with its default timing; failover
+    /// takes about this long plus one controller round trip.
+    pub broker_session_timeout_ms: u64,
+    /// Kafka's default, 30 s.
+    pub replica_lag_time_max_ms: u64,
+    pub replica_fetch_wait_max_ms: u64,
+    pub replica_fetch_response_max_bytes: u32,
+    pub replica_fetch_backoff_ms: u64,
+    pub auto_leader_rebalance_enable: bool,
+    pub leader_imbalance_check_interval_seconds: u64,
+    pub unclean_leader_election_enable: bool,
+    pub producer_id_expiration_ms: i64,
     pub num_partitions: u32,
     pub default_replication_factor: u32,
     pub log_segment_bytes: i64,
@@ -149,6 +183,16 @@ impl Default for BrokerConfig {
             broker_id: 0,
             rack: String::new(),
             cluster: "runnel".into(),
+            etcd_endpoints: String::new(),
+            broker_session_timeout_ms: 2000,
+            replica_lag_time_max_ms: 30_000,
+            replica_fetch_wait_max_ms: 500,
+            replica_fetch_response_max_bytes: 10 << 20,
+            replica_fetch_backoff_ms: 100,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_seconds: 300,
+            unclean_leader_election_enable: false,
+            producer_id_expiration_ms: 86_400_000,
             num_partitions: 1,
             default_replication_factor: 1,
             log_segment_bytes: 1 << 30,
@@ -201,6 +245,23 @@ impl BrokerConfig {
                 reason: "must be non-empty and contain no '/'".into(),
             });
         }
+        if self.broker_id < 0 {
+            return Err(Error::InvalidConfig {
+                key: "broker.id".into(),
+                value: self.broker_id.to_string(),
+                reason: "must be 0 or more".into(),
+            });
+        }
+        if self.replica_fetch_wait_max_ms >= self.replica_lag_time_max_ms {
+            return Err(Error::InvalidConfig {
+                key: "replica.fetch.wait.max.ms".into(),
+                value: self.replica_fetch_wait_max_ms.to_string(),
+                reason: format!(
+                    "must be below replica.lag.time.max.ms ({}), or idle followers would drop out of the ISR",
+                    self.replica_lag_time_max_ms
+                ),
+            });
+        }
         if self.num_partitions == 0 {
             return Err(Error::InvalidConfig {
                 key: "num.partitions".into(),
@@ -209,6 +270,22 @@ impl BrokerConfig {
             });
         }
         Ok(())
+    }
+
+    /// The etcd endpoints, or none for single-node mode.
+    pub fn etcd_endpoints(&self) -> Vec<String> {
+        self.etcd_endpoints
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(|e| {
+                if e.contains("://") {
+                    e.to_owned()
+                } else {
+                    format!("http://{e}")
+                }
+            })
+            .collect()
     }
 
     /// The address clients should connect to.
@@ -242,6 +319,10 @@ impl BrokerConfig {
                 self.log_index_size_max_bytes.to_string(),
             ),
             ("min.insync.replicas", self.min_insync_replicas.to_string()),
+            (
+                "unclean.leader.election.enable",
+                self.unclean_leader_election_enable.to_string(),
+            ),
         ];
         ConfigDefaults::new(
             pairs

@@ -123,6 +123,80 @@ pub enum Error {
         isr: usize,
         min: u32,
     },
+    /// acks=all: the records were appended but the ISR shrank below
+    /// `min.insync.replicas` before they were replicated.
+    #[error(
+        "{topic_partition}: records were written to the leader but the in-sync replicas fell to \
+         {isr} (min.insync.replicas={min}) before they were replicated; they may or may not \
+         survive a leader failure. Retry (an idempotent producer will not duplicate them)"
+    )]
+    NotEnoughReplicasAfterAppend {
+        topic_partition: String,
+        isr: usize,
+        min: u32,
+    },
+    /// This broker does not lead the partition (or cannot prove it does).
+    #[error(
+        "this broker ({broker_id}) is not the leader of {topic_partition}: {reason}; refresh metadata and retry on the leader"
+    )]
+    NotLeaderOrFollower {
+        topic_partition: String,
+        broker_id: i32,
+        reason: String,
+    },
+    /// The partition has no live leader right now.
+    #[error(
+        "{topic_partition} has no leader right now (its in-sync replicas are offline); retry shortly"
+    )]
+    LeaderNotAvailable { topic_partition: String },
+    /// A request names an older leader epoch than the partition's.
+    #[error(
+        "{topic_partition}: leader epoch {requested} is older than the current epoch {current}"
+    )]
+    FencedLeaderEpoch {
+        topic_partition: String,
+        requested: i32,
+        current: i32,
+    },
+    /// A request names a newer leader epoch than this broker knows yet.
+    #[error(
+        "{topic_partition}: leader epoch {requested} is newer than this broker's {current}; it has not seen the change yet, retry"
+    )]
+    UnknownLeaderEpoch {
+        topic_partition: String,
+        requested: i32,
+        current: i32,
+    },
+    /// acks=all replication did not finish within the request's timeout.
+    #[error(
+        "{topic_partition}: records were written to the leader but not replicated to every in-sync replica within {timeout_ms} ms"
+    )]
+    RequestTimedOut {
+        topic_partition: String,
+        timeout_ms: u64,
+    },
+    /// Idempotent producer: a sequence number that does not follow the last
+    /// one written for this producer.
+    #[error(
+        "{topic_partition}: producer {producer_id} sent sequence {sequence}, expected {expected}; records were lost or reordered between producer and broker"
+    )]
+    OutOfOrderSequence {
+        topic_partition: String,
+        producer_id: i64,
+        sequence: i32,
+        expected: i32,
+    },
+    /// Idempotent producer: an epoch older than the one the partition has
+    /// seen for this producer id (a zombie producer).
+    #[error(
+        "{topic_partition}: producer {producer_id} epoch {epoch} is older than the current epoch {current}"
+    )]
+    InvalidProducerEpoch {
+        topic_partition: String,
+        producer_id: i64,
+        epoch: i16,
+        current: i16,
+    },
     /// The broker is shutting down or not ready yet.
     #[error("broker not available: {0}")]
     NotAvailable(String),

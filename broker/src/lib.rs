@@ -7,15 +7,21 @@
 //! Modules, bottom up:
 //! - [`log`]: segmented append-only partition logs (segments, sparse mmap
 //!   indexes, recovery, retention, flushing).
-//! - [`meta`]: the etcd-shaped [`meta::MetadataStore`] and its embedded
-//!   (redb) implementation; key layout and stored records.
+//! - [`meta`]: the etcd-shaped [`meta::MetadataStore`] (etcd in cluster
+//!   mode, embedded redb on a single node); key layout, stored records,
+//!   broker registration, producer ids.
 //! - [`topic`]: topic name rules and Kafka-named topic configs.
-//! - [`replica`]: hosted partitions (log + leader epoch + high watermark).
-//! - [`controller`]: topic creation, alteration and deletion.
+//! - [`replica`]: hosted partitions (leader or follower, high watermark,
+//!   ISR), follower fetching, leader epochs, idempotent producer state.
+//! - [`cluster`]: this broker's mirror of the metadata store, kept current
+//!   by a watch and applied to the replicas.
+//! - [`controller`]: controller election, leader election, replica
+//!   placement, topic creation, alteration and deletion.
 //! - [`server`]: gRPC operations (one file each), error → status mapping,
 //!   HTTP health and metrics.
 //! - [`config`]: flags, env vars and config file.
 
+pub mod cluster;
 pub mod config;
 pub mod controller;
 pub mod error;
@@ -37,13 +43,28 @@ use tokio::sync::watch;
 pub use config::{BrokerArgs, BrokerConfig};
 pub use error::{Error, Result};
 
-use crate::controller::TopicController;
+use crate::cluster::ClusterView;
+use crate::cluster::sync::MetadataSync;
+use crate::controller::{Controller, ControllerSettings, TopicController};
 use crate::log::LogManager;
+use crate::meta::MetadataStore;
 use crate::meta::embedded::EmbeddedStore;
+use crate::meta::etcd::EtcdStore;
 use crate::meta::keys::Keys;
+use crate::meta::producer_ids::ProducerIdManager;
+use crate::meta::records::{BrokerRecord, VERSION};
+use crate::meta::registration::Registration;
 use crate::metrics::Metrics;
 use crate::replica::ReplicaManager;
+use crate::replica::fetcher::{FetchSettings, FetcherManager};
+use crate::replica::isr::IsrWriter;
 use crate::server::Context;
+
+/// File in the data dir holding the broker's current lease id.
+const LEASE_FILE: &str = "broker.lease";
+
+/// How often producer state snapshots are written.
+const PRODUCER_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(30);
 
 /// How long shutdown waits for in-flight gRPC requests before closing
 /// connections anyway (well under Kubernetes' default 30 s grace period).
@@ -54,6 +75,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub struct Broker {
     ctx: Arc<Context>,
     logs: Arc<LogManager>,
+    controller: Controller,
 }
 
 impl Broker {
@@ -63,41 +85,105 @@ impl Broker {
         let started = Instant::now();
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| Error::io("creating data dir", &config.data_dir, e))?;
-        // A data dir without a metadata store is new: nothing to recover.
-        let fresh = !config.data_dir.join(meta::embedded::FILE_NAME).exists();
-        let store = Arc::new(EmbeddedStore::open(&config.data_dir)?);
+        let endpoints = config.etcd_endpoints();
+        let store: Arc<dyn MetadataStore> = if endpoints.is_empty() {
+            Arc::new(EmbeddedStore::open(&config.data_dir)?)
+        } else {
+            Arc::new(EtcdStore::connect(&endpoints, Duration::from_secs(5)).await?)
+        };
+        let keys = Keys::new(&config.cluster);
         let logs = LogManager::open(&config.data_dir)?;
-        if !fresh && !logs.was_clean_shutdown() {
+        if !logs.was_clean_shutdown() && !logs.existing_partitions()?.is_empty() {
             tracing::warn!(data_dir = %config.data_dir.display(), "last shutdown was not clean; recovering logs");
         }
+        let broker_id = config.broker_id;
+        let addresses = Default::default();
+        let fetchers = Arc::new(FetcherManager::new(
+            broker_id,
+            Arc::clone(&addresses),
+            FetchSettings {
+                max_wait: Duration::from_millis(config.replica_fetch_wait_max_ms),
+                max_bytes: config.replica_fetch_response_max_bytes,
+                backoff: Duration::from_millis(config.replica_fetch_backoff_ms),
+            },
+        ));
         let replicas = Arc::new(ReplicaManager::new(
-            config.broker_id,
+            broker_id,
             logs.clone(),
             config.topic_defaults()?,
+            fetchers,
         ));
-        let topics = TopicController::new(
-            store,
-            Keys::new(&config.cluster),
+        let view = Arc::new(ClusterView::new(addresses));
+        let sync = Arc::new(MetadataSync::new(
+            store.clone(),
+            keys.clone(),
+            view.clone(),
             replicas.clone(),
+        ));
+        let session = Duration::from_millis(config.broker_session_timeout_ms);
+        let registration = Arc::new(
+            Registration::register_with_lease_file(
+                store.clone(),
+                keys.clone(),
+                broker_record(&config),
+                session,
+                Some(config.data_dir.join(LEASE_FILE)),
+                session + Duration::from_secs(2),
+            )
+            .await?,
+        );
+        let loaded = sync.load().await?;
+        replicas.delete_stray_logs()?;
+        let topics = TopicController::new(
+            store.clone(),
+            keys.clone(),
+            replicas.clone(),
+            sync.clone(),
             config.num_partitions,
             config.default_replication_factor,
         );
-        let loaded = topics.load().await?;
-        replicas.delete_stray_logs()?;
+        let controller = Controller::new(
+            store.clone(),
+            keys.clone(),
+            view,
+            registration.clone(),
+            broker_id,
+            ControllerSettings {
+                auto_leader_rebalance: config.auto_leader_rebalance_enable,
+                leader_imbalance_check_interval: Duration::from_secs(
+                    config.leader_imbalance_check_interval_seconds.max(1),
+                ),
+                defaults: config.topic_defaults()?,
+            },
+        );
         tracing::info!(
+            broker_id,
             topics = loaded,
+            mode = if endpoints.is_empty() {
+                "single node (embedded metadata)"
+            } else {
+                "cluster (etcd)"
+            },
             elapsed_ms = started.elapsed().as_millis() as u64,
             "broker loaded"
         );
         let ctx = Arc::new(Context {
+            isr: Arc::new(IsrWriter::new(store.clone(), keys.clone(), broker_id)),
+            producer_ids: ProducerIdManager::new(store, &keys),
             config,
             replicas,
             topics,
+            sync,
+            registration,
             metrics: Metrics::new(),
             // Everything is loaded: ready as soon as the servers accept.
             ready: true.into(),
         });
-        Ok(Broker { ctx, logs })
+        Ok(Broker {
+            ctx,
+            logs,
+            controller,
+        })
     }
 
     /// Serve gRPC on `grpc` and HTTP on `http` until `shutdown` resolves;
@@ -109,7 +195,22 @@ impl Broker {
         http: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<()> {
-        let Broker { ctx, logs } = self;
+        let Broker {
+            ctx,
+            logs,
+            controller,
+        } = self;
+        let lag = Duration::from_millis(ctx.config.replica_lag_time_max_ms);
+        let background = [
+            tokio::spawn(ctx.sync.clone().run()),
+            tokio::spawn(controller.run()),
+            tokio::spawn(
+                ctx.isr
+                    .clone()
+                    .run_shrinker(ctx.replicas.clone(), lag / 2, lag),
+            ),
+            tokio::spawn(snapshot_producers(ctx.clone())),
+        ];
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
@@ -155,10 +256,61 @@ impl Broker {
         };
         let http_result = http_task.await;
         let _ = cleaner.await;
+        for task in background {
+            task.abort();
+        }
+        ctx.replicas.fetchers().shutdown();
+        // Controlled shutdown: leaving at once lets the controller move
+        // leadership now rather than after the session timeout.
+        if let Err(e) = ctx.registration.deregister().await {
+            tracing::warn!(error = %e, "deregistering failed; the registration ends with its lease");
+        }
+        ctx.replicas.snapshot_producer_state(
+            crate::log::wall_clock_ms(),
+            ctx.config.producer_id_expiration_ms,
+        );
         logs.shutdown()?;
         tracing::info!("shutdown complete");
         grpc_result.map_err(|e| Error::NotAvailable(format!("gRPC task: {e}")))??;
         http_result.map_err(|e| Error::NotAvailable(format!("HTTP task: {e}")))??;
         Ok(())
+    }
+}
+
+/// This broker's `brokers/<id>` record.
+fn broker_record(config: &BrokerConfig) -> BrokerRecord {
+    let advertised = config.advertised_address();
+    let (host, port) = match advertised.rsplit_once(':') {
+        Some((host, port)) => (
+            host.trim_matches(['[', ']']).to_owned(),
+            port.parse().unwrap_or(config.listen.port()),
+        ),
+        None => (advertised, config.listen.port()),
+    };
+    BrokerRecord {
+        version: VERSION,
+        broker_id: config.broker_id,
+        host,
+        port,
+        rack: (!config.rack.is_empty()).then(|| config.rack.clone()),
+        http_port: Some(config.http_listen.port()),
+    }
+}
+
+/// Write producer state snapshots now and then, so a restart replays
+/// little of the log.
+async fn snapshot_producers(ctx: Arc<Context>) {
+    let mut tick = tokio::time::interval(PRODUCER_SNAPSHOT_INTERVAL);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let ctx = ctx.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            ctx.replicas.snapshot_producer_state(
+                crate::log::wall_clock_ms(),
+                ctx.config.producer_id_expiration_ms,
+            )
+        })
+        .await;
     }
 }

@@ -36,7 +36,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: BrokerArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let config = BrokerConfig::load(&args)?;
+    let mut config = BrokerConfig::load(&args)?;
     let grpc = TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {} (--listen): {e}", config.listen))?;
@@ -47,6 +47,9 @@ async fn run(args: BrokerArgs) -> Result<(), Box<dyn std::error::Error>> {
         )
     })?;
     let (grpc_addr, http_addr) = (grpc.local_addr()?, http.local_addr()?);
+    // With port 0 the OS picked the ports: advertise the real ones.
+    config.listen = grpc_addr;
+    config.http_listen = http_addr;
     let data_dir = config.data_dir.clone();
     let shutdown = shutdown_signal()?;
     let broker = Broker::open(config).await?;

@@ -39,7 +39,10 @@ struct Cli {
 /// Options every command takes.
 #[derive(Debug, Clone, Args)]
 pub struct Global {
-    /// Brokers to connect to first.
+    /// Brokers to connect to first, as a comma-separated list
+    /// (`a:9092,b:9092`). They are tried in order; once connected, the
+    /// client fails over to the other brokers of the cluster (and back to
+    /// this list) when one stops answering.
     #[arg(
         long,
         global = true,
@@ -164,6 +167,23 @@ mod tests {
         assert_eq!(cli.global.bootstrap.0, ["a:1", "b:2"]);
         assert_eq!(cli.global.output, OutputFormat::Json);
         assert_eq!(cli.global.request_timeout, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn idempotence_flag_parses() {
+        let cli = Cli::try_parse_from([
+            "runnel",
+            "--bootstrap",
+            "a:1,b:2",
+            "produce",
+            "t",
+            "--idempotence",
+            "false",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.bootstrap.0, ["a:1", "b:2"]);
+        assert!(format!("{:?}", cli.command).contains("idempotence: Some(false)"));
+        assert!(Cli::try_parse_from(["runnel", "produce", "t", "--idempotence", "maybe"]).is_err());
     }
 
     #[test]

@@ -55,6 +55,10 @@ pub struct ProducePerf {
     /// Acknowledgement level: 0, 1 or all.
     #[arg(long, default_value = "all", value_parser = parse_acks)]
     acks: Acks,
+    /// Idempotent producer (enable.idempotence) [default: true with
+    /// --acks all, else false].
+    #[arg(long, value_name = "true|false")]
+    idempotence: Option<bool>,
     /// Producer batch.size in bytes.
     #[arg(long, default_value_t = ProducerConfig::default().batch_size)]
     batch_size: usize,
@@ -194,17 +198,19 @@ impl ProduceSummary {
 }
 
 async fn produce(global: &Global, args: ProducePerf) -> Result<()> {
+    let base = crate::produce::base_config(global, args.acks, args.idempotence);
+    let linger = Duration::from_millis(args.linger_ms);
     let config = ProducerConfig {
-        acks: args.acks,
         batch_size: args.batch_size,
-        linger: Duration::from_millis(args.linger_ms),
+        linger,
         max_in_flight_requests: args.max_in_flight,
         max_request_size: args.max_request_size,
-        request_timeout: global.request_timeout,
-        buffer_memory: ProducerConfig::default()
+        buffer_memory: base
             .buffer_memory
             .max(args.batch_size)
             .max(args.max_request_size),
+        delivery_timeout: base.delivery_timeout.max(linger + global.request_timeout),
+        ..base
     };
     let producer = Producer::connect(global.client_config(), config).await?;
     producer.partition_count(&args.topic).await?;

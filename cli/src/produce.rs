@@ -26,9 +26,35 @@ pub struct ProduceArgs {
     /// Acknowledgement level: 0, 1 or all.
     #[arg(long, default_value = "all", value_parser = parse_acks)]
     acks: Acks,
+    /// Idempotent producer (enable.idempotence): retries never write a
+    /// record twice. Needs --acks all and a broker with InitProducerId
+    /// [default: true with --acks all, else false].
+    #[arg(long, value_name = "true|false")]
+    idempotence: Option<bool>,
     /// Print how many records were written (on stderr).
     #[arg(long, short = 'v')]
     verbose: bool,
+}
+
+/// `--idempotence`, defaulting as Kafka does when it is not set: on when
+/// acks=all (Kafka >= 3.0), off otherwise (idempotence needs acks=all).
+pub fn idempotence(acks: Acks, flag: Option<bool>) -> bool {
+    flag.unwrap_or(acks == Acks::All)
+}
+
+/// The producer config every command starts from: the global request
+/// timeout, with `delivery_timeout` stretched to cover it if needed.
+pub fn base_config(global: &Global, acks: Acks, idempotence_flag: Option<bool>) -> ProducerConfig {
+    let defaults = ProducerConfig::default();
+    ProducerConfig {
+        acks,
+        enable_idempotence: idempotence(acks, idempotence_flag),
+        request_timeout: global.request_timeout,
+        delivery_timeout: defaults
+            .delivery_timeout
+            .max(defaults.linger + global.request_timeout),
+        ..defaults
+    }
 }
 
 fn parse_acks(s: &str) -> Result<Acks, String> {
@@ -88,11 +114,7 @@ pub async fn run(global: &Global, args: ProduceArgs) -> Result<()> {
     if args.key_separator.as_deref() == Some("") {
         bail!("--key-separator must not be empty");
     }
-    let config = ProducerConfig {
-        acks: args.acks,
-        request_timeout: global.request_timeout,
-        ..Default::default()
-    };
+    let config = base_config(global, args.acks, args.idempotence);
     let producer = Producer::connect(global.client_config(), config).await?;
     let topic: Arc<str> = args.topic.as_str().into();
     // Fail before reading stdin if the topic does not exist.
@@ -178,6 +200,17 @@ pub async fn run(global: &Global, args: ProduceArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idempotence_defaults_like_kafka() {
+        assert!(idempotence(Acks::All, None));
+        assert!(!idempotence(Acks::Leader, None));
+        assert!(!idempotence(Acks::All, Some(false)));
+        assert!(
+            idempotence(Acks::Leader, Some(true)),
+            "then connect says why not"
+        );
+    }
 
     #[test]
     fn lines_split_at_the_first_separator() {

@@ -3,7 +3,9 @@
 //! Thin wrappers over the `Admin` gRPC service: each method is one call, the
 //! results are the generated `runnel.v1` messages (re-exported at the crate
 //! root), and failures are [`Error::Server`](crate::Error::Server) with the
-//! broker's Kafka-style code.
+//! broker's Kafka-style code. Any broker can answer them: a call goes to
+//! the broker that answered last and, if that one is unreachable, to the
+//! next known broker (`Cluster::call_any`).
 
 use std::sync::Arc;
 
@@ -38,7 +40,8 @@ pub struct Admin {
 }
 
 impl Admin {
-    /// Connect to the first bootstrap broker that answers.
+    /// Connect to the first bootstrap broker that answers. Later calls fail
+    /// over to the other brokers when that one stops answering.
     pub async fn connect(config: ClientConfig) -> Result<Self> {
         Ok(Admin {
             cluster: Cluster::connect(config).await?,
@@ -74,18 +77,16 @@ impl Admin {
         topics: Vec<NewTopic>,
         validate_only: bool,
     ) -> Result<Vec<TopicDescription>> {
-        let conn = self.cluster.any();
-        let timeout = self.cluster.request_timeout();
         let message = CreateTopicsRequest {
             topics,
             validate_only,
         };
-        let response = conn
-            .call(
-                "CreateTopics",
-                timeout,
-                conn.admin().create_topics(request(message, timeout)),
-            )
+        let response = self
+            .cluster
+            .call_any("CreateTopics", |conn, timeout| {
+                let message = message.clone();
+                async move { conn.admin().create_topics(request(message, timeout)).await }
+            })
             .await?;
         Ok(response.topics)
     }
@@ -97,17 +98,15 @@ impl Admin {
 
     /// Delete topics; returns the names deleted.
     pub async fn delete_topics(&self, names: &[&str]) -> Result<Vec<String>> {
-        let conn = self.cluster.any();
-        let timeout = self.cluster.request_timeout();
         let message = DeleteTopicsRequest {
             names: names.iter().map(|n| (*n).to_owned()).collect(),
         };
-        let response = conn
-            .call(
-                "DeleteTopics",
-                timeout,
-                conn.admin().delete_topics(request(message, timeout)),
-            )
+        let response = self
+            .cluster
+            .call_any("DeleteTopics", |conn, timeout| {
+                let message = message.clone();
+                async move { conn.admin().delete_topics(request(message, timeout)).await }
+            })
             .await?;
         for name in names {
             self.cluster.invalidate(name);
@@ -122,15 +121,12 @@ impl Admin {
 
     /// Every topic, internal ones too when `include_internal`, sorted by name.
     pub async fn list_topics_with(&self, include_internal: bool) -> Result<Vec<TopicListing>> {
-        let conn = self.cluster.any();
-        let timeout = self.cluster.request_timeout();
-        let message = ListTopicsRequest { include_internal };
-        let mut topics = conn
-            .call(
-                "ListTopics",
-                timeout,
-                conn.admin().list_topics(request(message, timeout)),
-            )
+        let mut topics = self
+            .cluster
+            .call_any("ListTopics", |conn, timeout| async move {
+                let message = ListTopicsRequest { include_internal };
+                conn.admin().list_topics(request(message, timeout)).await
+            })
             .await?
             .topics;
         topics.sort_by(|a, b| a.name.cmp(&b.name));
@@ -147,17 +143,19 @@ impl Admin {
     /// [`Admin::describe_topic`] for several topics (all topics when
     /// `names` is empty).
     pub async fn describe_topics(&self, names: &[&str]) -> Result<Vec<TopicDescription>> {
-        let conn = self.cluster.any();
-        let timeout = self.cluster.request_timeout();
         let message = DescribeTopicsRequest {
             names: names.iter().map(|n| (*n).to_owned()).collect(),
         };
-        let response = conn
-            .call(
-                "DescribeTopics",
-                timeout,
-                conn.admin().describe_topics(request(message, timeout)),
-            )
+        let response = self
+            .cluster
+            .call_any("DescribeTopics", |conn, timeout| {
+                let message = message.clone();
+                async move {
+                    conn.admin()
+                        .describe_topics(request(message, timeout))
+                        .await
+                }
+            })
             .await?;
         Ok(response.topics)
     }
@@ -165,15 +163,13 @@ impl Admin {
     /// Grow the partition count and/or set or remove config overrides.
     /// Returns the topic as it is afterwards.
     pub async fn alter_topic(&self, alter: AlterTopic) -> Result<TopicDescription> {
-        let conn = self.cluster.any();
-        let timeout = self.cluster.request_timeout();
         let name = alter.0.name.clone();
-        let response = conn
-            .call(
-                "AlterTopic",
-                timeout,
-                conn.admin().alter_topic(request(alter.0, timeout)),
-            )
+        let response = self
+            .cluster
+            .call_any("AlterTopic", |conn, timeout| {
+                let message = alter.0.clone();
+                async move { conn.admin().alter_topic(request(message, timeout)).await }
+            })
             .await?;
         self.cluster.invalidate(&name);
         response.topic.ok_or_else(|| missing("AlterTopic", &name))

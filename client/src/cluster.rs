@@ -2,16 +2,25 @@
 //! says which broker leads which partition.
 //!
 //! Routing is the one place that knows about more than one broker:
-//! [`Cluster::leader`] maps a topic-partition to a broker id using the last
-//! `Metadata` response, and [`Cluster::conn`] maps a broker id to a
-//! connection using the `host:port` that broker advertised. Anything that
-//! cannot be resolved (no metadata yet, leader `-1`, an advertised address
-//! that does not answer) falls back to the bootstrap connection, which is
-//! all a single-node cluster needs.
 //!
-//! Cluster mode adds to this file, not to its callers: on
-//! `NOT_LEADER_OR_FOLLOWER` the producer and consumer call
-//! [`Cluster::invalidate`] and the next [`Cluster::topic`] refreshes.
+//! - [`Cluster::leader`] maps a topic-partition to a broker id using the last
+//!   `Metadata` response, and [`Cluster::broker_conn`] maps a broker id to a
+//!   connection using the `host:port` that broker advertised. A partition's
+//!   requests go to its leader or fail retriably (no leader known, leader
+//!   unreachable); they never go silently to another broker, which would
+//!   only answer `NOT_LEADER_OR_FOLLOWER`.
+//! - [`Cluster::call_any`] sends calls any broker can answer (`Metadata`,
+//!   `InitProducerId`, admin calls) to the broker that answered last. When
+//!   that one stops answering it tries the other brokers of the last
+//!   `Metadata` response and then the bootstrap list, in order, and sticks
+//!   with the first that answers (Kafka's "least loaded node", simplified
+//!   to "last one that worked").
+//!
+//! Connections are kept per address and dropped ([`Cluster::forget`]) when
+//! a call on them fails at the transport level, so the next use reconnects
+//! instead of reusing a channel to a dead broker. On `NOT_LEADER_OR_FOLLOWER`
+//! and similar the producer and consumer call [`Cluster::invalidate`] and
+//! the next [`Cluster::topic`] asks again.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -26,7 +35,7 @@ use tonic::transport::Channel;
 use crate::config::{ClientConfig, MAX_MESSAGE_SIZE};
 use crate::error::{Error, Result};
 
-/// Broker id meaning "unknown": the bootstrap connection is used.
+/// Broker id meaning "unknown": no leader is known (yet).
 pub(crate) const UNKNOWN_BROKER: i32 = -1;
 
 /// One HTTP/2 connection to one broker. Cloning is cheap and every clone
@@ -34,7 +43,7 @@ pub(crate) const UNKNOWN_BROKER: i32 = -1;
 /// several requests in flight.
 #[derive(Clone)]
 pub(crate) struct Conn {
-    /// `host:port`, for error messages.
+    /// `host:port`, for error messages and [`Cluster::forget`].
     pub address: Arc<str>,
     channel: Channel,
 }
@@ -100,8 +109,9 @@ impl TopicInfo {
 
 #[derive(Default)]
 struct MetadataCache {
-    /// Broker id → advertised `host:port`.
-    brokers: HashMap<i32, String>,
+    /// Broker id and advertised `host:port`, in the order of the last
+    /// `Metadata` response (the order failover tries them in).
+    brokers: Vec<(i32, String)>,
     topics: HashMap<String, Arc<TopicInfo>>,
 }
 
@@ -109,11 +119,13 @@ struct MetadataCache {
 /// `Admin`/`Producer`/`Consumer` does.
 pub(crate) struct Cluster {
     pub config: ClientConfig,
-    /// The first bootstrap broker that accepted a connection.
-    bootstrap: Conn,
-    /// Connections by broker id (the bootstrap connection may appear here
-    /// too, when a broker advertises the address it was reached at).
-    conns: Mutex<HashMap<i32, Conn>>,
+    /// Address of the broker that answered the last [`Cluster::call_any`]:
+    /// tried first next time. `None` after it failed.
+    current: Mutex<Option<Arc<str>>>,
+    /// Open connections by address. A broker id is resolved to its address
+    /// through the metadata, so a broker reached both as bootstrap and as a
+    /// leader shares one connection.
+    conns: Mutex<HashMap<Arc<str>, Conn>>,
     metadata: RwLock<MetadataCache>,
 }
 
@@ -124,11 +136,12 @@ impl Cluster {
         let mut last_error = None;
         for address in &config.bootstrap {
             match connect(&config, address).await {
-                Ok(bootstrap) => {
+                Ok(conn) => {
+                    let address = conn.address.clone();
                     return Ok(Arc::new(Cluster {
                         config,
-                        bootstrap,
-                        conns: Mutex::default(),
+                        current: Mutex::new(Some(address.clone())),
+                        conns: Mutex::new(HashMap::from([(address, conn)])),
                         metadata: RwLock::default(),
                     }));
                 }
@@ -138,26 +151,105 @@ impl Cluster {
                 }
             }
         }
-        Err(match (last_error, config.bootstrap.len()) {
-            (Some(Error::Connect { address, reason }), n) if n > 1 => Error::Connect {
-                address: format!(
-                    "any of {} (last tried {address})",
-                    config.bootstrap.join(",")
-                ),
-                reason,
-            },
-            (Some(e), _) => e,
-            (None, _) => Error::Config("bootstrap is empty".into()),
-        })
-    }
-
-    /// The bootstrap connection: for admin calls and metadata.
-    pub fn any(&self) -> &Conn {
-        &self.bootstrap
+        Err(all_failed(last_error, &config.bootstrap))
     }
 
     pub fn request_timeout(&self) -> Duration {
         self.config.request_timeout
+    }
+
+    /// The address [`Cluster::call_any`] tries first, for error messages.
+    pub fn current_address(&self) -> String {
+        self.current
+            .lock()
+            .expect("current lock")
+            .as_deref()
+            .unwrap_or("(none)")
+            .to_owned()
+    }
+
+    /// Make a call any broker can answer. `call` builds the call on a
+    /// connection with the request timeout. The broker that answered last
+    /// is tried first; if it is unreachable (see
+    /// [`Error::is_unreachable`]) its connection is dropped and the other
+    /// brokers of the last `Metadata` response, then the bootstrap list,
+    /// are tried in order, once each. The first that answers (success or a
+    /// broker error) is used from then on.
+    pub async fn call_any<T, F, Fut>(&self, operation: &'static str, call: F) -> Result<T>
+    where
+        F: Fn(Conn, Duration) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let timeout = self.request_timeout();
+        let current = self.current.lock().expect("current lock").clone();
+        let mut tried: Vec<Arc<str>> = Vec::new();
+        let mut last_error = None;
+        for address in current.into_iter().chain(self.candidates()) {
+            if tried.contains(&address) {
+                continue;
+            }
+            tried.push(address.clone());
+            let outcome = match self.conn_to(&address).await {
+                Ok(conn) => {
+                    conn.call(operation, timeout, call(conn.clone(), timeout))
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Err(e) if e.is_unreachable() => {
+                    tracing::warn!(%address, operation, error = %e,
+                        "broker unreachable; trying the next known broker");
+                    self.forget(&address);
+                    last_error = Some(e);
+                }
+                outcome => {
+                    *self.current.lock().expect("current lock") = Some(address);
+                    return outcome;
+                }
+            }
+        }
+        let addresses: Vec<String> = tried.iter().map(|a| a.to_string()).collect();
+        Err(all_failed(last_error, &addresses))
+    }
+
+    /// Failover order: the brokers of the last `Metadata` response, then
+    /// the bootstrap list, without repeats.
+    fn candidates(&self) -> Vec<Arc<str>> {
+        let cache = self.metadata.read().expect("metadata lock");
+        let mut out: Vec<Arc<str>> = Vec::new();
+        let known = cache.brokers.iter().map(|(_, a)| a.as_str());
+        for address in known.chain(self.config.bootstrap.iter().map(String::as_str)) {
+            if !out.iter().any(|a| **a == *address) {
+                out.push(address.into());
+            }
+        }
+        out
+    }
+
+    /// Drop the connection to `address` (a call on it failed at the
+    /// transport level); the next use opens a new one.
+    pub fn forget(&self, address: &str) {
+        self.conns.lock().expect("conns lock").remove(address);
+        let mut current = self.current.lock().expect("current lock");
+        if current.as_deref() == Some(address) {
+            *current = None;
+        }
+    }
+
+    /// The open connection to `address`, or a new one.
+    async fn conn_to(&self, address: &Arc<str>) -> Result<Conn> {
+        if let Some(conn) = self.conns.lock().expect("conns lock").get(address) {
+            return Ok(conn.clone());
+        }
+        let conn = connect(&self.config, address).await?;
+        Ok(self
+            .conns
+            .lock()
+            .expect("conns lock")
+            .entry(address.clone())
+            .or_insert(conn)
+            .clone())
     }
 
     /// Ask for metadata (all topics when `topics` is empty) and cache it.
@@ -165,21 +257,20 @@ impl Cluster {
         let message = MetadataRequest {
             topics: topics.iter().map(|t| (*t).to_owned()).collect(),
         };
-        let conn = self.any();
-        let timeout = self.request_timeout();
-        let response = conn
-            .call(
-                "Metadata",
-                timeout,
-                conn.broker().metadata(request(message, timeout)),
-            )
+        let response = self
+            .call_any("Metadata", |conn, timeout| {
+                let message = message.clone();
+                async move { conn.broker().metadata(request(message, timeout)).await }
+            })
             .await?;
         let mut cache = self.metadata.write().expect("metadata lock");
-        cache.brokers = response
-            .brokers
-            .iter()
-            .map(|b| (b.id, format!("{}:{}", b.host, b.port)))
-            .collect();
+        if !response.brokers.is_empty() {
+            cache.brokers = response
+                .brokers
+                .iter()
+                .map(|b| (b.id, format!("{}:{}", b.host, b.port)))
+                .collect();
+        }
         for topic in &response.topics {
             let failed = topic
                 .error
@@ -267,40 +358,41 @@ impl Cluster {
     }
 
     /// The connection to broker `id`, opened on first use from its
-    /// advertised address. Unknown ids and unreachable addresses fall back to
-    /// the bootstrap connection.
-    pub async fn conn(&self, id: i32) -> Conn {
-        if id == UNKNOWN_BROKER {
-            return self.bootstrap.clone();
-        }
-        if let Some(conn) = self.conns.lock().expect("conns lock").get(&id) {
-            return conn.clone();
-        }
+    /// advertised address. Fails retriably (as [`Error::Connect`]) for an
+    /// id the metadata does not name or an address that does not answer:
+    /// the caller invalidates the metadata and tries again later.
+    pub async fn broker_conn(&self, id: i32) -> Result<Conn> {
         let advertised = self
             .metadata
             .read()
             .expect("metadata lock")
             .brokers
-            .get(&id)
-            .cloned();
-        let conn = match advertised {
-            None => self.bootstrap.clone(),
-            Some(address) if *address == *self.bootstrap.address => self.bootstrap.clone(),
-            Some(address) => match connect(&self.config, &address).await {
-                Ok(conn) => conn,
-                Err(e) => {
-                    tracing::warn!(broker = id, %address, error = %e,
-                        "advertised broker address unreachable; using the bootstrap connection");
-                    self.bootstrap.clone()
-                }
-            },
+            .iter()
+            .find(|(b, _)| *b == id)
+            .map(|(_, address)| Arc::<str>::from(address.as_str()));
+        let Some(address) = advertised else {
+            return Err(Error::Connect {
+                address: format!("broker {id}"),
+                reason: if id == UNKNOWN_BROKER {
+                    "no partition leader is known (yet)".into()
+                } else {
+                    "the cluster metadata does not name this broker".into()
+                },
+            });
         };
-        self.conns
-            .lock()
-            .expect("conns lock")
-            .entry(id)
-            .or_insert(conn)
-            .clone()
+        self.conn_to(&address).await
+    }
+}
+
+/// The error after every address in `tried` failed.
+fn all_failed(last_error: Option<Error>, tried: &[String]) -> Error {
+    match (last_error, tried.len()) {
+        (Some(Error::Connect { address, reason }), n) if n > 1 => Error::Connect {
+            address: format!("any of {} (last tried {address})", tried.join(",")),
+            reason,
+        },
+        (Some(e), _) => e,
+        (None, _) => Error::Config("bootstrap is empty".into()),
     }
 }
 

@@ -143,6 +143,18 @@ pub enum Error {
     /// The producer was closed; no more records are accepted.
     #[error("the producer is closed")]
     Closed,
+
+    /// `enable_idempotence` is on but the broker has no `InitProducerId`
+    /// (an older broker).
+    #[error(
+        "the broker at {address} does not support the idempotent producer (InitProducerId \
+         is unimplemented); upgrade the broker or set enable_idempotence=false \
+         (runnel produce --idempotence false)"
+    )]
+    IdempotenceUnsupported {
+        /// `host:port` of the broker that answered UNIMPLEMENTED.
+        address: String,
+    },
 }
 
 impl Error {
@@ -179,6 +191,18 @@ impl Error {
         }
     }
 
+    /// Whether the broker could not be reached or stopped answering (no
+    /// connection, a broken connection, or gRPC `UNAVAILABLE`): the
+    /// connection is dropped and another broker may be tried. A timeout is
+    /// not included: the broker may still be working on the request.
+    pub(crate) fn is_unreachable(&self) -> bool {
+        match self {
+            Error::Connect { .. } | Error::Transport { .. } => true,
+            Error::Server { grpc_code, .. } => *grpc_code == tonic::Code::Unavailable,
+            _ => false,
+        }
+    }
+
     /// Build the error for a failed gRPC call to `address`.
     pub(crate) fn from_status(
         status: tonic::Status,
@@ -187,11 +211,16 @@ impl Error {
     ) -> Self {
         let code = runnel_proto::error_code::from_status(&status);
         // A status the transport made up (the broker never answered) has no
-        // runnel-error-code and code Unavailable/Unknown with a source error.
+        // runnel-error-code and code Unavailable/Unknown with a source error,
+        // or Cancelled: hyper's "operation was canceled" when the connection
+        // closes under a request (a broker shutting down). Runnel brokers
+        // never answer Cancelled themselves.
         let transport = code.is_none()
-            && (status.code() == tonic::Code::Unavailable
-                || (status.code() == tonic::Code::Unknown
-                    && std::error::Error::source(&status).is_some()));
+            && (matches!(
+                status.code(),
+                tonic::Code::Unavailable | tonic::Code::Cancelled
+            ) || (status.code() == tonic::Code::Unknown
+                && std::error::Error::source(&status).is_some()));
         if transport {
             let mut reason = status.message().to_owned();
             if let Some(source) = std::error::Error::source(&status) {
@@ -381,6 +410,17 @@ mod tests {
             err.to_string()
                 .starts_with("Fetch request to h:1 failed: connection reset")
         );
+    }
+
+    #[test]
+    fn cancelled_by_the_transport_is_unreachable() {
+        let err = Error::from_status(
+            tonic::Status::cancelled("operation was canceled"),
+            "CreateTopics",
+            "h:1",
+        );
+        assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+        assert!(err.is_unreachable() && err.is_retriable());
     }
 
     #[test]

@@ -14,8 +14,9 @@
 //! - [`Error`] is the one error type; its `Display` is a single line meant
 //!   for a person, and [`Error::code`] gives the Kafka-style error code.
 //!
-//! Modules: `config`, `error`, `cluster` (connections and the metadata
-//! cache that routes a partition to its leader), `admin`, `producer`
+//! Modules: `config`, `error`, `cluster` (connections, the metadata
+//! cache that routes a partition to its leader, and failover between
+//! brokers), `admin`, `producer`
 //! (`partitioner`, `accumulator`, `sender`, `delivery`), `consumer`
 //! (`fetch`, `decode`).
 //!

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use mock::MockBroker;
+use mock::{MockBroker, ProduceFault};
 use runnel_client::producer::partitioner::partition_for_key;
 use runnel_client::*;
 
@@ -264,6 +264,8 @@ async fn acks_none_gives_no_offsets_and_close_refuses_more() {
         &mock,
         ProducerConfig {
             acks: Acks::None,
+            // Idempotence needs acks=all.
+            enable_idempotence: false,
             ..Default::default()
         },
     )
@@ -506,4 +508,370 @@ async fn corrupt_batch_is_reported_and_can_be_skipped() {
     consumer.seek("t", 0, Offset::At(3)).await.unwrap();
     let records = poll_n(&mut consumer, 1).await;
     assert_eq!(records[0].value.as_deref(), Some(&b"after"[..]));
+}
+
+// ------------------------------------------------- cluster mode: failover
+
+fn cluster_client(brokers: &[&MockBroker]) -> ClientConfig {
+    let list: Vec<String> = brokers.iter().map(|b| b.bootstrap()).collect();
+    ClientConfig {
+        connect_timeout: Duration::from_secs(2),
+        ..ClientConfig::new(&list.join(",")).unwrap()
+    }
+}
+
+/// Retries quickly so tests do not wait for Kafka's defaults.
+fn retrying() -> ProducerConfig {
+    ProducerConfig {
+        retry_backoff: Duration::from_millis(20),
+        retry_backoff_max: Duration::from_millis(100),
+        linger: Duration::ZERO,
+        ..Default::default()
+    }
+}
+
+async fn send_values(producer: &Producer, topic: &str, values: &[&str]) -> Vec<i64> {
+    let mut deliveries = Vec::new();
+    for v in values {
+        deliveries.push(
+            producer
+                .send(ProducerRecord::new(topic, v.to_string()).partition(0))
+                .await
+                .unwrap(),
+        );
+    }
+    let mut offsets = Vec::new();
+    for d in deliveries {
+        offsets.push(d.await.unwrap().offset);
+    }
+    offsets
+}
+
+#[tokio::test]
+async fn admin_fails_over_to_the_next_broker() {
+    // Known only through metadata: the bootstrap list names broker 1 alone.
+    let cluster = MockBroker::start_cluster(2).await;
+    let admin = Admin::connect(cluster_client(&[&cluster[0]]))
+        .await
+        .unwrap();
+    admin.create_topic("t", 1, 1, &[]).await.unwrap();
+    assert_eq!(admin.metadata(&[]).await.unwrap().brokers.len(), 2);
+    cluster[0].stop().await;
+    let listed = admin.list_topics().await.unwrap();
+    assert_eq!(listed[0].name, "t", "answered by broker 2");
+    // And it sticks with broker 2 (broker 1 is not tried again first).
+    admin.describe_topic("t").await.unwrap();
+
+    // Known only through the bootstrap list: no metadata call before the stop.
+    let cluster = MockBroker::start_cluster(2).await;
+    let admin = Admin::connect(cluster_client(&[&cluster[0], &cluster[1]]))
+        .await
+        .unwrap();
+    cluster[0].stop().await;
+    admin.create_topic("u", 2, 1, &[]).await.unwrap();
+    assert_eq!(admin.list_topics().await.unwrap().len(), 1);
+
+    // Every broker gone: the error names what was tried.
+    cluster[1].stop().await;
+    let err = admin.list_topics().await.unwrap_err();
+    assert!(err.is_retriable(), "{err}");
+    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn producer_follows_a_leader_move_resending_the_same_bytes() {
+    let cluster = MockBroker::start_cluster(2).await;
+    cluster[0].create("t", 1);
+    let producer = Producer::connect(cluster_client(&[&cluster[0]]), retrying())
+        .await
+        .unwrap();
+    assert_eq!(send_values(&producer, "t", &["a", "b"]).await, [0, 1]);
+
+    cluster[0].set_leader("t", 0, 2);
+    assert_eq!(send_values(&producer, "t", &["c"]).await, [2]);
+    assert_eq!(cluster[0].values("t", 0), ["a", "b", "c"]);
+
+    // Broker 1 refused "c" (not the leader); broker 2 got the same bytes.
+    let refused = cluster[0].received("t", 0).pop().unwrap();
+    assert_eq!(cluster[1].received("t", 0), [refused]);
+
+    // Idempotent by default: producer id, epoch and dense sequences.
+    let headers = cluster[0].log_headers("t", 0);
+    let mut sequence = 0;
+    for h in &headers {
+        assert_eq!((h.producer_id, h.producer_epoch), (1001, 3));
+        assert_eq!(h.base_sequence, sequence);
+        sequence += h.records_count;
+    }
+    assert_eq!(sequence, 3);
+}
+
+#[tokio::test]
+async fn producer_survives_the_leader_crashing() {
+    let cluster = MockBroker::start_cluster(2).await;
+    cluster[0].create("t", 1);
+    let producer = Producer::connect(cluster_client(&[&cluster[0]]), retrying())
+        .await
+        .unwrap();
+    assert_eq!(send_values(&producer, "t", &["a"]).await, [0]);
+    // Broker 1 dies; broker 2 takes over. Metadata, too, now has to come
+    // from broker 2, which the producer knows from the first metadata.
+    cluster[0].stop().await;
+    cluster[1].set_leader("t", 0, 2);
+    assert_eq!(send_values(&producer, "t", &["b", "c"]).await, [1, 2]);
+    assert_eq!(cluster[1].values("t", 0), ["a", "b", "c"]);
+}
+
+#[tokio::test]
+async fn retriable_errors_are_retried_with_growing_backoff() {
+    let mock = MockBroker::start().await;
+    mock.create("t", 1);
+    for _ in 0..2 {
+        mock.fail_produce(ProduceFault {
+            code: ErrorCode::NotEnoughReplicas,
+            append: false,
+        });
+    }
+    let config = ProducerConfig {
+        retry_backoff: Duration::from_millis(100),
+        retry_backoff_max: Duration::from_secs(1),
+        ..retrying()
+    };
+    let producer = producer(&mock, config).await;
+    let started = tokio::time::Instant::now();
+    assert_eq!(send_values(&producer, "t", &["x"]).await, [0]);
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(300),
+        "100 ms then 200 ms of backoff, took {elapsed:?}"
+    );
+    let received = mock.received("t", 0);
+    assert_eq!(received.len(), 3);
+    assert!(received.iter().all(|b| *b == received[0]), "byte-identical");
+    assert_eq!(mock.values("t", 0), ["x"]);
+}
+
+#[tokio::test]
+async fn non_retriable_errors_fail_at_once() {
+    let mock = MockBroker::start().await;
+    mock.create("t", 1);
+    mock.fail_produce(ProduceFault {
+        code: ErrorCode::CorruptMessage,
+        append: false,
+    });
+    let producer = producer(&mock, retrying()).await;
+    let err = producer
+        .send(ProducerRecord::new("t", "x"))
+        .await
+        .unwrap()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::CorruptMessage));
+    assert_eq!(mock.received("t", 0).len(), 1, "not retried");
+}
+
+#[tokio::test]
+async fn delivery_timeout_fails_with_the_last_error() {
+    let mock = MockBroker::start().await;
+    mock.create("t", 1);
+    for _ in 0..1000 {
+        mock.fail_produce(ProduceFault {
+            code: ErrorCode::NotLeaderOrFollower,
+            append: false,
+        });
+    }
+    let config = ProducerConfig {
+        request_timeout: Duration::from_millis(200),
+        delivery_timeout: Duration::from_millis(400),
+        ..retrying()
+    };
+    let producer = producer(&mock, config).await;
+    let started = tokio::time::Instant::now();
+    let err = producer
+        .send(ProducerRecord::new("t", "x"))
+        .await
+        .unwrap()
+        .await
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    assert_eq!(err.code(), Some(ErrorCode::NotLeaderOrFollower), "{err}");
+    assert!(
+        elapsed >= Duration::from_millis(250) && elapsed < Duration::from_secs(3),
+        "{elapsed:?}"
+    );
+    assert!(mock.received("t", 0).len() >= 3, "retried meanwhile");
+}
+
+#[tokio::test]
+async fn lost_acknowledgement_is_not_written_twice() {
+    let mock = MockBroker::start().await;
+    mock.create("t", 1);
+    // Appended, but the answer is a timeout: the retry is a duplicate and
+    // the broker answers DUPLICATE_SEQUENCE_NUMBER with the first offset.
+    mock.fail_produce(ProduceFault {
+        code: ErrorCode::RequestTimedOut,
+        append: true,
+    });
+    let producer = producer(&mock, retrying()).await;
+    assert_eq!(send_values(&producer, "t", &["x"]).await, [0]);
+    assert_eq!(send_values(&producer, "t", &["y"]).await, [1]);
+    assert_eq!(mock.values("t", 0), ["x", "y"], "x once");
+    assert_eq!(mock.received("t", 0).len(), 3);
+}
+
+#[tokio::test]
+async fn sequences_are_dense_per_partition_and_absent_without_idempotence() {
+    let mock = MockBroker::start().await;
+    mock.create("t", 2);
+    let producer = producer(&mock, retrying()).await;
+    for round in 0..3 {
+        for p in 0..2 {
+            for i in 0..=round {
+                producer
+                    .send(ProducerRecord::new("t", format!("{i}")).partition(p))
+                    .await
+                    .unwrap();
+            }
+        }
+        producer.flush().await;
+    }
+    for p in 0..2 {
+        let headers = mock.log_headers("t", p);
+        let mut expected = 0;
+        for h in &headers {
+            assert_eq!((h.producer_id, h.producer_epoch), (1001, 3));
+            assert_eq!(h.base_sequence, expected);
+            expected += h.records_count;
+        }
+        assert_eq!(expected, 6);
+    }
+
+    let plain = self::producer(
+        &mock,
+        ProducerConfig {
+            enable_idempotence: false,
+            ..retrying()
+        },
+    )
+    .await;
+    plain
+        .send(ProducerRecord::new("t", "z").partition(0))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let last = *mock.log_headers("t", 0).last().unwrap();
+    assert_eq!(
+        (last.producer_id, last.producer_epoch, last.base_sequence),
+        (-1, -1, -1)
+    );
+}
+
+#[tokio::test]
+async fn a_failed_sequenced_batch_gets_a_new_producer_id() {
+    let mock = MockBroker::start().await;
+    mock.create("t", 1);
+    let producer = producer(&mock, retrying()).await;
+    assert_eq!(send_values(&producer, "t", &["a"]).await, [0]);
+    // Sequence 1 is refused for good: the leader never sees it, so sequence
+    // 2 of the same producer id would be out of order.
+    mock.fail_produce(ProduceFault {
+        code: ErrorCode::MessageTooLarge,
+        append: false,
+    });
+    let err = producer
+        .send(ProducerRecord::new("t", "b").partition(0))
+        .await
+        .unwrap()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::MessageTooLarge));
+    assert_eq!(send_values(&producer, "t", &["c"]).await, [1]);
+    let stamps: Vec<_> = mock
+        .log_headers("t", 0)
+        .iter()
+        .map(|h| (h.producer_id, h.base_sequence))
+        .collect();
+    assert_eq!(stamps, [(1001, 0), (1002, 0)], "new id, sequence from 0");
+}
+
+#[tokio::test]
+async fn idempotence_needs_init_producer_id() {
+    let mock = MockBroker::start().await;
+    mock.disable_init_producer_id();
+    let err = Producer::connect(client(&mock), ProducerConfig::default())
+        .await
+        .err()
+        .expect("UNIMPLEMENTED");
+    assert!(
+        matches!(err, Error::IdempotenceUnsupported { .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("enable_idempotence=false"),
+        "{err}"
+    );
+    let config = ProducerConfig {
+        enable_idempotence: false,
+        ..Default::default()
+    };
+    Producer::connect(client(&mock), config).await.unwrap();
+}
+
+#[tokio::test]
+async fn consumer_follows_leader_moves_and_crashes_without_errors() {
+    let cluster = MockBroker::start_cluster(3).await;
+    cluster[0].create("t", 1);
+    let producer = Producer::connect(cluster_client(&[&cluster[0]]), retrying())
+        .await
+        .unwrap();
+    let config = ConsumerConfig {
+        fetch_max_wait: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let mut consumer = Consumer::connect(cluster_client(&[&cluster[0]]), config)
+        .await
+        .unwrap();
+    consumer.assign([("t", 0)]);
+    consumer.seek("t", 0, Offset::Earliest).await.unwrap();
+
+    send_values(&producer, "t", &["a", "b"]).await;
+    let records = poll_n(&mut consumer, 2).await;
+    assert_eq!(records.len(), 2);
+
+    // A move: broker 1 answers NOT_LEADER_OR_FOLLOWER.
+    cluster[0].set_leader("t", 0, 2);
+    send_values(&producer, "t", &["c"]).await;
+    let records = poll_n(&mut consumer, 1).await;
+    assert_eq!(records[0].offset, 2);
+
+    // A crash of the leader (and of the broker metadata came from).
+    cluster[1].stop().await;
+    cluster[0].stop().await;
+    cluster[2].set_leader("t", 0, 3);
+    send_values(&producer, "t", &["d"]).await;
+    let records = poll_n(&mut consumer, 1).await;
+    assert_eq!(records[0].offset, 3);
+    assert_eq!(records[0].value.as_deref(), Some(&b"d"[..]));
+    assert_eq!(consumer.position("t", 0), Some(4));
+    assert_eq!(consumer.end_offsets(&[("t", 0)]).await.unwrap(), [4]);
+    assert_eq!(consumer.partition_count("t").await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn list_offsets_asks_the_new_leader() {
+    let cluster = MockBroker::start_cluster(2).await;
+    cluster[0].create("t", 1);
+    let consumer = Consumer::connect(cluster_client(&[&cluster[0]]), ConsumerConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(consumer.end_offsets(&[("t", 0)]).await.unwrap(), [0]);
+    // The cached leader (1) is stale: NOT_LEADER_OR_FOLLOWER, then broker 2.
+    cluster[0].set_leader("t", 0, 2);
+    cluster[0].inject("t", 0, &{
+        let mut b = runnel_proto::batch::BatchBuilder::new();
+        b.push(0, None, Some(b"x"), &[]);
+        b.build().unwrap()
+    });
+    assert_eq!(consumer.end_offsets(&[("t", 0)]).await.unwrap(), [1]);
 }

@@ -1,11 +1,20 @@
 //! The controller: the one place that changes cluster metadata.
 //!
-//! Today the single-node broker is its own controller; [`topics`] creates,
-//! alters and deletes topics by compare-and-swap transactions on the
-//! [`crate::meta::MetadataStore`] and then tells the [`crate::replica::ReplicaManager`]
-//! to serve the result. In cluster mode the controller is elected through
-//! etcd and brokers learn about changes by watching the same keys.
+//! - [`active`]: every broker campaigns for controller through the
+//!   metadata store (lease + transaction, with a controller epoch); the
+//!   winner elects partition leaders from the ISR when brokers die, drops
+//!   dead brokers from ISRs and restores preferred leaders, fenced by the
+//!   revision of its `controller` key.
+//! - [`leaders`]: what should change, planned from the cluster image (pure).
+//! - [`placement`]: replica assignment for new topics and partitions
+//!   (balanced leaders, rack-aware).
+//! - [`topics`]: topic create/alter/delete by compare-and-swap; any broker
+//!   can serve these admin requests, the store orders them.
 
+pub mod active;
+pub mod leaders;
+pub mod placement;
 pub mod topics;
 
+pub use active::{Controller, ControllerSettings};
 pub use topics::TopicController;

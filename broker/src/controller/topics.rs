@@ -8,9 +8,11 @@ use std::sync::Arc;
 
 use runnel_proto::v1::{AlterTopicRequest, NewTopic};
 
+use super::placement::{BrokerSlot, assign_replicas};
+use crate::cluster::sync::MetadataSync;
 use crate::meta::keys::Keys;
 use crate::meta::records::{self, PartitionState, TopicRecord, VERSION};
-use crate::meta::{Compare, MetadataStore, Op};
+use crate::meta::{Compare, KeyValue, MetadataStore, Op, WatchEvent};
 use crate::replica::ReplicaManager;
 use crate::topic::{TopicConfig, validate_topic_name};
 use crate::{Error, Result};
@@ -24,6 +26,7 @@ pub struct TopicController {
     store: Arc<dyn MetadataStore>,
     keys: Keys,
     replicas: Arc<ReplicaManager>,
+    sync: Arc<MetadataSync>,
     /// Admin changes are rare; serializing them keeps check-then-write simple
     /// (the store's CAS still guards against other writers).
     lock: tokio::sync::Mutex<()>,
@@ -48,6 +51,7 @@ impl TopicController {
         store: Arc<dyn MetadataStore>,
         keys: Keys,
         replicas: Arc<ReplicaManager>,
+        sync: Arc<MetadataSync>,
         default_partitions: u32,
         default_replication_factor: u32,
     ) -> Self {
@@ -55,48 +59,42 @@ impl TopicController {
             store,
             keys,
             replicas,
+            sync,
             lock: tokio::sync::Mutex::new(()),
             default_partitions,
             default_replication_factor,
         }
     }
 
-    /// Load every topic from the metadata store and serve it (start-up).
-    pub async fn load(&self) -> Result<usize> {
-        let mut topics = BTreeMap::new();
-        let mut epochs: BTreeMap<String, BTreeMap<u32, i32>> = BTreeMap::new();
-        for kv in self.store.range(&self.keys.topics_prefix()).await? {
-            if let Some(name) = self.keys.topic_name_of(&kv.key) {
-                topics.insert(
-                    name.to_owned(),
-                    records::decode::<TopicRecord>(&kv.key, &kv.value)?,
-                );
-            } else if let Some((topic, p)) = self.keys.partition_of(&kv.key) {
-                let state: PartitionState = records::decode(&kv.key, &kv.value)?;
-                epochs
-                    .entry(topic)
-                    .or_default()
-                    .insert(p, state.leader_epoch);
-            }
-        }
-        let count = topics.len();
-        for (name, record) in topics {
-            let e: Vec<i32> = (0..record.partitions())
-                .map(|p| {
-                    epochs
-                        .get(&name)
-                        .and_then(|m| m.get(&p))
-                        .copied()
-                        .unwrap_or(0)
+    /// Live brokers with their racks, for placement.
+    fn live_brokers(&self) -> Vec<BrokerSlot> {
+        self.sync.view().read(|i| {
+            i.brokers
+                .values()
+                .map(|b| BrokerSlot {
+                    id: b.broker_id,
+                    rack: b.rack.clone(),
                 })
-                .collect();
-            self.replicas.apply_topic(&name, record, &e)?;
-        }
-        Ok(count)
+                .collect()
+        })
     }
 
-    fn live_brokers(&self) -> Vec<i32> {
-        vec![self.replicas.broker_id()]
+    /// Apply what a successful transaction wrote at `revision` right away,
+    /// so the response already reflects it (the watch delivers it again,
+    /// harmlessly).
+    fn apply_written(&self, ops: &[Op], revision: i64) -> Result<()> {
+        for op in ops {
+            if let Op::Put(key, value) = op {
+                self.sync.apply(WatchEvent::Put(KeyValue {
+                    key: key.clone(),
+                    value: value.clone(),
+                    create_revision: revision,
+                    mod_revision: revision,
+                    lease: None,
+                }))?;
+            }
+        }
+        Ok(())
     }
 
     fn plan_create(&self, new: &NewTopic) -> Result<PlannedTopic> {
@@ -122,12 +120,20 @@ impl TopicController {
         };
         let brokers = self.live_brokers();
         if rf as usize > brokers.len() {
+            let ids: Vec<i32> = brokers.iter().map(|b| b.id).collect();
             return Err(Error::InvalidReplicationFactor {
                 topic: new.name.clone(),
                 reason: format!(
-                    "replication factor {rf} is larger than the {} live broker(s)",
+                    "replication factor {rf} is larger than the {} live broker(s) {ids:?}; \
+                     start more brokers or use a smaller replication factor",
                     brokers.len()
                 ),
+            });
+        }
+        if rf == 0 {
+            return Err(Error::InvalidReplicationFactor {
+                topic: new.name.clone(),
+                reason: "must be at least 1".into(),
             });
         }
         let configs: BTreeMap<String, String> = new
@@ -198,15 +204,14 @@ impl TopicController {
             ops.push(Op::Put(key, records::encode(&plan.record)));
             ops.extend(self.partition_state_ops(&plan.name, &plan.record, 0));
         }
-        if !self.store.txn(compares, ops).await?.succeeded {
+        let outcome = self.store.txn(compares, ops.clone()).await?;
+        if !outcome.succeeded {
             return Err(Error::TopicAlreadyExists(names.join(", ")));
         }
-        for plan in plans {
-            let epochs = vec![0; plan.record.partitions() as usize];
+        for plan in &plans {
             tracing::info!(topic = %plan.name, partitions = plan.record.partitions(), "created topic");
-            self.replicas
-                .apply_topic(&plan.name, plan.record, &epochs)?;
         }
+        self.apply_written(&ops, outcome.revision)?;
         Ok(names)
     }
 
@@ -232,14 +237,18 @@ impl TopicController {
             ops.push(Op::Delete(key));
             ops.push(Op::DeletePrefix(self.keys.topic_children(name)));
         }
-        if !self.store.txn(compares, ops).await?.succeeded {
+        let outcome = self.store.txn(compares, ops).await?;
+        if !outcome.succeeded {
             return Err(Error::Metadata(
                 "topics changed concurrently; retry the delete".into(),
             ));
         }
         let mut deleted = Vec::new();
         for name in unique {
-            self.replicas.remove_topic(name)?;
+            self.sync.apply(WatchEvent::Delete {
+                key: self.keys.topic(name),
+                mod_revision: outcome.revision,
+            })?;
             tracing::info!(topic = %name, "deleted topic");
             deleted.push(name.clone());
         }
@@ -250,7 +259,7 @@ impl TopicController {
     pub async fn alter_topic(&self, req: &AlterTopicRequest) -> Result<()> {
         let _guard = self.lock.lock().await;
         validate_topic_name(&req.name)?;
-        let state = self.replicas.topic(&req.name)?;
+        self.replicas.topic(&req.name)?;
         let key = self.keys.topic(&req.name);
         let current = self
             .store
@@ -279,8 +288,19 @@ impl TopicController {
                     ),
                 });
             }
+            let brokers = self.live_brokers();
+            if (record.replication_factor as usize) > brokers.len() {
+                return Err(Error::InvalidReplicationFactor {
+                    topic: req.name.clone(),
+                    reason: format!(
+                        "new partitions need {} replicas but only {} broker(s) are live",
+                        record.replication_factor,
+                        brokers.len()
+                    ),
+                });
+            }
             let extra = assign_replicas(
-                &self.live_brokers(),
+                &brokers,
                 req.partitions - old_partitions,
                 record.replication_factor,
                 old_partitions,
@@ -304,40 +324,21 @@ impl TopicController {
         }
         let mut ops = vec![Op::Put(key.clone(), records::encode(&record))];
         ops.extend(self.partition_state_ops(&req.name, &record, old_partitions));
-        if !self
+        let outcome = self
             .store
-            .txn(vec![Compare::ModRevision(key, current.mod_revision)], ops)
-            .await?
-            .succeeded
-        {
+            .txn(
+                vec![Compare::ModRevision(key, current.mod_revision)],
+                ops.clone(),
+            )
+            .await?;
+        if !outcome.succeeded {
             return Err(Error::Metadata(
                 "the topic changed concurrently; retry".into(),
             ));
         }
-        let mut epochs: Vec<i32> = state.partitions.iter().map(|p| p.leader_epoch()).collect();
-        epochs.resize(record.partitions() as usize, 0);
         tracing::info!(topic = %req.name, partitions = record.partitions(), "altered topic");
-        self.replicas.apply_topic(&req.name, record, &epochs)
+        self.apply_written(&ops, outcome.revision)
     }
-}
-
-/// Kafka's replica placement without racks: partition `p`'s replicas start at
-/// broker `(start + p) % n` and follow in order, so leaders (the first
-/// replica) spread evenly. `first_partition` continues the pattern when
-/// partitions are added.
-pub fn assign_replicas(
-    brokers: &[i32],
-    partitions: u32,
-    rf: u32,
-    first_partition: u32,
-) -> Vec<Vec<i32>> {
-    let n = brokers.len();
-    (0..partitions)
-        .map(|i| {
-            let p = (first_partition + i) as usize;
-            (0..rf as usize).map(|r| brokers[(p + r) % n]).collect()
-        })
-        .collect()
 }
 
 fn new_topic_id() -> String {
@@ -351,26 +352,4 @@ fn new_topic_id() -> String {
         &hex[16..20],
         &hex[20..32]
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn replicas_spread_leaders() {
-        let a = assign_replicas(&[1, 2, 3], 6, 2, 0);
-        assert_eq!(
-            a,
-            vec![
-                vec![1, 2],
-                vec![2, 3],
-                vec![3, 1],
-                vec![1, 2],
-                vec![2, 3],
-                vec![3, 1]
-            ]
-        );
-        assert_eq!(assign_replicas(&[1, 2, 3], 1, 3, 6), vec![vec![1, 2, 3]]);
-    }
 }

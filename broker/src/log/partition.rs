@@ -120,6 +120,18 @@ pub struct ValidatedRecords {
     max_timestamp: i64,
 }
 
+impl ValidatedRecords {
+    /// The header of every batch, in order.
+    pub fn headers(&self) -> impl Iterator<Item = &BatchHeader> {
+        self.batches.iter().map(|(_, h)| h)
+    }
+
+    /// Offsets the batches span (the sum of their record-offset ranges).
+    pub fn offset_count(&self) -> i64 {
+        self.offsets
+    }
+}
+
 impl Log {
     /// Open the log in `dir` (created if missing), or start an empty one at
     /// offset 0.
@@ -331,10 +343,52 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<LogAppendInfo> {
+        self.append_stamped(records, valid, Some(leader_epoch), now_ms, None)
+    }
+
+    /// Append batches copied from the leader, as a follower: each batch
+    /// keeps the offsets and leader epoch the leader gave it, and the first
+    /// must start exactly at this log's end offset (anything else means the
+    /// follower asked for the wrong range; nothing is written).
+    pub fn append_as_follower(
+        &self,
+        records: &[u8],
+        valid: &ValidatedRecords,
+        now_ms: i64,
+    ) -> Result<LogAppendInfo> {
+        let first = valid.batches[0].1.base_offset;
+        self.append_stamped(records, valid, None, now_ms, Some(first))
+    }
+
+    fn append_stamped(
+        &self,
+        records: &[u8],
+        valid: &ValidatedRecords,
+        leader_epoch: Option<i32>,
+        now_ms: i64,
+        expect_first_offset: Option<i64>,
+    ) -> Result<LogAppendInfo> {
         let config = self.config();
         let mut w = self.writer.lock();
         self.check_open(&w)?;
         let first_offset = w.active.next_offset;
+        if let Some(expected) = expect_first_offset {
+            let mut next = expected;
+            let contiguous = valid.batches.iter().all(|(_, h)| {
+                let ok = h.base_offset == next;
+                next = h.next_offset();
+                ok
+            });
+            if expected != first_offset || !contiguous {
+                return Err(Error::Storage {
+                    path: self.dir.clone(),
+                    reason: format!(
+                        "replicated batches start at offset {expected} (contiguous: {contiguous}) \
+                         but the log ends at {first_offset}"
+                    ),
+                });
+            }
+        }
         let last_offset = first_offset + valid.offsets - 1;
         if let Some(reason) = roll_reason(
             &w.active,

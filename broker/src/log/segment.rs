@@ -824,7 +824,7 @@ impl ActiveSegment {
         &mut self,
         input: &[u8],
         batches: &[(usize, BatchHeader)],
-        leader_epoch: i32,
+        leader_epoch: Option<i32>,
         now_ms: i64,
         interval: usize,
     ) -> Result<()> {
@@ -832,7 +832,9 @@ impl ActiveSegment {
         let mut headers = Vec::with_capacity(batches.len());
         let mut offset = self.next_offset;
         for (at, header) in batches {
-            headers.push(restamped_header(&input[*at..], offset, leader_epoch));
+            // A follower keeps the epoch the leader stamped (None).
+            let epoch = leader_epoch.unwrap_or(header.partition_leader_epoch);
+            headers.push(restamped_header(&input[*at..], offset, epoch));
             offset += i64::from(header.last_offset_delta) + 1;
         }
         let mut slices = Vec::with_capacity(batches.len() * 2);

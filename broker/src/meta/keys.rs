@@ -4,7 +4,9 @@
 //! /runnel/<cluster>/topics/<name>                          TopicRecord (config, assignment)
 //! /runnel/<cluster>/topics/<name>/partitions/<p>/state     PartitionState (leader, epoch, isr)
 //! /runnel/<cluster>/brokers/<id>                           BrokerRecord (cluster mode)
-//! /runnel/<cluster>/controller                             controller election (cluster mode)
+//! /runnel/<cluster>/controller                             ControllerRecord, under the controller's lease
+//! /runnel/<cluster>/controller_epoch                       ControllerEpoch (bumped by every election)
+//! /runnel/<cluster>/producer-ids                           ProducerIdBlock (next unallocated id)
 //! ```
 //! Topic names cannot contain `/`, so a topic's own key and its partition
 //! keys never collide with another topic's.
@@ -20,6 +22,11 @@ impl Keys {
         Keys {
             root: format!("/runnel/{cluster}/"),
         }
+    }
+
+    /// Prefix of every key of this cluster.
+    pub fn root(&self) -> String {
+        self.root.clone()
     }
 
     /// Prefix of every topic key (and their partition keys).
@@ -49,6 +56,21 @@ impl Keys {
     /// A broker's registration, held under that broker's lease.
     pub fn broker(&self, id: i32) -> String {
         format!("{}brokers/{id}", self.root)
+    }
+
+    /// Who is controller: written under the winner's lease.
+    pub fn controller(&self) -> String {
+        format!("{}controller", self.root)
+    }
+
+    /// The last controller epoch; survives controllers (no lease).
+    pub fn controller_epoch(&self) -> String {
+        format!("{}controller_epoch", self.root)
+    }
+
+    /// The producer id allocator.
+    pub fn producer_ids(&self) -> String {
+        format!("{}producer-ids", self.root)
     }
 
     /// The topic name if `key` is a topic's own key (not a partition key).

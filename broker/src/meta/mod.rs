@@ -18,6 +18,7 @@ pub mod embedded;
 pub mod etcd;
 pub mod keys;
 mod lease;
+pub mod producer_ids;
 pub mod records;
 pub mod registration;
 

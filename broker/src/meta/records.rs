@@ -60,6 +60,32 @@ pub struct BrokerRecord {
     pub http_port: Option<u16>,
 }
 
+/// `/runnel/<cluster>/controller`: the broker acting as controller, held
+/// under that broker's lease so it vanishes when the broker does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControllerRecord {
+    pub version: u32,
+    pub broker_id: i32,
+    /// The epoch this controller won; a larger one deposes it.
+    pub epoch: i64,
+}
+
+/// `/runnel/<cluster>/controller_epoch`: the last epoch any controller won.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControllerEpoch {
+    pub version: u32,
+    pub epoch: i64,
+}
+
+/// `/runnel/<cluster>/producer-ids`: brokers take blocks of producer ids by
+/// compare-and-swap on this, so no id is handed out twice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerIdBlock {
+    pub version: u32,
+    /// The first id nobody has taken yet.
+    pub next: i64,
+}
+
 /// Serialize a record for the store.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("metadata records always serialize")

@@ -47,7 +47,7 @@ pub struct Registration {
     /// it never leaves a key under a lease we do not know about.
     stop: watch::Sender<bool>,
     /// `None` only once [`Registration::deregister`] has taken it.
-    task: Option<JoinHandle<()>>,
+    task: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// State the keep-alive task updates and the owner reads.
@@ -67,6 +67,8 @@ struct Claim {
     value: Vec<u8>,
     broker_id: i32,
     ttl: Duration,
+    /// Where the current lease id is written, if anywhere.
+    lease_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Registration {
@@ -89,14 +91,48 @@ impl Registration {
         record: BrokerRecord,
         ttl: Duration,
     ) -> Result<Registration> {
+        Self::register_with_lease_file(store, keys, record, ttl, None, Duration::ZERO).await
+    }
+
+    /// [`register`](Self::register) for a broker with a data directory:
+    /// the lease id is kept in `lease_file`, so a broker restarted before
+    /// its old lease expired (a crash, `kill -9`) recognizes its own stale
+    /// registration and revokes it — which the controller sees as the
+    /// broker's death, moving leadership as for any failure — instead of
+    /// failing with [`Error::BrokerIdInUse`]. Someone else's registration
+    /// is waited out for up to `wait` (its lease may be about to expire).
+    pub async fn register_with_lease_file(
+        store: Arc<dyn MetadataStore>,
+        keys: Keys,
+        record: BrokerRecord,
+        ttl: Duration,
+        lease_file: Option<std::path::PathBuf>,
+        wait: Duration,
+    ) -> Result<Registration> {
         let claim = Claim {
             store: store.clone(),
             key: keys.broker(record.broker_id),
             value: records::encode(&record),
             broker_id: record.broker_id,
             ttl,
+            lease_file,
         };
-        let lease = claim.claim(None).await?;
+        let deadline = Instant::now() + wait;
+        let lease = loop {
+            match claim.claim(None).await {
+                Ok(lease) => break lease,
+                Err(Error::BrokerIdInUse { .. }) if claim.reclaim_own().await? => continue,
+                Err(e @ Error::BrokerIdInUse { .. }) if Instant::now() >= deadline => {
+                    return Err(e);
+                }
+                Err(Error::BrokerIdInUse { host, port, .. }) => {
+                    warn!(broker_id = record.broker_id, %host, port,
+                        "broker id registered by someone else; waiting for that lease to expire");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         info!(
             broker_id = record.broker_id,
             host = %record.host,
@@ -115,7 +151,7 @@ impl Registration {
             broker_id: record.broker_id,
             shared,
             stop,
-            task: Some(task),
+            task: Mutex::new(Some(task)),
         })
     }
 
@@ -135,9 +171,10 @@ impl Registration {
     /// Clean shutdown: stop the keep-alives and revoke the lease, so the
     /// broker leaves [`live_brokers`] at once. Fails only if the store cannot
     /// be reached; the entry then goes away when the TTL runs out.
-    pub async fn deregister(mut self) -> Result<()> {
+    pub async fn deregister(&self) -> Result<()> {
         let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
+        let task = self.task.lock().take();
+        if let Some(task) = task {
             // The task only stops between rounds; a panic in it is already
             // logged by tokio, and the revoke below still cleans up.
             let _ = task.await;
@@ -151,7 +188,7 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
+        if let Some(task) = self.task.lock().take() {
             task.abort();
         }
     }
@@ -221,7 +258,15 @@ impl Claim {
     async fn claim(&self, stale: Option<LeaseId>) -> Result<LeaseId> {
         let lease = self.store.grant_lease(self.ttl).await?;
         match self.put(lease, stale).await {
-            Ok(()) => Ok(lease),
+            Ok(()) => {
+                if let Some(path) = &self.lease_file {
+                    // Best effort: without it a restart waits out the TTL.
+                    if let Err(e) = std::fs::write(path, lease.get().to_string()) {
+                        warn!(path = %path.display(), error = %e, "cannot record the lease id");
+                    }
+                }
+                Ok(lease)
+            }
             Err(e) => {
                 // Best effort: an unrevoked lease holds no keys and expires.
                 let _ = self.store.revoke_lease(lease).await;
@@ -261,6 +306,28 @@ impl Claim {
                 self.broker_id, self.key
             )))
         }
+    }
+
+    /// If `brokers/<id>` is held under the lease our lease file names (our
+    /// previous life), revoke that lease and say so.
+    async fn reclaim_own(&self) -> Result<bool> {
+        let Some(path) = &self.lease_file else {
+            return Ok(false);
+        };
+        let Some(previous) = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .map(LeaseId)
+        else {
+            return Ok(false);
+        };
+        let holder = self.store.get(&self.key).await?;
+        if holder.is_none_or(|kv| kv.lease != Some(previous)) {
+            return Ok(false);
+        }
+        info!(broker_id = self.broker_id, lease = %previous, "revoking this broker's registration from before its restart");
+        self.store.revoke_lease(previous).await?;
+        Ok(true)
     }
 
     /// The error naming who holds `brokers/<id>`.

@@ -1,55 +1,165 @@
-//! One partition replica: log + leader epoch + high watermark.
+//! One partition replica: log + role (leader or follower) + high watermark.
+//!
+//! As **leader** it appends produced batches stamped with its leader epoch,
+//! tracks every follower's log end offset (LEO) from their fetches, and
+//! moves the high watermark (HW) to the lowest LEO in the ISR; acks=all
+//! produces wait for the HW to pass their records. As **follower** it
+//! appends the leader's batches as they are and takes the leader's HW.
+//!
+//! The role comes from the partition state in the metadata store
+//! ([`Partition::apply_state`]); ISR changes are proposed here
+//! ([`Partition::isr_proposal`]) and applied only once the store accepted
+//! them ([`Partition::isr_committed`]), so the HW never counts on a replica
+//! that a leader election could leave out.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use crate::Result;
+use super::epoch_cache::LeaderEpochCache;
+use super::producer_state::{ProducerStateMap, SequenceCheck};
 use crate::log::{Log, LogAppendInfo, LogReadInfo, TopicPartition, ValidatedRecords};
+use crate::meta::records::PartitionState;
+use crate::{Error, Result};
 
-/// A partition this broker hosts (today always as leader).
+/// Leader id meaning "no leader" (all ISR members offline).
+pub const NO_LEADER: i32 = -1;
+
+/// What this broker is for the partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Leader,
+    /// Following `leader` (or nobody, while the partition is leaderless).
+    Follower {
+        leader: i32,
+    },
+}
+
+/// A follower as its leader sees it.
+#[derive(Debug, Clone, Copy)]
+struct FollowerState {
+    /// Its log end offset, from its last fetch; -1 until it fetched.
+    leo: i64,
+    /// Last time it had everything the leader had (Kafka's
+    /// `lastCaughtUpTimeMs`): the ISR shrink clock.
+    last_caught_up: Instant,
+    /// When it last fetched, and the leader's LEO at that moment: a fetch
+    /// reaching that LEO proves it was caught up as of then.
+    last_fetch: Instant,
+    last_fetch_leader_leo: i64,
+}
+
+#[derive(Debug)]
+struct ReplicaState {
+    role: Role,
+    leader_epoch: i32,
+    replicas: Vec<i32>,
+    isr: Vec<i32>,
+    /// Store revision of the partition state we acted on: older updates
+    /// are ignored.
+    revision: i64,
+    /// Leader only.
+    followers: HashMap<i32, FollowerState>,
+    /// An ISR change is being written: don't propose another.
+    isr_change_in_flight: bool,
+}
+
+/// What [`Partition::apply_state`] changed, for the caller to act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    Unchanged,
+    BecameLeader { epoch: i32 },
+    BecameFollower { leader: i32, epoch: i32 },
+    IsrChanged,
+}
+
+/// An ISR change this leader wants written to the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsrProposal {
+    pub leader_epoch: i32,
+    pub isr: Vec<i32>,
+}
+
+/// What the leader hands a follower's fetch.
+#[derive(Debug)]
+pub enum FollowerRead {
+    Records {
+        read: LogReadInfo,
+        high_watermark: i64,
+    },
+    /// The follower's log diverged: truncate to this epoch's end and retry.
+    Diverging { epoch: i32, end_offset: i64 },
+}
+
+/// A partition this broker hosts.
 pub struct Partition {
     pub tp: TopicPartition,
+    broker_id: i32,
     log: Arc<Log>,
-    /// Stamped into every appended batch; bumps on every leader change so a
-    /// follower can find where its log diverged (cluster mode).
-    leader_epoch: i32,
-    /// High watermark: consumers see offsets below it. On a single node the
-    /// ISR is this broker alone, so it is the log end offset.
+    state: Mutex<ReplicaState>,
+    /// High watermark: consumers see offsets below it.
     high_watermark: watch::Sender<i64>,
-    /// Replicas in sync with this leader (this broker alone on a single node).
-    isr: Vec<i32>,
-    /// The topic's `min.insync.replicas`, for acks=all.
-    min_insync_replicas: std::sync::atomic::AtomicU32,
+    /// Log end offset, for followers long-polling the leader.
+    log_end: watch::Sender<i64>,
+    /// Bumped on every role, epoch or ISR change, to wake acks=all waiters.
+    changes: watch::Sender<u64>,
+    epochs: Mutex<LeaderEpochCache>,
+    producers: Mutex<ProducerStateMap>,
+    min_insync_replicas: AtomicU32,
 }
 
 impl std::fmt::Debug for Partition {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.state.lock();
         f.debug_struct("Partition")
             .field("tp", &self.tp)
-            .field("leader_epoch", &self.leader_epoch)
+            .field("role", &s.role)
+            .field("leader_epoch", &s.leader_epoch)
+            .field("isr", &s.isr)
             .field("high_watermark", &*self.high_watermark.borrow())
             .finish()
     }
 }
 
 impl Partition {
-    pub fn new(
+    /// A replica of `tp` on `broker_id` over `log`, not yet told its role
+    /// (a follower of nobody until [`Partition::apply_state`]). The high
+    /// watermark starts at the log start: it is learnt from the leader, or
+    /// computed once leading.
+    pub fn open(
         tp: TopicPartition,
+        broker_id: i32,
         log: Arc<Log>,
-        leader_epoch: i32,
-        isr: Vec<i32>,
+        replicas: Vec<i32>,
         min_insync_replicas: u32,
-    ) -> Self {
-        let (high_watermark, _) = watch::channel(log.log_end_offset());
-        Partition {
+    ) -> Result<Self> {
+        let epochs = LeaderEpochCache::open(log.dir(), log.log_end_offset())?;
+        let producers = ProducerStateMap::rebuild(&log)?;
+        let leo = log.log_end_offset();
+        Ok(Partition {
             tp,
+            broker_id,
+            high_watermark: watch::channel(log.log_start_offset()).0,
+            log_end: watch::channel(leo).0,
+            changes: watch::channel(0).0,
             log,
-            leader_epoch,
-            high_watermark,
-            isr,
+            state: Mutex::new(ReplicaState {
+                role: Role::Follower { leader: NO_LEADER },
+                leader_epoch: -1,
+                replicas,
+                isr: Vec::new(),
+                revision: 0,
+                followers: HashMap::new(),
+                isr_change_in_flight: false,
+            }),
+            epochs: Mutex::new(epochs),
+            producers: Mutex::new(producers),
             min_insync_replicas: min_insync_replicas.into(),
-        }
+        })
     }
 
     pub fn log(&self) -> &Arc<Log> {
@@ -57,7 +167,15 @@ impl Partition {
     }
 
     pub fn leader_epoch(&self) -> i32 {
-        self.leader_epoch
+        self.state.lock().leader_epoch
+    }
+
+    pub fn role(&self) -> Role {
+        self.state.lock().role
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.role() == Role::Leader
     }
 
     pub fn high_watermark(&self) -> i64 {
@@ -70,64 +188,548 @@ impl Partition {
         self.high_watermark.subscribe()
     }
 
-    /// The in-sync replicas. A single node is always its own ISR; cluster
-    /// mode tracks followers here.
+    /// Wakes when the log end offset moves (follower long-polls).
+    pub fn subscribe_log_end(&self) -> watch::Receiver<i64> {
+        self.log_end.subscribe()
+    }
+
+    /// The in-sync replicas as last committed to the store.
     pub fn isr(&self) -> Vec<i32> {
-        self.isr.clone()
+        self.state.lock().isr.clone()
     }
 
-    /// acks=all precondition: refuse before writing when the ISR is smaller
-    /// than the topic's `min.insync.replicas` (Kafka's NOT_ENOUGH_REPLICAS).
-    pub fn check_min_insync(&self) -> Result<()> {
-        let min = self
-            .min_insync_replicas
-            .load(std::sync::atomic::Ordering::Relaxed);
-        if self.isr.len() < min as usize {
-            return Err(crate::Error::NotEnoughReplicas {
-                topic_partition: self.tp.to_string(),
-                isr: self.isr.len(),
-                min,
-            });
-        }
-        Ok(())
+    pub fn replicas(&self) -> Vec<i32> {
+        self.state.lock().replicas.clone()
     }
 
-    /// Follow a config change.
+    /// Epoch of the newest batch in the log (-1 if none): what a follower
+    /// sends as its last fetched epoch.
+    pub fn latest_epoch(&self) -> i32 {
+        self.epochs.lock().latest_epoch().unwrap_or(-1)
+    }
+
+    /// The (epoch, end offset) pair for `epoch` in this log.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        self.epochs
+            .lock()
+            .end_offset_for(epoch, self.log.log_end_offset())
+    }
+
     pub fn set_min_insync_replicas(&self, min: u32) {
-        self.min_insync_replicas
-            .store(min, std::sync::atomic::Ordering::Relaxed);
+        self.min_insync_replicas.store(min, Ordering::Relaxed);
     }
 
-    /// Append batches [`Log::validate`] accepted, as leader.
+    fn min_insync(&self) -> u32 {
+        self.min_insync_replicas.load(Ordering::Relaxed)
+    }
+
+    /// Adopt the partition state from the metadata store (at store
+    /// `revision`): become leader, follower, or take a new ISR.
+    pub fn apply_state(
+        &self,
+        state: &PartitionState,
+        replicas: &[i32],
+        revision: i64,
+    ) -> Result<Transition> {
+        let mut s = self.state.lock();
+        if revision < s.revision {
+            return Ok(Transition::Unchanged);
+        }
+        s.revision = revision;
+        s.replicas = replicas.to_vec();
+        let me = self.broker_id;
+        let transition = if state.leader == me {
+            if s.role == Role::Leader && s.leader_epoch == state.leader_epoch {
+                self.take_isr(&mut s, &state.isr)
+            } else {
+                s.role = Role::Leader;
+                s.leader_epoch = state.leader_epoch;
+                s.isr = state.isr.clone();
+                s.isr_change_in_flight = false;
+                let now = Instant::now();
+                // Every replica gets a full lag window to show up.
+                s.followers = replicas
+                    .iter()
+                    .filter(|&&r| r != me)
+                    .map(|&r| {
+                        (
+                            r,
+                            FollowerState {
+                                leo: -1,
+                                last_caught_up: now,
+                                last_fetch: now,
+                                last_fetch_leader_leo: -1,
+                            },
+                        )
+                    })
+                    .collect();
+                self.epochs
+                    .lock()
+                    .assign(state.leader_epoch, self.log.log_end_offset())?;
+                self.advance_high_watermark(&s);
+                Transition::BecameLeader {
+                    epoch: state.leader_epoch,
+                }
+            }
+        } else {
+            let role = Role::Follower {
+                leader: state.leader,
+            };
+            if s.role == role && s.leader_epoch == state.leader_epoch {
+                self.take_isr(&mut s, &state.isr)
+            } else {
+                s.role = role;
+                s.leader_epoch = state.leader_epoch;
+                s.isr = state.isr.clone();
+                s.followers.clear();
+                Transition::BecameFollower {
+                    leader: state.leader,
+                    epoch: state.leader_epoch,
+                }
+            }
+        };
+        drop(s);
+        if transition != Transition::Unchanged {
+            self.changes.send_modify(|n| *n += 1);
+        }
+        Ok(transition)
+    }
+
+    fn take_isr(&self, s: &mut ReplicaState, isr: &[i32]) -> Transition {
+        if s.isr == isr {
+            return Transition::Unchanged;
+        }
+        s.isr = isr.to_vec();
+        s.isr_change_in_flight = false;
+        if s.role == Role::Leader {
+            self.advance_high_watermark(s);
+        }
+        Transition::IsrChanged
+    }
+
+    fn not_leader(&self, s: &ReplicaState, reason: &str) -> Error {
+        let reason = match s.role {
+            Role::Leader => reason.to_owned(),
+            Role::Follower { leader } if leader == NO_LEADER => {
+                return Error::LeaderNotAvailable {
+                    topic_partition: self.tp.to_string(),
+                };
+            }
+            Role::Follower { leader } => format!("broker {leader} leads it"),
+        };
+        Error::NotLeaderOrFollower {
+            topic_partition: self.tp.to_string(),
+            broker_id: self.broker_id,
+            reason,
+        }
+    }
+
+    /// Append produced batches as leader. With `acks_all`, first refuse
+    /// (NOT_ENOUGH_REPLICAS) if the ISR is below `min.insync.replicas`.
+    /// Returns the append and the leader epoch it was written under. A
+    /// retried idempotent batch that is already in the log is not written
+    /// again: its original offsets come back.
     pub fn append_as_leader(
         &self,
         records: &[u8],
         valid: &ValidatedRecords,
         now_ms: i64,
-    ) -> Result<LogAppendInfo> {
+        acks_all: bool,
+    ) -> Result<(LogAppendInfo, i32)> {
+        let s = self.state.lock();
+        if s.role != Role::Leader {
+            return Err(self.not_leader(&s, ""));
+        }
+        let min = self.min_insync();
+        if acks_all && s.isr.len() < min as usize {
+            return Err(Error::NotEnoughReplicas {
+                topic_partition: self.tp.to_string(),
+                isr: s.isr.len(),
+                min,
+            });
+        }
+        let headers: Vec<_> = valid.headers().collect();
+        let mut producers = self.producers.lock();
+        if let SequenceCheck::Duplicate(dup) = producers.check(&self.tp.to_string(), &headers)? {
+            return Ok((
+                LogAppendInfo {
+                    first_offset: dup.first_offset,
+                    last_offset: dup.last_offset,
+                    records: 0,
+                    bytes: 0,
+                    max_timestamp: -1,
+                },
+                s.leader_epoch,
+            ));
+        }
         let info = self
             .log
-            .append_validated(records, valid, self.leader_epoch, now_ms)?;
-        self.advance_high_watermark();
-        Ok(info)
+            .append_validated(records, valid, s.leader_epoch, now_ms)?;
+        let mut offset = info.first_offset;
+        for h in headers {
+            producers.record(h, offset);
+            offset = offset + i64::from(h.last_offset_delta) + 1;
+        }
+        drop(producers);
+        self.log_end.send_replace(self.log.log_end_offset());
+        self.advance_high_watermark(&s);
+        Ok((info, s.leader_epoch))
     }
 
-    /// Records in `[offset, high watermark)`, whole batches, about `max_bytes`.
+    /// acks=all: wait until every in-sync replica has everything below
+    /// `end_offset`, written under `epoch`. Fails if leadership moves, the
+    /// ISR falls below `min.insync.replicas`, or `timeout` passes.
+    pub async fn wait_for_replication(
+        &self,
+        end_offset: i64,
+        epoch: i32,
+        timeout: Duration,
+    ) -> Result<()> {
+        let mut hw = self.high_watermark.subscribe();
+        let mut changes = self.changes.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            {
+                let s = self.state.lock();
+                if s.role != Role::Leader || s.leader_epoch != epoch {
+                    return Err(self.not_leader(
+                        &s,
+                        "leadership moved before the records were replicated; they may or may not survive",
+                    ));
+                }
+                if *hw.borrow_and_update() >= end_offset {
+                    let min = self.min_insync();
+                    if s.isr.len() < min as usize {
+                        return Err(Error::NotEnoughReplicasAfterAppend {
+                            topic_partition: self.tp.to_string(),
+                            isr: s.isr.len(),
+                            min,
+                        });
+                    }
+                    return Ok(());
+                }
+                changes.borrow_and_update();
+            }
+            let woke = tokio::time::timeout_at(deadline, async {
+                tokio::select! {
+                    r = hw.changed() => r.is_ok(),
+                    r = changes.changed() => r.is_ok(),
+                }
+            })
+            .await;
+            match woke {
+                Ok(true) => continue,
+                Ok(false) => return Err(Error::NotAvailable(format!("{} was closed", self.tp))),
+                Err(_) => {
+                    return Err(Error::RequestTimedOut {
+                        topic_partition: self.tp.to_string(),
+                        timeout_ms: timeout.as_millis() as u64,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Records for a consumer: `[offset, high watermark)`, leader only.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<LogReadInfo> {
+        {
+            let s = self.state.lock();
+            if s.role != Role::Leader {
+                return Err(self.not_leader(&s, ""));
+            }
+        }
         self.log.read(offset, max_bytes, self.high_watermark())
     }
 
-    fn advance_high_watermark(&self) {
+    /// Check that this broker leads at a request's `epoch` (-1 = any).
+    pub fn check_leader_epoch(&self, epoch: i32) -> Result<()> {
+        let s = self.state.lock();
+        if s.role != Role::Leader {
+            return Err(self.not_leader(&s, ""));
+        }
+        self.check_epoch(&s, epoch)
+    }
+
+    fn check_epoch(&self, s: &ReplicaState, epoch: i32) -> Result<()> {
+        if epoch >= 0 && epoch < s.leader_epoch {
+            return Err(Error::FencedLeaderEpoch {
+                topic_partition: self.tp.to_string(),
+                requested: epoch,
+                current: s.leader_epoch,
+            });
+        }
+        if epoch > s.leader_epoch {
+            return Err(Error::UnknownLeaderEpoch {
+                topic_partition: self.tp.to_string(),
+                requested: epoch,
+                current: s.leader_epoch,
+            });
+        }
+        Ok(())
+    }
+
+    /// Serve follower `replica`'s fetch from `fetch_offset` (its LEO): check
+    /// its epochs, record its progress, move the HW, and read from its
+    /// offset up to the log end. Returns the read and an ISR expansion to
+    /// write if the follower has just caught up.
+    pub fn fetch_for_follower(
+        &self,
+        replica: i32,
+        fetch_offset: i64,
+        current_leader_epoch: i32,
+        last_fetched_epoch: i32,
+        max_bytes: usize,
+    ) -> Result<(FollowerRead, Option<IsrProposal>)> {
+        let mut s = self.state.lock();
+        if s.role != Role::Leader {
+            return Err(self.not_leader(&s, ""));
+        }
+        self.check_epoch(&s, current_leader_epoch)?;
+        if !s.replicas.contains(&replica) {
+            return Err(Error::InvalidRequest(format!(
+                "broker {replica} is not a replica of {} (replicas {:?})",
+                self.tp, s.replicas
+            )));
+        }
         let leo = self.log.log_end_offset();
-        // send_if_modified: only wake waiters when it really moved; max()
-        // because concurrent appends may report in either order.
+        if last_fetched_epoch >= 0 {
+            let (epoch, end_offset) = self.end_offset_for_epoch(last_fetched_epoch);
+            if epoch != last_fetched_epoch || end_offset < fetch_offset {
+                return Ok((FollowerRead::Diverging { epoch, end_offset }, None));
+            }
+        }
+        if fetch_offset > leo {
+            return Err(Error::OffsetOutOfRange {
+                topic_partition: self.tp.to_string(),
+                offset: fetch_offset,
+                log_start_offset: self.log.log_start_offset(),
+                log_end_offset: leo,
+            });
+        }
+        let now = Instant::now();
+        let follower = s.followers.entry(replica).or_insert(FollowerState {
+            leo: -1,
+            last_caught_up: now,
+            last_fetch: now,
+            last_fetch_leader_leo: -1,
+        });
+        // Kafka's rule: caught up now if it has everything; else caught up
+        // as of its previous fetch if it now has what the leader had then.
+        if fetch_offset >= leo {
+            follower.last_caught_up = now;
+        } else if fetch_offset >= follower.last_fetch_leader_leo {
+            follower.last_caught_up = follower.last_caught_up.max(follower.last_fetch);
+        }
+        follower.leo = fetch_offset;
+        follower.last_fetch = now;
+        follower.last_fetch_leader_leo = leo;
+        self.advance_high_watermark(&s);
+        let hw = self.high_watermark();
+        // Rejoin the ISR once it has everything up to the HW and at least
+        // the start of this leader's epoch (so it cannot hold an older
+        // leader's divergent tail).
+        let epoch_start = self
+            .epochs
+            .lock()
+            .entries()
+            .last()
+            .map_or(0, |e| e.start_offset);
+        let proposal = if !s.isr.contains(&replica)
+            && !s.isr_change_in_flight
+            && fetch_offset >= hw
+            && fetch_offset >= epoch_start
+        {
+            s.isr_change_in_flight = true;
+            let mut isr = s.isr.clone();
+            isr.push(replica);
+            isr.sort_unstable();
+            Some(IsrProposal {
+                leader_epoch: s.leader_epoch,
+                isr,
+            })
+        } else {
+            None
+        };
+        drop(s);
+        let read = self.log.read(fetch_offset, max_bytes, i64::MAX)?;
+        Ok((
+            FollowerRead::Records {
+                read,
+                high_watermark: hw,
+            },
+            proposal,
+        ))
+    }
+
+    /// Leader: followers in the ISR that have not caught up for `max_lag`
+    /// leave it (Kafka's `replica.lag.time.max.ms`).
+    pub fn isr_shrink_proposal(&self, max_lag: Duration) -> Option<IsrProposal> {
+        let mut s = self.state.lock();
+        if s.role != Role::Leader || s.isr_change_in_flight {
+            return None;
+        }
+        let now = Instant::now();
+        let me = self.broker_id;
+        let isr: Vec<i32> = s
+            .isr
+            .iter()
+            .copied()
+            .filter(|r| {
+                *r == me
+                    || s.followers
+                        .get(r)
+                        .is_some_and(|f| now.duration_since(f.last_caught_up) <= max_lag)
+            })
+            .collect();
+        if isr == s.isr {
+            return None;
+        }
+        s.isr_change_in_flight = true;
+        Some(IsrProposal {
+            leader_epoch: s.leader_epoch,
+            isr,
+        })
+    }
+
+    /// The store accepted (or refused, `committed = None`) an ISR proposal.
+    pub fn isr_committed(&self, committed: Option<(&[i32], i64)>) {
+        let mut s = self.state.lock();
+        s.isr_change_in_flight = false;
+        if let Some((isr, revision)) = committed
+            && revision >= s.revision
+        {
+            s.revision = revision;
+            if s.isr != isr {
+                s.isr = isr.to_vec();
+                if s.role == Role::Leader {
+                    self.advance_high_watermark(&s);
+                }
+                drop(s);
+                self.changes.send_modify(|n| *n += 1);
+            }
+        }
+    }
+
+    /// Follower: what to ask the leader for, if following one at `epoch`.
+    pub fn follower_fetch_state(&self) -> Option<FollowerFetchState> {
+        let s = self.state.lock();
+        match s.role {
+            Role::Follower { leader } if leader != NO_LEADER => Some(FollowerFetchState {
+                leader,
+                leader_epoch: s.leader_epoch,
+                fetch_offset: self.log.log_end_offset(),
+                last_fetched_epoch: self.latest_epoch(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Follower: append batches fetched from the leader at `leader_epoch`
+    /// (dropped if the role changed meanwhile) and take its HW.
+    pub fn append_as_follower(
+        &self,
+        leader_epoch: i32,
+        records: &[u8],
+        leader_high_watermark: i64,
+        now_ms: i64,
+    ) -> Result<()> {
+        let s = self.state.lock();
+        if !matches!(s.role, Role::Follower { .. }) || s.leader_epoch != leader_epoch {
+            return Ok(());
+        }
+        if !records.is_empty() {
+            let valid = self.log.validate(records)?;
+            let info = self.log.append_as_follower(records, &valid, now_ms)?;
+            let mut epochs = self.epochs.lock();
+            let mut producers = self.producers.lock();
+            for h in valid.headers() {
+                epochs.assign(h.partition_leader_epoch, h.base_offset)?;
+                producers.record(h, h.base_offset);
+            }
+            debug_assert!(info.last_offset < self.log.log_end_offset());
+            self.log_end.send_replace(self.log.log_end_offset());
+        }
+        let hw = leader_high_watermark.min(self.log.log_end_offset());
+        self.high_watermark.send_if_modified(|cur| {
+            let changed = *cur != hw;
+            *cur = hw;
+            changed
+        });
+        Ok(())
+    }
+
+    /// Follower: cut the log back to `offset` (its tail diverged from the
+    /// leader's), with epochs and producer state.
+    pub fn truncate_to(&self, leader_epoch: i32, offset: i64) -> Result<()> {
+        let s = self.state.lock();
+        if !matches!(s.role, Role::Follower { .. }) || s.leader_epoch != leader_epoch {
+            return Ok(());
+        }
+        self.log.truncate_to(offset)?;
+        let end = self.log.log_end_offset();
+        self.epochs.lock().truncate_from_end(end)?;
+        *self.producers.lock() = ProducerStateMap::rebuild(&self.log)?;
+        self.log_end.send_replace(end);
         self.high_watermark.send_if_modified(|hw| {
-            if leo > *hw {
-                *hw = leo;
+            let changed = *hw > end;
+            *hw = (*hw).min(end);
+            changed
+        });
+        Ok(())
+    }
+
+    /// Follower: the leader no longer has our offset (retention deleted
+    /// it): restart the log empty at the leader's log start.
+    pub fn restart_at(&self, leader_epoch: i32, offset: i64) -> Result<()> {
+        let s = self.state.lock();
+        if !matches!(s.role, Role::Follower { .. }) || s.leader_epoch != leader_epoch {
+            return Ok(());
+        }
+        self.log.truncate_fully_and_start_at(offset)?;
+        self.epochs.lock().clear()?;
+        *self.producers.lock() = ProducerStateMap::default();
+        self.log_end.send_replace(offset);
+        self.high_watermark.send_replace(offset);
+        Ok(())
+    }
+
+    /// Write the producer state snapshot (periodically and at shutdown), and
+    /// forget producers idle since before `expire_before_ms`.
+    pub fn snapshot_producer_state(&self, expire_before_ms: i64) -> Result<()> {
+        let mut producers = self.producers.lock();
+        producers.expire(expire_before_ms);
+        producers.write_snapshot(self.log.dir(), self.log.log_end_offset())
+    }
+
+    /// HW = min LEO over the ISR (the leader's own LEO included); never
+    /// moves backwards.
+    fn advance_high_watermark(&self, s: &ReplicaState) {
+        let mut hw = self.log.log_end_offset();
+        for r in &s.isr {
+            if *r == self.broker_id {
+                continue;
+            }
+            match s.followers.get(r) {
+                Some(f) if f.leo >= 0 => hw = hw.min(f.leo),
+                _ => return,
+            }
+        }
+        self.high_watermark.send_if_modified(|cur| {
+            if hw > *cur {
+                *cur = hw;
                 true
             } else {
                 false
             }
         });
     }
+}
+
+/// A follower's next fetch for one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerFetchState {
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub fetch_offset: i64,
+    pub last_fetched_epoch: i32,
 }

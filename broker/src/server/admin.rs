@@ -9,7 +9,7 @@ use runnel_proto::v1::{
 
 use super::Context;
 use crate::Result;
-use crate::replica::TopicState;
+use crate::replica::{NO_LEADER, TopicState};
 use crate::topic::validate_topic_name;
 
 pub(crate) async fn create_topics(
@@ -100,19 +100,30 @@ fn describe(state: &TopicState) -> TopicDescription {
             .partitions
             .iter()
             .zip(&state.record.assignment)
-            .map(|(part, replicas)| {
-                let log = part.log();
-                PartitionDescription {
-                    partition: part.tp.partition,
-                    leader: replicas[0],
-                    leader_epoch: part.leader_epoch(),
+            .enumerate()
+            .map(|(p, (part, replicas))| {
+                let leadership = state.partition_state(p as u32);
+                let mut d = PartitionDescription {
+                    partition: p as u32,
+                    leader: leadership.as_ref().map_or(NO_LEADER, |s| s.leader),
+                    leader_epoch: leadership.as_ref().map_or(-1, |s| s.leader_epoch),
                     replicas: replicas.clone(),
-                    isr: part.isr(),
-                    log_start_offset: log.log_start_offset(),
-                    high_watermark: part.high_watermark(),
-                    log_end_offset: log.log_end_offset(),
-                    size_bytes: log.size_bytes(),
+                    isr: leadership.map(|s| s.isr).unwrap_or_default(),
+                    log_start_offset: -1,
+                    high_watermark: -1,
+                    log_end_offset: -1,
+                    size_bytes: 0,
+                };
+                // Offsets are the leader's; another broker's replica would
+                // show stale ones.
+                if let Some(part) = part.as_ref().filter(|p| p.is_leader()) {
+                    let log = part.log();
+                    d.log_start_offset = log.log_start_offset();
+                    d.high_watermark = part.high_watermark();
+                    d.log_end_offset = log.log_end_offset();
+                    d.size_bytes = log.size_bytes();
                 }
+                d
             })
             .collect(),
     }

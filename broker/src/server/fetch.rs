@@ -20,7 +20,10 @@ use crate::{Error, Result};
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
 
 struct Wanted {
-    part: Arc<Partition>,
+    partition: u32,
+    /// `Err`: this partition is not served here (not the leader, stale
+    /// epoch); answered at once with the error, the others go on.
+    part: std::result::Result<Arc<Partition>, runnel_proto::v1::Error>,
     offset: i64,
     max_bytes: usize,
 }
@@ -36,11 +39,17 @@ pub(crate) async fn handle(ctx: &Context, req: FetchRequest) -> Result<FetchResp
         validate_topic_name(&topic.topic)?;
         let mut parts = Vec::with_capacity(topic.partitions.len());
         for p in topic.partitions {
-            let part = ctx.replicas.partition(&topic.topic, p.partition)?;
+            let part = ctx
+                .replicas
+                .leader(&topic.topic, p.partition)?
+                .and_then(|part| {
+                    part.check_leader_epoch(p.current_leader_epoch)?;
+                    Ok(part)
+                });
             if p.fetch_offset < 0 {
                 return Err(Error::InvalidRequest(format!(
-                    "fetch offset {} for {} is negative; use ListOffsets to find the earliest offset",
-                    p.fetch_offset, part.tp
+                    "fetch offset {} for {}-{} is negative; use ListOffsets to find the earliest offset",
+                    p.fetch_offset, topic.topic, p.partition
                 )));
             }
             let limit = if p.partition_max_bytes == 0 {
@@ -49,7 +58,8 @@ pub(crate) async fn handle(ctx: &Context, req: FetchRequest) -> Result<FetchResp
                 p.partition_max_bytes as usize
             };
             parts.push(Wanted {
-                part,
+                partition: p.partition,
+                part: part.map_err(|e| e.to_proto()),
                 offset: p.fetch_offset,
                 max_bytes: limit,
             });
@@ -70,7 +80,8 @@ pub(crate) async fn handle(ctx: &Context, req: FetchRequest) -> Result<FetchResp
         // still wakes us.
         let mut watchers: Vec<_> = wanted
             .iter()
-            .flat_map(|(_, ps)| ps.iter().map(|w| w.part.subscribe()))
+            .flat_map(|(_, ps)| ps.iter().filter_map(|w| w.part.as_ref().ok()))
+            .map(|part| part.subscribe())
             .collect();
         let (response, bytes, errors) = read_all(&wanted, max_bytes);
         if bytes >= min_bytes || errors || Instant::now() >= deadline {
@@ -96,11 +107,26 @@ fn read_all(wanted: &[(String, Vec<Wanted>)], max_bytes: usize) -> (FetchRespons
     for (name, parts) in wanted {
         let mut results = Vec::with_capacity(parts.len());
         for w in parts {
-            let log = w.part.log();
+            let part = match &w.part {
+                Ok(part) => part,
+                Err(e) => {
+                    errors = true;
+                    results.push(FetchPartitionResult {
+                        partition: w.partition,
+                        error: Some(e.clone()),
+                        high_watermark: -1,
+                        log_start_offset: -1,
+                        log_end_offset: -1,
+                        records: Default::default(),
+                    });
+                    continue;
+                }
+            };
+            let log = part.log();
             let mut result = FetchPartitionResult {
-                partition: w.part.tp.partition,
+                partition: w.partition,
                 error: None,
-                high_watermark: w.part.high_watermark(),
+                high_watermark: part.high_watermark(),
                 log_start_offset: log.log_start_offset(),
                 log_end_offset: log.log_end_offset(),
                 records: Default::default(),
@@ -108,7 +134,7 @@ fn read_all(wanted: &[(String, Vec<Wanted>)], max_bytes: usize) -> (FetchRespons
             // Once the response budget is spent, later partitions report
             // their offsets but no data (Kafka's behaviour).
             if remaining > 0 {
-                match w.part.read(w.offset, w.max_bytes.min(remaining)) {
+                match part.read(w.offset, w.max_bytes.min(remaining)) {
                     Ok(read) => {
                         remaining = remaining.saturating_sub(read.records.len());
                         total += read.records.len();

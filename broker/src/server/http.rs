@@ -34,7 +34,7 @@ async fn readyz(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
 async fn metrics(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
     // Sizes and offsets are sampled now rather than tracked on every append.
     for state in ctx.replicas.topics() {
-        for part in &state.partitions {
+        for part in state.partitions.iter().flatten() {
             let labels = PartitionLabels {
                 topic: state.name.clone(),
                 partition: part.tp.partition,

@@ -16,17 +16,29 @@ pub(crate) async fn handle(ctx: &Context, req: ListOffsetsRequest) -> Result<Lis
         validate_topic_name(&topic.topic)?;
         let mut results = Vec::with_capacity(topic.partitions.len());
         for p in topic.partitions {
-            let part = ctx.replicas.partition(&topic.topic, p.partition)?;
+            let leader = ctx.replicas.leader(&topic.topic, p.partition)?;
             let spec = OffsetSpec::try_from(p.spec).map_err(|_| {
-                Error::InvalidRequest(format!("unknown offset spec {} for {}", p.spec, part.tp))
+                Error::InvalidRequest(format!(
+                    "unknown offset spec {} for {}-{}",
+                    p.spec, topic.topic, p.partition
+                ))
             })?;
             let mut result = ListOffsetsPartitionResult {
                 partition: p.partition,
                 error: None,
                 offset: -1,
                 timestamp_ms: -1,
-                leader_epoch: part.leader_epoch(),
+                leader_epoch: -1,
             };
+            let part = match leader {
+                Ok(part) => part,
+                Err(e) => {
+                    result.error = Some(e.to_proto());
+                    results.push(result);
+                    continue;
+                }
+            };
+            result.leader_epoch = part.leader_epoch();
             match spec {
                 OffsetSpec::Earliest => result.offset = part.log().log_start_offset(),
                 OffsetSpec::Latest => result.offset = part.high_watermark(),

@@ -1,4 +1,5 @@
-//! Metadata: brokers, controller and partition leadership.
+//! Metadata: brokers, controller and partition leadership, from this
+//! broker's view of the metadata store.
 
 use runnel_proto::v1::{
     BrokerInfo, MetadataRequest, MetadataResponse, PartitionMetadata, TopicMetadata,
@@ -6,7 +7,7 @@ use runnel_proto::v1::{
 
 use super::Context;
 use crate::Result;
-use crate::replica::TopicState;
+use crate::replica::{NO_LEADER, TopicState};
 use crate::topic::validate_topic_name;
 
 pub(crate) async fn handle(ctx: &Context, req: MetadataRequest) -> Result<MetadataResponse> {
@@ -20,38 +21,53 @@ pub(crate) async fn handle(ctx: &Context, req: MetadataRequest) -> Result<Metada
         }
         states
     };
-    let (host, port) = ctx.advertised_host_port();
+    let view = ctx.sync.view();
+    let brokers: Vec<BrokerInfo> = view.read(|i| {
+        i.brokers
+            .values()
+            .map(|b| BrokerInfo {
+                id: b.broker_id,
+                host: b.host.clone(),
+                port: u32::from(b.port),
+                rack: b.rack.clone().unwrap_or_default(),
+            })
+            .collect()
+    });
+    let live: Vec<i32> = brokers.iter().map(|b| b.id).collect();
     Ok(MetadataResponse {
         cluster_id: ctx.config.cluster.clone(),
-        controller_id: ctx.config.broker_id,
-        brokers: vec![BrokerInfo {
-            id: ctx.config.broker_id,
-            host,
-            port,
-            rack: ctx.config.rack.clone(),
-        }],
-        topics: states.iter().map(|s| topic_metadata(s)).collect(),
+        controller_id: view.controller_id(),
+        brokers,
+        topics: states.iter().map(|s| topic_metadata(s, &live)).collect(),
     })
 }
 
-fn topic_metadata(state: &TopicState) -> TopicMetadata {
+fn topic_metadata(state: &TopicState, live: &[i32]) -> TopicMetadata {
     TopicMetadata {
         name: state.name.clone(),
         error: None,
         topic_id: state.record.topic_id.clone(),
         internal: false,
         partitions: state
-            .partitions
+            .record
+            .assignment
             .iter()
-            .zip(&state.record.assignment)
-            .map(|(part, replicas)| PartitionMetadata {
-                partition: part.tp.partition,
-                error: None,
-                leader: replicas[0],
-                leader_epoch: part.leader_epoch(),
-                replicas: replicas.clone(),
-                isr: part.isr(),
-                offline_replicas: vec![],
+            .enumerate()
+            .map(|(p, replicas)| {
+                let leadership = state.partition_state(p as u32);
+                PartitionMetadata {
+                    partition: p as u32,
+                    error: None,
+                    leader: leadership.as_ref().map_or(NO_LEADER, |s| s.leader),
+                    leader_epoch: leadership.as_ref().map_or(-1, |s| s.leader_epoch),
+                    replicas: replicas.clone(),
+                    isr: leadership.map(|s| s.isr).unwrap_or_default(),
+                    offline_replicas: replicas
+                        .iter()
+                        .copied()
+                        .filter(|r| !live.contains(r))
+                        .collect(),
+                }
             })
             .collect(),
     }

@@ -8,9 +8,11 @@
 mod admin;
 mod fetch;
 pub mod http;
+mod init_producer_id;
 mod list_offsets;
 mod metadata;
 pub(crate) mod produce;
+mod replication;
 pub mod status;
 
 use std::future::Future;
@@ -20,15 +22,20 @@ use std::time::Instant;
 
 use runnel_proto::v1::admin_server::{Admin, AdminServer};
 use runnel_proto::v1::broker_server::{Broker, BrokerServer};
+use runnel_proto::v1::replication_server::{Replication, ReplicationServer};
 use runnel_proto::v1::*;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
+use crate::cluster::sync::MetadataSync;
 use crate::config::BrokerConfig;
 use crate::controller::TopicController;
+use crate::meta::producer_ids::ProducerIdManager;
+use crate::meta::registration::Registration;
 use crate::metrics::Metrics;
 use crate::replica::ReplicaManager;
+use crate::replica::isr::IsrWriter;
 use crate::{Error, Result};
 
 /// Shared state every request handler sees.
@@ -36,6 +43,11 @@ pub struct Context {
     pub config: BrokerConfig,
     pub replicas: Arc<ReplicaManager>,
     pub topics: TopicController,
+    pub sync: Arc<MetadataSync>,
+    /// This broker's lease: while it is lost, acks=all is refused.
+    pub registration: Arc<Registration>,
+    pub isr: Arc<IsrWriter>,
+    pub producer_ids: ProducerIdManager,
     pub metrics: Metrics,
     /// False until start-up has loaded every topic, and again once shutdown
     /// begins: drives `/readyz`.
@@ -135,6 +147,39 @@ impl Broker for Service {
         self.call("Metadata", metadata::handle(&self.ctx, req.into_inner()))
             .await
     }
+
+    async fn init_producer_id(
+        &self,
+        req: Request<InitProducerIdRequest>,
+    ) -> Result<Response<InitProducerIdResponse>, Status> {
+        self.call(
+            "InitProducerId",
+            init_producer_id::handle(&self.ctx, req.into_inner()),
+        )
+        .await
+    }
+}
+
+#[tonic::async_trait]
+impl Replication for Service {
+    type ReplicaFetchStream =
+        tokio_stream::wrappers::ReceiverStream<Result<ReplicaFetchResponse, Status>>;
+
+    async fn replica_fetch(
+        &self,
+        req: Request<tonic::Streaming<ReplicaFetchRequest>>,
+    ) -> Result<Response<Self::ReplicaFetchStream>, Status> {
+        if !self.ctx.is_ready() {
+            return Err(Error::NotAvailable(
+                "the broker is starting or shutting down; retry shortly".into(),
+            )
+            .into());
+        }
+        Ok(Response::new(replication::serve(
+            self.ctx.clone(),
+            req.into_inner(),
+        )))
+    }
 }
 
 #[tonic::async_trait]
@@ -206,6 +251,9 @@ pub async fn serve_grpc(
     let broker = BrokerServer::new(service.clone())
         .max_decoding_message_size(max)
         .max_encoding_message_size(usize::MAX);
+    let replication = ReplicationServer::new(service.clone())
+        .max_decoding_message_size(crate::replica::fetcher::MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(crate::replica::fetcher::MAX_MESSAGE_SIZE);
     let admin = AdminServer::new(service).max_decoding_message_size(max);
     tonic::transport::Server::builder()
         // Loopback and LAN links carry megabyte batches: the HTTP/2 default
@@ -216,6 +264,7 @@ pub async fn serve_grpc(
         .max_frame_size(1 << 20)
         .add_service(broker)
         .add_service(admin)
+        .add_service(replication)
         // TCP_NODELAY must be set on the incoming stream: the builder's
         // `tcp_nodelay` only applies when tonic binds the socket itself, and
         // with Nagle on, small responses stall behind delayed ACKs (~40 ms).

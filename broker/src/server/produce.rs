@@ -1,10 +1,13 @@
-//! Produce: validate every partition's batches, then append them.
+//! Produce: validate every partition's batches, append them as leader, and
+//! for acks=all wait until the ISR has them.
 //!
 //! Validation of the whole request comes first (topic, partition, CRC,
-//! sizes) so a request with one bad partition writes nothing anywhere.
+//! sizes) so a request with one malformed partition writes nothing
+//! anywhere. Conditions of the moment — not the leader here, too few
+//! in-sync replicas, a sequence gap — are answered per partition.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use runnel_proto::v1::{
@@ -24,11 +27,20 @@ pub(crate) fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// One partition's validated share of a produce request.
+/// One partition's validated share of a produce request, or why this
+/// broker cannot take it.
 struct PlannedAppend {
+    partition: u32,
+    target: Result<(Arc<Partition>, Bytes, ValidatedRecords)>,
+}
+
+/// An appended partition that acks=all still has to wait for.
+struct Pending {
+    topic: usize,
+    slot: usize,
     part: Arc<Partition>,
-    records: Bytes,
-    valid: ValidatedRecords,
+    end_offset: i64,
+    epoch: i32,
 }
 
 pub(crate) async fn handle(ctx: &Context, req: ProduceRequest) -> Result<ProduceResponse> {
@@ -38,12 +50,16 @@ pub(crate) async fn handle(ctx: &Context, req: ProduceRequest) -> Result<Produce
         validate_topic_name(&topic.topic)?;
         let mut parts = Vec::with_capacity(topic.partitions.len());
         for p in topic.partitions {
-            let part = ctx.replicas.partition(&topic.topic, p.partition)?;
-            let valid = part.log().validate(&p.records)?;
+            let target = match ctx.replicas.leader(&topic.topic, p.partition)? {
+                Ok(part) => {
+                    let valid = part.log().validate(&p.records)?;
+                    Ok((part, p.records, valid))
+                }
+                Err(e) => Err(e),
+            };
             parts.push(PlannedAppend {
-                part,
-                records: p.records,
-                valid,
+                partition: p.partition,
+                target,
             });
         }
         plan.push((topic.topic, parts));
@@ -54,51 +70,65 @@ pub(crate) async fn handle(ctx: &Context, req: ProduceRequest) -> Result<Produce
         ));
     }
 
-    // Phase 2: append. Failures here are per partition (e.g. a disk error,
-    // or too few in-sync replicas for acks=all).
+    // Phase 2: append. Failures here are per partition.
     let acks_all = req.acks == Acks::All as i32;
+    // A leader that cannot reach the metadata store may have been replaced
+    // without knowing it: it must not promise acks=all durability.
+    let fenced = acks_all && !ctx.registration.is_registered();
     let now = now_ms();
     let mut topics = Vec::with_capacity(plan.len());
-    for (name, parts) in plan {
+    let mut pending = Vec::new();
+    for (t, (name, parts)) in plan.into_iter().enumerate() {
         let labels = TopicLabels {
             topic: name.clone(),
         };
         let mut results = Vec::with_capacity(parts.len());
-        for PlannedAppend {
-            part,
-            records,
-            valid,
-        } in parts
-        {
-            let appended = if acks_all {
-                part.check_min_insync()
-            } else {
-                Ok(())
-            }
-            .and_then(|()| part.append_as_leader(&records, &valid, now));
+        for PlannedAppend { partition, target } in parts {
             let mut result = PartitionProduceResult {
-                partition: part.tp.partition,
+                partition,
                 error: None,
                 base_offset: -1,
                 log_append_time_ms: -1,
                 log_start_offset: -1,
             };
+            let appended = target.and_then(|(part, records, valid)| {
+                if fenced {
+                    return Err(Error::NotLeaderOrFollower {
+                        topic_partition: part.tp.to_string(),
+                        broker_id: ctx.config.broker_id,
+                        reason: "this broker cannot reach the metadata store, so it cannot prove \
+                                 it still leads; acks=all writes are refused until it can"
+                            .into(),
+                    });
+                }
+                let (info, epoch) = part.append_as_leader(&records, &valid, now, acks_all)?;
+                Ok((part, records.len(), info, epoch))
+            });
             match appended {
-                Ok(info) => {
+                Ok((part, bytes, info, epoch)) => {
                     ctx.metrics
                         .bytes_in
                         .get_or_create(&labels)
-                        .inc_by(records.len() as u64);
+                        .inc_by(bytes as u64);
                     ctx.metrics
                         .messages_in
                         .get_or_create(&labels)
                         .inc_by(u64::from(info.records));
                     result.base_offset = info.first_offset;
                     result.log_start_offset = part.log().log_start_offset();
+                    if acks_all {
+                        pending.push(Pending {
+                            topic: t,
+                            slot: results.len(),
+                            part,
+                            end_offset: info.last_offset + 1,
+                            epoch,
+                        });
+                    }
                 }
                 Err(e) => {
-                    if !matches!(e, Error::NotEnoughReplicas { .. }) {
-                        tracing::error!(topic = %name, partition = part.tp.partition, error = %e, "append failed");
+                    if !is_expected(&e) {
+                        tracing::error!(topic = %name, partition, error = %e, "append failed");
                     }
                     result.error = Some(e.to_proto());
                 }
@@ -110,8 +140,39 @@ pub(crate) async fn handle(ctx: &Context, req: ProduceRequest) -> Result<Produce
             partitions: results,
         });
     }
+
+    // Phase 3 (acks=all): wait for every appended partition at once.
+    if !pending.is_empty() {
+        let timeout = Duration::from_millis(if req.timeout_ms == 0 {
+            ctx.config.request_timeout_ms
+        } else {
+            u64::from(req.timeout_ms)
+        });
+        let waits = pending
+            .iter()
+            .map(|p| p.part.wait_for_replication(p.end_offset, p.epoch, timeout));
+        let outcomes = futures::future::join_all(waits).await;
+        for (p, outcome) in pending.iter().zip(outcomes) {
+            if let Err(e) = outcome {
+                let result = &mut topics[p.topic].partitions[p.slot];
+                result.error = Some(e.to_proto());
+            }
+        }
+    }
     Ok(ProduceResponse {
         topics,
         throttle_time_ms: 0,
     })
+}
+
+/// Errors that are part of normal cluster life, not worth an error log.
+fn is_expected(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::NotEnoughReplicas { .. }
+            | Error::NotLeaderOrFollower { .. }
+            | Error::LeaderNotAvailable { .. }
+            | Error::OutOfOrderSequence { .. }
+            | Error::InvalidProducerEpoch { .. }
+    )
 }

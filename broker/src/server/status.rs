@@ -34,6 +34,14 @@ impl Error {
             Error::InvalidRequest(_) => ErrorCode::InvalidRequest,
             Error::NotEnoughReplicas { .. } => ErrorCode::NotEnoughReplicas,
             Error::NotAvailable(_) => ErrorCode::BrokerNotAvailable,
+            Error::NotEnoughReplicasAfterAppend { .. } => ErrorCode::NotEnoughReplicasAfterAppend,
+            Error::NotLeaderOrFollower { .. } => ErrorCode::NotLeaderOrFollower,
+            Error::LeaderNotAvailable { .. } => ErrorCode::LeaderNotAvailable,
+            Error::FencedLeaderEpoch { .. } => ErrorCode::FencedLeaderEpoch,
+            Error::UnknownLeaderEpoch { .. } => ErrorCode::UnknownLeaderEpoch,
+            Error::RequestTimedOut { .. } => ErrorCode::RequestTimedOut,
+            Error::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequenceNumber,
+            Error::InvalidProducerEpoch { .. } => ErrorCode::InvalidProducerEpoch,
         }
     }
 
@@ -52,7 +60,17 @@ impl Error {
             Error::UnknownTopic(_) | Error::UnknownPartition { .. } => Code::NotFound,
             Error::TopicAlreadyExists(_) | Error::BrokerIdInUse { .. } => Code::AlreadyExists,
             Error::InvalidReplicationFactor { .. } => Code::FailedPrecondition,
-            Error::NotEnoughReplicas { .. } | Error::NotAvailable(_) => Code::Unavailable,
+            Error::NotEnoughReplicas { .. }
+            | Error::NotEnoughReplicasAfterAppend { .. }
+            | Error::NotAvailable(_)
+            | Error::NotLeaderOrFollower { .. }
+            | Error::LeaderNotAvailable { .. }
+            | Error::UnknownLeaderEpoch { .. } => Code::Unavailable,
+            Error::FencedLeaderEpoch { .. } | Error::InvalidProducerEpoch { .. } => {
+                Code::FailedPrecondition
+            }
+            Error::RequestTimedOut { .. } => Code::DeadlineExceeded,
+            Error::OutOfOrderSequence { .. } => Code::FailedPrecondition,
         }
     }
 

@@ -255,6 +255,12 @@ impl TopicConfig {
         self.int("min.insync.replicas") as u32
     }
 
+    /// `unclean.leader.election.enable`: may an out-of-sync replica lead
+    /// (losing acknowledged records) rather than the partition stay offline?
+    pub fn unclean_leader_election(&self) -> bool {
+        self.values["unclean.leader.election.enable"].0.trim() == "true"
+    }
+
     /// The storage engine's view of this config.
     pub fn log_config(&self) -> LogConfig {
         LogConfig {

@@ -1,16 +1,22 @@
 //! The consumer's requests: `Fetch` and `ListOffsets`, each sent as one
 //! call per leader broker and matched back to the partitions asked for.
+//!
+//! Leadership moves are not errors here. A fetch whose leader is unknown
+//! or unreachable yields a per-partition error for its partitions (the
+//! consumer invalidates the metadata, backs off and fetches from the new
+//! leader, keeping its positions). `ListOffsets` retries the same way
+//! itself, until the request timeout.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use runnel_proto::v1::{
-    FetchPartition, FetchPartitionResult, FetchRequest, FetchTopic, IsolationLevel,
-    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic, OffsetSpec,
+    ErrorCode, FetchPartition, FetchPartitionResult, FetchRequest, FetchResponse, FetchTopic,
+    IsolationLevel, ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic, OffsetSpec,
 };
 
-use crate::cluster::{Cluster, request};
+use crate::cluster::{Cluster, UNKNOWN_BROKER, request};
 use crate::error::{Error, Result};
 
 /// One partition of a fetch: where it is in the consumer and what offset
@@ -24,10 +30,12 @@ pub(crate) struct PlanItem {
     pub offset: i64,
 }
 
-/// A partition's answer, with the request it answers.
+/// A partition's answer, with the request it answers. `Err` when the
+/// partition could not be fetched at all (no leader known, the leader did
+/// not answer, or it rejected the whole request).
 pub(crate) struct Fetched {
     pub item: PlanItem,
-    pub result: FetchPartitionResult,
+    pub result: Result<FetchPartitionResult>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -47,29 +55,94 @@ pub(crate) async fn fetch(
 ) -> Result<Vec<Fetched>> {
     let mut by_broker: HashMap<i32, Vec<PlanItem>> = HashMap::new();
     for item in plan {
+        if cluster.leader(&item.topic, item.partition) == UNKNOWN_BROKER {
+            // Invalidated after an error, or never looked up: ask now. A
+            // failure shows up below as "no leader" for the partition.
+            if let Err(e) = cluster.refresh_topic(&item.topic).await {
+                tracing::debug!(topic = %item.topic, error = %e, "metadata refresh failed");
+            }
+        }
         by_broker
             .entry(cluster.leader(&item.topic, item.partition))
             .or_default()
             .push(item);
     }
-    let calls = by_broker
-        .into_iter()
-        .map(|(broker, items)| fetch_from(&cluster, broker, params, items));
+    let calls = by_broker.into_iter().map(|(broker, items)| {
+        let cluster = &cluster;
+        async move {
+            let failed = |items: Vec<PlanItem>, e: Error| {
+                items
+                    .into_iter()
+                    .map(|item| Fetched {
+                        item,
+                        result: Err(e.clone()),
+                    })
+                    .collect::<Vec<_>>()
+            };
+            if broker == UNKNOWN_BROKER {
+                let error = |item: &PlanItem| Error::Partition {
+                    topic: item.topic.to_string(),
+                    partition: item.partition,
+                    code: ErrorCode::LeaderNotAvailable,
+                    message: "no leader is known for this partition".into(),
+                };
+                return items
+                    .into_iter()
+                    .map(|item| Fetched {
+                        result: Err(error(&item)),
+                        item,
+                    })
+                    .collect();
+            }
+            match fetch_from(cluster, broker, params, &items).await {
+                Ok(results) => match_results(items, results),
+                Err(e) => {
+                    if let Error::Transport { address, .. } = &e {
+                        // Reconnect on next use, not reuse a broken channel.
+                        cluster.forget(address);
+                    }
+                    failed(items, e)
+                }
+            }
+        }
+    });
     let mut fetched = Vec::new();
     for result in futures::future::join_all(calls).await {
-        fetched.extend(result?);
+        fetched.extend(result);
     }
     Ok(fetched)
+}
+
+/// Pair each item with its partition's result. A partition left out of
+/// the answer simply has nothing new.
+fn match_results(items: Vec<PlanItem>, response: FetchResponse) -> Vec<Fetched> {
+    let mut results: HashMap<String, HashMap<u32, FetchPartitionResult>> = HashMap::new();
+    for t in response.topics {
+        results
+            .entry(t.topic)
+            .or_default()
+            .extend(t.partitions.into_iter().map(|p| (p.partition, p)));
+    }
+    items
+        .into_iter()
+        .filter_map(|item| {
+            let result = results.get_mut(&*item.topic)?.remove(&item.partition)?;
+            Some(Fetched {
+                item,
+                result: Ok(result),
+            })
+        })
+        .collect()
 }
 
 async fn fetch_from(
     cluster: &Cluster,
     broker: i32,
     params: Params,
-    items: Vec<PlanItem>,
-) -> Result<Vec<Fetched>> {
+    items: &[PlanItem],
+) -> Result<FetchResponse> {
     let mut topics: Vec<FetchTopic> = Vec::new();
-    for item in &items {
+    for item in items {
         let partition = FetchPartition {
             partition: item.partition,
             fetch_offset: item.offset,
@@ -94,7 +167,7 @@ async fn fetch_from(
     };
     // The broker may hold the request for max_wait before answering.
     let timeout = params.request_timeout + params.max_wait;
-    let conn = cluster.conn(broker).await;
+    let conn = cluster.broker_conn(broker).await?;
     let started = tokio::time::Instant::now();
     let response = conn
         .call(
@@ -115,74 +188,168 @@ async fn fetch_from(
         elapsed_us = started.elapsed().as_micros() as u64,
         "fetch answered"
     );
-
-    let mut results: HashMap<String, HashMap<u32, FetchPartitionResult>> = HashMap::new();
-    for t in response.topics {
-        results
-            .entry(t.topic)
-            .or_default()
-            .extend(t.partitions.into_iter().map(|p| (p.partition, p)));
-    }
-    Ok(items
-        .into_iter()
-        .filter_map(|item| {
-            // A partition left out of the answer simply has nothing new.
-            let result = results.get_mut(&*item.topic)?.remove(&item.partition)?;
-            Some(Fetched { item, result })
-        })
-        .collect())
+    Ok(response)
 }
 
 /// Resolve `spec` for each partition; the result is in the same order.
+///
+/// Each partition is asked of its leader. Leader-type errors
+/// (`NOT_LEADER_OR_FOLLOWER`, `LEADER_NOT_AVAILABLE`, a leader that does
+/// not answer, ...) invalidate the metadata and ask the new leader after
+/// `backoff`, until `timeout` has passed; then the last error is returned.
+/// An unknown topic fails at once.
 pub(crate) async fn list_offsets(
     cluster: &Cluster,
     timeout: Duration,
+    backoff: Duration,
     partitions: &[(&str, u32)],
     spec: OffsetSpec,
     timestamp_ms: i64,
 ) -> Result<Vec<i64>> {
-    let mut by_broker: HashMap<i32, Vec<usize>> = HashMap::new();
-    for (i, (topic, partition)) in partitions.iter().enumerate() {
-        if cluster.leader(topic, *partition) == crate::cluster::UNKNOWN_BROKER {
-            // Learn the leader (and that the topic exists) first.
-            cluster.topic(topic).await?;
-        }
-        by_broker
-            .entry(cluster.leader(topic, *partition))
-            .or_default()
-            .push(i);
-    }
+    let deadline = tokio::time::Instant::now() + timeout;
     let mut offsets = vec![-1; partitions.len()];
-    for (broker, indexes) in by_broker {
-        let mut topics: Vec<ListOffsetsTopic> = Vec::new();
-        for &i in &indexes {
+    let mut pending: Vec<usize> = (0..partitions.len()).collect();
+    loop {
+        let mut by_broker: HashMap<i32, Vec<usize>> = HashMap::new();
+        for &i in &pending {
             let (topic, partition) = partitions[i];
-            let p = ListOffsetsPartition {
-                partition,
-                spec: spec as i32,
+            if cluster.leader(topic, partition) == UNKNOWN_BROKER {
+                // Learn the leader (and that the topic exists) first.
+                cluster.refresh_topic(topic).await?;
+            }
+            by_broker
+                .entry(cluster.leader(topic, partition))
+                .or_default()
+                .push(i);
+        }
+        let mut retry = Vec::new();
+        let mut last_error = None;
+        for (broker, indexes) in by_broker {
+            match list_offsets_from(
+                cluster,
+                broker,
+                timeout,
+                partitions,
+                &indexes,
+                spec,
                 timestamp_ms,
-            };
-            match topics.iter_mut().find(|t| t.topic == topic) {
-                Some(t) => t.partitions.push(p),
-                None => topics.push(ListOffsetsTopic {
-                    topic: topic.to_owned(),
-                    partitions: vec![p],
-                }),
+            )
+            .await
+            {
+                Ok(found) => {
+                    for (i, result) in indexes.into_iter().zip(found) {
+                        match result {
+                            Ok(offset) => offsets[i] = offset,
+                            Err(e) if transient(&e) => {
+                                retry.push(i);
+                                last_error = Some(e);
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                Err(e) if transient(&e) => {
+                    if let Error::Transport { address, .. } = &e {
+                        cluster.forget(address);
+                    }
+                    retry.extend(indexes);
+                    last_error = Some(e);
+                }
+                Err(e) => return Err(e),
             }
         }
-        let message = ListOffsetsRequest {
-            topics,
-            isolation_level: IsolationLevel::ReadUncommitted as i32,
+        let Some(error) = last_error else {
+            return Ok(offsets);
         };
-        let conn = cluster.conn(broker).await;
-        let response = conn
-            .call(
-                "ListOffsets",
-                timeout,
-                conn.broker().list_offsets(request(message, timeout)),
+        if tokio::time::Instant::now() + backoff >= deadline {
+            return Err(error);
+        }
+        tracing::debug!(error = %error, "ListOffsets will be retried");
+        for &i in &retry {
+            cluster.invalidate(partitions[i].0);
+        }
+        pending = retry;
+        tokio::time::sleep(backoff).await;
+    }
+}
+
+/// Errors after which asking again (the new leader) can help: leadership
+/// moved or is moving, or the leader did not answer.
+pub(crate) fn transient(e: &Error) -> bool {
+    e.is_unreachable()
+        || matches!(e, Error::Timeout { .. })
+        || matches!(
+            e.code(),
+            Some(
+                ErrorCode::NotLeaderOrFollower
+                    | ErrorCode::LeaderNotAvailable
+                    // A new leader may not know the partition yet; a topic
+                    // that is really gone fails the metadata lookup instead.
+                    | ErrorCode::UnknownTopicOrPartition
+                    | ErrorCode::UnknownLeaderEpoch
+                    | ErrorCode::FencedLeaderEpoch
+                    | ErrorCode::BrokerNotAvailable
+                    | ErrorCode::KafkaStorageError
             )
-            .await?;
-        for &i in &indexes {
+        )
+}
+
+/// One `ListOffsets` call to `broker` for `partitions[i]`, `i` in
+/// `indexes`; one result per index.
+async fn list_offsets_from(
+    cluster: &Cluster,
+    broker: i32,
+    timeout: Duration,
+    partitions: &[(&str, u32)],
+    indexes: &[usize],
+    spec: OffsetSpec,
+    timestamp_ms: i64,
+) -> Result<Vec<Result<i64>>> {
+    if broker == UNKNOWN_BROKER {
+        return Ok(indexes
+            .iter()
+            .map(|&i| {
+                let (topic, partition) = partitions[i];
+                Err(Error::Partition {
+                    topic: topic.to_owned(),
+                    partition,
+                    code: ErrorCode::LeaderNotAvailable,
+                    message: "no leader is known for this partition".into(),
+                })
+            })
+            .collect());
+    }
+    let mut topics: Vec<ListOffsetsTopic> = Vec::new();
+    for &i in indexes {
+        let (topic, partition) = partitions[i];
+        let p = ListOffsetsPartition {
+            partition,
+            spec: spec as i32,
+            timestamp_ms,
+        };
+        match topics.iter_mut().find(|t| t.topic == topic) {
+            Some(t) => t.partitions.push(p),
+            None => topics.push(ListOffsetsTopic {
+                topic: topic.to_owned(),
+                partitions: vec![p],
+            }),
+        }
+    }
+    let message = ListOffsetsRequest {
+        topics,
+        isolation_level: IsolationLevel::ReadUncommitted as i32,
+    };
+    let conn = cluster.broker_conn(broker).await?;
+    let response = conn
+        .call(
+            "ListOffsets",
+            timeout,
+            conn.broker().list_offsets(request(message, timeout)),
+        )
+        .await?;
+    Ok(indexes
+        .iter()
+        .map(|&i| {
             let (topic, partition) = partitions[i];
             let found = response
                 .topics
@@ -194,15 +361,14 @@ pub(crate) async fn list_offsets(
                 return Err(Error::Partition {
                     topic: topic.to_owned(),
                     partition,
-                    code: runnel_proto::v1::ErrorCode::UnknownServerError,
+                    code: ErrorCode::UnknownServerError,
                     message: "the broker's ListOffsets answer left this partition out".into(),
                 });
             };
-            if let Some(e) = Error::from_partition(topic, partition, found.error.as_ref()) {
-                return Err(e);
+            match Error::from_partition(topic, partition, found.error.as_ref()) {
+                Some(e) => Err(e),
+                None => Ok(found.offset),
             }
-            offsets[i] = found.offset;
-        }
-    }
-    Ok(offsets)
+        })
+        .collect())
 }

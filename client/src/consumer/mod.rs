@@ -312,7 +312,7 @@ impl Consumer {
             self.in_flight = None;
             let fetched = joined.map_err(|e| Error::Transport {
                 operation: "Fetch",
-                address: self.cluster.any().address.to_string(),
+                address: self.cluster.current_address(),
                 reason: format!("fetch task failed: {e}"),
             })??;
             // `apply` starts the next fetch itself when records arrived.
@@ -361,13 +361,20 @@ impl Consumer {
             Offset::Timestamp(ts) => (OffsetSpec::Timestamp, ts),
         };
         let timeout = self.config.request_timeout;
-        let mut found =
-            fetch::list_offsets(&self.cluster, timeout, partitions, spec, timestamp).await?;
+        let list = |spec, timestamp| {
+            fetch::list_offsets(
+                &self.cluster,
+                timeout,
+                RETRY_BACKOFF,
+                partitions,
+                spec,
+                timestamp,
+            )
+        };
+        let mut found = list(spec, timestamp).await?;
         if spec == OffsetSpec::Timestamp && found.contains(&-1) {
             // No record that new: start at the end, as Kafka's tools do.
-            let latest =
-                fetch::list_offsets(&self.cluster, timeout, partitions, OffsetSpec::Latest, 0)
-                    .await?;
+            let latest = list(OffsetSpec::Latest, 0).await?;
             for (f, l) in found.iter_mut().zip(latest) {
                 if *f < 0 {
                     *f = l;
@@ -388,7 +395,8 @@ impl Consumer {
         self.offsets(partitions, Offset::Latest).await
     }
 
-    /// How many partitions `topic` has (fails for an unknown topic).
+    /// How many partitions `topic` has (fails for an unknown topic). Asks
+    /// any live broker, failing over like every metadata call.
     pub async fn partition_count(&self, topic: &str) -> Result<u32> {
         Ok(self.cluster.refresh_topic(topic).await?.partitions())
     }
@@ -494,9 +502,14 @@ impl Consumer {
             {
                 continue;
             }
-            let result = f.result;
-            a.high_watermark = result.high_watermark;
-            let error = Error::from_partition(&a.topic, a.partition, result.error.as_ref());
+            let (result, error) = match f.result {
+                Ok(result) => {
+                    a.high_watermark = result.high_watermark;
+                    let error = Error::from_partition(&a.topic, a.partition, result.error.as_ref());
+                    (result, error)
+                }
+                Err(e) => (Default::default(), Some(e)),
+            };
             let outcome = match error {
                 None => decode::next_position(&a.topic, a.partition, &result.records).map(|next| {
                     if let Some(next) = next {
@@ -519,7 +532,10 @@ impl Consumer {
                         Ok(())
                     }
                 }
-                Some(e) if e.is_retriable() => {
+                // Leadership moved or the leader is gone: Kafka's consumer
+                // retries forever, keeping the position; the next fetch
+                // goes to the new leader after the backoff.
+                Some(e) if e.is_retriable() || fetch::transient(&e) => {
                     tracing::debug!(error = %e, "retriable fetch error");
                     self.cluster.invalidate(&a.topic);
                     retry = true;

@@ -8,6 +8,14 @@
 //! requests of at most `max_request_size` bytes, and
 //! [`Accumulator::request_done`] when a request is answered.
 //!
+//! A batch's header (and so its CRC) is written when it is first drained,
+//! not when it is sealed: that is when an idempotent producer gives it its
+//! sequence number, so a partition's sequences are dense in send order.
+//! A batch that failed retriably comes back through
+//! [`Accumulator::request_done`] into its partition's `retry` queue and
+//! is sent again byte-identical (same sequence), after `retry_backoff`,
+//! before any later batch of the partition.
+//!
 //! A partition with a request in flight is *muted*: its next batches wait
 //! for the answer. HTTP/2 runs a connection's requests concurrently on the
 //! broker, so two requests carrying the same partition could be appended in
@@ -51,6 +59,25 @@ pub(crate) fn record_size_upper_bound(record: &ProducerRecord) -> usize {
     36 + payload(&record.key) + payload(&record.value) + headers
 }
 
+/// The idempotent producer's id and epoch (from `InitProducerId`), stamped
+/// into every batch header together with a per-partition sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProducerStamp {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+}
+
+/// `sequence + records`, wrapping from `i32::MAX` to 0 as Kafka's
+/// `DefaultRecordBatch.incrementSequence` does (the broker expects exactly
+/// this after a wrap).
+pub(crate) fn increment_sequence(sequence: i32, records: i32) -> i32 {
+    if sequence > i32::MAX - records {
+        records - (i32::MAX - sequence) - 1
+    } else {
+        sequence + records
+    }
+}
+
 /// Knobs the accumulator needs, copied out of `ProducerConfig`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
@@ -71,6 +98,14 @@ pub(crate) struct Accumulator {
     pub sender_wake: Notify,
     /// Wakes `flush()` callers when a request finishes.
     completed: Notify,
+}
+
+impl State {
+    fn partition_mut(&mut self, topic: &str, partition: u32) -> Option<&mut PartitionQueue> {
+        self.topics
+            .get_mut(topic)
+            .and_then(|tq| tq.partitions.get_mut(partition as usize))
+    }
 }
 
 #[derive(Default)]
@@ -97,12 +132,22 @@ struct TopicQueues {
 #[derive(Default)]
 struct PartitionQueue {
     open: Option<OpenBatch>,
-    /// Finished batches, oldest first.
-    sealed: VecDeque<SealedBatch>,
+    /// Full batches, oldest first, never sent: their headers are written
+    /// when they are drained.
+    sealed: VecDeque<OpenBatch>,
+    /// Batches that were sent and failed retriably, oldest first. They go
+    /// out again, unchanged, before anything in `sealed`.
+    retry: VecDeque<SealedBatch>,
+    /// When `retry` may be sent again (`retry_backoff` after the failure).
+    retry_at: Option<Instant>,
     /// A request carrying this partition is outstanding.
     muted: bool,
+    /// Sequence number of the next batch drained (idempotent producer).
+    next_sequence: i32,
 }
 
+/// A batch still taking records (`open`), or full and waiting to be sent
+/// (`sealed`); its header is not written yet.
 struct OpenBatch {
     id: u64,
     builder: BatchBuilder,
@@ -112,27 +157,55 @@ struct OpenBatch {
 }
 
 impl OpenBatch {
-    fn seal(self) -> SealedBatch {
+    /// Write the header: producer id, epoch and the partition's next
+    /// sequence when idempotent (inside the CRC, so only now), Kafka's
+    /// "no producer id" (-1, -1, -1) otherwise.
+    fn build(self, stamp: Option<ProducerStamp>, next_sequence: &mut i32) -> SealedBatch {
         let count = self.builder.len() as u32;
-        let records = self
-            .builder
+        let (builder, base_sequence) = match stamp {
+            Some(s) => {
+                let sequence = *next_sequence;
+                *next_sequence = increment_sequence(sequence, count as i32);
+                (
+                    self.builder
+                        .producer(s.producer_id, s.producer_epoch, sequence),
+                    sequence,
+                )
+            }
+            None => (self.builder, -1),
+        };
+        let records = builder
             .build()
             .expect("an open batch has at least one record");
         SealedBatch {
             id: self.id,
             records,
             count,
+            base_sequence,
+            created: self.created,
+            attempts: 0,
             result: self.result,
             _memory: self.memory,
         }
     }
+
+    fn size(&self) -> usize {
+        self.builder.size()
+    }
 }
 
-/// A finished batch: its bytes and the result its records wait on.
+/// A batch with its header written: its bytes and the result its records
+/// wait on. Retries send exactly these bytes.
 pub(crate) struct SealedBatch {
     pub id: u64,
     pub records: Bytes,
     pub count: u32,
+    /// Sequence of the first record, -1 without idempotence.
+    pub base_sequence: i32,
+    /// When the first record was added: `delivery_timeout` counts from here.
+    pub created: Instant,
+    /// Sends that failed retriably so far.
+    pub attempts: u32,
     pub result: Arc<BatchResult>,
     /// Returned to the buffer when the batch is dropped, after its request.
     _memory: OwnedSemaphorePermit,
@@ -284,7 +357,7 @@ impl Accumulator {
                 )));
             }
             let full = pq.open.take().expect("checked above");
-            pq.sealed.push_back(full.seal());
+            pq.sealed.push_back(full);
             sealed = true;
             if !keyless {
                 break;
@@ -296,7 +369,7 @@ impl Accumulator {
         // A new batch, sized for a full batch or for this one big record.
         let pq = &mut tq.partitions[partition as usize];
         if let Some(full) = pq.open.take() {
-            pq.sealed.push_back(full.seal());
+            pq.sealed.push_back(full);
             sealed = true;
         }
         let capacity = self
@@ -343,8 +416,20 @@ impl Accumulator {
     }
 
     /// Take everything that should be sent now, grouped into requests per
-    /// broker (`leader` maps a partition to its broker id).
-    pub fn drain(&self, now: Instant, leader: impl Fn(&str, u32) -> i32) -> Drain {
+    /// broker (`leader` maps a partition to its broker id). Batches sent
+    /// for the first time get their header now, stamped with `stamp` and
+    /// the partition's next sequence when the producer is idempotent.
+    ///
+    /// With `retries_only`, batches never sent stay where they are: the
+    /// producer is about to get a new producer id and must not give out
+    /// sequences of the old one.
+    pub fn drain(
+        &self,
+        now: Instant,
+        leader: impl Fn(&str, u32) -> i32,
+        stamp: Option<ProducerStamp>,
+        retries_only: bool,
+    ) -> Drain {
         struct BrokerDrain {
             current: Option<Request>,
             /// Requests this broker may still take.
@@ -363,6 +448,7 @@ impl Accumulator {
         let mut brokers: HashMap<i32, BrokerDrain> = HashMap::new();
         let mut requests = Vec::new();
         let mut next_due: Option<Instant> = None;
+        let mut due_at = |at: Instant| next_due = Some(next_due.map_or(at, |t: Instant| t.min(at)));
 
         for tq in topics.values_mut() {
             let n = tq.partitions.len() as u32;
@@ -374,12 +460,18 @@ impl Accumulator {
                 let open_due = pq.open.as_ref().map(|b| {
                     let due = *closed || b.id < *flush_upto || now >= b.created + limits.linger;
                     if !due {
-                        let at = b.created + limits.linger;
-                        next_due = Some(next_due.map_or(at, |t| t.min(at)));
+                        due_at(b.created + limits.linger);
                     }
                     due
                 });
-                if pq.sealed.is_empty() && open_due != Some(true) {
+                // Retries go first and alone, once their backoff is over.
+                let retrying = !pq.retry.is_empty();
+                if retrying {
+                    if let Some(at) = pq.retry_at.filter(|at| now < *at) {
+                        due_at(at);
+                        continue;
+                    }
+                } else if retries_only || (pq.sealed.is_empty() && open_due != Some(true)) {
                     continue;
                 }
                 let broker = leader(&tq.name, partition);
@@ -389,10 +481,11 @@ impl Accumulator {
                         .max_in_flight
                         .saturating_sub(*in_flight.get(&broker).unwrap_or(&0)),
                 });
-                let first_len = match (pq.sealed.front(), &pq.open) {
-                    (Some(b), _) => b.records.len(),
-                    (None, Some(b)) => b.builder.size(),
-                    (None, None) => unreachable!("checked above"),
+                let first_len = match (pq.retry.front(), pq.sealed.front(), &pq.open) {
+                    (Some(b), _, _) => b.records.len(),
+                    (None, Some(b), _) => b.size(),
+                    (None, None, Some(b)) => b.size(),
+                    (None, None, None) => unreachable!("checked above"),
                 };
                 let has_room = bd.current.as_ref().is_some_and(|r| {
                     r.bytes == 0 || r.bytes + first_len <= limits.max_request_size
@@ -411,20 +504,33 @@ impl Accumulator {
                         requests.push(full);
                     }
                 }
-                if open_due == Some(true) {
-                    let open = pq.open.take().expect("open_due is Some");
-                    pq.sealed.push_back(open.seal());
-                    tq.sticky.batch_done(partition, n);
-                }
                 let request = bd.current.as_mut().expect("ensured above");
+                let fits =
+                    |bytes: usize, len: usize| bytes == 0 || bytes + len <= limits.max_request_size;
                 let mut batches = Vec::new();
-                while let Some(front) = pq.sealed.front() {
-                    let len = front.records.len();
-                    if request.bytes > 0 && request.bytes + len > limits.max_request_size {
-                        break;
+                if retrying {
+                    while let Some(front) = pq.retry.front() {
+                        if !fits(request.bytes, front.records.len()) {
+                            break;
+                        }
+                        request.bytes += front.records.len();
+                        batches.push(pq.retry.pop_front().expect("front exists"));
                     }
-                    request.bytes += len;
-                    batches.push(pq.sealed.pop_front().expect("front exists"));
+                    pq.retry_at = None;
+                } else {
+                    if open_due == Some(true) {
+                        let open = pq.open.take().expect("open_due is Some");
+                        pq.sealed.push_back(open);
+                        tq.sticky.batch_done(partition, n);
+                    }
+                    while let Some(front) = pq.sealed.front() {
+                        if !fits(request.bytes, front.size()) {
+                            break;
+                        }
+                        request.bytes += front.size();
+                        let batch = pq.sealed.pop_front().expect("front exists");
+                        batches.push(batch.build(stamp, &mut pq.next_sequence));
+                    }
                 }
                 if batches.is_empty() {
                     continue;
@@ -450,29 +556,79 @@ impl Accumulator {
         }
     }
 
-    /// A request's answer (or failure) has been delivered to its batches:
-    /// unmute its partitions, give back its slot, wake sender and flushers.
-    pub fn request_done(&self, request: &Request) {
+    /// A request to `broker` has been answered (or failed). `done` are
+    /// partitions whose batches have their outcome; `retry` are partitions
+    /// whose batches go back to the front of their queue, to be sent again
+    /// no earlier than the given instant. Unmutes every partition, gives
+    /// back the request's slot and wakes the sender and flushers.
+    pub fn request_done(
+        &self,
+        broker: i32,
+        done: Vec<PartitionBatches>,
+        retry: Vec<(PartitionBatches, Instant)>,
+    ) {
         {
             let mut st = self.lock();
-            if let Some(n) = st.in_flight.get_mut(&request.broker) {
+            if let Some(n) = st.in_flight.get_mut(&broker) {
                 *n = n.saturating_sub(1);
             }
-            for pb in &request.partitions {
+            for pb in &done {
                 for b in &pb.batches {
                     st.incomplete.remove(&b.id);
                 }
-                if let Some(pq) = st
-                    .topics
-                    .get_mut(&*pb.topic)
-                    .and_then(|tq| tq.partitions.get_mut(pb.partition as usize))
-                {
+                if let Some(pq) = st.partition_mut(&pb.topic, pb.partition) {
                     pq.muted = false;
                 }
             }
+            for (pb, at) in retry {
+                let ids: Vec<u64> = pb.batches.iter().map(|b| b.id).collect();
+                match st.partition_mut(&pb.topic, pb.partition) {
+                    Some(pq) => {
+                        pq.muted = false;
+                        // In front of anything left from a split request:
+                        // these were drained first.
+                        for b in pb.batches.into_iter().rev() {
+                            pq.retry.push_front(b);
+                        }
+                        pq.retry_at = Some(at);
+                    }
+                    None => {
+                        // Unreachable today (topics are never removed), but
+                        // never leave a delivery future hanging.
+                        for id in ids {
+                            st.incomplete.remove(&id);
+                        }
+                        for b in pb.batches {
+                            b.result.complete(Err(Error::Closed));
+                        }
+                    }
+                }
+            }
         }
+        // `done` drops here, outside the lock, returning its memory.
+        drop(done);
         self.sender_wake.notify_one();
         self.completed.notify_waiters();
+    }
+
+    /// Whether a request is in flight or a batch waits to be retried: batches
+    /// whose outcome is open and that carry the current producer id.
+    pub fn has_unresolved(&self) -> bool {
+        let st = self.lock();
+        st.in_flight.values().any(|n| *n > 0)
+            || st
+                .topics
+                .values()
+                .flat_map(|tq| &tq.partitions)
+                .any(|pq| !pq.retry.is_empty())
+    }
+
+    /// Start every partition's sequence at 0 again, for a new producer id.
+    pub fn reset_sequences(&self) {
+        let mut st = self.lock();
+        for pq in st.topics.values_mut().flat_map(|tq| &mut tq.partitions) {
+            pq.next_sequence = 0;
+        }
     }
 
     /// Send every batch that exists now without waiting for linger, and
@@ -511,6 +667,9 @@ impl Accumulator {
                     open.result.complete(Err(error.clone()));
                 }
                 for b in pq.sealed.drain(..) {
+                    b.result.complete(Err(error.clone()));
+                }
+                for b in pq.retry.drain(..) {
                     b.result.complete(Err(error.clone()));
                 }
             }
@@ -554,7 +713,7 @@ mod tests {
     }
 
     /// Acknowledge a drained request as the broker would, offsets from 0.
-    fn ack(acc: &Accumulator, request: &Request) {
+    fn ack(acc: &Accumulator, request: Request) {
         for pb in &request.partitions {
             let mut base = 0;
             for b in &pb.batches {
@@ -565,7 +724,7 @@ mod tests {
                 base += i64::from(b.count);
             }
         }
-        acc.request_done(request);
+        acc.request_done(request.broker, request.partitions, Vec::new());
     }
 
     fn counts(request: &Request) -> Vec<(u32, Vec<u32>)> {
@@ -585,16 +744,16 @@ mod tests {
         append(&acc, record(0, 100));
 
         let now = Instant::now();
-        let drain = acc.drain(now, |_, _| 1);
+        let drain = acc.drain(now, |_, _| 1, None, false);
         assert!(drain.requests.is_empty(), "not due before linger");
         assert_eq!(drain.next_due, Some(now + Duration::from_millis(5)));
 
         tokio::time::advance(Duration::from_millis(5)).await;
-        let drain = acc.drain(Instant::now(), |_, _| 1);
+        let mut drain = acc.drain(Instant::now(), |_, _| 1, None, false);
         assert_eq!(drain.requests.len(), 1);
         assert_eq!(counts(&drain.requests[0]), vec![(0, vec![2])]);
         assert_eq!(drain.requests[0].broker, 1);
-        ack(&acc, &drain.requests[0]);
+        ack(&acc, drain.requests.swap_remove(0));
         assert_eq!(f.await.unwrap().offset, 0);
     }
 
@@ -603,7 +762,7 @@ mod tests {
         // 61-byte header + records of ~110 bytes: 4 fit in 512 bytes.
         let acc = acc(512, 10_000, 1);
         let futures: Vec<_> = (0..5).map(|_| append(&acc, record(0, 100))).collect();
-        let drain = acc.drain(Instant::now(), |_, _| 1);
+        let mut drain = acc.drain(Instant::now(), |_, _| 1, None, false);
         assert_eq!(drain.requests.len(), 1);
         assert_eq!(
             counts(&drain.requests[0]),
@@ -611,7 +770,7 @@ mod tests {
             "the 5th is in a new open batch"
         );
         assert!(drain.requests[0].bytes <= 512);
-        ack(&acc, &drain.requests[0]);
+        ack(&acc, drain.requests.swap_remove(0));
         for (i, f) in futures.into_iter().take(4).enumerate() {
             assert_eq!(f.await.unwrap().offset, i as i64);
         }
@@ -621,7 +780,7 @@ mod tests {
     async fn muted_partition_piles_up_and_goes_out_concatenated() {
         let acc = acc(512, 0, 2);
         append(&acc, record(0, 100));
-        let first = acc.drain(Instant::now(), |_, _| 1);
+        let mut first = acc.drain(Instant::now(), |_, _| 1, None, false);
         assert_eq!(counts(&first.requests[0]), vec![(0, vec![1])]);
 
         // Partition 0 is muted while its request is out; partition 1 is not.
@@ -629,12 +788,12 @@ mod tests {
             append(&acc, record(0, 100));
         }
         append(&acc, record(1, 100));
-        let second = acc.drain(Instant::now(), |_, _| 1);
+        let second = acc.drain(Instant::now(), |_, _| 1, None, false);
         assert_eq!(second.requests.len(), 1);
         assert_eq!(counts(&second.requests[0]), vec![(1, vec![1])]);
 
-        ack(&acc, &first.requests[0]);
-        let third = acc.drain(Instant::now(), |_, _| 1);
+        ack(&acc, first.requests.swap_remove(0));
+        let third = acc.drain(Instant::now(), |_, _| 1, None, false);
         assert_eq!(counts(&third.requests[0]), vec![(0, vec![4, 4, 1])]);
         let pb = &third.requests[0].partitions[0];
         let ids: Vec<u64> = pb.batches.iter().map(|b| b.id).collect();
@@ -652,7 +811,7 @@ mod tests {
             append(&acc, record(p, 100));
         }
         // ~170-byte batches, two per 400-byte request, two requests allowed.
-        let drain = acc.drain(Instant::now(), |_, _| 7);
+        let mut drain = acc.drain(Instant::now(), |_, _| 7, None, false);
         assert_eq!(drain.requests.len(), 2);
         assert!(
             drain
@@ -661,11 +820,13 @@ mod tests {
                 .all(|r| r.partitions.len() == 2 && r.bytes <= 400)
         );
         assert!(
-            acc.drain(Instant::now(), |_, _| 7).requests.is_empty(),
+            acc.drain(Instant::now(), |_, _| 7, None, false)
+                .requests
+                .is_empty(),
             "no slot left"
         );
-        ack(&acc, &drain.requests[0]);
-        let next = acc.drain(Instant::now(), |_, _| 7);
+        ack(&acc, drain.requests.swap_remove(0));
+        let next = acc.drain(Instant::now(), |_, _| 7, None, false);
         assert_eq!(next.requests.len(), 1);
         assert_eq!(next.requests[0].partitions.len(), 2);
     }
@@ -718,9 +879,9 @@ mod tests {
             panic!("buffer should be full");
         };
         assert_eq!(n, 1024);
-        let drain = acc.drain(Instant::now(), |_, _| 1);
+        let mut drain = acc.drain(Instant::now(), |_, _| 1, None, false);
         let permit = tokio::spawn(async move {
-            ack(&acc, &drain.requests[0]);
+            ack(&acc, drain.requests.swap_remove(0));
             drop(drain);
             let permit = acc.reserve(1024).await.unwrap();
             let mut permit = Some(permit);
@@ -741,10 +902,10 @@ mod tests {
             async move { acc.flush().await }
         });
         tokio::task::yield_now().await;
-        let drain = acc.drain(Instant::now(), |_, _| 1);
+        let mut drain = acc.drain(Instant::now(), |_, _| 1, None, false);
         assert_eq!(drain.requests.len(), 1, "flush makes the open batch due");
         assert!(!flushing.is_finished());
-        ack(&acc, &drain.requests[0]);
+        ack(&acc, drain.requests.swap_remove(0));
         flushing.await.unwrap();
         assert!(f.is_done());
     }
@@ -758,10 +919,89 @@ mod tests {
             acc.try_append(&record(0, 1), 0, &mut None),
             Err(Error::Closed)
         ));
-        let drain = acc.drain(Instant::now(), |_, _| 1);
+        let mut drain = acc.drain(Instant::now(), |_, _| 1, None, false);
         assert!(!drain.finished);
         assert_eq!(drain.requests.len(), 1);
-        ack(&acc, &drain.requests[0]);
-        assert!(acc.drain(Instant::now(), |_, _| 1).finished);
+        ack(&acc, drain.requests.swap_remove(0));
+        assert!(acc.drain(Instant::now(), |_, _| 1, None, false).finished);
+    }
+
+    #[test]
+    fn sequence_wraps_at_i32_max_like_kafka() {
+        assert_eq!(increment_sequence(0, 5), 5);
+        assert_eq!(increment_sequence(i32::MAX - 5, 5), i32::MAX);
+        assert_eq!(increment_sequence(i32::MAX - 5, 6), 0);
+        assert_eq!(increment_sequence(i32::MAX, 1), 0);
+        assert_eq!(increment_sequence(i32::MAX - 1, 10), 8);
+    }
+
+    const STAMP: ProducerStamp = ProducerStamp {
+        producer_id: 7,
+        producer_epoch: 2,
+    };
+
+    fn header(batch: &SealedBatch) -> runnel_proto::batch::BatchHeader {
+        runnel_proto::batch::validate_batch(&batch.records).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sequences_are_assigned_when_drained_in_send_order() {
+        let acc = acc(150, 0, 1);
+        // Three batches of one record each are sealed before any drain.
+        for _ in 0..3 {
+            append(&acc, record(0, 60));
+        }
+        let mut first = acc.drain(Instant::now(), |_, _| 1, Some(STAMP), false);
+        let request = first.requests.swap_remove(0);
+        let seqs: Vec<i32> = request.partitions[0]
+            .batches
+            .iter()
+            .map(|b| header(b).base_sequence)
+            .collect();
+        assert_eq!(seqs, [0, 1, 2]);
+        let h = header(&request.partitions[0].batches[0]);
+        assert_eq!((h.producer_id, h.producer_epoch), (7, 2));
+        ack(&acc, request);
+        append(&acc, record(0, 60));
+        let mut next = acc.drain(Instant::now(), |_, _| 1, Some(STAMP), false);
+        let b = &next.requests.swap_remove(0).partitions[0].batches[0];
+        assert_eq!((b.base_sequence, header(b).base_sequence), (3, 3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retried_batches_go_first_unchanged_after_the_backoff() {
+        let acc = acc(150, 0, 1);
+        append(&acc, record(0, 60));
+        let mut first = acc.drain(Instant::now(), |_, _| 1, Some(STAMP), false);
+        let request = first.requests.swap_remove(0);
+        let sent = request.partitions[0].batches[0].records.clone();
+        // Meanwhile a later batch is waiting.
+        append(&acc, record(0, 60));
+        let retry_at = Instant::now() + Duration::from_millis(100);
+        let Request {
+            broker, partitions, ..
+        } = request;
+        let pb = partitions.into_iter().next().unwrap();
+        acc.request_done(broker, Vec::new(), vec![(pb, retry_at)]);
+
+        let early = acc.drain(Instant::now(), |_, _| 1, Some(STAMP), false);
+        assert!(
+            early.requests.is_empty(),
+            "backing off, later batch waits too"
+        );
+        assert_eq!(early.next_due, Some(retry_at));
+
+        tokio::time::advance(Duration::from_millis(100)).await;
+        let mut again = acc.drain(Instant::now(), |_, _| 2, Some(STAMP), false);
+        let request = again.requests.swap_remove(0);
+        assert_eq!(request.broker, 2, "routed to the current leader");
+        let batches = &request.partitions[0].batches;
+        assert_eq!(batches.len(), 1, "the retry goes alone");
+        assert_eq!(batches[0].records, sent, "byte-identical");
+        ack(&acc, request);
+
+        let mut later = acc.drain(Instant::now(), |_, _| 2, Some(STAMP), false);
+        let b = &later.requests.swap_remove(0).partitions[0].batches[0];
+        assert_eq!(header(b).base_sequence, 1);
     }
 }

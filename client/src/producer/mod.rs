@@ -7,10 +7,15 @@
 //! - `partitioner`: which partition (explicit, murmur2 of the key, sticky).
 //! - `accumulator`: per-partition batches, sealed by size or linger, and
 //!   grouped into per-broker requests.
-//! - `sender`: the background task that sends requests and hands each
-//!   batch's answer to its records.
+//! - `sender`: the background task that sends requests, retries batches
+//!   that failed retriably, and hands each batch's answer to its records.
 //! - `wire`: the `Produce` call, encoded straight from the batches.
 //! - `delivery`: the [`DeliveryFuture`] each `send` returns.
+//!
+//! With `enable_idempotence` (the default) [`Producer::connect`] asks for a
+//! producer id (`InitProducerId`) and every batch carries it, its epoch and
+//! a per-partition sequence number, so the partition leader can drop a
+//! retried batch it already has instead of writing it twice.
 
 mod accumulator;
 mod delivery;
@@ -20,6 +25,7 @@ mod wire;
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -28,10 +34,14 @@ use tokio::task::JoinHandle;
 
 pub use delivery::DeliveryFuture;
 
-use crate::cluster::Cluster;
+use runnel_proto::v1::InitProducerIdRequest;
+
+use crate::cluster::{Cluster, request};
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
-use accumulator::{Accumulator, Append, BATCH_OVERHEAD, Limits, record_size_upper_bound};
+use accumulator::{
+    Accumulator, Append, BATCH_OVERHEAD, Limits, ProducerStamp, record_size_upper_bound,
+};
 use sender::Shared;
 
 /// How many replicas must have a batch before it is acknowledged (`acks`).
@@ -107,6 +117,24 @@ pub struct ProducerConfig {
     /// `buffer.memory`: bytes of batches not yet acknowledged; `send` waits
     /// when they are used up; default 32 MiB.
     pub buffer_memory: usize,
+    /// `retry.backoff.ms`: how long to wait before sending a batch again
+    /// after a retriable error (leader moved, not enough replicas, broker
+    /// unreachable, ...); default 100 ms. Doubles with each further attempt
+    /// of the batch, up to `retry_backoff_max`.
+    pub retry_backoff: Duration,
+    /// `retry.backoff.max.ms`: the most the backoff grows to; default 1 s.
+    pub retry_backoff_max: Duration,
+    /// `delivery.timeout.ms`: how long after a record was sent (added to a
+    /// batch) the producer keeps retrying it; then its delivery fails with
+    /// the last error. Default 120 s; must be at least `linger +
+    /// request_timeout`, as in Kafka.
+    pub delivery_timeout: Duration,
+    /// `enable.idempotence`: get a producer id from the broker
+    /// (`InitProducerId`) and stamp it with a per-partition sequence number
+    /// into every batch, so a retry never writes a record twice. Default
+    /// `true`, as in Kafka since 3.0; requires `acks=all`. Set to `false`
+    /// for a broker without `InitProducerId`.
+    pub enable_idempotence: bool,
 }
 
 impl Default for ProducerConfig {
@@ -119,6 +147,10 @@ impl Default for ProducerConfig {
             request_timeout: Duration::from_secs(30),
             max_request_size: 1024 * 1024,
             buffer_memory: 32 * 1024 * 1024,
+            retry_backoff: Duration::from_millis(100),
+            retry_backoff_max: Duration::from_secs(1),
+            delivery_timeout: Duration::from_secs(120),
+            enable_idempotence: true,
         }
     }
 }
@@ -139,6 +171,20 @@ impl ProducerConfig {
         }
         if self.request_timeout.is_zero() {
             return bad("request_timeout must be greater than zero".into());
+        }
+        if self.delivery_timeout < self.linger + self.request_timeout {
+            return bad(format!(
+                "delivery_timeout ({:?}) must be at least linger + request_timeout ({:?})",
+                self.delivery_timeout,
+                self.linger + self.request_timeout
+            ));
+        }
+        if self.enable_idempotence && self.acks != Acks::All {
+            return bad(format!(
+                "enable_idempotence requires acks=all (acks is {}); set acks=all or \
+                 enable_idempotence=false",
+                self.acks
+            ));
         }
         let largest = self.batch_size.max(self.max_request_size);
         if self.buffer_memory < largest || self.buffer_memory > u32::MAX as usize {
@@ -275,10 +321,17 @@ impl Producer {
             max_in_flight: config.max_in_flight_requests,
             buffer_memory: config.buffer_memory,
         };
+        let stamp = if config.enable_idempotence {
+            Some(init_producer_id(&cluster).await?)
+        } else {
+            None
+        };
         let shared = Arc::new(Shared {
             acc: Accumulator::new(limits),
             cluster,
             config,
+            stamp: Mutex::new(stamp),
+            reset_producer_id: AtomicBool::new(false),
         });
         let sender = tokio::spawn(sender::run(shared.clone()));
         Ok(Producer {
@@ -368,6 +421,47 @@ impl Producer {
     }
 }
 
+/// Ask any broker for a producer id (Kafka's `InitProducerId`).
+async fn init_producer_id(cluster: &Cluster) -> Result<ProducerStamp> {
+    let response = cluster
+        .call_any("InitProducerId", |conn, timeout| async move {
+            let message = InitProducerIdRequest::default();
+            conn.broker()
+                .init_producer_id(request(message, timeout))
+                .await
+        })
+        .await;
+    let response = match response {
+        Err(Error::Server {
+            grpc_code: tonic::Code::Unimplemented,
+            ..
+        }) => {
+            return Err(Error::IdempotenceUnsupported {
+                address: cluster.current_address(),
+            });
+        }
+        other => other?,
+    };
+    let producer_epoch = i16::try_from(response.producer_epoch).map_err(|_| Error::Server {
+        operation: "InitProducerId",
+        grpc_code: tonic::Code::Internal,
+        code: None,
+        message: format!(
+            "the broker returned producer epoch {}, which does not fit a batch header's 16 bits",
+            response.producer_epoch
+        ),
+    })?;
+    tracing::debug!(
+        producer_id = response.producer_id,
+        producer_epoch,
+        "idempotent producer initialised"
+    );
+    Ok(ProducerStamp {
+        producer_id: response.producer_id,
+        producer_epoch,
+    })
+}
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -412,6 +506,27 @@ mod tests {
             ..Default::default()
         };
         assert!(c.validate().is_err());
+        let c = ProducerConfig {
+            acks: Acks::Leader,
+            ..Default::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("acks=all"));
+        let c = ProducerConfig {
+            acks: Acks::Leader,
+            enable_idempotence: false,
+            ..Default::default()
+        };
+        c.validate().unwrap();
+        let c = ProducerConfig {
+            delivery_timeout: Duration::from_secs(1),
+            ..Default::default()
+        };
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("delivery_timeout")
+        );
     }
 
     #[test]

@@ -4,11 +4,20 @@
 //! broker. It follows the proto's conventions: whole-request problems are a
 //! status with `runnel-error-code`, per-partition ones an `Error` in the
 //! result. The real broker's own tests live in `tests/`.
+//!
+//! [`MockBroker::start_cluster`] starts several mocks that share one log
+//! (as if perfectly replicated) and one view of who leads what: a partition
+//! answers only on its leader (others say `NOT_LEADER_OR_FOLLOWER`), so a
+//! test moves leadership with [`MockBroker::set_leader`] and kills a broker
+//! with [`MockBroker::stop`]. Faults for retries are queued with
+//! [`MockBroker::fail_produce`]. Batches with a producer id are
+//! de-duplicated by sequence number as a Kafka leader does.
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,6 +28,7 @@ use runnel_proto::v1::admin_server::{Admin, AdminServer};
 use runnel_proto::v1::broker_server::{Broker, BrokerServer};
 use runnel_proto::v1::*;
 use tokio::sync::Notify;
+use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
 #[derive(Default)]
@@ -27,6 +37,27 @@ struct Partition {
     batches: Vec<(i64, Bytes)>,
     log_start: i64,
     next: i64,
+    /// Idempotent producers: id → (next expected sequence, appended
+    /// (base sequence, base offset) pairs).
+    producers: HashMap<i64, (i32, Vec<(i32, i64)>)>,
+}
+
+/// Who is in the cluster and who leads what; shared by its mocks.
+#[derive(Default)]
+struct ClusterView {
+    brokers: Vec<(i32, SocketAddr)>,
+    /// Leader per topic-partition; absent = broker 1.
+    leaders: HashMap<(String, u32), i32>,
+    next_producer_id: i64,
+}
+
+/// A fault for the next produce request a broker receives.
+#[derive(Debug, Clone, Copy)]
+pub struct ProduceFault {
+    /// The code every partition of the request answers.
+    pub code: ErrorCode,
+    /// Append the records first (a lost acknowledgement).
+    pub append: bool,
 }
 
 struct Topic {
@@ -44,11 +75,19 @@ struct State {
 /// Handle to a running mock broker.
 #[derive(Clone)]
 pub struct MockBroker {
+    pub id: i32,
     state: Arc<Mutex<State>>,
+    view: Arc<Mutex<ClusterView>>,
     appended: Arc<Notify>,
     pub addr: SocketAddr,
     /// Produce requests received, to check batching.
     produce_requests: Arc<Mutex<u64>>,
+    /// Every partition's `records` as received, (topic, partition, bytes).
+    received: Arc<Mutex<Vec<(String, u32, Bytes)>>>,
+    faults: Arc<Mutex<VecDeque<ProduceFault>>>,
+    /// Answer InitProducerId with UNIMPLEMENTED (an old broker).
+    no_init_producer_id: Arc<AtomicBool>,
+    stop: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 fn status(code: tonic::Code, error: ErrorCode, message: String) -> Status {
@@ -74,30 +113,161 @@ fn partition_error(code: ErrorCode, message: String) -> Option<Error> {
 }
 
 impl MockBroker {
-    /// Serve on `127.0.0.1:0` until the test's runtime ends.
+    /// Serve on `127.0.0.1:0` until the test's runtime ends: a one-broker
+    /// cluster, broker id 1.
     pub async fn start() -> MockBroker {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mock = MockBroker {
-            state: Arc::default(),
-            appended: Arc::new(Notify::new()),
-            addr,
-            produce_requests: Arc::default(),
-        };
-        let service = mock.clone();
-        tokio::spawn(async move {
-            tonic::transport::Server::builder()
-                .add_service(
-                    BrokerServer::new(service.clone())
-                        .max_decoding_message_size(256 << 20)
-                        .max_encoding_message_size(256 << 20),
-                )
-                .add_service(AdminServer::new(service))
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-                .await
-                .unwrap();
-        });
-        mock
+        Self::start_cluster(1).await.remove(0)
+    }
+
+    /// `n` brokers, ids 1..=n, sharing one log and one leadership view;
+    /// broker 1 leads every partition until told otherwise.
+    pub async fn start_cluster(n: i32) -> Vec<MockBroker> {
+        let state: Arc<Mutex<State>> = Arc::default();
+        let view: Arc<Mutex<ClusterView>> = Arc::default();
+        let appended = Arc::new(Notify::new());
+        let mut listeners = Vec::new();
+        for id in 1..=n {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            view.lock().unwrap().brokers.push((id, addr));
+            listeners.push((id, addr, listener));
+        }
+        let mut mocks = Vec::new();
+        for (id, addr, listener) in listeners {
+            let (stop, mut stopped) = tokio::sync::watch::channel(false);
+            let mock = MockBroker {
+                id,
+                state: state.clone(),
+                view: view.clone(),
+                appended: appended.clone(),
+                addr,
+                produce_requests: Arc::default(),
+                received: Arc::default(),
+                faults: Arc::default(),
+                no_init_producer_id: Arc::default(),
+                stop: Arc::new(stop),
+            };
+            let service = mock.clone();
+            tokio::spawn(async move {
+                // A stopped broker answers UNAVAILABLE on connections
+                // still open (graceful shutdown keeps them), as a dead one
+                // fails them, and refuses new ones.
+                let down = service.stop.subscribe();
+                let up = move |request: Request<()>| {
+                    if *down.borrow() {
+                        Err(Status::unavailable("broker stopped"))
+                    } else {
+                        Ok(request)
+                    }
+                };
+                tonic::transport::Server::builder()
+                    .add_service(InterceptedService::new(
+                        BrokerServer::new(service.clone())
+                            .max_decoding_message_size(256 << 20)
+                            .max_encoding_message_size(256 << 20),
+                        up.clone(),
+                    ))
+                    .add_service(InterceptedService::new(AdminServer::new(service), up))
+                    .serve_with_incoming_shutdown(
+                        tokio_stream::wrappers::TcpListenerStream::new(listener),
+                        async move {
+                            let _ = stopped.wait_for(|s| *s).await;
+                        },
+                    )
+                    .await
+                    .unwrap();
+            });
+            mocks.push(mock);
+        }
+        mocks
+    }
+
+    /// Stop serving and close the port (a crashed broker). Returns once
+    /// the port refuses connections.
+    pub async fn stop(&self) {
+        self.stop.send_replace(true);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(self.addr).await.is_ok() {
+            assert!(tokio::time::Instant::now() < deadline, "mock did not stop");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Make broker `id` the leader of `topic`-`partition`.
+    pub fn set_leader(&self, topic: &str, partition: u32, id: i32) {
+        self.view
+            .lock()
+            .unwrap()
+            .leaders
+            .insert((topic.to_owned(), partition), id);
+    }
+
+    fn leader_of(&self, topic: &str, partition: u32) -> i32 {
+        *self
+            .view
+            .lock()
+            .unwrap()
+            .leaders
+            .get(&(topic.to_owned(), partition))
+            .unwrap_or(&1)
+    }
+
+    fn not_leader(&self, topic: &str, partition: u32) -> Option<Error> {
+        let leader = self.leader_of(topic, partition);
+        (leader != self.id).then(|| Error {
+            code: ErrorCode::NotLeaderOrFollower as i32,
+            message: format!(
+                "broker {} is not the leader of {topic}-{partition} (broker {leader} is)",
+                self.id
+            ),
+        })
+    }
+
+    /// The next produce request to this broker answers with `fault`.
+    pub fn fail_produce(&self, fault: ProduceFault) {
+        self.faults.lock().unwrap().push_back(fault);
+    }
+
+    /// Answer InitProducerId with UNIMPLEMENTED from now on.
+    pub fn disable_init_producer_id(&self) {
+        self.no_init_producer_id.store(true, Ordering::SeqCst);
+    }
+
+    /// Every `records` this broker received for `topic`-`partition`, in
+    /// order, retries included.
+    pub fn received(&self, topic: &str, partition: u32) -> Vec<Bytes> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, p, _)| t == topic && *p == partition)
+            .map(|(_, _, b)| b.clone())
+            .collect()
+    }
+
+    /// Headers of the batches in the log of `topic`-`partition`.
+    pub fn log_headers(
+        &self,
+        topic: &str,
+        partition: u32,
+    ) -> Vec<runnel_proto::batch::BatchHeader> {
+        let st = self.state.lock().unwrap();
+        st.topics[topic].partitions[partition as usize]
+            .batches
+            .iter()
+            .map(|(_, b)| runnel_proto::batch::BatchHeader::parse(b).unwrap())
+            .collect()
+    }
+
+    /// Values of the records in the log of `topic`-`partition`, in order.
+    pub fn values(&self, topic: &str, partition: u32) -> Vec<String> {
+        let st = self.state.lock().unwrap();
+        st.topics[topic].partitions[partition as usize]
+            .batches
+            .iter()
+            .flat_map(|(_, b)| records(b).unwrap().map(Result::unwrap))
+            .map(|r| String::from_utf8(r.value.unwrap().to_vec()).unwrap())
+            .collect()
     }
 
     pub fn bootstrap(&self) -> String {
@@ -184,6 +354,84 @@ impl MockBroker {
         }
     }
 
+    /// Append `data` (one or more batches) as a leader would: validate,
+    /// de-duplicate an idempotent producer's batches by sequence, stamp
+    /// offsets. Returns the base offset and a per-partition error.
+    fn append(
+        &self,
+        topic: &str,
+        partition: u32,
+        data: &[u8],
+    ) -> Result<(i64, Option<Error>), Status> {
+        let corrupt = |e: runnel_proto::Error| {
+            status(
+                tonic::Code::InvalidArgument,
+                ErrorCode::CorruptMessage,
+                e.to_string(),
+            )
+        };
+        let mut headers = Vec::new();
+        for batch in batches(data) {
+            let (_, slice) = batch.map_err(corrupt)?;
+            headers.push((validate_batch(slice).map_err(corrupt)?, slice));
+        }
+        let mut st = self.state.lock().unwrap();
+        let t = st
+            .topics
+            .get_mut(topic)
+            .ok_or_else(|| unknown_topic(topic))?;
+        let n = t.partitions.len();
+        let part = t.partitions.get_mut(partition as usize).ok_or_else(|| {
+            status(
+                tonic::Code::NotFound,
+                ErrorCode::UnknownTopicOrPartition,
+                format!("{topic}-{partition}: topic has {n} partitions"),
+            )
+        })?;
+        let Some((first, _)) = headers.first() else {
+            return Ok((part.next, None));
+        };
+        if first.producer_id >= 0 {
+            let (expected, appended) = part
+                .producers
+                .get(&first.producer_id)
+                .map_or((0, &[][..]), |(e, a)| (*e, &a[..]));
+            if first.base_sequence != expected {
+                return Ok(
+                    match appended.iter().find(|(s, _)| *s == first.base_sequence) {
+                        Some((_, offset)) => (
+                            *offset,
+                            partition_error(ErrorCode::DuplicateSequenceNumber, "duplicate".into()),
+                        ),
+                        None => (
+                            -1,
+                            partition_error(
+                                ErrorCode::OutOfOrderSequenceNumber,
+                                format!(
+                                    "expected sequence {expected}, got {}",
+                                    first.base_sequence
+                                ),
+                            ),
+                        ),
+                    },
+                );
+            }
+        }
+        let base = part.next;
+        for (header, slice) in headers {
+            if header.producer_id >= 0 {
+                let entry = part.producers.entry(header.producer_id).or_default();
+                entry.1.push((header.base_sequence, part.next));
+                entry.0 = header.base_sequence + header.records_count;
+            }
+            let mut stamped = BytesMut::from(slice);
+            set_base_offset(&mut stamped, part.next);
+            part.batches.push((part.next, stamped.freeze()));
+            part.next += i64::from(header.records_count);
+        }
+        Ok((base, None))
+    }
+
     /// Batches of `topic`-`partition` from `offset`, whole, up to `max` bytes
     /// (at least one batch).
     fn read(
@@ -242,66 +490,54 @@ impl Broker for MockBroker {
         request: Request<ProduceRequest>,
     ) -> Result<Response<ProduceResponse>, Status> {
         *self.produce_requests.lock().unwrap() += 1;
+        let fault = self.faults.lock().unwrap().pop_front();
         let request = request.into_inner();
-        let mut st = self.state.lock().unwrap();
         let mut topics = Vec::new();
         for t in request.topics {
-            let topic = st
-                .topics
-                .get_mut(&t.topic)
-                .ok_or_else(|| unknown_topic(&t.topic))?;
             let mut results = Vec::new();
             for p in t.partitions {
-                let n = topic.partitions.len();
-                let part = topic
-                    .partitions
-                    .get_mut(p.partition as usize)
-                    .ok_or_else(|| {
-                        status(
-                            tonic::Code::NotFound,
-                            ErrorCode::UnknownTopicOrPartition,
-                            format!("{}-{}: topic has {n} partitions", t.topic, p.partition),
-                        )
-                    })?;
-                let base = part.next;
-                for batch in batches(&p.records) {
-                    let (_, slice) = batch.map_err(|e| {
-                        status(
-                            tonic::Code::InvalidArgument,
-                            ErrorCode::CorruptMessage,
-                            e.to_string(),
-                        )
-                    })?;
-                    let header = validate_batch(slice).map_err(|e| {
-                        status(
-                            tonic::Code::InvalidArgument,
-                            ErrorCode::CorruptMessage,
-                            e.to_string(),
-                        )
-                    })?;
-                    let mut stamped = BytesMut::from(slice);
-                    set_base_offset(&mut stamped, part.next);
-                    part.batches.push((part.next, stamped.freeze()));
-                    part.next += i64::from(header.records_count);
-                }
-                results.push(PartitionProduceResult {
+                self.received.lock().unwrap().push((
+                    t.topic.clone(),
+                    p.partition,
+                    p.records.clone(),
+                ));
+                let mut result = PartitionProduceResult {
                     partition: p.partition,
                     error: None,
-                    base_offset: if request.acks == Acks::None as i32 {
-                        -1
-                    } else {
-                        base
-                    },
+                    base_offset: -1,
                     log_append_time_ms: -1,
-                    log_start_offset: part.log_start,
-                });
+                    log_start_offset: 0,
+                };
+                if let Some(e) = self.not_leader(&t.topic, p.partition) {
+                    result.error = Some(e);
+                    results.push(result);
+                    continue;
+                }
+                if let Some(f) = fault
+                    && !f.append
+                {
+                    result.error = partition_error(f.code, "injected fault".into());
+                    results.push(result);
+                    continue;
+                }
+                let (base, error) = self.append(&t.topic, p.partition, &p.records)?;
+                result.base_offset = base;
+                result.error = error;
+                if let Some(f) = fault {
+                    // Appended, but the answer says otherwise.
+                    result.error = partition_error(f.code, "injected fault after append".into());
+                    result.base_offset = -1;
+                }
+                if request.acks == Acks::None as i32 {
+                    result.base_offset = -1;
+                }
+                results.push(result);
             }
             topics.push(TopicProduceResult {
                 topic: t.topic,
                 partitions: results,
             });
         }
-        drop(st);
         self.appended.notify_waiters();
         Ok(Response::new(ProduceResponse {
             topics,
@@ -328,7 +564,14 @@ impl Broker for MockBroker {
                     } else {
                         p.partition_max_bytes
                     };
-                    let r = self.read(&t.topic, p.partition, p.fetch_offset, max as usize)?;
+                    let r = match self.not_leader(&t.topic, p.partition) {
+                        Some(error) => FetchPartitionResult {
+                            partition: p.partition,
+                            error: Some(error),
+                            ..Default::default()
+                        },
+                        None => self.read(&t.topic, p.partition, p.fetch_offset, max as usize)?,
+                    };
                     bytes += r.records.len();
                     results.push(r);
                 }
@@ -371,6 +614,16 @@ impl Broker for MockBroker {
                     .partitions
                     .get(p.partition as usize)
                     .ok_or_else(|| unknown_topic(&t.topic))?;
+                if let Some(error) = self.not_leader(&t.topic, p.partition) {
+                    results.push(ListOffsetsPartitionResult {
+                        partition: p.partition,
+                        error: Some(error),
+                        offset: -1,
+                        timestamp_ms: -1,
+                        leader_epoch: 0,
+                    });
+                    continue;
+                }
                 let offset = match p.spec() {
                     OffsetSpec::Earliest => part.log_start,
                     OffsetSpec::Latest => part.next,
@@ -416,7 +669,7 @@ impl Broker for MockBroker {
                     partitions: (0..t.partitions.len() as u32)
                         .map(|p| PartitionMetadata {
                             partition: p,
-                            leader: 1,
+                            leader: self.leader_of(&name, p),
                             replicas: vec![1],
                             isr: vec![1],
                             ..Default::default()
@@ -438,13 +691,35 @@ impl Broker for MockBroker {
         Ok(Response::new(MetadataResponse {
             cluster_id: "mock".into(),
             controller_id: 1,
-            brokers: vec![BrokerInfo {
-                id: 1,
-                host: self.addr.ip().to_string(),
-                port: u32::from(self.addr.port()),
-                rack: String::new(),
-            }],
+            brokers: self
+                .view
+                .lock()
+                .unwrap()
+                .brokers
+                .iter()
+                .map(|(id, addr)| BrokerInfo {
+                    id: *id,
+                    host: addr.ip().to_string(),
+                    port: u32::from(addr.port()),
+                    rack: String::new(),
+                })
+                .collect(),
             topics,
+        }))
+    }
+
+    async fn init_producer_id(
+        &self,
+        _: Request<InitProducerIdRequest>,
+    ) -> Result<Response<InitProducerIdResponse>, Status> {
+        if self.no_init_producer_id.load(Ordering::SeqCst) {
+            return Err(Status::unimplemented("InitProducerId"));
+        }
+        let mut view = self.view.lock().unwrap();
+        view.next_producer_id += 1;
+        Ok(Response::new(InitProducerIdResponse {
+            producer_id: 1000 + view.next_producer_id,
+            producer_epoch: 3,
         }))
     }
 }

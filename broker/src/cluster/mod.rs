@@ -1,0 +1,111 @@
+//! This broker's picture of the cluster, mirrored from the metadata store.
+//!
+//! [`ClusterView`] holds the live brokers, the controller and every topic's
+//! record and partition states, as last seen in the store. [`sync`] keeps
+//! it current from one prefix watch over `/runnel/<cluster>/` and pushes
+//! each change into the [`crate::replica::ReplicaManager`] (open logs,
+//! become leader or follower). The controller plans from this view and
+//! relies on compare-and-swap, not on the view being perfectly fresh.
+
+pub mod sync;
+
+use std::collections::BTreeMap;
+
+use parking_lot::RwLock;
+use tokio::sync::watch;
+
+use crate::meta::records::{BrokerRecord, ControllerRecord, PartitionState, TopicRecord};
+use crate::replica::fetcher::BrokerAddresses;
+
+/// A stored value and the store revision it was written at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned<T> {
+    pub value: T,
+    pub revision: i64,
+}
+
+/// Everything the store says about the cluster.
+#[derive(Debug, Clone, Default)]
+pub struct Image {
+    pub brokers: BTreeMap<i32, BrokerRecord>,
+    pub controller: Option<Versioned<ControllerRecord>>,
+    pub topics: BTreeMap<String, Versioned<TopicRecord>>,
+    pub states: BTreeMap<(String, u32), Versioned<PartitionState>>,
+}
+
+impl Image {
+    /// The partition states of `topic`, by partition.
+    pub fn topic_states(
+        &self,
+        topic: &str,
+    ) -> impl Iterator<Item = (u32, &Versioned<PartitionState>)> {
+        self.states
+            .range((topic.to_owned(), 0)..=(topic.to_owned(), u32::MAX))
+            .map(|((_, p), s)| (*p, s))
+    }
+}
+
+/// The shared, watchable [`Image`].
+#[derive(Debug)]
+pub struct ClusterView {
+    image: RwLock<Image>,
+    /// Bumped after every change: the controller waits on it.
+    changes: watch::Sender<u64>,
+    /// Broker addresses for the replica fetchers.
+    addresses: BrokerAddresses,
+}
+
+impl ClusterView {
+    pub fn new(addresses: BrokerAddresses) -> Self {
+        ClusterView {
+            image: RwLock::new(Image::default()),
+            changes: watch::channel(0).0,
+            addresses,
+        }
+    }
+
+    /// A copy of the current image.
+    pub fn snapshot(&self) -> Image {
+        self.image.read().clone()
+    }
+
+    /// Read the image without copying it.
+    pub fn read<R>(&self, f: impl FnOnce(&Image) -> R) -> R {
+        f(&self.image.read())
+    }
+
+    /// Change the image and tell watchers.
+    pub fn update<R>(&self, f: impl FnOnce(&mut Image) -> R) -> R {
+        let r = {
+            let mut image = self.image.write();
+            let r = f(&mut image);
+            *self.addresses.write() = image
+                .brokers
+                .values()
+                .map(|b| (b.broker_id, format!("{}:{}", b.host, b.port)))
+                .collect();
+            r
+        };
+        self.changes.send_modify(|n| *n += 1);
+        r
+    }
+
+    /// Wakes after every change.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Live broker ids.
+    pub fn live_brokers(&self) -> Vec<i32> {
+        self.image.read().brokers.keys().copied().collect()
+    }
+
+    /// The controller's broker id, or -1.
+    pub fn controller_id(&self) -> i32 {
+        self.image
+            .read()
+            .controller
+            .as_ref()
+            .map_or(-1, |c| c.value.broker_id)
+    }
+}

@@ -1,0 +1,238 @@
+//! Leader election and ISR clean-up, planned from the cluster image.
+//!
+//! [`plan`] is pure: given the image (live brokers, assignments, partition
+//! states) it returns the partition states the controller should write.
+//! Level-triggered — it looks at everything every time — so a missed event
+//! or a lost write is corrected on the next pass.
+
+use std::collections::BTreeSet;
+
+use crate::cluster::Image;
+use crate::meta::records::PartitionState;
+use crate::replica::NO_LEADER;
+
+/// A partition state to write, if the stored one is still at `revision`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionChange {
+    pub topic: String,
+    pub partition: u32,
+    pub revision: i64,
+    pub state: PartitionState,
+    pub reason: &'static str,
+}
+
+/// What the controller should change. `preferred`: also move leadership
+/// back to each partition's preferred (first assigned) replica when it is
+/// alive and in sync. `unclean(topic)`: the topic allows electing an
+/// out-of-sync replica when no in-sync one is alive.
+pub fn plan(
+    image: &Image,
+    preferred: bool,
+    unclean: impl Fn(&str) -> bool,
+) -> Vec<PartitionChange> {
+    let live: BTreeSet<i32> = image.brokers.keys().copied().collect();
+    let mut changes = Vec::new();
+    for (topic, record) in &image.topics {
+        for (p, current) in image.topic_states(topic) {
+            let Some(replicas) = record.value.assignment.get(p as usize) else {
+                continue;
+            };
+            let cur = &current.value;
+            let change = |state: PartitionState, reason| PartitionChange {
+                topic: topic.clone(),
+                partition: p,
+                revision: current.revision,
+                state,
+                reason,
+            };
+            let leader_alive = cur.leader != NO_LEADER && live.contains(&cur.leader);
+            let live_isr: Vec<i32> = cur
+                .isr
+                .iter()
+                .copied()
+                .filter(|r| live.contains(r))
+                .collect();
+            if leader_alive {
+                let preferred_replica = replicas[0];
+                if preferred
+                    && preferred_replica != cur.leader
+                    && live_isr.contains(&preferred_replica)
+                {
+                    changes.push(change(
+                        PartitionState {
+                            leader: preferred_replica,
+                            leader_epoch: cur.leader_epoch + 1,
+                            isr: live_isr,
+                            ..cur.clone()
+                        },
+                        "preferred leader election",
+                    ));
+                } else if live_isr != cur.isr {
+                    changes.push(change(
+                        PartitionState {
+                            isr: live_isr,
+                            ..cur.clone()
+                        },
+                        "dead brokers leave the ISR",
+                    ));
+                }
+                continue;
+            }
+            // The leader is gone: the first live in-sync replica in
+            // assignment order takes over.
+            let clean = replicas.iter().copied().find(|r| live_isr.contains(r));
+            let next = match clean {
+                Some(leader) => Some((leader, live_isr.clone(), "leader failed")),
+                None if unclean(topic) => replicas
+                    .iter()
+                    .copied()
+                    .find(|r| live.contains(r))
+                    .map(|leader| (leader, vec![leader], "unclean leader election")),
+                None => None,
+            };
+            match next {
+                Some((leader, isr, reason)) => changes.push(change(
+                    PartitionState {
+                        leader,
+                        leader_epoch: cur.leader_epoch + 1,
+                        isr,
+                        ..cur.clone()
+                    },
+                    reason,
+                )),
+                // Offline: keep the last ISR, so the first of them to come
+                // back leads without losing anything.
+                None if cur.leader != NO_LEADER => changes.push(change(
+                    PartitionState {
+                        leader: NO_LEADER,
+                        leader_epoch: cur.leader_epoch + 1,
+                        ..cur.clone()
+                    },
+                    "no in-sync replica alive: partition offline",
+                )),
+                None => {}
+            }
+        }
+    }
+    changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::Versioned;
+    use crate::meta::records::{BrokerRecord, TopicRecord, VERSION};
+
+    fn image(live: &[i32], replicas: Vec<i32>, leader: i32, isr: Vec<i32>) -> Image {
+        let mut i = Image::default();
+        for &b in live {
+            i.brokers.insert(
+                b,
+                BrokerRecord {
+                    version: VERSION,
+                    broker_id: b,
+                    host: "h".into(),
+                    port: 1,
+                    rack: None,
+                    http_port: None,
+                },
+            );
+        }
+        i.topics.insert(
+            "t".into(),
+            Versioned {
+                value: TopicRecord {
+                    version: VERSION,
+                    topic_id: "id".into(),
+                    replication_factor: replicas.len() as u32,
+                    configs: Default::default(),
+                    assignment: vec![replicas],
+                },
+                revision: 1,
+            },
+        );
+        i.states.insert(
+            ("t".into(), 0),
+            Versioned {
+                value: PartitionState {
+                    version: VERSION,
+                    leader,
+                    leader_epoch: 4,
+                    isr,
+                },
+                revision: 7,
+            },
+        );
+        i
+    }
+
+    fn one(changes: Vec<PartitionChange>) -> PartitionState {
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert_eq!(
+            changes[0].revision, 7,
+            "writes are conditional on what was read"
+        );
+        changes[0].state.clone()
+    }
+
+    #[test]
+    fn healthy_partition_is_left_alone() {
+        assert!(
+            plan(
+                &image(&[1, 2, 3], vec![1, 2, 3], 1, vec![1, 2, 3]),
+                true,
+                |_| false
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn dead_leader_is_replaced_from_the_isr_with_a_new_epoch() {
+        let s = one(plan(
+            &image(&[2, 3], vec![1, 2, 3], 1, vec![1, 3]),
+            false,
+            |_| false,
+        ));
+        assert_eq!(
+            (s.leader, s.leader_epoch, s.isr),
+            (3, 5, vec![3]),
+            "2 is alive but not in sync"
+        );
+    }
+
+    #[test]
+    fn no_live_isr_member_means_offline_unless_unclean_is_allowed() {
+        let i = image(&[2], vec![1, 2], 1, vec![1]);
+        let s = one(plan(&i, false, |_| false));
+        assert_eq!(
+            (s.leader, s.leader_epoch, s.isr.clone()),
+            (NO_LEADER, 5, vec![1])
+        );
+        let s = one(plan(&i, false, |_| true));
+        assert_eq!((s.leader, s.isr), (2, vec![2]));
+        // Already offline: nothing more to write until someone returns.
+        let offline = image(&[2], vec![1, 2], NO_LEADER, vec![1]);
+        assert!(plan(&offline, false, |_| false).is_empty());
+        // The last in-sync replica returns and leads.
+        let back = image(&[1, 2], vec![1, 2], NO_LEADER, vec![1]);
+        assert_eq!(one(plan(&back, false, |_| false)).leader, 1);
+    }
+
+    #[test]
+    fn dead_followers_leave_the_isr_and_preferred_leaders_return() {
+        let s = one(plan(
+            &image(&[1, 2], vec![1, 2, 3], 1, vec![1, 2, 3]),
+            false,
+            |_| false,
+        ));
+        assert_eq!((s.leader, s.leader_epoch, s.isr), (1, 4, vec![1, 2]));
+        let i = image(&[1, 2, 3], vec![1, 2, 3], 2, vec![1, 2, 3]);
+        assert!(plan(&i, false, |_| false).is_empty());
+        let s = one(plan(&i, true, |_| false));
+        assert_eq!((s.leader, s.leader_epoch), (1, 5));
+        // Not in sync yet: it waits.
+        let i = image(&[1, 2, 3], vec![1, 2, 3], 2, vec![2, 3]);
+        assert!(plan(&i, true, |_| false).is_empty());
+    }
+}

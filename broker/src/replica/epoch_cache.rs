@@ -1,0 +1,300 @@
+//! The leader epoch cache: where each leader epoch starts in this replica's
+//! log (Kafka's `LeaderEpochFileCache`).
+//!
+//! Every batch carries the epoch of the leader that appended it. The cache
+//! keeps one `(epoch, start offset)` entry per epoch seen, so a leader can
+//! answer "where does epoch E end in your log?" and a follower that comes
+//! back after a leader change truncates exactly the records the new leader
+//! does not have — not everything above its high watermark, and not less.
+//!
+//! Persisted as `leader-epoch-checkpoint` in the partition directory, in
+//! Kafka's text format (version, count, then `epoch start_offset` lines),
+//! replaced atomically on every change. Changes happen once per leader
+//! change, never per append.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+/// File name inside the partition directory.
+pub const FILE_NAME: &str = "leader-epoch-checkpoint";
+
+/// Epoch "unknown" in answers (Kafka's UNDEFINED_EPOCH).
+pub const UNDEFINED_EPOCH: i32 = -1;
+/// Offset "unknown" in answers (Kafka's UNDEFINED_EPOCH_OFFSET).
+pub const UNDEFINED_OFFSET: i64 = -1;
+
+/// One leader epoch and the first offset appended under it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpochEntry {
+    pub epoch: i32,
+    pub start_offset: i64,
+}
+
+/// The epoch → start offset map of one partition replica.
+#[derive(Debug)]
+pub struct LeaderEpochCache {
+    path: PathBuf,
+    /// Ascending in both epoch and start offset.
+    entries: Vec<EpochEntry>,
+}
+
+impl LeaderEpochCache {
+    /// Load the checkpoint in `dir` (none = empty cache), dropping entries
+    /// that start at or past `log_end_offset`: after a crash the checkpoint
+    /// may be ahead of the log it describes.
+    pub fn open(dir: &Path, log_end_offset: i64) -> Result<Self> {
+        let path = dir.join(FILE_NAME);
+        let entries = match std::fs::read_to_string(&path) {
+            Ok(text) => parse(&text).map_err(|reason| Error::Storage {
+                path: path.clone(),
+                reason,
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(Error::io("reading leader epoch checkpoint", &path, e)),
+        };
+        let mut cache = LeaderEpochCache { path, entries };
+        cache.truncate_from_end(log_end_offset)?;
+        Ok(cache)
+    }
+
+    pub fn entries(&self) -> &[EpochEntry] {
+        &self.entries
+    }
+
+    /// The newest epoch in the log, if any.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.entries.last().map(|e| e.epoch)
+    }
+
+    /// Record that `epoch` starts at `start_offset`. Epochs only grow: an
+    /// epoch at or below the latest is ignored (a leader re-stamping its own
+    /// epoch, a follower seeing a second batch of the same epoch).
+    pub fn assign(&mut self, epoch: i32, start_offset: i64) -> Result<()> {
+        if self.latest_epoch().is_some_and(|latest| epoch <= latest) {
+            return Ok(());
+        }
+        // An older epoch that started at or after this offset never had
+        // records that survived: the new epoch replaces it.
+        let before = self.entries.len();
+        self.entries.retain(|e| e.start_offset < start_offset);
+        if self.entries.len() != before {
+            tracing::debug!(epoch, start_offset, "leader epoch replaces empty epochs");
+        }
+        self.entries.push(EpochEntry {
+            epoch,
+            start_offset,
+        });
+        self.persist()
+    }
+
+    /// Where `epoch` ends in this log: `(largest epoch <= epoch, first offset
+    /// after it)`, like Kafka's `endOffsetFor`. The latest epoch ends at
+    /// `log_end_offset`. An epoch older than everything known gives
+    /// `(UNDEFINED_EPOCH, UNDEFINED_OFFSET)`.
+    pub fn end_offset_for(&self, epoch: i32, log_end_offset: i64) -> (i32, i64) {
+        match self.latest_epoch() {
+            Some(latest) if epoch >= latest => return (latest, log_end_offset),
+            None => return (UNDEFINED_EPOCH, UNDEFINED_OFFSET),
+            Some(_) => {}
+        }
+        let higher = self.entries.partition_point(|e| e.epoch <= epoch);
+        if higher == 0 {
+            return (UNDEFINED_EPOCH, UNDEFINED_OFFSET);
+        }
+        (
+            self.entries[higher - 1].epoch,
+            self.entries[higher].start_offset,
+        )
+    }
+
+    /// The log was truncated to end at `end_offset`: forget epochs that
+    /// start at or after it.
+    pub fn truncate_from_end(&mut self, end_offset: i64) -> Result<()> {
+        let before = self.entries.len();
+        self.entries.retain(|e| e.start_offset < end_offset);
+        if self.entries.len() != before {
+            self.persist()?;
+        }
+        Ok(())
+    }
+
+    /// The log now starts at `start_offset` (retention, or a follower
+    /// restarting its log at the leader's start): entries wholly before it
+    /// go, and the epoch covering it now starts there.
+    pub fn truncate_from_start(&mut self, start_offset: i64) -> Result<()> {
+        let covering = self
+            .entries
+            .partition_point(|e| e.start_offset <= start_offset);
+        if covering == 0 {
+            return Ok(());
+        }
+        let mut kept = self.entries.split_off(covering - 1);
+        kept[0].start_offset = start_offset;
+        let changed = kept != self.entries || covering > 1;
+        self.entries = kept;
+        if changed {
+            self.persist()?;
+        }
+        Ok(())
+    }
+
+    /// Forget everything (the log was emptied).
+    pub fn clear(&mut self) -> Result<()> {
+        if self.entries.is_empty() {
+            return Ok(());
+        }
+        self.entries.clear();
+        self.persist()
+    }
+
+    /// Write the checkpoint to a temp file, fsync, rename over the old one.
+    fn persist(&self) -> Result<()> {
+        let tmp = self.path.with_extension("tmp");
+        let mut text = format!("0\n{}\n", self.entries.len());
+        for e in &self.entries {
+            text.push_str(&format!("{} {}\n", e.epoch, e.start_offset));
+        }
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &self.path)
+        };
+        write().map_err(|e| Error::io("writing leader epoch checkpoint", &self.path, e))
+    }
+}
+
+fn parse(text: &str) -> std::result::Result<Vec<EpochEntry>, String> {
+    let mut lines = text.lines();
+    match lines.next() {
+        Some("0") => {}
+        other => return Err(format!("unsupported checkpoint version {other:?}")),
+    }
+    let count: usize = lines
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .ok_or("missing entry count")?;
+    let mut entries = Vec::with_capacity(count);
+    for line in lines.take(count) {
+        let mut fields = line.split_whitespace();
+        let (Some(epoch), Some(offset)) = (fields.next(), fields.next()) else {
+            return Err(format!("bad line {line:?}"));
+        };
+        let entry = EpochEntry {
+            epoch: epoch
+                .parse()
+                .map_err(|_| format!("bad epoch in {line:?}"))?,
+            start_offset: offset
+                .parse()
+                .map_err(|_| format!("bad offset in {line:?}"))?,
+        };
+        if entries.last().is_some_and(|l: &EpochEntry| {
+            l.epoch >= entry.epoch || l.start_offset > entry.start_offset
+        }) {
+            return Err(format!("entries out of order at {line:?}"));
+        }
+        entries.push(entry);
+    }
+    if entries.len() != count {
+        return Err(format!("expected {count} entries, found {}", entries.len()));
+    }
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache(dir: &Path, entries: &[(i32, i64)]) -> LeaderEpochCache {
+        let mut c = LeaderEpochCache::open(dir, i64::MAX).unwrap();
+        for &(e, o) in entries {
+            c.assign(e, o).unwrap();
+        }
+        c
+    }
+
+    #[test]
+    fn end_offsets_follow_kafka() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = cache(dir.path(), &[(1, 0), (3, 100), (4, 250)]);
+        assert_eq!(c.end_offset_for(4, 300), (4, 300), "latest ends at the LEO");
+        assert_eq!(c.end_offset_for(9, 300), (4, 300));
+        assert_eq!(c.end_offset_for(3, 300), (3, 250));
+        assert_eq!(
+            c.end_offset_for(2, 300),
+            (1, 100),
+            "unknown epoch: the one below it, ending where the next starts"
+        );
+        assert_eq!(c.end_offset_for(1, 300), (1, 100));
+        assert_eq!(
+            c.end_offset_for(0, 300),
+            (UNDEFINED_EPOCH, UNDEFINED_OFFSET)
+        );
+        let empty = LeaderEpochCache::open(tempfile::tempdir().unwrap().path(), 0).unwrap();
+        assert_eq!(
+            empty.end_offset_for(0, 0),
+            (UNDEFINED_EPOCH, UNDEFINED_OFFSET)
+        );
+    }
+
+    #[test]
+    fn assign_ignores_old_epochs_and_replaces_empty_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = cache(dir.path(), &[(1, 0), (2, 10)]);
+        c.assign(2, 20).unwrap();
+        c.assign(1, 30).unwrap();
+        assert_eq!(c.latest_epoch(), Some(2));
+        // Epoch 3 became leader at 10 with nothing appended under epoch 2
+        // that survived.
+        c.assign(3, 10).unwrap();
+        assert_eq!(
+            c.entries(),
+            &[
+                EpochEntry {
+                    epoch: 1,
+                    start_offset: 0
+                },
+                EpochEntry {
+                    epoch: 3,
+                    start_offset: 10
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn truncation_and_persistence() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = cache(dir.path(), &[(1, 0), (3, 100), (4, 250)]);
+        c.truncate_from_end(250).unwrap();
+        assert_eq!(c.latest_epoch(), Some(3));
+        c.truncate_from_start(120).unwrap();
+        assert_eq!(
+            c.entries(),
+            &[EpochEntry {
+                epoch: 3,
+                start_offset: 120
+            }]
+        );
+        // Reopened: what was persisted, cut to the log end offset.
+        let again = LeaderEpochCache::open(dir.path(), 1000).unwrap();
+        assert_eq!(again.entries(), c.entries());
+        let cut = LeaderEpochCache::open(dir.path(), 120).unwrap();
+        assert!(
+            cut.entries().is_empty(),
+            "an epoch starting at the LEO has no records"
+        );
+    }
+
+    #[test]
+    fn corrupt_checkpoint_is_a_storage_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE_NAME), "0\n2\n3 10\n1 20\n").unwrap();
+        let err = LeaderEpochCache::open(dir.path(), 100)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("out of order"), "{err}");
+    }
+}
