@@ -88,6 +88,10 @@ impl EtcdProcess {
             .arg(format!("--listen-peer-urls={peer_url}"))
             .arg(format!("--initial-advertise-peer-urls={peer_url}"))
             .arg(format!("--initial-cluster=default={peer_url}"))
+            // Faster raft timing on loopback lowers etcd's minimum lease TTL
+            // from 2 s to 1 s, so tests can fail brokers over quickly.
+            .arg("--heartbeat-interval=50")
+            .arg("--election-timeout=500")
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log));

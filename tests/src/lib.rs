@@ -6,8 +6,11 @@
 //! Tests live in `tests/tests/`; they need the workspace binaries built
 //! (`cargo build --bins`, which `scripts/test.sh` does).
 //!
-//! [`etcd::EtcdProcess`] does the same for a real etcd (cluster-mode tests).
+//! [`etcd::EtcdProcess`] does the same for a real etcd, and
+//! [`cluster::TestCluster`] puts one etcd and N brokers together (cluster
+//! mode) with helpers to kill, pause and restart any of them.
 
+pub mod cluster;
 pub mod etcd;
 
 use std::fs::File;
@@ -176,6 +179,28 @@ impl BrokerProcess {
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
+    /// Is the process running (started and not killed by us)?
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// SIGSTOP: the process freezes (no keep-alives, no fetches) but keeps
+    /// its sockets, like a long GC pause or a hung disk.
+    pub fn pause(&self) -> Result<()> {
+        self.signal(nix::sys::signal::Signal::SIGSTOP)
+    }
+
+    /// SIGCONT after [`pause`](Self::pause).
+    pub fn resume(&self) -> Result<()> {
+        self.signal(nix::sys::signal::Signal::SIGCONT)
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) -> Result<()> {
+        let child = self.child.as_ref().context("broker not running")?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal)?;
+        Ok(())
+    }
+
     /// SIGKILL: no flush, no clean-shutdown marker.
     pub fn kill9(&mut self) -> Result<()> {
         if let Some(mut child) = self.child.take() {
@@ -210,6 +235,12 @@ impl BrokerProcess {
         if self.child.is_some() {
             self.terminate()?;
         }
+        self.spawn()
+    }
+
+    /// Start again after [`kill9`](Self::kill9) or a crash (new ports).
+    pub fn start_again(&mut self) -> Result<()> {
+        anyhow::ensure!(self.child.is_none(), "broker still running");
         self.spawn()
     }
 
