@@ -197,6 +197,15 @@ pub enum Error {
         epoch: i16,
         current: i16,
     },
+    /// A partition reassignment names brokers it cannot use.
+    #[error("invalid replica assignment for {topic_partition}: {reason}")]
+    InvalidReplicaAssignment {
+        topic_partition: String,
+        reason: String,
+    },
+    /// Cancelling a reassignment that is not running.
+    #[error("no reassignment is in progress for {0}; nothing to cancel")]
+    NoReassignmentInProgress(String),
     /// The broker is shutting down or not ready yet.
     #[error("broker not available: {0}")]
     NotAvailable(String),

@@ -1,4 +1,4 @@
-//! `runnel topic create|list|describe|alter|delete`.
+//! `runnel topic create|list|describe|alter|reassign|reassignments|delete`.
 
 use anyhow::Result;
 use clap::{ArgGroup, Args, Subcommand};
@@ -62,6 +62,27 @@ enum TopicCommand {
         /// Check the change; make none.
         #[arg(long)]
         validate_only: bool,
+    },
+    /// Move a partition to new replicas (new ones copy the log first; the
+    /// switch happens once they are in sync), or cancel a move.
+    #[command(group(ArgGroup::new("target").required(true).args(["replicas", "cancel"])))]
+    Reassign {
+        /// Topic name.
+        name: String,
+        /// The partition to move.
+        #[arg(long, short = 'p')]
+        partition: u32,
+        /// New replica broker ids, preferred leader first, e.g. --replicas 3,1,2.
+        #[arg(long, value_delimiter = ',')]
+        replicas: Vec<i32>,
+        /// Cancel the partition's reassignment in progress.
+        #[arg(long)]
+        cancel: bool,
+    },
+    /// List partition reassignments in progress.
+    Reassignments {
+        /// Only this topic.
+        name: Option<String>,
     },
     /// Delete a topic and all its records.
     Delete {
@@ -173,6 +194,52 @@ pub async fn run(global: &Global, args: TopicArgs) -> Result<()> {
                     "{verb} topic {name:?}; it now has {} partitions",
                     topic.partitions.len()
                 ))?;
+            }
+        }
+        TopicCommand::Reassign {
+            name,
+            partition,
+            replicas,
+            cancel,
+        } => {
+            let replicas = if cancel { Vec::new() } else { replicas };
+            admin
+                .alter_partition_reassignments(&[(&name, partition, replicas.clone())])
+                .await?;
+            if json {
+                output::print_json(&json!({
+                    "topic": name, "partition": partition, "replicas": replicas, "cancelled": cancel
+                }))?;
+            } else if cancel {
+                output::print_line(&format!("cancelled the reassignment of {name}-{partition}"))?;
+            } else {
+                output::print_line(&format!(
+                    "reassigning {name}-{partition} to brokers {replicas:?}; \
+                     `runnel topic reassignments` shows progress"
+                ))?;
+            }
+        }
+        TopicCommand::Reassignments { name } => {
+            let topics: Vec<&str> = name.as_deref().into_iter().collect();
+            let ongoing = admin.list_partition_reassignments(&topics).await?;
+            if json {
+                let rows: Vec<_> = ongoing
+                    .iter()
+                    .map(|r| {
+                        json!({"topic": r.topic, "partition": r.partition, "replicas": r.replicas,
+                               "adding": r.adding, "removing": r.removing})
+                    })
+                    .collect();
+                output::print_json(&json!(rows))?;
+            } else if ongoing.is_empty() {
+                output::print_line("no reassignments in progress")?;
+            } else {
+                for r in ongoing {
+                    output::print_line(&format!(
+                        "{}-{}: replicas {:?}, adding {:?}, removing {:?}",
+                        r.topic, r.partition, r.replicas, r.adding, r.removing
+                    ))?;
+                }
             }
         }
         TopicCommand::Delete { name } => {

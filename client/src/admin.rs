@@ -10,8 +10,10 @@
 use std::sync::Arc;
 
 use runnel_proto::v1::{
-    AlterTopicRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeTopicsRequest,
-    ListTopicsRequest, MetadataResponse, NewTopic, TopicDescription, TopicListing,
+    AlterPartitionReassignmentsRequest, AlterTopicRequest, CreateTopicsRequest,
+    DeleteTopicsRequest, DescribeTopicsRequest, ListPartitionReassignmentsRequest,
+    ListTopicsRequest, MetadataResponse, NewTopic, OngoingReassignment, PartitionReassignment,
+    TopicDescription, TopicListing,
 };
 
 use crate::cluster::{Cluster, request};
@@ -173,6 +175,63 @@ impl Admin {
             .await?;
         self.cluster.invalidate(&name);
         response.topic.ok_or_else(|| missing("AlterTopic", &name))
+    }
+
+    /// Move partitions to new replica sets: `(topic, partition, replicas)`,
+    /// preferred leader first; empty `replicas` cancels a reassignment in
+    /// progress. Returns once the controller has the request; the move
+    /// finishes when the new replicas have caught up (see
+    /// [`Admin::list_partition_reassignments`]).
+    pub async fn alter_partition_reassignments(
+        &self,
+        moves: &[(&str, u32, Vec<i32>)],
+    ) -> Result<()> {
+        let message = AlterPartitionReassignmentsRequest {
+            reassignments: moves
+                .iter()
+                .map(|(topic, partition, replicas)| PartitionReassignment {
+                    topic: (*topic).to_owned(),
+                    partition: *partition,
+                    replicas: replicas.clone(),
+                })
+                .collect(),
+        };
+        self.cluster
+            .call_any("AlterPartitionReassignments", |conn, timeout| {
+                let message = message.clone();
+                async move {
+                    conn.admin()
+                        .alter_partition_reassignments(request(message, timeout))
+                        .await
+                }
+            })
+            .await?;
+        for (topic, _, _) in moves {
+            self.cluster.invalidate(topic);
+        }
+        Ok(())
+    }
+
+    /// Reassignments still in progress (in `topics`, or everywhere).
+    pub async fn list_partition_reassignments(
+        &self,
+        topics: &[&str],
+    ) -> Result<Vec<OngoingReassignment>> {
+        let message = ListPartitionReassignmentsRequest {
+            topics: topics.iter().map(|t| (*t).to_owned()).collect(),
+        };
+        let response = self
+            .cluster
+            .call_any("ListPartitionReassignments", |conn, timeout| {
+                let message = message.clone();
+                async move {
+                    conn.admin()
+                        .list_partition_reassignments(request(message, timeout))
+                        .await
+                }
+            })
+            .await?;
+        Ok(response.reassignments)
     }
 
     /// Brokers, controller and partition leadership for `topics` (all topics

@@ -57,6 +57,6 @@ pub use producer::{
 
 /// The `runnel.v1` messages `Admin` returns, and [`ErrorCode`].
 pub use runnel_proto::v1::{
-    ConfigEntry, ConfigSource, ErrorCode, MetadataResponse, NewTopic, PartitionDescription,
-    TopicDescription, TopicListing,
+    ConfigEntry, ConfigSource, ErrorCode, MetadataResponse, NewTopic, OngoingReassignment,
+    PartitionDescription, TopicDescription, TopicListing,
 };

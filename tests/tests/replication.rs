@@ -464,3 +464,82 @@ async fn replication_factor_above_live_brokers_is_refused() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reassignment_moves_a_partition_after_the_new_replica_catches_up() {
+    let cluster = TestCluster::start(3, &[]).unwrap();
+    let admin = admin(&cluster).await;
+    let created = admin.create_topic("moving", 1, 2, &[]).await.unwrap();
+    let old = created.partitions[0].replicas.clone();
+    let leaving = old[0];
+    let staying = old[1];
+    let joining = (1..=3).find(|b| !old.contains(b)).unwrap();
+
+    let producer = producer(&cluster).await;
+    for i in 0..500 {
+        producer
+            .send(ProducerRecord::new("moving", format!("v{i}")))
+            .await
+            .unwrap();
+    }
+    producer.flush().await;
+
+    // Bad requests change nothing.
+    let err = admin
+        .alter_partition_reassignments(&[("moving", 0, vec![staying, 99])])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, runnel_client::Error::Server { code: Some(ErrorCode::InvalidReplicaAssignment), message, .. }
+            if message.contains("broker 99 is not a live broker")),
+        "{err:?}"
+    );
+    let err = admin
+        .alter_partition_reassignments(&[("moving", 0, vec![])])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            runnel_client::Error::Server {
+                code: Some(ErrorCode::NoReassignmentInProgress),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(cluster.partition("moving", 0).await.unwrap().replicas, old);
+
+    admin
+        .alter_partition_reassignments(&[("moving", 0, vec![joining, staying])])
+        .await
+        .unwrap();
+    let done = cluster
+        .wait_for("the reassignment to finish", WAIT, || async {
+            let m = cluster.partition("moving", 0).await.ok()?;
+            let ongoing = admin.list_partition_reassignments(&["moving"]).await.ok()?;
+            (ongoing.is_empty() && m.replicas == vec![joining, staying]).then_some(m)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    assert!(done.leader == joining || done.leader == staying, "{done:?}");
+    assert!(!done.isr.contains(&leaving), "{done:?}");
+    wait_identical(&cluster, &[joining, staying], "moving", 0).await;
+    cluster
+        .wait_for("the old replica's files to go", WAIT, || async {
+            let dir = cluster.broker(leaving).data_dir().join("moving-0");
+            (!dir.exists()).then_some(())
+        })
+        .await
+        .unwrap();
+    for i in 500..600 {
+        producer
+            .send(ProducerRecord::new("moving", format!("v{i}")))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    producer.close().await;
+    assert_eq!(read_all(&cluster, "moving", 0).await.len(), 600);
+}

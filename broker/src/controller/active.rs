@@ -192,9 +192,16 @@ impl Controller {
         }
     }
 
-    /// Write what [`leaders::plan`] says; `Ok(false)` once deposed.
+    /// Write what [`leaders::plan_reassignments`] and [`leaders::plan`]
+    /// say; `Ok(false)` once deposed.
     async fn reconcile(&self, term: Term, preferred: bool) -> Result<bool> {
         let image = self.view.snapshot();
+        for done in leaders::plan_reassignments(&image) {
+            if !self.complete_reassignment(term, &done).await? {
+                // Something moved; the next pass sees it.
+                return self.still_controller(term).await;
+            }
+        }
         let defaults = &self.settings.defaults;
         let planned = leaders::plan(&image, preferred, |topic| {
             image
@@ -204,15 +211,42 @@ impl Controller {
                 .is_some_and(|c| c.unclean_leader_election())
         });
         for change in planned {
-            if !self.write(term, &change).await? {
-                // Deposed, or the state moved: find out which.
-                let current = self.store.get(&self.keys.controller()).await?;
-                if current.is_none_or(|kv| kv.mod_revision != term.revision) {
-                    return Ok(false);
-                }
+            if !self.write(term, &change).await? && !self.still_controller(term).await? {
+                return Ok(false);
             }
         }
         Ok(true)
+    }
+
+    /// After a refused write: deposed, or did the state just move?
+    async fn still_controller(&self, term: Term) -> Result<bool> {
+        let current = self.store.get(&self.keys.controller()).await?;
+        Ok(current.is_some_and(|kv| kv.mod_revision == term.revision))
+    }
+
+    /// Switch a topic's assignment and the affected partition states in
+    /// one transaction.
+    async fn complete_reassignment(
+        &self,
+        term: Term,
+        done: &leaders::ReassignmentDone,
+    ) -> Result<bool> {
+        let topic_key = self.keys.topic(&done.topic);
+        let mut compares = vec![
+            Compare::ModRevision(self.keys.controller(), term.revision),
+            Compare::ModRevision(topic_key.clone(), done.revision),
+        ];
+        let mut ops = vec![Op::Put(topic_key, records::encode(&done.record))];
+        for change in &done.states {
+            let key = self.keys.partition_state(&change.topic, change.partition);
+            compares.push(Compare::ModRevision(key.clone(), change.revision));
+            ops.push(Op::Put(key, records::encode(&change.state)));
+        }
+        let outcome = self.store.txn(compares, ops).await?;
+        if outcome.succeeded {
+            tracing::info!(topic = %done.topic, assignment = ?done.record.assignment, "partition reassignment complete");
+        }
+        Ok(outcome.succeeded)
     }
 
     async fn write(&self, term: Term, change: &PartitionChange) -> Result<bool> {

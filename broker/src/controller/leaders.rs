@@ -45,12 +45,16 @@ pub fn plan(
                 state,
                 reason,
             };
-            let leader_alive = cur.leader != NO_LEADER && live.contains(&cur.leader);
+            // A leader that is no longer a replica (a cancelled or finished
+            // reassignment) counts as gone; the ISR holds replicas only.
+            let leader_alive = cur.leader != NO_LEADER
+                && live.contains(&cur.leader)
+                && replicas.contains(&cur.leader);
             let live_isr: Vec<i32> = cur
                 .isr
                 .iter()
                 .copied()
-                .filter(|r| live.contains(r))
+                .filter(|r| live.contains(r) && replicas.contains(r))
                 .collect();
             if leader_alive {
                 let preferred_replica = replicas[0];
@@ -117,6 +121,77 @@ pub fn plan(
     changes
 }
 
+/// A finished reassignment: the topic record with the new assignment, and
+/// the partition states that go with it, written together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReassignmentDone {
+    pub topic: String,
+    /// Revision the topic record must still have.
+    pub revision: i64,
+    pub record: crate::meta::records::TopicRecord,
+    pub states: Vec<PartitionChange>,
+}
+
+/// Reassignments whose target replicas are all in sync: switch the
+/// assignment to the target, and move leadership into it if needed.
+pub fn plan_reassignments(image: &Image) -> Vec<ReassignmentDone> {
+    let live: BTreeSet<i32> = image.brokers.keys().copied().collect();
+    let mut done = Vec::new();
+    for (topic, record) in &image.topics {
+        let mut next = record.value.clone();
+        let mut states = Vec::new();
+        for (&p, reassignment) in &record.value.reassignments {
+            let Some(current) = image.states.get(&(topic.clone(), p)) else {
+                continue;
+            };
+            let cur = &current.value;
+            let target = &reassignment.target;
+            let caught_up = target
+                .iter()
+                .all(|r| cur.isr.contains(r) && live.contains(r));
+            if !caught_up || cur.leader == NO_LEADER || !live.contains(&cur.leader) {
+                continue;
+            }
+            next.assignment[p as usize] = target.clone();
+            next.reassignments.remove(&p);
+            let isr: Vec<i32> = cur
+                .isr
+                .iter()
+                .copied()
+                .filter(|r| target.contains(r))
+                .collect();
+            let state = if target.contains(&cur.leader) {
+                PartitionState { isr, ..cur.clone() }
+            } else {
+                PartitionState {
+                    leader: target[0],
+                    leader_epoch: cur.leader_epoch + 1,
+                    isr,
+                    ..cur.clone()
+                }
+            };
+            if state != *cur {
+                states.push(PartitionChange {
+                    topic: topic.clone(),
+                    partition: p,
+                    revision: current.revision,
+                    state,
+                    reason: "reassignment complete",
+                });
+            }
+        }
+        if next != record.value {
+            done.push(ReassignmentDone {
+                topic: topic.clone(),
+                revision: record.revision,
+                record: next,
+                states,
+            });
+        }
+    }
+    done
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +222,7 @@ mod tests {
                     replication_factor: replicas.len() as u32,
                     configs: Default::default(),
                     assignment: vec![replicas],
+                    reassignments: Default::default(),
                 },
                 revision: 1,
             },
@@ -217,6 +293,40 @@ mod tests {
         // The last in-sync replica returns and leads.
         let back = image(&[1, 2], vec![1, 2], NO_LEADER, vec![1]);
         assert_eq!(one(plan(&back, false, |_| false)).leader, 1);
+    }
+
+    #[test]
+    fn reassignment_completes_once_the_target_is_in_sync() {
+        use crate::meta::records::Reassignment;
+        // Moving from [1, 2] to [3, 2]: all three are replicas meanwhile.
+        let mut i = image(&[1, 2, 3], vec![3, 2, 1], 1, vec![1, 2]);
+        i.topics.get_mut("t").unwrap().value.reassignments.insert(
+            0,
+            Reassignment {
+                target: vec![3, 2],
+                original: vec![1, 2],
+            },
+        );
+        assert!(plan_reassignments(&i).is_empty(), "3 is not in sync yet");
+        i.states.get_mut(&("t".into(), 0)).unwrap().value.isr = vec![1, 2, 3];
+        let done = plan_reassignments(&i);
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].record.assignment, vec![vec![3, 2]]);
+        assert!(done[0].record.reassignments.is_empty());
+        let s = &done[0].states[0].state;
+        assert_eq!(
+            (s.leader, s.leader_epoch, s.isr.clone()),
+            (3, 5, vec![2, 3]),
+            "the old leader is leaving: the target's first replica leads"
+        );
+        // A leader that is not a replica any more is replaced by plan().
+        let i = image(&[1, 2, 3], vec![3, 2], 1, vec![1, 2, 3]);
+        let s = one(plan(&i, false, |_| false));
+        assert_eq!(
+            (s.leader, s.leader_epoch, s.isr),
+            (3, 5, vec![2, 3]),
+            "first in assignment order"
+        );
     }
 
     #[test]

@@ -6,12 +6,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
-use runnel_proto::v1::{AlterTopicRequest, NewTopic};
+use runnel_proto::v1::{AlterTopicRequest, NewTopic, PartitionReassignment};
 
 use super::placement::{BrokerSlot, assign_replicas};
 use crate::cluster::sync::MetadataSync;
 use crate::meta::keys::Keys;
-use crate::meta::records::{self, PartitionState, TopicRecord, VERSION};
+use crate::meta::records::{self, PartitionState, Reassignment, TopicRecord, VERSION};
 use crate::meta::{Compare, KeyValue, MetadataStore, Op, WatchEvent};
 use crate::replica::ReplicaManager;
 use crate::topic::{TopicConfig, validate_topic_name};
@@ -151,6 +151,7 @@ impl TopicController {
                 replication_factor: rf,
                 configs,
                 assignment,
+                reassignments: Default::default(),
             },
         })
     }
@@ -339,6 +340,106 @@ impl TopicController {
         tracing::info!(topic = %req.name, partitions = record.partitions(), "altered topic");
         self.apply_written(&ops, outcome.revision)
     }
+}
+
+impl TopicController {
+    /// Start (or cancel, with no replicas) partition reassignments, all or
+    /// none. The controller completes them once the new replicas are in
+    /// sync ([`super::leaders::plan_reassignments`]).
+    pub async fn alter_reassignments(&self, requests: &[PartitionReassignment]) -> Result<()> {
+        let _guard = self.lock.lock().await;
+        if requests.is_empty() {
+            return Err(Error::InvalidRequest("no reassignments given".into()));
+        }
+        let live: BTreeSet<i32> = self.live_brokers().iter().map(|b| b.id).collect();
+        let mut by_topic: BTreeMap<&str, Vec<&PartitionReassignment>> = BTreeMap::new();
+        for r in requests {
+            validate_topic_name(&r.topic)?;
+            by_topic.entry(&r.topic).or_default().push(r);
+        }
+        let mut compares = Vec::new();
+        let mut ops = Vec::new();
+        for (topic, reqs) in by_topic {
+            let key = self.keys.topic(topic);
+            let current = self
+                .store
+                .get(&key)
+                .await?
+                .ok_or_else(|| Error::UnknownTopic(topic.to_owned()))?;
+            let mut record: TopicRecord = records::decode(&key, &current.value)?;
+            let mut seen = HashSet::new();
+            for r in reqs {
+                let tp = format!("{topic}-{}", r.partition);
+                if r.partition >= record.partitions() {
+                    return Err(Error::UnknownPartition {
+                        topic: topic.to_owned(),
+                        partition: r.partition,
+                        partitions: record.partitions(),
+                    });
+                }
+                if !seen.insert(r.partition) {
+                    return Err(Error::InvalidRequest(format!("{tp} is listed twice")));
+                }
+                let p = r.partition as usize;
+                if r.replicas.is_empty() {
+                    let ongoing = record
+                        .reassignments
+                        .remove(&r.partition)
+                        .ok_or(Error::NoReassignmentInProgress(tp))?;
+                    record.assignment[p] = ongoing.original;
+                    continue;
+                }
+                let target = check_target(&tp, &r.replicas, &live)?;
+                let original = record
+                    .reassignments
+                    .get(&r.partition)
+                    .map_or_else(|| record.assignment[p].clone(), |o| o.original.clone());
+                if target == original {
+                    record.reassignments.remove(&r.partition);
+                    record.assignment[p] = original;
+                    continue;
+                }
+                // Kafka's order while moving: the target first, then the
+                // replicas on their way out.
+                let mut all = target.clone();
+                all.extend(original.iter().filter(|r| !target.contains(r)));
+                record.assignment[p] = all;
+                record
+                    .reassignments
+                    .insert(r.partition, Reassignment { target, original });
+            }
+            compares.push(Compare::ModRevision(key.clone(), current.mod_revision));
+            ops.push(Op::Put(key, records::encode(&record)));
+        }
+        let outcome = self.store.txn(compares, ops.clone()).await?;
+        if !outcome.succeeded {
+            return Err(Error::Metadata(
+                "the topic changed concurrently; retry the reassignment".into(),
+            ));
+        }
+        tracing::info!(partitions = requests.len(), "reassignment requested");
+        self.apply_written(&ops, outcome.revision)
+    }
+}
+
+/// A reassignment target: distinct, registered brokers.
+fn check_target(tp: &str, replicas: &[i32], live: &BTreeSet<i32>) -> Result<Vec<i32>> {
+    let invalid = |reason: String| Error::InvalidReplicaAssignment {
+        topic_partition: tp.to_owned(),
+        reason,
+    };
+    let mut seen = BTreeSet::new();
+    for r in replicas {
+        if !seen.insert(*r) {
+            return Err(invalid(format!("broker {r} is listed twice")));
+        }
+        if !live.contains(r) {
+            return Err(invalid(format!(
+                "broker {r} is not a live broker (live: {live:?})"
+            )));
+        }
+    }
+    Ok(replicas.to_vec())
 }
 
 fn new_topic_id() -> String {

@@ -22,7 +22,20 @@ pub struct TopicRecord {
     /// the broker config so changing a broker default reaches old topics.
     pub configs: BTreeMap<String, String>,
     /// Replica broker ids per partition; its length is the partition count.
+    /// During a reassignment: the old replicas followed by the new ones.
     pub assignment: Vec<Vec<i32>>,
+    /// Partition reassignments in progress, by partition.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reassignments: BTreeMap<u32, Reassignment>,
+}
+
+/// A partition moving to new replicas (Kafka's `adding`/`removing`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reassignment {
+    /// Where the partition is going, preferred leader first.
+    pub target: Vec<i32>,
+    /// Where it was, for a cancel.
+    pub original: Vec<i32>,
 }
 
 impl TopicRecord {

@@ -180,6 +180,14 @@ impl ReplicaManager {
             let old =
                 same_incarnation.and_then(|s| s.partitions.get(p as usize).cloned().flatten());
             states.push(same_incarnation.and_then(|s| s.partition_state(p)));
+            if let Some(part) = old.as_ref().filter(|_| !replicas.contains(&self.broker_id)) {
+                // Reassigned away: stop replicating and delete our copy.
+                tracing::info!(tp = %part.tp, "replica removed from this broker");
+                self.fetchers.remove(&part.tp);
+                self.logs.remove(&part.tp)?;
+                partitions.push(None);
+                continue;
+            }
             if let Some(part) = old {
                 part.log().set_config(log_config.clone());
                 part.set_min_insync_replicas(config.min_insync_replicas());

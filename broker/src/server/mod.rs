@@ -12,6 +12,7 @@ mod init_producer_id;
 mod list_offsets;
 mod metadata;
 pub(crate) mod produce;
+mod reassignments;
 mod replication;
 pub mod status;
 
@@ -235,6 +236,28 @@ impl Admin for Service {
         self.call(
             "AlterTopic",
             admin::alter_topic(&self.ctx, req.into_inner()),
+        )
+        .await
+    }
+
+    async fn alter_partition_reassignments(
+        &self,
+        req: Request<AlterPartitionReassignmentsRequest>,
+    ) -> Result<Response<AlterPartitionReassignmentsResponse>, Status> {
+        self.call(
+            "AlterPartitionReassignments",
+            reassignments::alter(&self.ctx, req.into_inner()),
+        )
+        .await
+    }
+
+    async fn list_partition_reassignments(
+        &self,
+        req: Request<ListPartitionReassignmentsRequest>,
+    ) -> Result<Response<ListPartitionReassignmentsResponse>, Status> {
+        self.call(
+            "ListPartitionReassignments",
+            reassignments::list(&self.ctx, req.into_inner()),
         )
         .await
     }

@@ -42,6 +42,8 @@ impl Error {
             Error::RequestTimedOut { .. } => ErrorCode::RequestTimedOut,
             Error::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequenceNumber,
             Error::InvalidProducerEpoch { .. } => ErrorCode::InvalidProducerEpoch,
+            Error::InvalidReplicaAssignment { .. } => ErrorCode::InvalidReplicaAssignment,
+            Error::NoReassignmentInProgress(_) => ErrorCode::NoReassignmentInProgress,
         }
     }
 
@@ -71,6 +73,8 @@ impl Error {
             }
             Error::RequestTimedOut { .. } => Code::DeadlineExceeded,
             Error::OutOfOrderSequence { .. } => Code::FailedPrecondition,
+            Error::InvalidReplicaAssignment { .. } => Code::InvalidArgument,
+            Error::NoReassignmentInProgress(_) => Code::FailedPrecondition,
         }
     }
 

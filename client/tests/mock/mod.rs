@@ -808,6 +808,23 @@ impl Admin for MockBroker {
         Ok(Response::new(DescribeTopicsResponse { topics }))
     }
 
+    async fn alter_partition_reassignments(
+        &self,
+        _request: Request<AlterPartitionReassignmentsRequest>,
+    ) -> Result<Response<AlterPartitionReassignmentsResponse>, Status> {
+        // The mock keeps one copy of each log: nothing to move.
+        Err(Status::unimplemented(
+            "the mock broker has no replicas to move",
+        ))
+    }
+
+    async fn list_partition_reassignments(
+        &self,
+        _request: Request<ListPartitionReassignmentsRequest>,
+    ) -> Result<Response<ListPartitionReassignmentsResponse>, Status> {
+        Ok(Response::new(ListPartitionReassignmentsResponse::default()))
+    }
+
     async fn alter_topic(
         &self,
         request: Request<AlterTopicRequest>,
