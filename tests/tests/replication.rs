@@ -297,9 +297,19 @@ async fn cluster_keeps_working_across_an_etcd_restart() {
     for i in 0..100 {
         send(i).await.unwrap();
     }
-    // etcd away for longer than the session timeout: every lease expires.
+    // etcd away for longer than the session timeout: no broker can prove
+    // its lease is alive.
+    let leader = cluster.partition("etcd", 0).await.unwrap().leader;
     cluster.etcd.stop().unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
+    // Leaders keep serving reads of what they lead...
+    assert_eq!(read_all(&cluster, "etcd", 0).await.len(), 50);
+    // ...refuse acks=all, which they can no longer promise...
+    let refused = raw_produce(&cluster, leader, "etcd", 0, Acks::All, &["fenced"]).await;
+    assert_eq!(code(&refused), ErrorCode::NotLeaderOrFollower, "{refused:?}");
+    let message = &refused.error.as_ref().unwrap().message;
+    assert!(message.contains("cannot reach the metadata store"), "{message}");
+    // ...and recover by themselves once etcd is back.
     cluster.etcd.restart().unwrap();
     // Brokers re-register, a controller is elected, leaders are settled.
     for p in 0..2 {
