@@ -178,6 +178,7 @@ impl Broker {
             metrics: Metrics::new(),
             // Everything is loaded: ready as soon as the servers accept.
             ready: true.into(),
+            stopping: watch::channel(false).0,
         });
         Ok(Broker {
             ctx,
@@ -211,7 +212,7 @@ impl Broker {
             ),
             tokio::spawn(snapshot_producers(ctx.clone())),
         ];
-        let (stop_tx, stop_rx) = watch::channel(false);
+        let stop_rx = ctx.stopping.subscribe();
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
@@ -240,7 +241,7 @@ impl Broker {
         };
         tracing::info!("shutting down");
         ctx.ready.store(false, Ordering::Release);
-        let _ = stop_tx.send(true);
+        ctx.stopping.send_replace(true);
         let grpc_result = match early {
             Some(r) => r,
             // In-flight requests get a grace period; a client that never

@@ -306,9 +306,16 @@ async fn cluster_keeps_working_across_an_etcd_restart() {
     assert_eq!(read_all(&cluster, "etcd", 0).await.len(), 50);
     // ...refuse acks=all, which they can no longer promise...
     let refused = raw_produce(&cluster, leader, "etcd", 0, Acks::All, &["fenced"]).await;
-    assert_eq!(code(&refused), ErrorCode::NotLeaderOrFollower, "{refused:?}");
+    assert_eq!(
+        code(&refused),
+        ErrorCode::NotLeaderOrFollower,
+        "{refused:?}"
+    );
     let message = &refused.error.as_ref().unwrap().message;
-    assert!(message.contains("cannot reach the metadata store"), "{message}");
+    assert!(
+        message.contains("cannot reach the metadata store"),
+        "{message}"
+    );
     // ...and recover by themselves once etcd is back.
     cluster.etcd.restart().unwrap();
     // Brokers re-register, a controller is elected, leaders are settled.

@@ -4,6 +4,9 @@
 //! - `baseline`: measure this machine's disk and loopback limits (`dd` with
 //!   and without `conv=fdatasync`, `iperf3` over loopback), the reference
 //!   figures `docs/benchmarks.md` puts next to Runnel's numbers.
+//! - `dev-cluster`: a local cluster (etcd + N brokers) until Ctrl-C.
+
+mod dev_cluster;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -21,6 +24,27 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run a local cluster: a real etcd and N brokers on loopback, until Ctrl-C.
+    DevCluster {
+        /// Number of brokers (ids 1..=N).
+        #[arg(long, default_value_t = 3)]
+        brokers: u32,
+        /// Keep data here instead of a temporary directory deleted at the end.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// gRPC port of broker 1; broker i uses base+i-1, HTTP base+100+i-1.
+        #[arg(long, default_value_t = 9092)]
+        base_port: u16,
+        /// etcd client port (peer port is the next one).
+        #[arg(long, default_value_t = 2379)]
+        etcd_port: u16,
+        /// Build and run the release broker (for benchmarks).
+        #[arg(long)]
+        release: bool,
+        /// Extra runnel-broker flags for every broker, after `--`.
+        #[arg(last = true)]
+        broker_args: Vec<String>,
+    },
     /// Measure disk (dd) and loopback network (iperf3) baselines.
     Baseline {
         /// Directory to write the dd test file in (on the disk under test).
@@ -37,6 +61,21 @@ enum Cmd {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
+        Cmd::DevCluster {
+            brokers,
+            data_dir,
+            base_port,
+            etcd_port,
+            release,
+            broker_args,
+        } => dev_cluster::run(dev_cluster::Options {
+            brokers,
+            data_dir,
+            base_port,
+            etcd_port,
+            release,
+            broker_args,
+        }),
         Cmd::Baseline {
             dir,
             megabytes,

@@ -53,6 +53,9 @@ pub struct Context {
     /// False until start-up has loaded every topic, and again once shutdown
     /// begins: drives `/readyz`.
     pub ready: AtomicBool,
+    /// Becomes true when shutdown begins: long-lived streams (replication)
+    /// end so connections can close within the grace period.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Context {

@@ -35,8 +35,16 @@ pub(crate) fn serve(
     mut requests: Streaming<ReplicaFetchRequest>,
 ) -> ReceiverStream<Result<ReplicaFetchResponse, Status>> {
     let (tx, rx) = mpsc::channel(1);
+    let mut stopping = ctx.stopping.subscribe();
     tokio::spawn(async move {
-        while let Some(request) = requests.next().await {
+        loop {
+            let request = tokio::select! {
+                r = requests.next() => r,
+                // Shutdown: end the stream; the follower reconnects to
+                // whoever leads next.
+                _ = stopping.wait_for(|s| *s) => None,
+            };
+            let Some(request) = request else { break };
             let response = match request {
                 Ok(request) => handle(&ctx, request).await.map_err(Status::from),
                 Err(status) => Err(status),
@@ -134,7 +142,12 @@ async fn handle(ctx: &Context, req: ReplicaFetchRequest) -> Result<ReplicaFetchR
             });
         }
         let changed = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
-        if tokio::time::timeout_at(deadline, changed).await.is_err() {
+        let mut stopping = ctx.stopping.subscribe();
+        let woke = tokio::select! {
+            r = tokio::time::timeout_at(deadline, changed) => r.is_ok(),
+            _ = stopping.wait_for(|s| *s) => false,
+        };
+        if !woke {
             return Ok(ReplicaFetchResponse {
                 partitions: results,
             });
