@@ -136,13 +136,15 @@ pub fn run(opts: Options) -> Result<()> {
 
 fn build_broker(release: bool) -> Result<PathBuf> {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.args(["build", "--bin", "runnel-broker"]);
+    // Every binary, like the test script builds them: the same features,
+    // so nothing is compiled twice, and `runnel` comes along.
+    cmd.args(["build", "--workspace", "--bins"]);
     if release {
         cmd.arg("--release");
     }
     let status = cmd.status().context("running cargo build")?;
     if !status.success() {
-        bail!("building runnel-broker failed");
+        bail!("building the workspace binaries failed");
     }
     let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
     Ok(Path::new(&target)
