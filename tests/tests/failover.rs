@@ -120,7 +120,8 @@ async fn acknowledged_records_survive_repeated_leader_kills() {
         cluster.broker_mut(victim).kill9().unwrap();
         // Failover as a client sees it: kill -9 → first acks=all write to
         // that partition acknowledged by the new leader.
-        let first_ack = probe.send(ProducerRecord::new(TOPIC, format!("probe-{round}")).partition(p));
+        let first_ack =
+            probe.send(ProducerRecord::new(TOPIC, format!("probe-{round}")).partition(p));
         let first_ack = first_ack.await.unwrap().await;
         let to_first_ack = killed.elapsed();
         first_ack.unwrap_or_else(|e| panic!("probe write failed: {e}\n{}", cluster.logs()));

@@ -560,3 +560,91 @@ async fn reassignment_moves_a_partition_after_the_new_replica_catches_up() {
     producer.close().await;
     assert_eq!(read_all(&cluster, "moving", 0).await.len(), 600);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_drops_a_follower_that_stops_fetching_and_takes_it_back() {
+    // Sessions outlive the pause: only the leader's lag check can act.
+    let cluster = TestCluster::start(
+        3,
+        &[
+            "--broker-session-timeout-ms",
+            "15000",
+            "--replica-lag-time-max-ms",
+            "1500",
+        ],
+    )
+    .unwrap();
+    admin(&cluster)
+        .await
+        .create_topic("lag", 1, 3, &[("min.insync.replicas", "2")])
+        .await
+        .unwrap();
+    let meta = cluster
+        .wait_for_leader("lag", 0, &[1, 2, 3], Some(3), WAIT)
+        .await
+        .unwrap();
+    let follower = meta
+        .replicas
+        .iter()
+        .copied()
+        .find(|&r| r != meta.leader)
+        .unwrap();
+    cluster.broker(follower).pause().unwrap();
+    let shrunk = cluster
+        .wait_for_leader("lag", 0, &[meta.leader], Some(2), WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    assert!(!shrunk.isr.contains(&follower), "{shrunk:?}");
+    assert_eq!(
+        shrunk.leader_epoch, meta.leader_epoch,
+        "an ISR change is not a leader change"
+    );
+    // Writes go on with the two in sync; the paused one falls behind.
+    for i in 0..20 {
+        let r = raw_produce(
+            &cluster,
+            meta.leader,
+            "lag",
+            0,
+            Acks::All,
+            &[&format!("w{i}")],
+        )
+        .await;
+        assert_eq!(code(&r), ErrorCode::None, "{r:?}");
+    }
+    cluster.broker(follower).resume().unwrap();
+    cluster
+        .wait_for_leader("lag", 0, &[meta.leader], Some(3), WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    wait_identical(&cluster, &[1, 2, 3], "lag", 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn preferred_leader_returns_after_a_restart() {
+    let mut cluster = TestCluster::start(3, &[]).unwrap();
+    admin(&cluster)
+        .await
+        .create_topic("pref", 1, 3, &[])
+        .await
+        .unwrap();
+    let meta = cluster
+        .wait_for_leader("pref", 0, &[1, 2, 3], Some(3), WAIT)
+        .await
+        .unwrap();
+    let preferred = meta.replicas[0];
+    assert_eq!(meta.leader, preferred);
+    cluster.broker_mut(preferred).kill9().unwrap();
+    let others: Vec<i32> = (1..=3).filter(|&b| b != preferred).collect();
+    cluster
+        .wait_for_leader("pref", 0, &others, None, WAIT)
+        .await
+        .unwrap();
+    cluster.broker_mut(preferred).start_again().unwrap();
+    // Back in sync, then leader again (checked every 2 s in tests).
+    let back = cluster
+        .wait_for_leader("pref", 0, &[preferred], Some(3), WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    assert!(back.leader_epoch >= meta.leader_epoch + 2, "{back:?}");
+}
