@@ -85,6 +85,7 @@ impl Broker {
         let started = Instant::now();
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| Error::io("creating data dir", &config.data_dir, e))?;
+        check_data_dir_identity(&config)?;
         let endpoints = config.etcd_endpoints();
         let store: Arc<dyn MetadataStore> = if endpoints.is_empty() {
             Arc::new(EmbeddedStore::open(&config.data_dir)?)
@@ -275,6 +276,54 @@ impl Broker {
         grpc_result.map_err(|e| Error::NotAvailable(format!("gRPC task: {e}")))??;
         http_result.map_err(|e| Error::NotAvailable(format!("HTTP task: {e}")))??;
         Ok(())
+    }
+}
+
+/// File in the data dir naming the broker and cluster it belongs to
+/// (Kafka's `meta.properties`).
+const META_PROPERTIES: &str = "meta.properties";
+
+/// Refuse a data directory that belongs to another broker id or cluster
+/// (a mix-up that would serve one broker's replicas as another's), and
+/// claim a new one.
+fn check_data_dir_identity(config: &BrokerConfig) -> Result<()> {
+    let path = config.data_dir.join(META_PROPERTIES);
+    let wanted = [
+        ("broker.id", config.broker_id.to_string()),
+        ("cluster.name", config.cluster.clone()),
+    ];
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            for (key, value) in &wanted {
+                let found = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+                    .map(str::trim);
+                if let Some(found) = found
+                    && found != value
+                {
+                    return Err(Error::InvalidConfig {
+                        key: (*key).to_owned(),
+                        value: value.clone(),
+                        reason: format!(
+                            "the data dir {} belongs to {key}={found} ({}); start this broker with \
+                             its own --data-dir, or with {key}={found}",
+                            config.data_dir.display(),
+                            path.display()
+                        ),
+                    });
+                }
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut text = String::from("version=0\n");
+            for (key, value) in &wanted {
+                text.push_str(&format!("{key}={value}\n"));
+            }
+            std::fs::write(&path, text).map_err(|e| Error::io("writing", &path, e))
+        }
+        Err(e) => Err(Error::io("reading", &path, e)),
     }
 }
 

@@ -40,6 +40,15 @@ pub struct Metrics {
     pub log_size: Family<PartitionLabels, Gauge>,
     pub log_end_offset: Family<PartitionLabels, Gauge>,
     pub log_start_offset: Family<PartitionLabels, Gauge>,
+    pub high_watermark: Family<PartitionLabels, Gauge>,
+    /// Partitions this broker leads.
+    pub leader_partitions: Gauge,
+    /// Led partitions whose ISR is smaller than their replica set (Kafka's
+    /// `UnderReplicatedPartitions`): what a safe rolling restart waits on.
+    pub under_replicated_partitions: Gauge,
+    /// Led partitions whose ISR is below `min.insync.replicas`: acks=all
+    /// writes to them fail.
+    pub under_min_isr_partitions: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -108,8 +117,36 @@ impl Metrics {
             "First offset still stored per partition",
             log_start_offset.clone(),
         );
+        let high_watermark = Family::default();
+        registry.register(
+            "high_watermark",
+            "High watermark per led partition: consumers see offsets below it",
+            high_watermark.clone(),
+        );
+        let leader_partitions = Gauge::default();
+        registry.register(
+            "leader_partitions",
+            "Partitions this broker leads",
+            leader_partitions.clone(),
+        );
+        let under_replicated_partitions = Gauge::default();
+        registry.register(
+            "under_replicated_partitions",
+            "Led partitions whose ISR is smaller than their replica set",
+            under_replicated_partitions.clone(),
+        );
+        let under_min_isr_partitions = Gauge::default();
+        registry.register(
+            "under_min_isr_partitions",
+            "Led partitions whose ISR is below min.insync.replicas (acks=all fails)",
+            under_min_isr_partitions.clone(),
+        );
         Metrics {
             registry,
+            high_watermark,
+            leader_partitions,
+            under_replicated_partitions,
+            under_min_isr_partitions,
             bytes_in,
             messages_in,
             bytes_out,

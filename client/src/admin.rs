@@ -159,7 +159,64 @@ impl Admin {
                 }
             })
             .await?;
-        Ok(response.topics)
+        let mut topics = response.topics;
+        self.fill_offsets_from_leaders(&mut topics).await;
+        Ok(topics)
+    }
+
+    /// A broker reports log offsets only for the partitions it leads (-1
+    /// elsewhere): ask each leader for the rest. Best effort — a leader
+    /// that does not answer leaves its partitions at -1.
+    async fn fill_offsets_from_leaders(&self, topics: &mut [TopicDescription]) {
+        let mut by_leader: std::collections::BTreeMap<i32, Vec<String>> = Default::default();
+        for t in topics.iter() {
+            for p in &t.partitions {
+                if p.log_end_offset < 0 && p.leader >= 0 {
+                    let names = by_leader.entry(p.leader).or_default();
+                    if !names.contains(&t.name) {
+                        names.push(t.name.clone());
+                    }
+                }
+            }
+        }
+        if by_leader.is_empty() || self.cluster.refresh(&[]).await.is_err() {
+            return;
+        }
+        let timeout = self.cluster.request_timeout();
+        for (leader, names) in by_leader {
+            let Ok(conn) = self.cluster.broker_conn(leader).await else {
+                continue;
+            };
+            let message = DescribeTopicsRequest { names };
+            let Ok(response) = conn
+                .call(
+                    "DescribeTopics",
+                    timeout,
+                    conn.admin().describe_topics(request(message, timeout)),
+                )
+                .await
+            else {
+                continue;
+            };
+            for from_leader in response.topics {
+                let Some(t) = topics.iter_mut().find(|t| t.name == from_leader.name) else {
+                    continue;
+                };
+                for lp in from_leader.partitions {
+                    if let Some(p) = t
+                        .partitions
+                        .iter_mut()
+                        .find(|p| p.partition == lp.partition && p.leader == leader)
+                        && lp.log_end_offset >= 0
+                    {
+                        p.log_start_offset = lp.log_start_offset;
+                        p.high_watermark = lp.high_watermark;
+                        p.log_end_offset = lp.log_end_offset;
+                        p.size_bytes = lp.size_bytes;
+                    }
+                }
+            }
+        }
     }
 
     /// Grow the partition count and/or set or remove config overrides.

@@ -74,6 +74,35 @@ fn bad_flags_fail_with_a_clear_message() {
     );
 }
 
+#[test]
+fn a_data_dir_belongs_to_one_broker_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut broker = BrokerProcess::start(&data, &["--broker-id", "1"]).unwrap();
+    broker.terminate().unwrap();
+    let out = Command::new(binary("runnel-broker"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args([
+            "--broker-id",
+            "2",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("belongs to broker.id=1") && stderr.contains("meta.properties"),
+        "{stderr}"
+    );
+    // The right id still starts.
+    broker.restart().unwrap();
+}
+
 // Multi-threaded: `terminate` blocks this thread while the broker's graceful
 // shutdown waits for our idle connections to answer its GOAWAY/PING.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -123,6 +123,15 @@ async fn raw_produce(
     response.topics[0].partitions[0].clone()
 }
 
+/// A gauge from a broker's `/metrics`.
+fn metric(cluster: &TestCluster, broker: i32, name: &str) -> i64 {
+    let (_, body) = cluster.broker(broker).http_get("/metrics").unwrap();
+    body.lines()
+        .find(|l| l.starts_with(&format!("runnel_{name} ")))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<i64>().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+}
+
 fn code(result: &PartitionProduceResult) -> ErrorCode {
     result
         .error
@@ -171,6 +180,17 @@ async fn rf3_acks_all_replicas_are_byte_identical() {
         assert_eq!(meta.isr.len(), 3, "{meta:?}");
     }
     assert_eq!(total, 6000, "every acknowledged record is readable");
+    // Describe from any broker shows every partition's offsets (each from
+    // its leader).
+    let described = admin.describe_topic("replicated").await.unwrap();
+    let hw: i64 = described.partitions.iter().map(|p| p.high_watermark).sum();
+    assert_eq!(hw, 6000, "{described:?}");
+    assert!(
+        described
+            .partitions
+            .iter()
+            .all(|p| p.log_end_offset == p.high_watermark)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -202,6 +222,9 @@ async fn stopped_follower_leaves_the_isr_and_rejoins_after_catching_up() {
         .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
     let refused = raw_produce(&cluster, leader, "isr", 0, Acks::All, &["c"]).await;
     assert_eq!(code(&refused), ErrorCode::NotEnoughReplicas, "{refused:?}");
+    assert_eq!(metric(&cluster, leader, "under_replicated_partitions"), 1);
+    assert_eq!(metric(&cluster, leader, "under_min_isr_partitions"), 1);
+    assert_eq!(metric(&cluster, leader, "leader_partitions"), 1);
     let message = &refused.error.as_ref().unwrap().message;
     assert!(message.contains("min.insync.replicas=3"), "{message}");
     // acks=1 still works, and the follower will have to catch up on it.
@@ -223,6 +246,7 @@ async fn stopped_follower_leaves_the_isr_and_rejoins_after_catching_up() {
         .wait_for_leader("isr", 0, &[1, 2, 3], Some(3), WAIT)
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    assert_eq!(metric(&cluster, leader, "under_replicated_partitions"), 0);
     let leader = cluster.partition("isr", 0).await.unwrap().leader;
     let ok = raw_produce(&cluster, leader, "isr", 0, Acks::All, &["d"]).await;
     assert_eq!(code(&ok), ErrorCode::None, "{ok:?}");

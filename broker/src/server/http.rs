@@ -32,9 +32,24 @@ async fn readyz(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
 }
 
 async fn metrics(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
-    // Sizes and offsets are sampled now rather than tracked on every append.
+    // Sizes, offsets and replication health are sampled now rather than
+    // tracked on every append.
+    let (mut leading, mut under_replicated, mut under_min_isr) = (0, 0, 0);
     for state in ctx.replicas.topics() {
         for part in state.partitions.iter().flatten() {
+            if part.is_leader() {
+                let isr = part.isr().len();
+                leading += 1;
+                under_replicated += i64::from(isr < part.replicas().len());
+                under_min_isr += i64::from(isr < state.config.min_insync_replicas() as usize);
+                ctx.metrics
+                    .high_watermark
+                    .get_or_create(&PartitionLabels {
+                        topic: state.name.clone(),
+                        partition: part.tp.partition,
+                    })
+                    .set(part.high_watermark());
+            }
             let labels = PartitionLabels {
                 topic: state.name.clone(),
                 partition: part.tp.partition,
@@ -54,6 +69,11 @@ async fn metrics(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
                 .set(log.log_start_offset());
         }
     }
+    ctx.metrics.leader_partitions.set(leading);
+    ctx.metrics
+        .under_replicated_partitions
+        .set(under_replicated);
+    ctx.metrics.under_min_isr_partitions.set(under_min_isr);
     (
         [(
             header::CONTENT_TYPE,
