@@ -315,7 +315,15 @@ impl FetchLoop {
             };
             tracing::info!(tp = %part.tp, leader = self.leader, epoch = diverging.epoch,
                 leader_end_offset = diverging.end_offset, truncate_to = offset, "log diverged from the leader's; truncating");
-            return part.truncate_to(epoch, offset);
+            let before = (part.log().log_end_offset(), part.latest_epoch());
+            part.truncate_to(epoch, offset)?;
+            if (part.log().log_end_offset(), part.latest_epoch()) == before {
+                // No progress: asking again at once would spin. The metadata
+                // or the leader's log will have moved by the next try.
+                tracing::warn!(tp = %part.tp, offset, "truncation changed nothing; backing off");
+                self.delay(&part.tp);
+            }
+            return Ok(());
         }
         part.append_as_follower(epoch, &result.records, result.high_watermark, now_ms)
     }

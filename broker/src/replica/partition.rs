@@ -733,3 +733,7 @@ pub struct FollowerFetchState {
     pub fetch_offset: i64,
     pub last_fetched_epoch: i32,
 }
+
+#[cfg(test)]
+#[path = "partition_tests.rs"]
+mod tests;

@@ -1,0 +1,233 @@
+//! Leader and follower behaviour of one replica, in process: HW over the
+//! ISR, acks=all waits, ISR proposals, divergence, truncation.
+
+use std::time::Duration;
+
+use super::*;
+use crate::log::LogConfig;
+use crate::log::test_util::batch_at;
+use crate::meta::records::VERSION;
+
+fn replica(dir: &std::path::Path, broker: i32) -> Partition {
+    let tp = TopicPartition::new("t", 0);
+    let log = Arc::new(
+        Log::open(
+            dir.join(format!("b{broker}")),
+            tp.clone(),
+            LogConfig::default(),
+            false,
+        )
+        .unwrap(),
+    );
+    Partition::open(tp, broker, log, vec![1, 2, 3], 2).unwrap()
+}
+
+fn state(leader: i32, epoch: i32, isr: &[i32]) -> PartitionState {
+    PartitionState {
+        version: VERSION,
+        leader,
+        leader_epoch: epoch,
+        isr: isr.to_vec(),
+    }
+}
+
+fn append(p: &Partition, records: usize, acks_all: bool) -> Result<(LogAppendInfo, i32)> {
+    let batch = batch_at(1000, records, 10);
+    let valid = p.log().validate(&batch)?;
+    p.append_as_leader(&batch, &valid, 0, acks_all)
+}
+
+/// Copy what `leader` has after `follower`'s end to `follower`, as one
+/// fetch round would.
+fn replicate(leader: &Partition, follower: &Partition, id: i32) {
+    let s = follower.follower_fetch_state().unwrap();
+    let (read, _) = leader
+        .fetch_for_follower(
+            id,
+            s.fetch_offset,
+            s.leader_epoch,
+            s.last_fetched_epoch,
+            1 << 20,
+        )
+        .unwrap();
+    match read {
+        FollowerRead::Records {
+            read,
+            high_watermark,
+        } => follower
+            .append_as_follower(s.leader_epoch, &read.records, high_watermark, 0)
+            .unwrap(),
+        FollowerRead::Diverging { .. } => panic!("unexpected divergence"),
+    }
+}
+
+#[tokio::test]
+async fn high_watermark_is_the_lowest_leo_in_the_isr_and_acks_all_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (l, f2, f3) = (
+        replica(dir.path(), 1),
+        replica(dir.path(), 2),
+        replica(dir.path(), 3),
+    );
+    let st = state(1, 3, &[1, 2, 3]);
+    assert_eq!(
+        l.apply_state(&st, &[1, 2, 3], 10).unwrap(),
+        Transition::BecameLeader { epoch: 3 }
+    );
+    for f in [&f2, &f3] {
+        assert_eq!(
+            f.apply_state(&st, &[1, 2, 3], 10).unwrap(),
+            Transition::BecameFollower {
+                leader: 1,
+                epoch: 3
+            }
+        );
+    }
+    let (info, epoch) = append(&l, 5, true).unwrap();
+    assert_eq!((info.first_offset, epoch), (0, 3));
+    assert_eq!(l.high_watermark(), 0, "followers have not fetched yet");
+    let wait = l.wait_for_replication(5, 3, Duration::from_secs(5));
+    tokio::pin!(wait);
+    // Follower 2 gets the records; its next fetch (offset 5) reports them.
+    replicate(&l, &f2, 2);
+    replicate(&l, &f2, 2);
+    assert_eq!(l.high_watermark(), 0, "3 is in the ISR and has nothing");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), &mut wait)
+            .await
+            .is_err()
+    );
+    replicate(&l, &f3, 3);
+    replicate(&l, &f3, 3);
+    assert_eq!(l.high_watermark(), 5);
+    wait.await.unwrap();
+    // Followers learn the HW on their next fetch, capped by their LEO.
+    replicate(&l, &f2, 2);
+    assert_eq!(f2.high_watermark(), 5);
+    // Consumers may not read from followers.
+    assert!(matches!(
+        f2.read(0, 1024),
+        Err(Error::NotLeaderOrFollower { .. })
+    ));
+}
+
+#[tokio::test]
+async fn acks_all_fails_precisely_when_leadership_moves_or_time_runs_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = replica(dir.path(), 1);
+    l.apply_state(&state(1, 0, &[1, 2]), &[1, 2, 3], 1).unwrap();
+    let (info, epoch) = append(&l, 1, true).unwrap();
+    let err = l
+        .wait_for_replication(info.last_offset + 1, epoch, Duration::from_millis(50))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::RequestTimedOut { .. }), "{err}");
+    // Below min.insync.replicas (2): refused before writing.
+    l.apply_state(&state(1, 0, &[1]), &[1, 2, 3], 2).unwrap();
+    let end = l.log().log_end_offset();
+    assert!(matches!(
+        append(&l, 1, true),
+        Err(Error::NotEnoughReplicas { isr: 1, min: 2, .. })
+    ));
+    assert_eq!(l.log().log_end_offset(), end, "nothing written");
+    // Leadership moves while waiting.
+    l.apply_state(&state(1, 0, &[1, 2]), &[1, 2, 3], 3).unwrap();
+    let (info, epoch) = append(&l, 1, true).unwrap();
+    let wait = l.wait_for_replication(info.last_offset + 1, epoch, Duration::from_secs(5));
+    tokio::pin!(wait);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(20), &mut wait)
+            .await
+            .is_err()
+    );
+    l.apply_state(&state(2, 1, &[2]), &[1, 2, 3], 4).unwrap();
+    let err = wait.await.unwrap_err();
+    assert!(matches!(err, Error::NotLeaderOrFollower { .. }), "{err}");
+    // Stale states are ignored.
+    assert_eq!(
+        l.apply_state(&state(1, 0, &[1]), &[1, 2, 3], 3).unwrap(),
+        Transition::Unchanged
+    );
+}
+
+#[test]
+fn isr_shrinks_after_the_lag_and_expands_once_caught_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (l, f2) = (replica(dir.path(), 1), replica(dir.path(), 2));
+    let st = state(1, 0, &[1, 2]);
+    l.apply_state(&st, &[1, 2, 3], 1).unwrap();
+    f2.apply_state(&st, &[1, 2, 3], 1).unwrap();
+    append(&l, 3, false).unwrap();
+    assert_eq!(l.isr_shrink_proposal(Duration::from_secs(60)), None);
+    std::thread::sleep(Duration::from_millis(30));
+    let shrink = l.isr_shrink_proposal(Duration::from_millis(10)).unwrap();
+    assert_eq!(shrink.isr, vec![1]);
+    assert_eq!(
+        l.isr_shrink_proposal(Duration::from_millis(10)),
+        None,
+        "one change at a time"
+    );
+    l.isr_committed(Some((&shrink.isr, 2)));
+    assert_eq!(l.isr(), vec![1]);
+    assert_eq!(l.high_watermark(), 3, "the leader alone is the ISR");
+    // Follower 2 catches up: its fetch at the HW proposes it back.
+    let s = f2.follower_fetch_state().unwrap();
+    let (_, proposal) = l
+        .fetch_for_follower(2, s.fetch_offset, 0, s.last_fetched_epoch, 1 << 20)
+        .unwrap();
+    assert_eq!(proposal, None, "behind the HW");
+    replicate(&l, &f2, 2);
+    let s = f2.follower_fetch_state().unwrap();
+    let (_, proposal) = l
+        .fetch_for_follower(2, s.fetch_offset, 0, s.last_fetched_epoch, 1 << 20)
+        .unwrap();
+    assert_eq!(proposal.map(|p| p.isr), Some(vec![1, 2]));
+    // A refused write leaves the ISR as it was.
+    l.isr_committed(None);
+    assert_eq!(l.isr(), vec![1]);
+}
+
+#[test]
+fn a_deposed_leader_finds_and_cuts_its_divergent_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (replica(dir.path(), 1), replica(dir.path(), 2));
+    // Epoch 0: broker 1 leads, both get 4 records.
+    let st = state(1, 0, &[1, 2]);
+    old.apply_state(&st, &[1, 2], 1).unwrap();
+    new.apply_state(&st, &[1, 2], 1).unwrap();
+    append(&old, 4, false).unwrap();
+    replicate(&old, &new, 2);
+    // Broker 1 writes 3 more nobody copies, then broker 2 takes over at
+    // epoch 1 and writes 2 of its own.
+    append(&old, 3, false).unwrap();
+    let st = state(2, 1, &[2]);
+    new.apply_state(&st, &[1, 2], 2).unwrap();
+    append(&new, 2, false).unwrap();
+    old.apply_state(&st, &[1, 2], 2).unwrap();
+    let s = old.follower_fetch_state().unwrap();
+    assert_eq!((s.leader, s.fetch_offset, s.last_fetched_epoch), (2, 7, 0));
+    let (read, _) = new
+        .fetch_for_follower(
+            1,
+            s.fetch_offset,
+            s.leader_epoch,
+            s.last_fetched_epoch,
+            1 << 20,
+        )
+        .unwrap();
+    let FollowerRead::Diverging { epoch, end_offset } = read else {
+        panic!("divergence not found: {read:?}");
+    };
+    assert_eq!(
+        (epoch, end_offset),
+        (0, 4),
+        "epoch 0 ends at 4 on the new leader"
+    );
+    old.truncate_to(1, end_offset.min(old.end_offset_for_epoch(epoch).1))
+        .unwrap();
+    assert_eq!(old.log().log_end_offset(), 4);
+    replicate(&new, &old, 1);
+    assert_eq!(old.log().log_end_offset(), 6);
+    let bytes = |p: &Partition| p.log().read(0, 1 << 20, i64::MAX).unwrap().records;
+    assert_eq!(bytes(&old), bytes(&new), "byte-identical after the rejoin");
+}
