@@ -206,6 +206,36 @@ pub enum Error {
     /// Cancelling a reassignment that is not running.
     #[error("no reassignment is in progress for {0}; nothing to cancel")]
     NoReassignmentInProgress(String),
+    /// A group id that cannot be stored.
+    #[error("invalid group id {group:?}: {reason}")]
+    InvalidGroupId { group: String, reason: String },
+    /// This broker does not coordinate the group.
+    #[error(
+        "this broker does not coordinate group {group:?} ({reason}); find its coordinator again"
+    )]
+    NotCoordinator { group: String, reason: String },
+    /// A member id the coordinator does not know (expired, or the group
+    /// moved to another coordinator): join again.
+    #[error(
+        "member {member:?} is not in group {group:?} (its session expired or the group moved); join again"
+    )]
+    UnknownMemberId { group: String, member: String },
+    /// A request from an older generation than the member's current one.
+    #[error(
+        "generation {generation} of member {member:?} in group {group:?} is stale (current {current}); the group rebalanced, heartbeat to learn the new assignment"
+    )]
+    IllegalGeneration {
+        group: String,
+        member: String,
+        generation: i32,
+        current: i32,
+    },
+    /// An operation that needs a group without members.
+    #[error("group {group:?} has {members} active member(s); stop its consumers first")]
+    NonEmptyGroup { group: String, members: usize },
+    /// No such group.
+    #[error("group {0:?} does not exist")]
+    GroupIdNotFound(String),
     /// The broker is shutting down or not ready yet.
     #[error("broker not available: {0}")]
     NotAvailable(String),

@@ -17,6 +17,8 @@
 //!   by a watch and applied to the replicas.
 //! - [`controller`]: controller election, leader election, replica
 //!   placement, topic creation, alteration and deletion.
+//! - [`group`]: the consumer group coordinator (membership, assignment,
+//!   committed offsets).
 //! - [`server`]: gRPC operations (one file each), error → status mapping,
 //!   HTTP health and metrics.
 //! - [`config`]: flags, env vars and config file.
@@ -25,6 +27,7 @@ pub mod cluster;
 pub mod config;
 pub mod controller;
 pub mod error;
+pub mod group;
 pub mod log;
 pub mod meta;
 pub mod metrics;
@@ -146,7 +149,7 @@ impl Broker {
         let controller = Controller::new(
             store.clone(),
             keys.clone(),
-            view,
+            view.clone(),
             registration.clone(),
             broker_id,
             ControllerSettings {
@@ -168,7 +171,16 @@ impl Broker {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "broker loaded"
         );
+        let groups = Arc::new(crate::group::GroupCoordinator::new(
+            store.clone(),
+            keys.clone(),
+            broker_id,
+            registration.clone(),
+            sync.view().clone(),
+            replicas.clone(),
+        ));
         let ctx = Arc::new(Context {
+            groups,
             isr: Arc::new(IsrWriter::new(store.clone(), keys.clone(), broker_id)),
             producer_ids: ProducerIdManager::new(store, &keys),
             config,
@@ -212,6 +224,7 @@ impl Broker {
                     .run_shrinker(ctx.replicas.clone(), lag / 2, lag),
             ),
             tokio::spawn(snapshot_producers(ctx.clone())),
+            tokio::spawn(ctx.groups.clone().run_reaper()),
         ];
         let stop_rx = ctx.stopping.subscribe();
         let stopped = |mut rx: watch::Receiver<bool>| async move {

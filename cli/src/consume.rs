@@ -21,9 +21,21 @@ pub struct ConsumeArgs {
     /// Read only this partition [default: all partitions].
     #[arg(long, short = 'p')]
     partition: Option<u32>,
-    /// Where to start: earliest, latest or an offset.
-    #[arg(long, default_value = "earliest", value_parser = parse_offset)]
-    offset: Offset,
+    /// Where to start: earliest, latest or an offset [default: earliest].
+    /// With --group: where a group without committed offsets starts
+    /// (auto.offset.reset; earliest or latest, default latest).
+    #[arg(long, value_parser = parse_offset)]
+    offset: Option<Offset>,
+    /// Consume as a member of this consumer group: the group shares the
+    /// topic's partitions among its members, and progress is committed so
+    /// the next run continues where this one stopped. Runs until Ctrl-C or
+    /// --max-messages.
+    #[arg(long, short = 'g', conflicts_with = "partition")]
+    group: Option<String>,
+    /// With --group: without a heartbeat for this long the member is
+    /// dropped and its partitions move (session.timeout.ms).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    session_timeout: Duration,
     /// Stop after this many records.
     #[arg(long, short = 'n', value_name = "N")]
     max_messages: Option<u64>,
@@ -119,6 +131,10 @@ impl Printer {
 }
 
 pub async fn run(global: &Global, args: ConsumeArgs) -> Result<()> {
+    if let Some(group) = args.group.clone() {
+        return run_group(global, args, group).await;
+    }
+    let offset = args.offset.unwrap_or(Offset::Earliest);
     let config = ConsumerConfig {
         request_timeout: global.request_timeout,
         // An explicit offset outside the log is an error to report, not to
@@ -128,7 +144,7 @@ pub async fn run(global: &Global, args: ConsumeArgs) -> Result<()> {
     };
     let mut consumer = Consumer::connect(global.client_config(), config).await?;
     let count = consumer.partition_count(&args.topic).await?;
-    if matches!(args.offset, Offset::At(_)) && args.partition.is_none() && count > 1 {
+    if matches!(offset, Offset::At(_)) && args.partition.is_none() && count > 1 {
         bail!(
             "--offset N needs --partition: topic {:?} has {count} partitions",
             args.topic
@@ -151,10 +167,10 @@ pub async fn run(global: &Global, args: ConsumeArgs) -> Result<()> {
         .collect();
     consumer.assign(names.iter().copied());
     for (topic, p) in &names {
-        consumer.seek(topic, *p, args.offset).await?;
+        consumer.seek(topic, *p, offset).await?;
     }
     let end_offsets = consumer.end_offsets(&names).await?;
-    if let Offset::At(n) = args.offset {
+    if let Offset::At(n) = offset {
         let (topic, p) = names[0];
         let start = consumer.beginning_offsets(&names).await?[0];
         let end = end_offsets[0];
@@ -172,16 +188,7 @@ pub async fn run(global: &Global, args: ConsumeArgs) -> Result<()> {
     // Without --follow: stop once every partition reaches its end as of now.
     let ends = if args.follow { None } else { Some(end_offsets) };
 
-    let printer = Printer {
-        format: args.format.unwrap_or(match global.output {
-            OutputFormat::Json => RecordFormat::Json,
-            OutputFormat::Table => RecordFormat::Text,
-        }),
-        key: args.print_key,
-        offset: args.print_offset,
-        timestamp: args.print_timestamp,
-        separator: args.separator.clone(),
-    };
+    let printer = printer(global, &args);
     let mut out = BufWriter::new(io::stdout());
     let mut printed = 0u64;
     let max = args.max_messages.unwrap_or(u64::MAX);
@@ -220,6 +227,81 @@ pub async fn run(global: &Global, args: ConsumeArgs) -> Result<()> {
         out.flush()?;
     }
     out.flush()?;
+    Ok(())
+}
+
+fn printer(global: &Global, args: &ConsumeArgs) -> Printer {
+    Printer {
+        format: args.format.unwrap_or(match global.output {
+            OutputFormat::Json => RecordFormat::Json,
+            OutputFormat::Table => RecordFormat::Text,
+        }),
+        key: args.print_key,
+        offset: args.print_offset,
+        timestamp: args.print_timestamp,
+        separator: args.separator.clone(),
+    }
+}
+
+/// `--group`: subscribe and print until Ctrl-C or `--max-messages`, then
+/// leave the group cleanly. Offsets are committed automatically (and before
+/// a partition moves to another member); at the end, positions are first
+/// moved back to the first record not printed, so the commit on close
+/// covers exactly what was printed.
+async fn run_group(global: &Global, args: ConsumeArgs, group: String) -> Result<()> {
+    let reset = match args.offset {
+        None | Some(Offset::Latest) => AutoOffsetReset::Latest,
+        Some(Offset::Earliest) => AutoOffsetReset::Earliest,
+        Some(other) => bail!(
+            "with --group, --offset is earliest or latest (where a group without committed \
+             offsets starts), not {other}"
+        ),
+    };
+    let config = ConsumerConfig {
+        request_timeout: global.request_timeout,
+        auto_offset_reset: reset,
+        group_id: Some(group),
+        client_id: "runnel-cli".into(),
+        session_timeout: args.session_timeout,
+        auto_commit_interval: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let mut consumer = Consumer::connect(global.client_config(), config).await?;
+    consumer.partition_count(&args.topic).await?;
+    consumer.subscribe([&args.topic])?;
+    let printer = printer(global, &args);
+    let mut out = BufWriter::new(io::stdout());
+    let max = args.max_messages.unwrap_or(u64::MAX);
+    let mut printed = 0u64;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    'outer: while printed < max {
+        let records = tokio::select! {
+            records = consumer.poll(Duration::from_secs(1)) => records?,
+            _ = &mut ctrl_c => break,
+        };
+        for (i, r) in records.iter().enumerate() {
+            printer.write(&mut out, r)?;
+            printed += 1;
+            if printed >= max {
+                out.flush()?;
+                // Not printed: back to the first of each partition's rest.
+                let mut rewind: std::collections::BTreeMap<(String, u32), i64> = Default::default();
+                for rest in &records[i + 1..] {
+                    rewind
+                        .entry((rest.topic.to_string(), rest.partition))
+                        .or_insert(rest.offset);
+                }
+                for ((topic, partition), offset) in rewind {
+                    consumer.seek(&topic, partition, Offset::At(offset)).await?;
+                }
+                break 'outer;
+            }
+        }
+        out.flush()?;
+    }
+    out.flush()?;
+    consumer.close().await?;
     Ok(())
 }
 

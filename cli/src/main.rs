@@ -10,6 +10,7 @@
 //! 2 usage errors (from clap).
 
 mod consume;
+mod group;
 mod output;
 mod perf;
 mod produce;
@@ -90,6 +91,8 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Print a topic's records to stdout.
     Consume(consume::ConsumeArgs),
+    /// List, describe, reset and delete consumer groups.
+    Group(group::GroupArgs),
     /// Measure produce or consume throughput and latency.
     Perf(perf::PerfArgs),
 }
@@ -129,6 +132,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Topic(args) => topic::run(&cli.global, args).await,
         Command::Produce(args) => produce::run(&cli.global, args).await,
         Command::Consume(args) => consume::run(&cli.global, args).await,
+        Command::Group(args) => group::run(&cli.global, args).await,
         Command::Perf(args) => perf::run(&cli.global, args).await,
     }
 }

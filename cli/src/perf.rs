@@ -18,7 +18,7 @@ use clap::{Args, Subcommand};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use runnel_client::{
-    Acks, AutoOffsetReset, Consumer, ConsumerConfig, DeliveryFuture, Offset, Producer,
+    Acks, AutoOffsetReset, Compression, Consumer, ConsumerConfig, DeliveryFuture, Offset, Producer,
     ProducerConfig, ProducerRecord,
 };
 use serde_json::{Value, json};
@@ -59,6 +59,9 @@ pub struct ProducePerf {
     /// --acks all, else false].
     #[arg(long, value_name = "true|false")]
     idempotence: Option<bool>,
+    /// Codec for each batch (compression.type): none, lz4 or zstd.
+    #[arg(long, default_value = "none", value_parser = crate::produce::parse_compression)]
+    compression: Compression,
     /// Producer batch.size in bytes.
     #[arg(long, default_value_t = ProducerConfig::default().batch_size)]
     batch_size: usize,
@@ -201,6 +204,7 @@ async fn produce(global: &Global, args: ProducePerf) -> Result<()> {
     let base = crate::produce::base_config(global, args.acks, args.idempotence);
     let linger = Duration::from_millis(args.linger_ms);
     let config = ProducerConfig {
+        compression: args.compression,
         batch_size: args.batch_size,
         linger,
         max_in_flight_requests: args.max_in_flight,

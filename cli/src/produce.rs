@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use clap::Args;
-use runnel_client::{Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord};
+use runnel_client::{Acks, Compression, DeliveryFuture, Producer, ProducerConfig, ProducerRecord};
 
 use crate::Global;
 
@@ -31,6 +31,9 @@ pub struct ProduceArgs {
     /// [default: true with --acks all, else false].
     #[arg(long, value_name = "true|false")]
     idempotence: Option<bool>,
+    /// Codec for each batch (compression.type): none, lz4 or zstd.
+    #[arg(long, default_value = "none", value_parser = parse_compression)]
+    compression: Compression,
     /// Print how many records were written (on stderr).
     #[arg(long, short = 'v')]
     verbose: bool,
@@ -59,6 +62,20 @@ pub fn base_config(global: &Global, acks: Acks, idempotence_flag: Option<bool>) 
 
 fn parse_acks(s: &str) -> Result<Acks, String> {
     s.parse().map_err(|e: runnel_client::Error| e.to_string())
+}
+
+/// `--compression`: Kafka's `compression.type` names this client can write.
+pub fn parse_compression(s: &str) -> Result<Compression, String> {
+    let codec: Compression = s
+        .parse()
+        .map_err(|_| format!("unknown compression {s:?}; expected none, lz4 or zstd"))?;
+    if codec.is_supported() {
+        Ok(codec)
+    } else {
+        Err(format!(
+            "compression {codec} is not supported; expected none, lz4 or zstd"
+        ))
+    }
 }
 
 /// Acknowledgements awaited before reading more input: bounds memory when
@@ -114,7 +131,10 @@ pub async fn run(global: &Global, args: ProduceArgs) -> Result<()> {
     if args.key_separator.as_deref() == Some("") {
         bail!("--key-separator must not be empty");
     }
-    let config = base_config(global, args.acks, args.idempotence);
+    let config = ProducerConfig {
+        compression: args.compression,
+        ..base_config(global, args.acks, args.idempotence)
+    };
     let producer = Producer::connect(global.client_config(), config).await?;
     let topic: Arc<str> = args.topic.as_str().into();
     // Fail before reading stdin if the topic does not exist.
@@ -209,6 +229,21 @@ mod tests {
         assert!(
             idempotence(Acks::Leader, Some(true)),
             "then connect says why not"
+        );
+    }
+
+    #[test]
+    fn compression_flag() {
+        assert_eq!(parse_compression("none"), Ok(Compression::None));
+        assert_eq!(parse_compression("lz4"), Ok(Compression::Lz4));
+        assert_eq!(parse_compression("ZSTD"), Ok(Compression::Zstd));
+        assert_eq!(
+            parse_compression("gzip"),
+            Err("compression gzip is not supported; expected none, lz4 or zstd".into())
+        );
+        assert_eq!(
+            parse_compression("brotli"),
+            Err("unknown compression \"brotli\"; expected none, lz4 or zstd".into())
         );
     }
 

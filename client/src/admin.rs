@@ -15,6 +15,10 @@ use runnel_proto::v1::{
     ListTopicsRequest, MetadataResponse, NewTopic, OngoingReassignment, PartitionReassignment,
     TopicDescription, TopicListing,
 };
+use runnel_proto::v1::{
+    DeleteGroupRequest, DescribeGroupRequest, DescribeGroupResponse, GroupListing,
+    ListGroupsRequest, OffsetCommitPartition, OffsetCommitTopic, ResetGroupOffsetsRequest,
+};
 
 use crate::cluster::{Cluster, request};
 use crate::config::ClientConfig;
@@ -291,11 +295,147 @@ impl Admin {
         Ok(response.reassignments)
     }
 
+    /// Every consumer group.
+    pub async fn list_groups(&self) -> Result<Vec<GroupListing>> {
+        let response = self
+            .cluster
+            .call_any("ListGroups", |conn, timeout| async move {
+                conn.group()
+                    .list_groups(request(ListGroupsRequest {}, timeout))
+                    .await
+            })
+            .await?;
+        Ok(response.groups)
+    }
+
+    /// A group's state, members, assignments and committed offsets, with
+    /// each committed partition's lag (high watermark − committed offset).
+    pub async fn describe_group(&self, group: &str) -> Result<GroupDescription> {
+        let conn = crate::consumer::group::find_coordinator(&self.cluster, group).await?;
+        let timeout = self.cluster.request_timeout();
+        let message = DescribeGroupRequest {
+            group_id: group.to_owned(),
+        };
+        let described = conn
+            .call(
+                "DescribeGroup",
+                timeout,
+                conn.group().describe_group(request(message, timeout)),
+            )
+            .await?;
+        let partitions: Vec<(&str, u32)> = described
+            .offsets
+            .iter()
+            .map(|o| (o.topic.as_str(), o.partition))
+            .collect();
+        let ends = if partitions.is_empty() {
+            Vec::new()
+        } else {
+            crate::consumer::list_end_offsets(&self.cluster, &partitions).await?
+        };
+        let lag = described
+            .offsets
+            .iter()
+            .zip(ends)
+            .map(|(o, end)| PartitionLag {
+                topic: o.topic.clone(),
+                partition: o.partition,
+                committed: o.offset,
+                end_offset: end,
+                lag: (end - o.offset).max(0),
+            })
+            .collect();
+        Ok(GroupDescription { described, lag })
+    }
+
+    /// Delete a group without members and its committed offsets.
+    pub async fn delete_group(&self, group: &str) -> Result<()> {
+        let conn = crate::consumer::group::find_coordinator(&self.cluster, group).await?;
+        let timeout = self.cluster.request_timeout();
+        let message = DeleteGroupRequest {
+            group_id: group.to_owned(),
+        };
+        conn.call(
+            "DeleteGroup",
+            timeout,
+            conn.group().delete_group(request(message, timeout)),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Overwrite a group's committed offsets (only while it has no
+    /// members): `(topic, partition, offset)` rows.
+    pub async fn reset_group_offsets(
+        &self,
+        group: &str,
+        offsets: &[(String, u32, i64)],
+    ) -> Result<()> {
+        let conn = crate::consumer::group::find_coordinator(&self.cluster, group).await?;
+        let timeout = self.cluster.request_timeout();
+        let mut topics: Vec<OffsetCommitTopic> = Vec::new();
+        for (topic, partition, offset) in offsets {
+            let p = OffsetCommitPartition {
+                partition: *partition,
+                offset: *offset,
+                metadata: String::new(),
+            };
+            match topics.iter_mut().find(|t| &t.topic == topic) {
+                Some(t) => t.partitions.push(p),
+                None => topics.push(OffsetCommitTopic {
+                    topic: topic.clone(),
+                    partitions: vec![p],
+                }),
+            }
+        }
+        let message = ResetGroupOffsetsRequest {
+            group_id: group.to_owned(),
+            topics,
+        };
+        conn.call(
+            "ResetGroupOffsets",
+            timeout,
+            conn.group().reset_group_offsets(request(message, timeout)),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Offsets of `partitions` at `offset` (earliest, latest, a timestamp),
+    /// from each partition's leader — for computing resets.
+    pub async fn list_offsets(
+        &self,
+        partitions: &[(&str, u32)],
+        offset: crate::Offset,
+    ) -> Result<Vec<i64>> {
+        crate::consumer::list_offsets_at(&self.cluster, partitions, offset).await
+    }
+
     /// Brokers, controller and partition leadership for `topics` (all topics
     /// when empty).
     pub async fn metadata(&self, topics: &[&str]) -> Result<MetadataResponse> {
         self.cluster.refresh(topics).await
     }
+}
+
+/// [`Admin::describe_group`]'s answer.
+#[derive(Debug, Clone)]
+pub struct GroupDescription {
+    /// What the coordinator said.
+    pub described: DescribeGroupResponse,
+    /// Committed offsets with their lag.
+    pub lag: Vec<PartitionLag>,
+}
+
+/// A committed partition's lag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLag {
+    pub topic: String,
+    pub partition: u32,
+    pub committed: i64,
+    /// The high watermark now.
+    pub end_offset: i64,
+    pub lag: i64,
 }
 
 /// A change to one topic for [`Admin::alter_topic`].

@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use runnel_proto::v1::admin_client::AdminClient;
 use runnel_proto::v1::broker_client::BrokerClient;
+use runnel_proto::v1::group_client::GroupClient;
 use runnel_proto::v1::{ErrorCode, MetadataRequest, MetadataResponse};
 use tonic::transport::Channel;
 
@@ -58,6 +59,12 @@ impl Conn {
     /// The underlying channel, for calls made without the generated clients.
     pub fn channel(&self) -> Channel {
         self.channel.clone()
+    }
+
+    pub fn group(&self) -> GroupClient<Channel> {
+        GroupClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(MAX_MESSAGE_SIZE)
     }
 
     pub fn admin(&self) -> AdminClient<Channel> {

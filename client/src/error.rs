@@ -155,6 +155,26 @@ pub enum Error {
         /// `host:port` of the broker that answered UNIMPLEMENTED.
         address: String,
     },
+
+    /// A key or value could not be turned into bytes (see
+    /// [`serialization`](crate::serialization)).
+    #[error("cannot serialize {format}: {message}")]
+    Serialize {
+        /// The format, e.g. `JSON`.
+        format: &'static str,
+        /// The serializer's complaint.
+        message: String,
+    },
+
+    /// Record bytes are not a valid value of the expected format (see
+    /// [`serialization`](crate::serialization)).
+    #[error("cannot deserialize {format}: {message}")]
+    Deserialize {
+        /// The format, e.g. `UTF-8 string` or `JSON`.
+        format: &'static str,
+        /// What was wrong, with the position where the decoder says.
+        message: String,
+    },
 }
 
 impl Error {

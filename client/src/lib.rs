@@ -9,8 +9,12 @@
 //! - [`Producer`] batches records per partition and sends them in the
 //!   background: [`Producer::send`] returns a [`DeliveryFuture`] that
 //!   resolves to the record's offset.
-//! - [`Consumer`] reads assigned partitions: [`Consumer::assign`],
-//!   [`Consumer::seek`], [`Consumer::poll`] or [`Consumer::into_stream`].
+//! - [`Consumer`] reads partitions: as a member of a consumer group
+//!   ([`Consumer::subscribe`], committed offsets, rebalancing) or on its own
+//!   ([`Consumer::assign`], [`Consumer::seek`]); then [`Consumer::poll`] or
+//!   [`Consumer::into_stream`].
+//! - [`streams`] builds stream-processing jobs: source → map / filter /
+//!   flat_map → sink, parallel through a consumer group, at least once.
 //! - [`Error`] is the one error type; its `Display` is a single line meant
 //!   for a person, and [`Error::code`] gives the Kafka-style error code.
 //!
@@ -18,7 +22,9 @@
 //! cache that routes a partition to its leader, and failover between
 //! brokers), `admin`, `producer`
 //! (`partitioner`, `accumulator`, `sender`, `delivery`), `consumer`
-//! (`fetch`, `decode`).
+//! (`fetch`, `decode`, `group`), `interceptor` (producer interceptors),
+//! `streams`,
+//! `serialization` (opt-in typed keys and values: bytes, UTF-8, JSON).
 //!
 //! ```no_run
 //! # async fn example() -> runnel_client::Result<()> {
@@ -45,18 +51,24 @@ mod cluster;
 mod config;
 pub mod consumer;
 mod error;
+pub mod interceptor;
 pub mod producer;
+pub mod serialization;
+pub mod streams;
 
-pub use admin::{Admin, AlterTopic};
+pub use admin::{Admin, AlterTopic, GroupDescription, PartitionLag};
 pub use config::{ClientConfig, parse_bootstrap};
-pub use consumer::{AutoOffsetReset, Consumer, ConsumerConfig, ConsumerRecord, Offset};
+pub use consumer::{
+    AutoOffsetReset, Consumer, ConsumerConfig, ConsumerRecord, Offset, RebalanceListener,
+};
 pub use error::{Error, Result};
 pub use producer::{
-    Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
+    Acks, Compression, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
 };
 
 /// The `runnel.v1` messages `Admin` returns, and [`ErrorCode`].
 pub use runnel_proto::v1::{
-    ConfigEntry, ConfigSource, ErrorCode, MetadataResponse, NewTopic, OngoingReassignment,
-    PartitionDescription, TopicDescription, TopicListing,
+    ConfigEntry, ConfigSource, DescribeGroupResponse, ErrorCode, GroupListing, GroupMember,
+    MetadataResponse, NewTopic, OngoingReassignment, PartitionDescription, TopicDescription,
+    TopicListing, TopicPartitions,
 };

@@ -72,9 +72,36 @@ pub enum Error {
     #[error("unknown compression codec id {0}")]
     UnknownCompression(u8),
 
-    /// The codec is valid but this build cannot decompress it.
+    /// The codec is valid but this build cannot compress or decompress it
+    /// (gzip, snappy).
     #[error("unsupported compression codec {0}")]
     UnsupportedCompression(Compression),
+
+    /// A `compression.type` name that is none of Kafka's (`none`, `gzip`,
+    /// `snappy`, `lz4`, `zstd`).
+    #[error("unknown compression type {0:?}; expected none, gzip, snappy, lz4 or zstd")]
+    UnknownCompressionName(String),
+
+    /// The records section is not a valid stream of the batch's codec
+    /// (bad magic, bad block, cut short, trailing garbage).
+    #[error("corrupt {codec} records section: {reason}")]
+    CorruptCompressed {
+        /// The batch's codec.
+        codec: Compression,
+        /// The decoder's complaint.
+        reason: String,
+    },
+
+    /// The records section inflates past
+    /// [`MAX_DECOMPRESSED_LEN`](crate::batch::MAX_DECOMPRESSED_LEN): a
+    /// decompression bomb, or a batch no producer writes.
+    #[error("{codec} records section decompresses to more than {limit} bytes")]
+    DecompressedTooLarge {
+        /// The batch's codec.
+        codec: Compression,
+        /// The limit that was hit.
+        limit: usize,
+    },
 
     /// The records section of a batch does not decode. `index` is the
     /// zero-based position of the offending record within the batch.

@@ -7,6 +7,8 @@
 //! /runnel/<cluster>/controller                             ControllerRecord, under the controller's lease
 //! /runnel/<cluster>/controller_epoch                       ControllerEpoch (bumped by every election)
 //! /runnel/<cluster>/producer-ids                           ProducerIdBlock (next unallocated id)
+//! /runnel/<cluster>/groups/<g>/coordinator                 GroupCoordinatorRecord, under the coordinator's lease
+//! /runnel/<cluster>/groups/<g>/offsets/<topic>/<p>         CommittedOffsetRecord
 //! ```
 //! Topic names cannot contain `/`, so a topic's own key and its partition
 //! keys never collide with another topic's.
@@ -71,6 +73,45 @@ impl Keys {
     /// The producer id allocator.
     pub fn producer_ids(&self) -> String {
         format!("{}producer-ids", self.root)
+    }
+
+    /// Prefix of every consumer group key.
+    pub fn groups_prefix(&self) -> String {
+        format!("{}groups/", self.root)
+    }
+
+    /// Prefix of one group's keys.
+    pub fn group(&self, group: &str) -> String {
+        format!("{}groups/{group}/", self.root)
+    }
+
+    /// Which broker coordinates `group`, under that broker's lease.
+    pub fn group_coordinator(&self, group: &str) -> String {
+        format!("{}groups/{group}/coordinator", self.root)
+    }
+
+    /// Prefix of `group`'s committed offsets.
+    pub fn group_offsets(&self, group: &str) -> String {
+        format!("{}groups/{group}/offsets/", self.root)
+    }
+
+    /// `group`'s committed offset for `topic`-`partition`.
+    pub fn group_offset(&self, group: &str, topic: &str, partition: u32) -> String {
+        format!("{}groups/{group}/offsets/{topic}/{partition}", self.root)
+    }
+
+    /// (group, rest) for a key under `groups/`.
+    pub fn group_of<'k>(&self, key: &'k str) -> Option<(&'k str, &'k str)> {
+        key.strip_prefix(&self.root)?
+            .strip_prefix("groups/")?
+            .split_once('/')
+    }
+
+    /// (topic, partition) of a committed-offset key of `group`.
+    pub fn offset_of(&self, group: &str, key: &str) -> Option<(String, u32)> {
+        let rest = key.strip_prefix(&self.group_offsets(group))?;
+        let (topic, p) = rest.split_once('/')?;
+        Some((topic.to_owned(), p.parse().ok()?))
     }
 
     /// The topic name if `key` is a topic's own key (not a partition key).

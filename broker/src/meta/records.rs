@@ -99,6 +99,27 @@ pub struct ProducerIdBlock {
     pub next: i64,
 }
 
+/// `/runnel/<cluster>/groups/<g>/coordinator`: the broker coordinating the
+/// group, under that broker's lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupCoordinatorRecord {
+    pub version: u32,
+    pub broker_id: i32,
+}
+
+/// `/runnel/<cluster>/groups/<g>/offsets/<topic>/<p>`: a committed offset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommittedOffsetRecord {
+    pub version: u32,
+    /// The next offset to consume.
+    pub offset: i64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub metadata: String,
+    /// Generation of the commit (-1 from outside the group, or a reset).
+    pub generation: i32,
+    pub commit_timestamp_ms: i64,
+}
+
 /// Serialize a record for the store.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("metadata records always serialize")

@@ -23,6 +23,7 @@ use std::time::Instant;
 
 use runnel_proto::v1::admin_server::{Admin, AdminServer};
 use runnel_proto::v1::broker_server::{Broker, BrokerServer};
+use runnel_proto::v1::group_server::{Group, GroupServer};
 use runnel_proto::v1::replication_server::{Replication, ReplicationServer};
 use runnel_proto::v1::*;
 use tokio::net::TcpListener;
@@ -44,6 +45,7 @@ pub struct Context {
     pub config: BrokerConfig,
     pub replicas: Arc<ReplicaManager>,
     pub topics: TopicController,
+    pub groups: Arc<crate::group::GroupCoordinator>,
     pub sync: Arc<MetadataSync>,
     /// This broker's lease: while it is lost, acks=all is refused.
     pub registration: Arc<Registration>,
@@ -164,6 +166,34 @@ impl Broker for Service {
     }
 }
 
+/// One Group RPC: the handler lives in `crate::group::<op>`.
+macro_rules! group_rpc {
+    ($( $method:ident, $api:literal, $module:ident, $req:ty, $resp:ty; )*) => {
+        #[tonic::async_trait]
+        impl Group for Service {
+            $(
+                async fn $method(&self, req: Request<$req>) -> Result<Response<$resp>, Status> {
+                    self.call($api, crate::group::$module::handle(&self.ctx.groups, req.into_inner()))
+                        .await
+                }
+            )*
+        }
+    };
+}
+
+group_rpc! {
+    find_coordinator, "FindCoordinator", find_coordinator, FindCoordinatorRequest, FindCoordinatorResponse;
+    join_group, "JoinGroup", join, JoinGroupRequest, JoinGroupResponse;
+    heartbeat, "Heartbeat", heartbeat, HeartbeatRequest, HeartbeatResponse;
+    leave_group, "LeaveGroup", leave, LeaveGroupRequest, LeaveGroupResponse;
+    offset_commit, "OffsetCommit", offset_commit, OffsetCommitRequest, OffsetCommitResponse;
+    offset_fetch, "OffsetFetch", offset_fetch, OffsetFetchRequest, OffsetFetchResponse;
+    list_groups, "ListGroups", list, ListGroupsRequest, ListGroupsResponse;
+    describe_group, "DescribeGroup", describe, DescribeGroupRequest, DescribeGroupResponse;
+    delete_group, "DeleteGroup", delete, DeleteGroupRequest, DeleteGroupResponse;
+    reset_group_offsets, "ResetGroupOffsets", reset_offsets, ResetGroupOffsetsRequest, ResetGroupOffsetsResponse;
+}
+
 #[tonic::async_trait]
 impl Replication for Service {
     type ReplicaFetchStream =
@@ -280,6 +310,7 @@ pub async fn serve_grpc(
     let replication = ReplicationServer::new(service.clone())
         .max_decoding_message_size(crate::replica::fetcher::MAX_MESSAGE_SIZE)
         .max_encoding_message_size(crate::replica::fetcher::MAX_MESSAGE_SIZE);
+    let group = GroupServer::new(service.clone()).max_decoding_message_size(max);
     let admin = AdminServer::new(service).max_decoding_message_size(max);
     tonic::transport::Server::builder()
         // Loopback and LAN links carry megabyte batches: the HTTP/2 default
@@ -291,6 +322,7 @@ pub async fn serve_grpc(
         .add_service(broker)
         .add_service(admin)
         .add_service(replication)
+        .add_service(group)
         // TCP_NODELAY must be set on the incoming stream: the builder's
         // `tcp_nodelay` only applies when tonic binds the socket itself, and
         // with Nagle on, small responses stall behind delayed ACKs (~40 ms).

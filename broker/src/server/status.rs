@@ -44,6 +44,12 @@ impl Error {
             Error::InvalidProducerEpoch { .. } => ErrorCode::InvalidProducerEpoch,
             Error::InvalidReplicaAssignment { .. } => ErrorCode::InvalidReplicaAssignment,
             Error::NoReassignmentInProgress(_) => ErrorCode::NoReassignmentInProgress,
+            Error::InvalidGroupId { .. } => ErrorCode::InvalidGroupId,
+            Error::NotCoordinator { .. } => ErrorCode::NotCoordinator,
+            Error::UnknownMemberId { .. } => ErrorCode::UnknownMemberId,
+            Error::IllegalGeneration { .. } => ErrorCode::IllegalGeneration,
+            Error::NonEmptyGroup { .. } => ErrorCode::NonEmptyGroup,
+            Error::GroupIdNotFound(_) => ErrorCode::GroupIdNotFound,
         }
     }
 
@@ -75,6 +81,12 @@ impl Error {
             Error::OutOfOrderSequence { .. } => Code::FailedPrecondition,
             Error::InvalidReplicaAssignment { .. } => Code::InvalidArgument,
             Error::NoReassignmentInProgress(_) => Code::FailedPrecondition,
+            Error::InvalidGroupId { .. } => Code::InvalidArgument,
+            Error::NotCoordinator { .. } => Code::Unavailable,
+            Error::UnknownMemberId { .. }
+            | Error::IllegalGeneration { .. }
+            | Error::NonEmptyGroup { .. } => Code::FailedPrecondition,
+            Error::GroupIdNotFound(_) => Code::NotFound,
         }
     }
 

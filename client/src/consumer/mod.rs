@@ -8,14 +8,28 @@
 //! works on those records the next fetch is already in flight, so the
 //! broker and the caller overlap.
 //!
-//! This is Kafka's low-level consumer (`assign`, not `subscribe`): no group,
-//! no committed offsets. A partition without a position (never sought, or
-//! its offset fell out of the log) starts from `auto_offset_reset`.
+//! Two ways to use it, as in Kafka:
+//! - **Low level**: [`Consumer::assign`] partitions yourself and
+//!   [`Consumer::seek`]; no group needed. With a `group_id` you may still
+//!   commit offsets ([`Consumer::commit_sync`]) while the group has no
+//!   members.
+//! - **Group**: [`Consumer::subscribe`] to topics with a `group_id`; the
+//!   group's coordinator shares the partitions among the members and moves
+//!   them as members come and go. `poll` applies assignment changes:
+//!   partitions taken away are committed (with auto-commit) and dropped
+//!   before the coordinator hands them on; new ones start from the group's
+//!   committed offset, else from `auto_offset_reset`. Offsets are committed
+//!   every `auto_commit_interval` (and on close) unless auto-commit is off.
 //!
-//! Modules: `decode` (zero-copy batches → records), `fetch` (requests).
+//! A partition without a position (never sought, or its offset fell out of
+//! the log) starts from `auto_offset_reset`.
+//!
+//! Modules: `decode` (zero-copy batches → records), `fetch` (requests),
+//! `group` (membership and offsets).
 
 mod decode;
 mod fetch;
+pub(crate) mod group;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -33,6 +47,20 @@ use crate::cluster::Cluster;
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
 use fetch::{Fetched, PlanItem};
+use group::{GroupSettings, Membership};
+
+/// Told when a group rebalance moves partitions to or from this consumer
+/// (Kafka's `ConsumerRebalanceListener`). Called from `poll`.
+pub trait RebalanceListener: Send + Sync {
+    /// These partitions are about to be taken away; their positions are
+    /// committed after this returns (with auto-commit).
+    fn on_partitions_revoked(&self, _partitions: &[(String, u32)]) {}
+    /// These partitions were added.
+    fn on_partitions_assigned(&self, _partitions: &[(String, u32)]) {}
+    /// The membership was lost (session expired, coordinator moved): these
+    /// partitions may already be someone else's; nothing was committed.
+    fn on_partitions_lost(&self, _partitions: &[(String, u32)]) {}
+}
 
 /// Where to start reading a partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +152,23 @@ pub struct ConsumerConfig {
     /// `request.timeout.ms`: how long to wait for an answer beyond the
     /// fetch's own long-poll time; default 30 s.
     pub request_timeout: Duration,
+    /// `group.id`: the consumer group, for [`Consumer::subscribe`] and
+    /// committed offsets; default none.
+    pub group_id: Option<String>,
+    /// `client.id`: shown in group descriptions; default `runnel-consumer`.
+    pub client_id: String,
+    /// `session.timeout.ms`: without a heartbeat for this long the member
+    /// is removed and its partitions move; default 45 s. Heartbeats go
+    /// every third of it (at most every 3 s).
+    pub session_timeout: Duration,
+    /// `partition.assignment.strategy`: `range` (default), `roundrobin` or
+    /// `sticky`; the group uses the first member's choice.
+    pub assignment_strategy: String,
+    /// `enable.auto.commit`: commit positions every `auto_commit_interval`,
+    /// before revoking partitions and on close; default true.
+    pub enable_auto_commit: bool,
+    /// `auto.commit.interval.ms`; default 5 s.
+    pub auto_commit_interval: Duration,
 }
 
 impl Default for ConsumerConfig {
@@ -135,6 +180,12 @@ impl Default for ConsumerConfig {
             max_partition_fetch_bytes: 1024 * 1024,
             auto_offset_reset: AutoOffsetReset::Latest,
             request_timeout: Duration::from_secs(30),
+            group_id: None,
+            client_id: "runnel-consumer".into(),
+            session_timeout: Duration::from_secs(45),
+            assignment_strategy: "range".into(),
+            enable_auto_commit: true,
+            auto_commit_interval: Duration::from_secs(5),
         }
     }
 }
@@ -200,6 +251,10 @@ pub struct Consumer {
     /// An error from a fetch that also returned records: reported by the
     /// next `poll`, so the records are not lost.
     pending_error: Option<Error>,
+    /// Group membership, after `subscribe`.
+    membership: Option<Membership>,
+    next_auto_commit: Instant,
+    listener: Option<Arc<dyn RebalanceListener>>,
 }
 
 impl Consumer {
@@ -210,13 +265,189 @@ impl Consumer {
                 "fetch_max_bytes and max_partition_fetch_bytes must be at least 1".into(),
             ));
         }
+        if config.group_id.as_deref() == Some("") {
+            return Err(Error::Config("group_id must not be empty".into()));
+        }
         Ok(Consumer {
             cluster: Cluster::connect(client).await?,
+            next_auto_commit: Instant::now() + config.auto_commit_interval,
             config,
             assigned: Vec::new(),
             in_flight: None,
             pending_error: None,
+            membership: None,
+            listener: None,
         })
+    }
+
+    /// Join the consumer group (`group_id`) and consume what it assigns
+    /// from `topics`. Replaces any manual assignment.
+    pub fn subscribe<T: AsRef<str>>(&mut self, topics: impl IntoIterator<Item = T>) -> Result<()> {
+        let group_id =
+            self.config.group_id.clone().ok_or_else(|| {
+                Error::Config("subscribe needs a group_id in ConsumerConfig".into())
+            })?;
+        let topics: Vec<String> = topics.into_iter().map(|t| t.as_ref().to_owned()).collect();
+        if topics.is_empty() {
+            return Err(Error::Config("subscribe to at least one topic".into()));
+        }
+        self.assign(std::iter::empty::<(&str, u32)>());
+        self.membership = Some(Membership::start(
+            self.cluster.clone(),
+            GroupSettings {
+                group_id,
+                topics,
+                assignor: self.config.assignment_strategy.clone(),
+                session_timeout: self.config.session_timeout,
+                client_id: self.config.client_id.clone(),
+            },
+        ));
+        Ok(())
+    }
+
+    /// Be told about partitions moving in and out (group consumers).
+    pub fn set_rebalance_listener(&mut self, listener: Arc<dyn RebalanceListener>) {
+        self.listener = Some(listener);
+    }
+
+    /// Commit the current position of every assigned partition to the
+    /// group (as a member after `subscribe`; else from outside the group,
+    /// which the coordinator accepts only while the group has no members).
+    pub async fn commit_sync(&self) -> Result<()> {
+        let offsets: Vec<((String, u32), i64)> = self
+            .assigned
+            .iter()
+            .filter_map(|a| Some(((a.topic.to_string(), a.partition), a.position?)))
+            .collect();
+        self.commit_offsets(&offsets).await
+    }
+
+    /// Commit these offsets (the next offset to read, per partition).
+    pub async fn commit_offsets(&self, offsets: &[((String, u32), i64)]) -> Result<()> {
+        match (&self.membership, &self.config.group_id) {
+            (Some(m), _) => m.commit(offsets).await,
+            (None, Some(group)) => group::commit(&self.cluster, group, "", -1, offsets).await,
+            (None, None) => Err(Error::Config("committing offsets needs a group_id".into())),
+        }
+    }
+
+    /// The group's committed offsets for `partitions` (-1 where none).
+    pub async fn committed(&self, partitions: &[(String, u32)]) -> Result<Vec<i64>> {
+        let group = self
+            .config
+            .group_id
+            .as_deref()
+            .ok_or_else(|| Error::Config("committed offsets need a group_id".into()))?;
+        group::committed(&self.cluster, group, partitions).await
+    }
+
+    /// Leave cleanly: commit (with auto-commit) and leave the group, so the
+    /// partitions move at once rather than after the session timeout.
+    pub async fn close(mut self) -> Result<()> {
+        self.cancel_fetch();
+        let committed = if self.membership.is_some() && self.config.enable_auto_commit {
+            self.commit_sync().await
+        } else {
+            Ok(())
+        };
+        if let Some(m) = self.membership.take() {
+            m.leave().await;
+        }
+        committed
+    }
+
+    /// Apply the group's latest assignment: revoke (committing first),
+    /// then add partitions at their committed offsets.
+    async fn reconcile_group(&mut self) -> Result<()> {
+        let Some((target, lost)) = self.membership.as_ref().map(Membership::assignment) else {
+            return Ok(());
+        };
+        let current: std::collections::BTreeSet<(String, u32)> = self
+            .assigned
+            .iter()
+            .map(|a| (a.topic.to_string(), a.partition))
+            .collect();
+        let set_owned = |c: &Consumer, owned| {
+            if let Some(m) = &c.membership {
+                m.set_owned(owned);
+            }
+        };
+        if lost && !current.is_empty() {
+            let all: Vec<_> = current.iter().cloned().collect();
+            if let Some(l) = &self.listener {
+                l.on_partitions_lost(&all);
+            }
+            self.assign(std::iter::empty::<(&str, u32)>());
+            set_owned(self, Default::default());
+            return Ok(());
+        }
+        if target == current {
+            set_owned(self, target);
+            return Ok(());
+        }
+        let revoked: Vec<(String, u32)> = current.difference(&target).cloned().collect();
+        let added: Vec<(String, u32)> = target.difference(&current).cloned().collect();
+        if !revoked.is_empty() {
+            if let Some(l) = &self.listener {
+                l.on_partitions_revoked(&revoked);
+            }
+            if self.config.enable_auto_commit {
+                let offsets: Vec<((String, u32), i64)> = self
+                    .assigned
+                    .iter()
+                    .filter(|a| {
+                        revoked
+                            .iter()
+                            .any(|(t, p)| **t == *a.topic && *p == a.partition)
+                    })
+                    .filter_map(|a| Some(((a.topic.to_string(), a.partition), a.position?)))
+                    .collect();
+                if let Err(e) = self.commit_offsets(&offsets).await {
+                    // The next owner re-reads from the last good commit:
+                    // duplicates, never gaps (at-least-once).
+                    tracing::warn!(error = %e, "committing revoked partitions failed");
+                }
+            }
+        }
+        let committed = match (&self.membership, added.is_empty()) {
+            (Some(m), false) => group::committed(&self.cluster, m.group_id(), &added).await?,
+            _ => Vec::new(),
+        };
+        let keep: Vec<(String, u32)> = current.intersection(&target).cloned().collect();
+        self.assign(
+            keep.iter()
+                .chain(added.iter())
+                .map(|(t, p)| (t.as_str(), *p)),
+        );
+        for ((t, p), offset) in added.iter().zip(committed) {
+            if offset >= 0
+                && let Some(i) = self.find(t, *p)
+            {
+                self.assigned[i].position = Some(offset);
+            }
+        }
+        set_owned(self, target);
+        if !added.is_empty()
+            && let Some(l) = &self.listener
+        {
+            l.on_partitions_assigned(&added);
+        }
+        Ok(())
+    }
+
+    /// Commit every `auto_commit_interval` (group consumers).
+    async fn maybe_auto_commit(&mut self) {
+        if self.membership.is_none() || !self.config.enable_auto_commit {
+            return;
+        }
+        let now = Instant::now();
+        if now < self.next_auto_commit {
+            return;
+        }
+        self.next_auto_commit = now + self.config.auto_commit_interval;
+        if let Err(e) = self.commit_sync().await {
+            tracing::warn!(error = %e, "auto-commit failed; retrying at the next interval");
+        }
     }
 
     /// Read exactly these partitions from now on. Partitions that stay
@@ -292,8 +523,19 @@ impl Consumer {
         }
         let deadline = Instant::now() + timeout;
         loop {
+            self.reconcile_group().await?;
+            self.maybe_auto_commit().await;
             self.ensure_positions().await?;
             if self.assigned.is_empty() {
+                if self.membership.is_some() {
+                    // Waiting for an assignment: look again soon.
+                    let next = (Instant::now() + GROUP_POLL).min(deadline);
+                    tokio::time::sleep_until(next).await;
+                    if next < deadline {
+                        continue;
+                    }
+                    return Ok(Vec::new());
+                }
                 tokio::time::sleep_until(deadline).await;
                 return Ok(Vec::new());
             }
@@ -319,6 +561,11 @@ impl Consumer {
             let (records, retry) = self.apply(fetched)?;
             if !records.is_empty() {
                 return Ok(records);
+            }
+            if self.membership.is_some() && self.in_flight.is_none() {
+                // Empty answer: re-check the assignment before fetching
+                // again (a revocation must not wait for data).
+                continue;
             }
             let now = Instant::now();
             if now >= deadline {
@@ -586,6 +833,51 @@ impl Drop for Consumer {
 }
 
 /// Pause after a retriable per-partition error (`retry.backoff.ms`).
+/// High watermarks of `partitions`, from their leaders (for lag).
+pub(crate) async fn list_end_offsets(
+    cluster: &Cluster,
+    partitions: &[(&str, u32)],
+) -> Result<Vec<i64>> {
+    list_offsets_at(cluster, partitions, Offset::Latest).await
+}
+
+/// `partitions` resolved at `offset` from their leaders.
+pub(crate) async fn list_offsets_at(
+    cluster: &Cluster,
+    partitions: &[(&str, u32)],
+    offset: Offset,
+) -> Result<Vec<i64>> {
+    let (spec, timestamp) = match offset {
+        Offset::At(n) => return Ok(vec![n; partitions.len()]),
+        Offset::Earliest => (OffsetSpec::Earliest, 0),
+        Offset::Latest => (OffsetSpec::Latest, 0),
+        Offset::Timestamp(ts) => (OffsetSpec::Timestamp, ts),
+    };
+    let timeout = cluster.request_timeout();
+    let mut found =
+        fetch::list_offsets(cluster, timeout, RETRY_BACKOFF, partitions, spec, timestamp).await?;
+    if spec == OffsetSpec::Timestamp && found.contains(&-1) {
+        let latest = fetch::list_offsets(
+            cluster,
+            timeout,
+            RETRY_BACKOFF,
+            partitions,
+            OffsetSpec::Latest,
+            0,
+        )
+        .await?;
+        for (f, l) in found.iter_mut().zip(latest) {
+            if *f < 0 {
+                *f = l;
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// How often a group consumer without partitions looks for an assignment.
+const GROUP_POLL: Duration = Duration::from_millis(50);
+
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Poll timeout inside `into_stream`: long, since an empty poll just loops.

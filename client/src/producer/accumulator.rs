@@ -25,6 +25,11 @@
 //! of more of them, while different partitions still use up to
 //! `max_in_flight_requests` requests at once.
 //!
+//! Compression (`compression`): a batch is compressed when its header is
+//! written, at drain time, so `batch_size` and the memory accounting count
+//! uncompressed bytes as Kafka's `batch.size` does, and a request is
+//! filled by the batches' compressed sizes.
+//!
 //! Memory: every open batch holds permits for its capacity from a semaphore
 //! of `buffer_memory` bytes until its request is answered, so a producer
 //! that outruns the broker waits in `send` instead of growing without bound.
@@ -34,11 +39,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use runnel_proto::batch::BatchBuilder;
+use runnel_proto::batch::{BatchBuilder, Compression};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
+use crate::interceptor::ProducerInterceptor;
 use crate::producer::ProducerRecord;
 use crate::producer::delivery::{BatchResult, DeliveryFuture};
 use crate::producer::partitioner::{Sticky, partition_for_key};
@@ -86,6 +92,8 @@ pub(crate) struct Limits {
     pub max_request_size: usize,
     pub max_in_flight: usize,
     pub buffer_memory: usize,
+    /// Codec for every batch's records section.
+    pub compression: Compression,
 }
 
 pub(crate) struct Accumulator {
@@ -98,6 +106,9 @@ pub(crate) struct Accumulator {
     pub sender_wake: Notify,
     /// Wakes `flush()` callers when a request finishes.
     completed: Notify,
+    /// Producer interceptors, told every record's outcome through its
+    /// batch's result; empty for most producers.
+    interceptors: Arc<[Arc<dyn ProducerInterceptor>]>,
 }
 
 impl State {
@@ -257,7 +268,14 @@ impl Accumulator {
             memory: Arc::new(Semaphore::new(limits.buffer_memory)),
             sender_wake: Notify::new(),
             completed: Notify::new(),
+            interceptors: Arc::new([]),
         }
+    }
+
+    /// Tell `chain` every record's outcome (`on_acknowledgement`).
+    pub fn with_interceptors(mut self, chain: Arc<[Arc<dyn ProducerInterceptor>]>) -> Self {
+        self.interceptors = chain;
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -343,6 +361,7 @@ impl Accumulator {
             if fits {
                 let index = open.builder.len() as u32;
                 open.builder.push(timestamp, key, value, &headers);
+                open.result.record_added(timestamp);
                 let result = open.result.clone();
                 drop(guard);
                 if sealed {
@@ -390,12 +409,19 @@ impl Accumulator {
                 }
             },
         };
+        let mut builder = BatchBuilder::with_capacity(capacity)
+            .compression(self.limits.compression)
+            .map_err(|e| Error::Config(format!("compression: {e}")))?;
         let id = *next_id;
         *next_id += 1;
         incomplete.insert(id);
-        let mut builder = BatchBuilder::with_capacity(capacity);
         builder.push(timestamp, key, value, &headers);
-        let result = Arc::new(BatchResult::default());
+        let result = Arc::new(BatchResult::with_interceptors(
+            &self.interceptors,
+            &tq.name,
+            partition,
+        ));
+        result.record_added(timestamp);
         pq.open = Some(OpenBatch {
             id,
             builder,
@@ -523,13 +549,16 @@ impl Accumulator {
                         pq.sealed.push_back(open);
                         tq.sticky.batch_done(partition, n);
                     }
+                    // Fitted by the uncompressed size (known before the
+                    // work of compressing), counted by the bytes sent.
                     while let Some(front) = pq.sealed.front() {
                         if !fits(request.bytes, front.size()) {
                             break;
                         }
-                        request.bytes += front.size();
                         let batch = pq.sealed.pop_front().expect("front exists");
-                        batches.push(batch.build(stamp, &mut pq.next_sequence));
+                        let batch = batch.build(stamp, &mut pq.next_sequence);
+                        request.bytes += batch.records.len();
+                        batches.push(batch);
                     }
                 }
                 if batches.is_empty() {
@@ -692,6 +721,7 @@ mod tests {
             max_request_size: 1024 * 1024,
             max_in_flight: 5,
             buffer_memory: 32 * 1024 * 1024,
+            compression: Compression::None,
         }
     }
 
@@ -1003,5 +1033,33 @@ mod tests {
         let mut later = acc.drain(Instant::now(), |_, _| 2, Some(STAMP), false);
         let b = &later.requests.swap_remove(0).partitions[0].batches[0];
         assert_eq!(header(b).base_sequence, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn batches_are_compressed_but_sized_uncompressed() {
+        let acc = Accumulator::new(Limits {
+            compression: Compression::Zstd,
+            ..limits(1_000, 0)
+        });
+        acc.set_partitions("t", 1);
+        // 100-byte records: batch_size counts them uncompressed, so a batch
+        // seals after 8 (61 + 8 * ~110 bytes), however well they compress.
+        for _ in 0..16 {
+            append(&acc, record(0, 100));
+        }
+        let drain = acc.drain(Instant::now(), |_, _| 1, None, false);
+        let request = &drain.requests[0];
+        let batches = &request.partitions[0].batches;
+        assert_eq!(batches[0].count, 8);
+        let header = runnel_proto::batch::validate_batch(&batches[0].records).unwrap();
+        assert_eq!(header.compression(), Ok(Compression::Zstd));
+        assert!(
+            batches[0].records.len() < 200,
+            "{}",
+            batches[0].records.len()
+        );
+        // The request counts the bytes actually sent.
+        let sent: usize = batches.iter().map(|b| b.records.len()).sum();
+        assert_eq!(request.bytes, sent);
     }
 }

@@ -5,6 +5,12 @@
 //! record's index, so enqueueing a record allocates nothing; a batch is
 //! acknowledged (or fails) as a whole, and each record's offset is the
 //! batch's base offset plus its index.
+//!
+//! With producer interceptors, a batch's result also remembers each
+//! record's timestamp, so that completing the batch can tell every
+//! interceptor every record's outcome (`on_acknowledgement`), whoever
+//! completes it: the sender on an answer, a failure after retries, or an
+//! abort.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,6 +18,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 use crate::error::{Error, Result};
+use crate::interceptor::{self, ProducerInterceptor};
 use crate::producer::RecordMetadata;
 
 /// What the broker said about one batch.
@@ -29,15 +36,70 @@ pub(crate) struct BatchResult {
     outcome: OnceLock<Result<BatchAck>>,
     /// Wakers of futures polled before the outcome was known.
     waiters: Mutex<Vec<Waker>>,
+    /// Interceptors to tell each record's outcome; `None` without any, so
+    /// the common case records nothing per record.
+    acks: Option<AckHook>,
+}
+
+/// What completing a batch needs to call `on_acknowledgement` per record.
+struct AckHook {
+    chain: Arc<[Arc<dyn ProducerInterceptor>]>,
+    topic: Arc<str>,
+    partition: u32,
+    /// CreateTime of each record, in batch order (index = offset delta).
+    timestamps: Mutex<Vec<i64>>,
 }
 
 impl BatchResult {
-    /// Set the outcome (first call wins) and wake every waiting future.
+    /// A result for a batch of `topic`-`partition` whose records'
+    /// outcomes go to `chain` (plain [`Default`] when it is empty).
+    pub fn with_interceptors(
+        chain: &Arc<[Arc<dyn ProducerInterceptor>]>,
+        topic: &Arc<str>,
+        partition: u32,
+    ) -> Self {
+        BatchResult {
+            acks: (!chain.is_empty()).then(|| AckHook {
+                chain: chain.clone(),
+                topic: topic.clone(),
+                partition,
+                timestamps: Mutex::default(),
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// A record with `timestamp` was added to the batch (in order).
+    pub fn record_added(&self, timestamp: i64) {
+        if let Some(hook) = &self.acks {
+            hook.timestamps
+                .lock()
+                .expect("timestamps lock")
+                .push(timestamp);
+        }
+    }
+
+    /// Set the outcome (first call wins), wake every waiting future and
+    /// tell the interceptors each record's outcome.
     pub fn complete(&self, outcome: Result<BatchAck>) {
         if self.outcome.set(outcome).is_ok() {
             let waiters = std::mem::take(&mut *self.waiters.lock().expect("waiters lock"));
             for waker in waiters {
                 waker.wake();
+            }
+            if let (Some(hook), Some(outcome)) = (&self.acks, self.outcome.get()) {
+                let timestamps =
+                    std::mem::take(&mut *hook.timestamps.lock().expect("timestamps lock"));
+                for (index, timestamp) in timestamps.into_iter().enumerate() {
+                    let result = record_metadata(
+                        &hook.topic,
+                        hook.partition,
+                        index as u32,
+                        timestamp,
+                        outcome,
+                    );
+                    interceptor::on_acknowledgement(&hook.chain, &result);
+                }
             }
         }
     }
@@ -93,22 +155,40 @@ impl DeliveryFuture {
     }
 
     fn metadata(&self, outcome: &Result<BatchAck>) -> Result<RecordMetadata> {
-        let ack = outcome.as_ref().map_err(Error::clone)?;
-        Ok(RecordMetadata {
-            topic: self.topic.clone(),
-            partition: self.partition,
-            offset: if ack.base_offset < 0 {
-                -1
-            } else {
-                ack.base_offset + i64::from(self.index)
-            },
-            timestamp: if ack.log_append_time >= 0 {
-                ack.log_append_time
-            } else {
-                self.timestamp
-            },
-        })
+        record_metadata(
+            &self.topic,
+            self.partition,
+            self.index,
+            self.timestamp,
+            outcome,
+        )
     }
+}
+
+/// The outcome of record `index` (CreateTime `timestamp`) of a batch whose
+/// outcome is `outcome`.
+fn record_metadata(
+    topic: &Arc<str>,
+    partition: u32,
+    index: u32,
+    timestamp: i64,
+    outcome: &Result<BatchAck>,
+) -> Result<RecordMetadata> {
+    let ack = outcome.as_ref().map_err(Error::clone)?;
+    Ok(RecordMetadata {
+        topic: topic.clone(),
+        partition,
+        offset: if ack.base_offset < 0 {
+            -1
+        } else {
+            ack.base_offset + i64::from(index)
+        },
+        timestamp: if ack.log_append_time >= 0 {
+            ack.log_append_time
+        } else {
+            timestamp
+        },
+    })
 }
 
 impl Future for DeliveryFuture {
@@ -197,5 +277,35 @@ mod tests {
         }));
         let meta = future(&batch, 5).await.unwrap();
         assert_eq!((meta.offset, meta.timestamp), (-1, 77));
+    }
+
+    #[test]
+    fn interceptors_hear_every_record_once() {
+        use crate::interceptor::CountingInterceptor;
+        let counter = Arc::new(CountingInterceptor::new());
+        let chain: Arc<[Arc<dyn ProducerInterceptor>]> = Arc::new([counter.clone() as _]);
+        let topic: Arc<str> = "t".into();
+        let ok = BatchResult::with_interceptors(&chain, &topic, 0);
+        for ts in [1, 2, 3] {
+            ok.record_added(ts);
+        }
+        let ack = BatchAck {
+            base_offset: 10,
+            log_append_time: -1,
+        };
+        ok.complete(Ok(ack));
+        // Only the first completion counts.
+        ok.complete(Err(Error::Closed));
+        let failed = BatchResult::with_interceptors(&chain, &topic, 0);
+        failed.record_added(4);
+        failed.complete(Err(Error::Closed));
+        let c = counter.counts();
+        assert_eq!((c.succeeded, c.failed), (3, 1));
+
+        // Without interceptors nothing is remembered per record.
+        let empty: Arc<[Arc<dyn ProducerInterceptor>]> = Arc::new([]);
+        let none = BatchResult::with_interceptors(&empty, &topic, 0);
+        none.record_added(1);
+        assert!(none.acks.is_none());
     }
 }

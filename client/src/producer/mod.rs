@@ -16,6 +16,12 @@
 //! producer id (`InitProducerId`) and every batch carries it, its epoch and
 //! a per-partition sequence number, so the partition leader can drop a
 //! retried batch it already has instead of writing it twice.
+//!
+//! `compression` (Kafka's `compression.type`) compresses each batch's
+//! records with LZ4 or zstd when the batch is sealed and sent; the broker
+//! stores it compressed and consumers decompress. `interceptors` (see
+//! [`crate::interceptor`]) see every record before it is partitioned and
+//! every record's outcome.
 
 mod accumulator;
 mod delivery;
@@ -25,7 +31,7 @@ mod wire;
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -34,11 +40,13 @@ use tokio::task::JoinHandle;
 
 pub use delivery::DeliveryFuture;
 
+pub use runnel_proto::batch::Compression;
 use runnel_proto::v1::InitProducerIdRequest;
 
 use crate::cluster::{Cluster, request};
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
+use crate::interceptor::{self, ProducerInterceptor};
 use accumulator::{
     Accumulator, Append, BATCH_OVERHEAD, Limits, ProducerStamp, record_size_upper_bound,
 };
@@ -93,13 +101,28 @@ impl fmt::Display for Acks {
 }
 
 /// Producer knobs, named and defaulted as in Kafka's producer.
+///
+/// ```
+/// use std::sync::Arc;
+/// use runnel_client::interceptor::CountingInterceptor;
+/// use runnel_client::{Compression, ProducerConfig};
+///
+/// let config = ProducerConfig {
+///     // Kafka's compression.type names parse: none, lz4, zstd.
+///     compression: "zstd".parse().expect("a known codec"),
+///     interceptors: vec![Arc::new(CountingInterceptor::new())],
+///     ..Default::default()
+/// };
+/// assert_eq!(config.compression, Compression::Zstd);
+/// ```
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
     /// `acks`; default `all`.
     pub acks: Acks,
     /// `batch.size`: bytes a batch may grow to before it is sent without
     /// waiting for `linger`; default 16384. A record larger than this gets a
-    /// batch of its own.
+    /// batch of its own. Counts uncompressed bytes, as in Kafka: with
+    /// `compression` the batch sent is usually smaller.
     pub batch_size: usize,
     /// `linger.ms`: how long a batch that is not full waits for more
     /// records; default 5 ms. Larger values trade latency for bigger batches.
@@ -135,6 +158,16 @@ pub struct ProducerConfig {
     /// `true`, as in Kafka since 3.0; requires `acks=all`. Set to `false`
     /// for a broker without `InitProducerId`.
     pub enable_idempotence: bool,
+    /// `compression.type`: codec for each batch's records. Default
+    /// [`Compression::None`]; [`Compression::Lz4`] (fast, the usual choice)
+    /// and [`Compression::Zstd`] (smaller, more CPU) are built in; gzip and
+    /// snappy are refused by [`Producer::connect`]. Parse Kafka's names
+    /// with `"lz4".parse()`.
+    pub compression: Compression,
+    /// `interceptor.classes`: interceptors that see every record before it
+    /// is partitioned (and may change it) and every record's outcome, in
+    /// this order. Default none. See [`crate::interceptor`].
+    pub interceptors: Vec<Arc<dyn ProducerInterceptor>>,
 }
 
 impl Default for ProducerConfig {
@@ -151,6 +184,8 @@ impl Default for ProducerConfig {
             retry_backoff_max: Duration::from_secs(1),
             delivery_timeout: Duration::from_secs(120),
             enable_idempotence: true,
+            compression: Compression::None,
+            interceptors: Vec::new(),
         }
     }
 }
@@ -184,6 +219,12 @@ impl ProducerConfig {
                 "enable_idempotence requires acks=all (acks is {}); set acks=all or \
                  enable_idempotence=false",
                 self.acks
+            ));
+        }
+        if !self.compression.is_supported() {
+            return bad(format!(
+                "compression {} is not supported; use none, lz4 or zstd",
+                self.compression
             ));
         }
         let largest = self.batch_size.max(self.max_request_size);
@@ -300,6 +341,9 @@ pub struct Producer {
 struct Inner {
     shared: Arc<Shared>,
     sender: Mutex<Option<JoinHandle<()>>>,
+    /// Set by the first `close`, so interceptors are closed once however
+    /// many clones close the producer.
+    interceptors_closed: AtomicBool,
 }
 
 impl Drop for Inner {
@@ -320,6 +364,7 @@ impl Producer {
             max_request_size: config.max_request_size,
             max_in_flight: config.max_in_flight_requests,
             buffer_memory: config.buffer_memory,
+            compression: config.compression,
         };
         let stamp = if config.enable_idempotence {
             Some(init_producer_id(&cluster).await?)
@@ -327,7 +372,7 @@ impl Producer {
             None
         };
         let shared = Arc::new(Shared {
-            acc: Accumulator::new(limits),
+            acc: Accumulator::new(limits).with_interceptors(config.interceptors.clone().into()),
             cluster,
             config,
             stamp: Mutex::new(stamp),
@@ -338,6 +383,7 @@ impl Producer {
             inner: Arc::new(Inner {
                 shared,
                 sender: Mutex::new(Some(sender)),
+                interceptors_closed: AtomicBool::new(false),
             }),
         })
     }
@@ -352,7 +398,24 @@ impl Producer {
     /// Fails at once for a record larger than `max_request_size`, a
     /// partition the topic does not have, an unknown topic, or a closed
     /// producer.
+    ///
+    /// Interceptors' `on_send` runs first, in order, and the record they
+    /// return is the one sent; if `send` fails, their
+    /// `on_acknowledgement` hears that error.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+        let chain = &self.inner.shared.config.interceptors;
+        if chain.is_empty() {
+            return self.append(record).await;
+        }
+        let record = interceptor::on_send(chain, record);
+        let result = self.append(record).await;
+        if let Err(e) = &result {
+            interceptor::on_acknowledgement(chain, &Err(e.clone()));
+        }
+        result
+    }
+
+    async fn append(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
         let shared = &self.inner.shared;
         let size = BATCH_OVERHEAD + record_size_upper_bound(&record);
         if size > shared.config.max_request_size {
@@ -401,7 +464,8 @@ impl Producer {
     }
 
     /// Stop accepting records, send everything buffered and wait for the
-    /// answers. Later [`send`](Producer::send)s fail with [`Error::Closed`].
+    /// answers, then close the interceptors (once, whichever clone closes
+    /// first). Later [`send`](Producer::send)s fail with [`Error::Closed`].
     pub async fn close(&self) {
         self.inner.shared.acc.close();
         let sender = self.inner.sender.lock().expect("sender lock").take();
@@ -413,6 +477,9 @@ impl Producer {
         }
         // Another clone may have taken the handle: wait the same way.
         self.inner.shared.acc.flush().await;
+        if !self.inner.interceptors_closed.swap(true, Ordering::AcqRel) {
+            interceptor::close(&self.inner.shared.config.interceptors);
+        }
     }
 
     /// The number of partitions of `topic`, from cached metadata.
@@ -527,6 +594,31 @@ mod tests {
                 .to_string()
                 .contains("delivery_timeout")
         );
+    }
+
+    #[test]
+    fn compression_config() {
+        assert_eq!(ProducerConfig::default().compression, Compression::None);
+        for codec in [Compression::None, Compression::Lz4, Compression::Zstd] {
+            let c = ProducerConfig {
+                compression: codec,
+                ..Default::default()
+            };
+            c.validate().unwrap();
+        }
+        for codec in [Compression::Gzip, Compression::Snappy] {
+            let c = ProducerConfig {
+                compression: codec,
+                ..Default::default()
+            };
+            assert_eq!(
+                c.validate().unwrap_err().to_string(),
+                format!(
+                    "invalid configuration: compression {codec} is not supported; \
+                     use none, lz4 or zstd"
+                )
+            );
+        }
     }
 
     #[test]

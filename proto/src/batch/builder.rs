@@ -3,12 +3,17 @@
 //! Records are encoded straight into one `BytesMut` behind 61 reserved
 //! header bytes, so building a batch is one growing buffer and no
 //! per-record allocation; [`BatchBuilder::build`] fills the header in and
-//! computes the CRC over the finished bytes.
+//! computes the CRC over the finished bytes. With a codec
+//! ([`BatchBuilder::compression`]) `build` compresses the records section
+//! into a second buffer first: records are always encoded plain, because
+//! the codec needs the whole section and sizes (`batch.size`) are counted
+//! uncompressed, as in Kafka.
 
 use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::compression::{COMPRESSION_MASK, Compression, compress};
 use super::header::{BatchHeader, CRC_OFFSET};
 use super::validate::compute_crc;
 use super::varint::{put_varint, put_varlong, varint_len, varlong_len};
@@ -16,12 +21,14 @@ use super::{
     BATCH_HEADER_LEN, LOG_OVERHEAD, MAGIC_V2, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH,
     NO_PRODUCER_ID, NO_SEQUENCE,
 };
+use crate::error::{Error, Result};
 
 /// Largest batch, in bytes after the log overhead, that `batchLength` (an
 /// `i32`) can describe.
 const MAX_BATCH_LENGTH: usize = i32::MAX as usize;
 
-/// Builds one uncompressed RecordBatch v2 with CreateTime timestamps.
+/// Builds one RecordBatch v2 with CreateTime timestamps, uncompressed unless
+/// [`compression`](Self::compression) names a codec.
 ///
 /// ```
 /// use runnel_proto::batch::{BatchBuilder, validate_batch};
@@ -36,6 +43,26 @@ const MAX_BATCH_LENGTH: usize = i32::MAX as usize;
 /// assert_eq!(batch.len(), size);
 /// let header = validate_batch(&batch)?;
 /// assert_eq!((header.records_count, header.base_sequence), (2, 7));
+/// # Ok::<(), runnel_proto::Error>(())
+/// ```
+///
+/// Compressed, the header is the same but the records section shrinks:
+///
+/// ```
+/// use runnel_proto::batch::{BatchBuilder, Compression, records, validate_batch};
+///
+/// let mut b = BatchBuilder::new().compression(Compression::Zstd)?;
+/// for i in 0..100 {
+///     b.push(1_700_000_000_000 + i, None, Some(b"the same value, again and again"), &[]);
+/// }
+/// let plain_size = b.size();
+/// let batch = b.build().expect("100 records");
+/// assert!(batch.len() < plain_size / 4);
+///
+/// let header = validate_batch(&batch)?;
+/// assert_eq!(header.compression()?, Compression::Zstd);
+/// assert_eq!((header.records_count, header.last_offset_delta), (100, 99));
+/// assert_eq!(records(&batch)?.count(), 100);
 /// # Ok::<(), runnel_proto::Error>(())
 /// ```
 pub struct BatchBuilder {
@@ -53,6 +80,8 @@ pub struct BatchBuilder {
     producer_epoch: i16,
     /// Sequence number of the first record, or [`NO_SEQUENCE`].
     base_sequence: i32,
+    /// Codec for the records section; always one this build can write.
+    compression: Compression,
 }
 
 impl fmt::Debug for BatchBuilder {
@@ -66,6 +95,7 @@ impl fmt::Debug for BatchBuilder {
             .field("producer_id", &self.producer_id)
             .field("producer_epoch", &self.producer_epoch)
             .field("base_sequence", &self.base_sequence)
+            .field("compression", &self.compression)
             .finish()
     }
 }
@@ -123,7 +153,24 @@ impl BatchBuilder {
             producer_id: NO_PRODUCER_ID,
             producer_epoch: NO_PRODUCER_EPOCH,
             base_sequence: NO_SEQUENCE,
+            compression: Compression::None,
         }
+    }
+
+    /// Compress the records section with `codec` when the batch is built
+    /// (attributes bits 0-2 say which). Record count, offset deltas and
+    /// timestamps are unchanged; only the bytes after the header shrink.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnsupportedCompression`] for gzip and snappy, which this
+    /// crate does not write.
+    pub fn compression(mut self, codec: Compression) -> Result<Self> {
+        if !codec.is_supported() {
+            return Err(Error::UnsupportedCompression(codec));
+        }
+        self.compression = codec;
+        Ok(self)
     }
 
     /// Stamp the batch with an idempotent producer's id, epoch and the
@@ -246,31 +293,57 @@ impl BatchBuilder {
         self.count == 0
     }
 
-    /// The exact size in bytes [`build`](Self::build) would return now:
-    /// header plus records ([`BATCH_HEADER_LEN`] when empty).
+    /// The size in bytes of the batch uncompressed: header plus records
+    /// ([`BATCH_HEADER_LEN`] when empty). Exactly what
+    /// [`build`](Self::build) returns without a codec; with one, `build`
+    /// returns the compressed size, usually less (but a few bytes more
+    /// for incompressible records). Producers compare this against
+    /// `batch.size`, which counts uncompressed bytes as in Kafka.
     pub fn size(&self) -> usize {
         self.buf.len()
     }
 
-    /// Finish the batch: fill in the header (`baseOffset` 0 and
-    /// `partitionLeaderEpoch` −1, both for the broker to stamp) and the
-    /// CRC-32C.
+    /// Finish the batch: compress the records section if a codec is set,
+    /// fill in the header (`baseOffset` 0 and `partitionLeaderEpoch` −1,
+    /// both for the broker to stamp) and the CRC-32C, which covers the
+    /// compressed bytes.
     ///
     /// Returns `None` if no record was pushed: Kafka has no valid empty
     /// batch (`recordsCount` must be at least 1), so an empty builder cannot
     /// produce bytes that the broker would reject.
+    ///
+    /// # Panics
+    ///
+    /// If the compressed batch would exceed `i32::MAX` bytes.
     pub fn build(self) -> Option<Bytes> {
         if self.count == 0 {
             return None;
         }
-        let mut buf = self.buf;
+        let mut buf = match self.compression {
+            Compression::None => self.buf,
+            codec => {
+                let plain = &self.buf[BATCH_HEADER_LEN..];
+                // Most record batches shrink; start at the plain size so
+                // the common case never reallocates.
+                let mut out = BytesMut::with_capacity(self.buf.len());
+                out.put_bytes(0, BATCH_HEADER_LEN);
+                compress(codec, plain, &mut out)
+                    .expect("compression() only accepts codecs this crate writes");
+                assert!(
+                    out.len() - LOG_OVERHEAD <= MAX_BATCH_LENGTH,
+                    "compressed record batch would exceed i32::MAX bytes"
+                );
+                out
+            }
+        };
         let header = BatchHeader {
             base_offset: 0,
             batch_length: (buf.len() - LOG_OVERHEAD) as i32,
             partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
             magic: MAGIC_V2,
             crc: 0,
-            attributes: 0, // no compression, CreateTime, not transactional
+            // Codec in bits 0-2; CreateTime, not transactional, not control.
+            attributes: i16::from(self.compression.id()) & COMPRESSION_MASK,
             last_offset_delta: self.count - 1,
             base_timestamp: self.base_timestamp,
             max_timestamp: self.max_timestamp,
@@ -388,5 +461,151 @@ mod tests {
         }
         assert!(b.size() <= 4096);
         assert_eq!(b.buf.as_ptr(), ptr);
+    }
+
+    /// The same records, built plain and with `codec`.
+    fn plain_and_compressed(codec: Compression) -> (Bytes, Bytes) {
+        let build = |codec| {
+            let mut b = BatchBuilder::new()
+                .producer(9, 2, 100)
+                .compression(codec)
+                .unwrap();
+            for i in 0..50 {
+                b.push(
+                    1_000 + i,
+                    Some(format!("key-{i}").as_bytes()),
+                    Some(b"a value that repeats, a value that repeats"),
+                    &[("h", Some(b"header value"))],
+                );
+            }
+            b.push(900, None, None, &[("n", None)]);
+            b.build().unwrap()
+        };
+        (build(Compression::None), build(codec))
+    }
+
+    #[test]
+    fn compressed_batches_keep_the_header_and_shrink_the_records() {
+        for codec in [Compression::Lz4, Compression::Zstd] {
+            let (plain, compressed) = plain_and_compressed(codec);
+            assert!(
+                compressed.len() < plain.len() / 2,
+                "{codec}: {} vs {}",
+                compressed.len(),
+                plain.len()
+            );
+            let hp = validate_batch(&plain).unwrap();
+            let hc = validate_batch(&compressed).unwrap();
+            assert_eq!(hc.compression(), Ok(codec));
+            assert_eq!(hc.attributes, i16::from(codec.id()));
+            assert_eq!(hc.total_size(), compressed.len());
+            // Everything but length, CRC and attributes is the plain header.
+            assert_eq!(
+                (hc.records_count, hc.last_offset_delta, hc.base_timestamp),
+                (hp.records_count, hp.last_offset_delta, hp.base_timestamp)
+            );
+            assert_eq!(
+                (hc.max_timestamp, hc.producer_id, hc.producer_epoch),
+                (hp.max_timestamp, hp.producer_id, hp.producer_epoch)
+            );
+            assert_eq!(hc.base_sequence, hp.base_sequence);
+            // The CRC covers the compressed bytes (validate_batch checked
+            // it); and the records decode to the same thing.
+            let a: Vec<_> = records(&plain).unwrap().map(Result::unwrap).collect();
+            let b: Vec<_> = records(&compressed).unwrap().map(Result::unwrap).collect();
+            assert_eq!(a, b);
+            assert_eq!(b.len(), 51);
+        }
+    }
+
+    #[test]
+    fn gzip_and_snappy_cannot_be_written() {
+        for codec in [Compression::Gzip, Compression::Snappy] {
+            let err = BatchBuilder::new().compression(codec).unwrap_err();
+            assert_eq!(err, Error::UnsupportedCompression(codec));
+        }
+        // None is accepted and builds exactly the default batch.
+        let mut a = BatchBuilder::new().compression(Compression::None).unwrap();
+        let mut b = BatchBuilder::new();
+        a.push(1, None, Some(b"v"), &[]);
+        b.push(1, None, Some(b"v"), &[]);
+        assert_eq!(a.build(), b.build());
+    }
+
+    #[test]
+    fn incompressible_records_still_round_trip() {
+        // Pseudo-random bytes: the compressed batch may be a little larger
+        // than the plain one, and must still validate and decode.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let noise: Vec<u8> = (0..5_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        for codec in [Compression::Lz4, Compression::Zstd] {
+            let mut b = BatchBuilder::new().compression(codec).unwrap();
+            b.push(0, None, Some(&noise), &[]);
+            let size = b.size();
+            let batch = b.build().unwrap();
+            assert!(
+                batch.len() < size + 64,
+                "{codec}: {} vs {size}",
+                batch.len()
+            );
+            validate_batch(&batch).unwrap();
+            let rec = records(&batch).unwrap().next().unwrap().unwrap();
+            assert_eq!(rec.value.as_deref(), Some(&noise[..]));
+        }
+    }
+
+    type Row = (
+        i64,
+        Option<Vec<u8>>,
+        Option<Vec<u8>>,
+        Vec<(String, Option<Vec<u8>>)>,
+    );
+
+    fn row() -> impl proptest::strategy::Strategy<Value = Row> {
+        use proptest::prelude::*;
+        let bytes = || proptest::option::of(proptest::collection::vec(any::<u8>(), 0..64));
+        (
+            any::<i64>(),
+            bytes(),
+            bytes(),
+            proptest::collection::vec(("[a-z]{0,8}", bytes()), 0..3),
+        )
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_codec_round_trips_records(
+            rows in proptest::collection::vec(row(), 1..40),
+            codec in proptest::sample::select(vec![Compression::None, Compression::Lz4, Compression::Zstd]),
+        ) {
+            let mut b = BatchBuilder::new().compression(codec).unwrap();
+            for (ts, k, v, hs) in &rows {
+                let hs: Vec<(&str, Option<&[u8]>)> =
+                    hs.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect();
+                b.push(*ts, k.as_deref(), v.as_deref(), &hs);
+            }
+            let batch = b.build().unwrap();
+            let h = validate_batch(&batch).unwrap();
+            proptest::prop_assert_eq!(h.compression(), Ok(codec));
+            proptest::prop_assert_eq!(h.records_count as usize, rows.len());
+            let recs: Vec<_> = records(&batch).unwrap().collect::<Result<_>>().unwrap();
+            proptest::prop_assert_eq!(recs.len(), rows.len());
+            for (i, (rec, (ts, k, v, hs))) in recs.iter().zip(&rows).enumerate() {
+                proptest::prop_assert_eq!(rec.offset, i as i64);
+                proptest::prop_assert_eq!(rec.timestamp, *ts);
+                proptest::prop_assert_eq!(rec.key.as_deref(), k.as_deref());
+                proptest::prop_assert_eq!(rec.value.as_deref(), v.as_deref());
+                let got: Vec<_> = rec.headers.iter().map(|h| (h.key.as_str(), h.value.as_deref())).collect();
+                let want: Vec<_> = hs.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect();
+                proptest::prop_assert_eq!(got, want);
+            }
+        }
     }
 }

@@ -37,7 +37,13 @@
 //! recomputing the checksum (see [`restamped_header`]).
 //!
 //! Compression ids (attributes bits 0-2): 0 none, 1 gzip, 2 snappy, 3 lz4,
-//! 4 zstd. Timestamp type (bit 3): 0 CreateTime, 1 LogAppendTime.
+//! 4 zstd. Timestamp type (bit 3): 0 CreateTime, 1 LogAppendTime. With a
+//! codec, everything after the 61-byte header is one compressed stream of
+//! the records; the header (record count, offset deltas, timestamps) stays
+//! plain and the CRC covers the compressed bytes, so the broker validates
+//! and stores a compressed batch without ever decompressing it. LZ4 (the
+//! frame format) and zstd are built in; gzip and snappy are stored but not
+//! read or written.
 //!
 //! # Record layout
 //!
@@ -67,8 +73,8 @@
 //!
 //! Modules: `header` (the 61-byte header), `validate` (CRC and producer
 //! rules), `walk` (concatenated batches), `restamp` (broker-owned fields),
-//! `builder`, `records` (record decoding), `compression` (codec ids and
-//! the one place decompression will plug in), `varint`.
+//! `builder`, `records` (record decoding), `compression` (codec ids, the
+//! LZ4 and zstd codecs), `varint`.
 
 mod builder;
 mod compression;
@@ -80,7 +86,7 @@ mod varint;
 mod walk;
 
 pub use builder::BatchBuilder;
-pub use compression::Compression;
+pub use compression::{Compression, MAX_DECOMPRESSED_LEN};
 pub use header::{BatchHeader, TimestampType};
 pub use records::{Record, RecordHeader, RecordIter, records};
 pub use restamp::{restamped_header, set_base_offset, set_partition_leader_epoch};

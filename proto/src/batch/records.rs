@@ -17,6 +17,8 @@
 //!
 //! Keys and values come out as [`Bytes::slice`]s of the batch: a reference
 //! count bump, never a copy. Header keys are the only allocation (`String`).
+//! A compressed batch (LZ4, zstd) is decompressed once into a new buffer
+//! when the iterator is created, and keys and values are slices of that.
 
 use std::fmt;
 use std::iter::FusedIterator;
@@ -77,9 +79,11 @@ pub struct Record {
 /// # Errors
 ///
 /// Framing errors as in [`validate_batch`](super::validate_batch),
-/// [`Error::UnknownCompression`], [`Error::UnsupportedCompression`] for
-/// compressed batches (only uncompressed batches decode for now), and
-/// [`Error::InvalidRecordCount`] if `recordsCount` is negative.
+/// [`Error::UnknownCompression`], [`Error::UnsupportedCompression`] for gzip
+/// and snappy batches, [`Error::CorruptCompressed`] and
+/// [`Error::DecompressedTooLarge`] for LZ4 and zstd sections that do not
+/// decompress (see [`MAX_DECOMPRESSED_LEN`](super::MAX_DECOMPRESSED_LEN)),
+/// and [`Error::InvalidRecordCount`] if `recordsCount` is negative.
 pub fn records(batch: &Bytes) -> Result<RecordIter> {
     exact_frame(batch)?;
     let header = BatchHeader::parse(batch)?;
@@ -443,9 +447,9 @@ mod tests {
     }
 
     #[test]
-    fn compressed_batches_are_unsupported_for_now() {
+    fn gzip_and_snappy_batches_are_unsupported() {
         let mut batch = batch_with_body(1, &[1, 2, 3]).to_vec();
-        for (id, codec) in [(1, "gzip"), (2, "snappy"), (3, "lz4"), (4, "zstd")] {
+        for (id, codec) in [(1, "gzip"), (2, "snappy")] {
             batch[ATTRIBUTES_OFFSET + 1] = id;
             let err = records(&batch.clone().into()).unwrap_err();
             assert!(matches!(err, Error::UnsupportedCompression(_)));
@@ -459,6 +463,41 @@ mod tests {
             records(&batch.into()).unwrap_err(),
             Error::UnknownCompression(6)
         );
+    }
+
+    #[test]
+    fn lz4_and_zstd_batches_decode() {
+        use crate::batch::Compression;
+        for codec in [Compression::Lz4, Compression::Zstd] {
+            let mut b = BatchBuilder::new().compression(codec).unwrap();
+            b.push(7, Some(b"k1"), Some(b"v1"), &[("h", Some(b"x"))]);
+            b.push(9, None, Some(b"v2"), &[]);
+            let batch = b.build().unwrap();
+            let recs: Vec<_> = records(&batch).unwrap().map(Result::unwrap).collect();
+            assert_eq!(recs.len(), 2);
+            assert_eq!(recs[0].key.as_deref(), Some(&b"k1"[..]));
+            assert_eq!(recs[1].value.as_deref(), Some(&b"v2"[..]));
+            assert_eq!((recs[0].timestamp, recs[1].offset), (7, 1));
+            assert_eq!(recs[0].headers[0].value.as_deref(), Some(&b"x"[..]));
+        }
+    }
+
+    #[test]
+    fn a_corrupt_compressed_section_is_an_error() {
+        // Labelled lz4/zstd, but the section is plain records.
+        let mut batch = batch_with_body(1, &record(&[0, 0, -1, -1, 0], &[])).to_vec();
+        for (id, codec) in [(3, "lz4"), (4, "zstd")] {
+            batch[ATTRIBUTES_OFFSET + 1] = id;
+            let err = records(&batch.clone().into()).unwrap_err();
+            assert!(
+                matches!(err, Error::CorruptCompressed { .. }),
+                "{codec}: {err:?}"
+            );
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("corrupt {codec} records section"))
+            );
+        }
     }
 
     #[test]

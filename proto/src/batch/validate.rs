@@ -43,11 +43,13 @@ fn check_crc(batch: &[u8], stored: u32) -> Result<()> {
 ///
 /// Checks, in order: framing and magic, the CRC-32C over everything from
 /// `attributes` to the end, that the compression id names a codec (the
-/// broker stores compressed batches as they are, but not ones labelled with
-/// a codec that does not exist), and that the batch is what a producer
+/// broker stores compressed batches as they are, LZ4 and zstd as well as
+/// gzip and snappy, which Kafka clients may send; only ids 5-7 name no
+/// codec), and that the batch is what a producer
 /// sends: `recordsCount >= 1` and `lastOffsetDelta == recordsCount - 1`.
 ///
-/// Records are not decoded; the CRC vouches for their bytes and
+/// Records are not decoded (a compressed section is never decompressed
+/// here); the CRC vouches for their bytes and
 /// [`records`](super::records) decodes them when somebody needs them.
 ///
 /// # Errors
@@ -245,5 +247,39 @@ mod tests {
             validate_batch(&batch),
             Err(Error::InvalidRecordCount { .. })
         ));
+    }
+
+    #[test]
+    fn compressed_batches_validate_without_decompressing() {
+        use crate::batch::Compression;
+        for codec in [Compression::Lz4, Compression::Zstd] {
+            let mut b = BatchBuilder::new()
+                .producer(5, 1, 0)
+                .compression(codec)
+                .unwrap();
+            for i in 0..20 {
+                b.push(1_000 + i, None, Some(b"compressible compressible"), &[]);
+            }
+            let batch = b.build().unwrap().to_vec();
+            let h = validate_batch(&batch).unwrap();
+            assert_eq!(h.compression(), Ok(codec));
+            assert_eq!((h.records_count, h.last_offset_delta), (20, 19));
+            // The CRC covers the compressed bytes: flipping one is caught.
+            let mut bad = batch.clone();
+            let last = bad.len() - 1;
+            bad[last] ^= 1;
+            assert!(matches!(
+                validate_batch(&bad),
+                Err(Error::CrcMismatch { .. })
+            ));
+            // A section that is garbage under a valid CRC still validates:
+            // the broker never decompresses, consumers report it.
+            let mut garbage = batch[..BATCH_HEADER_LEN].to_vec();
+            garbage.extend_from_slice(b"definitely not compressed");
+            let len = (garbage.len() - 12) as i32;
+            garbage[8..12].copy_from_slice(&len.to_be_bytes());
+            fix_crc(&mut garbage);
+            assert!(validate_batch(&garbage).is_ok());
+        }
     }
 }

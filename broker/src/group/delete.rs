@@ -1,0 +1,47 @@
+//! DeleteGroup: drop a group without members and its committed offsets.
+
+use runnel_proto::v1::{DeleteGroupRequest, DeleteGroupResponse};
+
+use super::{GroupCoordinator, offsets};
+use crate::meta::{Compare, Op};
+use crate::{Error, Result};
+
+pub async fn handle(
+    coord: &GroupCoordinator,
+    req: DeleteGroupRequest,
+) -> Result<DeleteGroupResponse> {
+    let existed = !offsets::read_all(coord, &req.group_id).await?.is_empty();
+    let entry = coord.entry(&req.group_id).await?;
+    {
+        let state = entry.state.lock();
+        if !state.members.is_empty() {
+            return Err(Error::NonEmptyGroup {
+                group: req.group_id.clone(),
+                members: state.members.len(),
+            });
+        }
+    }
+    let keys = coord.keys();
+    let outcome = coord
+        .store()
+        .txn(
+            vec![Compare::ModRevision(
+                keys.group_coordinator(&req.group_id),
+                entry.claim_revision,
+            )],
+            vec![Op::DeletePrefix(keys.group(&req.group_id))],
+        )
+        .await?;
+    coord.forget(&req.group_id);
+    if !outcome.succeeded {
+        return Err(Error::NotCoordinator {
+            group: req.group_id.clone(),
+            reason: "its coordinator claim was lost".into(),
+        });
+    }
+    if !existed {
+        return Err(Error::GroupIdNotFound(req.group_id));
+    }
+    tracing::info!(group = %req.group_id, "deleted group");
+    Ok(DeleteGroupResponse {})
+}
