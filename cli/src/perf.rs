@@ -96,6 +96,15 @@ pub struct ConsumePerf {
     /// Give up when no record arrives for this long (e.g. 10s).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     timeout: Duration,
+    /// Consume as this consumer group (its committed offsets, else from the
+    /// start), with --members consumers sharing the partitions.
+    #[arg(long)]
+    group: Option<String>,
+    /// Group members, in this process; the last one joins once the others
+    /// are consuming, and the time until it gets its first record (the
+    /// rebalance) is reported.
+    #[arg(long, default_value_t = 1, requires = "group")]
+    members: usize,
 }
 
 fn parse_acks(s: &str) -> Result<Acks, String> {
@@ -367,6 +376,9 @@ impl ConsumeSummary {
 }
 
 async fn consume(global: &Global, args: ConsumePerf) -> Result<()> {
+    if args.group.is_some() {
+        return consume_group(global, args).await;
+    }
     let config = ConsumerConfig {
         fetch_max_bytes: args.fetch_max_bytes,
         max_partition_fetch_bytes: args.max_partition_fetch_bytes,
@@ -430,6 +442,111 @@ async fn consume(global: &Global, args: ConsumePerf) -> Result<()> {
             humantime::format_duration(args.timeout)
         );
     }
+    Ok(())
+}
+
+/// `perf consume --group`: N members share the topic; aggregate rate, and
+/// how long the last member to join waited for its first record.
+async fn consume_group(global: &Global, args: ConsumePerf) -> Result<()> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let group = args.group.clone().expect("checked by the caller");
+    anyhow::ensure!(args.members >= 1, "--members must be at least 1");
+    let config = ConsumerConfig {
+        fetch_max_bytes: args.fetch_max_bytes,
+        max_partition_fetch_bytes: args.max_partition_fetch_bytes,
+        auto_offset_reset: AutoOffsetReset::Earliest,
+        request_timeout: global.request_timeout,
+        group_id: Some(group),
+        client_id: "runnel-perf".into(),
+        session_timeout: Duration::from_secs(10),
+        ..Default::default()
+    };
+    let records = Arc::new(AtomicU64::new(0));
+    let bytes = Arc::new(AtomicU64::new(0));
+    let target = args.messages;
+    let member = |join_delay: Option<Arc<AtomicU64>>| {
+        let (records, bytes, config, client) = (
+            records.clone(),
+            bytes.clone(),
+            config.clone(),
+            global.client_config(),
+        );
+        let topic = args.topic.clone();
+        let timeout = args.timeout;
+        tokio::spawn(async move {
+            if let Some(first) = &join_delay {
+                // Join once the others are consuming.
+                while first.load(Ordering::Acquire) == 0 && records.load(Ordering::Acquire) == 0 {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+            let joined = Instant::now();
+            let mut consumer = Consumer::connect(client, config).await?;
+            consumer.subscribe([&topic])?;
+            let mut first_record: Option<Duration> = None;
+            let mut last = Instant::now();
+            while records.load(Ordering::Acquire) < target {
+                let polled = consumer.poll(Duration::from_millis(200)).await?;
+                if polled.is_empty() {
+                    if last.elapsed() >= timeout && first_record.is_some() {
+                        break;
+                    }
+                    continue;
+                }
+                last = Instant::now();
+                first_record.get_or_insert_with(|| joined.elapsed());
+                let n: u64 = polled
+                    .iter()
+                    .map(|r| {
+                        (r.key.as_ref().map_or(0, Bytes::len)
+                            + r.value.as_ref().map_or(0, Bytes::len)) as u64
+                    })
+                    .sum();
+                bytes.fetch_add(n, Ordering::AcqRel);
+                records.fetch_add(polled.len() as u64, Ordering::AcqRel);
+            }
+            consumer.close().await?;
+            anyhow::Ok(first_record)
+        })
+    };
+    let start = Instant::now();
+    let bar = progress(args.messages, "records");
+    let mut tasks: Vec<_> = (0..args.members - 1).map(|_| member(None)).collect();
+    let started = Arc::new(AtomicU64::new(if args.members == 1 { 1 } else { 0 }));
+    tasks.push(member(Some(started)));
+    while records.load(Ordering::Acquire) < target && !tasks.iter().all(|t| t.is_finished()) {
+        bar.set_position(records.load(Ordering::Acquire));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let elapsed = start.elapsed();
+    bar.finish_and_clear();
+    let mut last_join = None;
+    for t in tasks {
+        last_join = t.await??;
+    }
+    let (n, b) = (
+        records.load(Ordering::Acquire),
+        bytes.load(Ordering::Acquire),
+    );
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    let rebalance_ms = last_join.map(|d| d.as_secs_f64() * 1000.0);
+    match global.output {
+        OutputFormat::Json => output::print_json(&serde_json::json!({
+            "records": n, "bytes": b, "elapsed_s": secs, "members": args.members,
+            "records_per_sec": n as f64 / secs, "mb_per_sec": b as f64 / secs / (1 << 20) as f64,
+            "last_member_first_record_ms": rebalance_ms,
+        }))?,
+        OutputFormat::Table => output::print_line(&format!(
+            "{n} records consumed by {} member(s) in {secs:.2} s, {:.1} records/sec ({:.2} MB/sec); \
+             last member's first record {} after it joined",
+            args.members,
+            n as f64 / secs,
+            b as f64 / secs / (1 << 20) as f64,
+            rebalance_ms.map_or("n/a".to_owned(), |ms| format!("{ms:.0} ms")),
+        ))?,
+    }
+    anyhow::ensure!(n >= target, "consumed only {n} of {target} records");
     Ok(())
 }
 

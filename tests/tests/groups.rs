@@ -671,3 +671,56 @@ async fn cli_group_consume_continues_where_it_stopped_and_group_commands_work() 
     runnel(&["group", "delete", "cli"]);
     assert!(!runnel(&["group", "list"]).contains("cli"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_assigned_consumer_commits_sync_and_async_outside_the_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&dir.path().join("data"), &[]).unwrap();
+    let bootstrap = broker.bootstrap();
+    let admin = Admin::connect(ClientConfig::new(&bootstrap).unwrap())
+        .await
+        .unwrap();
+    admin.create_topic(TOPIC, 2, 1, &[]).await.unwrap();
+    produce(&bootstrap, 0, 20).await;
+    let mut c = Consumer::connect(
+        ClientConfig::new(&bootstrap).unwrap(),
+        ConsumerConfig {
+            group_id: Some("manual".into()),
+            ..ConsumerConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    c.assign([(TOPIC, 0), (TOPIC, 1)]);
+    c.seek(TOPIC, 0, runnel_client::Offset::At(3))
+        .await
+        .unwrap();
+    c.seek(TOPIC, 1, runnel_client::Offset::At(1))
+        .await
+        .unwrap();
+    c.commit_async().await.unwrap().unwrap();
+    let tps = [(TOPIC.to_string(), 0), (TOPIC.to_string(), 1)];
+    assert_eq!(c.committed(&tps).await.unwrap(), vec![3, 1]);
+    c.seek(TOPIC, 0, runnel_client::Offset::At(4))
+        .await
+        .unwrap();
+    c.commit_sync().await.unwrap();
+    assert_eq!(c.committed(&tps).await.unwrap(), vec![4, 1]);
+    // A fresh group member starts from those commits.
+    let mut member = Consumer::connect(
+        ClientConfig::new(&bootstrap).unwrap(),
+        group_config("manual"),
+    )
+    .await
+    .unwrap();
+    member.subscribe([TOPIC]).unwrap();
+    let mut first: BTreeMap<u32, i64> = BTreeMap::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while first.len() < 2 && std::time::Instant::now() < deadline {
+        for r in member.poll(Duration::from_millis(200)).await.unwrap() {
+            first.entry(r.partition).or_insert(r.offset);
+        }
+    }
+    assert_eq!(first, BTreeMap::from([(0, 4), (1, 1)]));
+    member.close().await.unwrap();
+}

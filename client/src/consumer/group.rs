@@ -116,18 +116,16 @@ impl Membership {
 
     /// Commit `offsets` (next offset to read) as this member.
     pub async fn commit(&self, offsets: &[(TopicPartition, i64)]) -> Result<()> {
-        let (member_id, generation) = {
-            let s = self.shared.lock().expect("membership lock");
-            (s.member_id.clone(), s.generation)
-        };
-        commit(
-            &self.cluster,
-            &self.settings.group_id,
-            &member_id,
-            generation,
-            offsets,
-        )
-        .await
+        self.committer().commit(offsets).await
+    }
+
+    /// A handle that commits as this member from another task.
+    pub fn committer(&self) -> Committer {
+        Committer {
+            cluster: self.cluster.clone(),
+            group_id: self.settings.group_id.clone(),
+            shared: self.shared.clone(),
+        }
     }
 
     /// Leave the group (clean close): the partitions move at once.
@@ -156,6 +154,31 @@ impl Membership {
         {
             tracing::debug!(error = %e, "leaving the group failed; the session will expire");
         }
+    }
+}
+
+/// Commits as a member, usable from a spawned task (`commit_async`).
+pub(crate) struct Committer {
+    cluster: Arc<Cluster>,
+    group_id: String,
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl Committer {
+    /// Commit with the member id and generation current at call time.
+    pub async fn commit(&self, offsets: &[(TopicPartition, i64)]) -> Result<()> {
+        let (member_id, generation) = {
+            let s = self.shared.lock().expect("membership lock");
+            (s.member_id.clone(), s.generation)
+        };
+        commit(
+            &self.cluster,
+            &self.group_id,
+            &member_id,
+            generation,
+            offsets,
+        )
+        .await
     }
 }
 

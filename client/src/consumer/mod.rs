@@ -322,6 +322,27 @@ impl Consumer {
         self.commit_offsets(&offsets).await
     }
 
+    /// [`Consumer::commit_sync`] in the background: the positions are
+    /// taken now, the commit runs on its own task; await the handle for
+    /// the outcome, or drop it (Kafka's `commitAsync`).
+    pub fn commit_async(&self) -> JoinHandle<Result<()>> {
+        let offsets: Vec<((String, u32), i64)> = self
+            .assigned
+            .iter()
+            .filter_map(|a| Some(((a.topic.to_string(), a.partition), a.position?)))
+            .collect();
+        let cluster = self.cluster.clone();
+        let group = self.config.group_id.clone();
+        let committer = self.membership.as_ref().map(Membership::committer);
+        tokio::spawn(async move {
+            match (committer, group) {
+                (Some(c), _) => c.commit(&offsets).await,
+                (None, Some(group)) => group::commit(&cluster, &group, "", -1, &offsets).await,
+                (None, None) => Err(Error::Config("committing offsets needs a group_id".into())),
+            }
+        })
+    }
+
     /// Commit these offsets (the next offset to read, per partition).
     pub async fn commit_offsets(&self, offsets: &[((String, u32), i64)]) -> Result<()> {
         match (&self.membership, &self.config.group_id) {
