@@ -169,24 +169,10 @@ pub async fn run(global: &Global, args: GroupArgs) -> Result<()> {
                 (_, _, _, Some(n)) => bail!("--to-offset {n}: offsets are 0 or more"),
                 _ => unreachable!("clap requires one"),
             };
-            let count = admin.describe_topic(&topic).await?.partitions.len() as u32;
-            let parts: Vec<u32> = match partition {
-                Some(p) if p >= count => {
-                    bail!("topic {topic:?} has no partition {p} (it has {count})")
-                }
-                Some(p) => vec![p],
-                None => (0..count).collect(),
-            };
-            let names: Vec<(&str, u32)> = parts.iter().map(|p| (topic.as_str(), *p)).collect();
-            let targets = admin.list_offsets(&names, to).await?;
-            let rows: Vec<(String, u32, i64)> = parts
-                .iter()
-                .zip(&targets)
-                .map(|(p, o)| (topic.clone(), *p, *o))
-                .collect();
-            if execute {
-                admin.reset_group_offsets(&group, &rows).await?;
-            }
+            let only: Option<Vec<u32>> = partition.map(|p| vec![p]);
+            let rows = admin
+                .reset_group_offsets_to(&group, &topic, only.as_deref(), to, !execute)
+                .await?;
             if json {
                 let plan: Vec<_> = rows
                     .iter()

@@ -18,6 +18,7 @@ use runnel_proto::v1::{
 use runnel_proto::v1::{
     DeleteGroupRequest, DescribeGroupRequest, DescribeGroupResponse, GroupListing,
     ListGroupsRequest, OffsetCommitPartition, OffsetCommitTopic, ResetGroupOffsetsRequest,
+    ResetSpec,
 };
 
 use crate::cluster::{Cluster, request};
@@ -323,26 +324,15 @@ impl Admin {
                 conn.group().describe_group(request(message, timeout)),
             )
             .await?;
-        let partitions: Vec<(&str, u32)> = described
-            .offsets
-            .iter()
-            .map(|o| (o.topic.as_str(), o.partition))
-            .collect();
-        let ends = if partitions.is_empty() {
-            Vec::new()
-        } else {
-            crate::consumer::list_end_offsets(&self.cluster, &partitions).await?
-        };
         let lag = described
-            .offsets
+            .lag
             .iter()
-            .zip(ends)
-            .map(|(o, end)| PartitionLag {
-                topic: o.topic.clone(),
-                partition: o.partition,
-                committed: o.offset,
-                end_offset: end,
-                lag: (end - o.offset).max(0),
+            .map(|l| PartitionLag {
+                topic: l.topic.clone(),
+                partition: l.partition,
+                committed: l.committed,
+                end_offset: l.end_offset,
+                lag: l.lag,
             })
             .collect();
         Ok(GroupDescription { described, lag })
@@ -371,8 +361,6 @@ impl Admin {
         group: &str,
         offsets: &[(String, u32, i64)],
     ) -> Result<()> {
-        let conn = crate::consumer::group::find_coordinator(&self.cluster, group).await?;
-        let timeout = self.cluster.request_timeout();
         let mut topics: Vec<OffsetCommitTopic> = Vec::new();
         for (topic, partition, offset) in offsets {
             let p = OffsetCommitPartition {
@@ -388,27 +376,79 @@ impl Admin {
                 }),
             }
         }
+        self.reset(group, topics, ResetSpec::Explicit, 0, false)
+            .await
+            .map(|_| ())
+    }
+
+    /// Move a group's committed offsets for `topic` (`partitions`, or all)
+    /// to `to`: earliest, latest, the first record at a time, or an offset.
+    /// The broker works the offsets out from the partitions' leaders; with
+    /// `dry_run` it only returns them. Refused while the group has members.
+    pub async fn reset_group_offsets_to(
+        &self,
+        group: &str,
+        topic: &str,
+        partitions: Option<&[u32]>,
+        to: crate::Offset,
+        dry_run: bool,
+    ) -> Result<Vec<(String, u32, i64)>> {
+        let (spec, timestamp, explicit) = match to {
+            crate::Offset::Earliest => (ResetSpec::Earliest, 0, 0),
+            crate::Offset::Latest => (ResetSpec::Latest, 0, 0),
+            crate::Offset::Timestamp(ts) => (ResetSpec::Timestamp, ts, 0),
+            crate::Offset::At(n) => (ResetSpec::Explicit, 0, n),
+        };
+        let listed: Vec<u32> = match (partitions, spec) {
+            (Some(p), _) => p.to_vec(),
+            (None, ResetSpec::Explicit) => {
+                (0..self.cluster.refresh_topic(topic).await?.partitions()).collect()
+            }
+            (None, _) => Vec::new(),
+        };
+        let topics = vec![OffsetCommitTopic {
+            topic: topic.to_owned(),
+            partitions: listed
+                .into_iter()
+                .map(|partition| OffsetCommitPartition {
+                    partition,
+                    offset: explicit,
+                    metadata: String::new(),
+                })
+                .collect(),
+        }];
+        self.reset(group, topics, spec, timestamp, dry_run).await
+    }
+
+    async fn reset(
+        &self,
+        group: &str,
+        topics: Vec<OffsetCommitTopic>,
+        spec: ResetSpec,
+        timestamp_ms: i64,
+        dry_run: bool,
+    ) -> Result<Vec<(String, u32, i64)>> {
+        let conn = crate::consumer::group::find_coordinator(&self.cluster, group).await?;
+        let timeout = self.cluster.request_timeout();
         let message = ResetGroupOffsetsRequest {
             group_id: group.to_owned(),
             topics,
+            spec: spec as i32,
+            timestamp_ms,
+            dry_run,
         };
-        conn.call(
-            "ResetGroupOffsets",
-            timeout,
-            conn.group().reset_group_offsets(request(message, timeout)),
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// Offsets of `partitions` at `offset` (earliest, latest, a timestamp),
-    /// from each partition's leader — for computing resets.
-    pub async fn list_offsets(
-        &self,
-        partitions: &[(&str, u32)],
-        offset: crate::Offset,
-    ) -> Result<Vec<i64>> {
-        crate::consumer::list_offsets_at(&self.cluster, partitions, offset).await
+        let response = conn
+            .call(
+                "ResetGroupOffsets",
+                timeout,
+                conn.group().reset_group_offsets(request(message, timeout)),
+            )
+            .await?;
+        Ok(response
+            .offsets
+            .into_iter()
+            .map(|o| (o.topic, o.partition, o.offset))
+            .collect())
     }
 
     /// Brokers, controller and partition leadership for `topics` (all topics

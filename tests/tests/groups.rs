@@ -668,6 +668,47 @@ async fn cli_group_consume_continues_where_it_stopped_and_group_commands_work() 
         .map(|l| l.lag)
         .sum();
     assert_eq!(lag, 250);
+    // The same through the API: a dry run at a time, then latest.
+    let planned = admin
+        .reset_group_offsets_to(
+            "cli",
+            TOPIC,
+            None,
+            runnel_client::Offset::Timestamp(i64::MAX),
+            true,
+        )
+        .await
+        .unwrap();
+    let ends: i64 = planned.iter().map(|(_, _, o)| o).sum();
+    assert_eq!(
+        (planned.len(), ends),
+        (3, 250),
+        "no record that new: the end"
+    );
+    let lag: i64 = admin
+        .describe_group("cli")
+        .await
+        .unwrap()
+        .lag
+        .iter()
+        .map(|l| l.lag)
+        .sum();
+    assert_eq!(lag, 250, "dry run");
+    admin
+        .reset_group_offsets_to(
+            "cli",
+            TOPIC,
+            Some(&[0]),
+            runnel_client::Offset::Latest,
+            false,
+        )
+        .await
+        .unwrap();
+    let described = admin.describe_group("cli").await.unwrap();
+    assert_eq!(
+        described.lag.iter().find(|l| l.partition == 0).unwrap().lag,
+        0
+    );
     runnel(&["group", "delete", "cli"]);
     assert!(!runnel(&["group", "list"]).contains("cli"));
 }

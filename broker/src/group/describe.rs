@@ -1,8 +1,10 @@
 //! DescribeGroup: state, members, assignments and committed offsets.
 
-use runnel_proto::v1::{DescribeGroupRequest, DescribeGroupResponse, GroupMember};
+use runnel_proto::v1::{
+    DescribeGroupRequest, DescribeGroupResponse, GroupMember, OffsetSpec, PartitionLag,
+};
 
-use super::{GroupCoordinator, offsets, to_wire};
+use super::{GroupCoordinator, lookup, offsets, to_wire};
 use crate::Result;
 
 pub async fn handle(
@@ -11,6 +13,19 @@ pub async fn handle(
 ) -> Result<DescribeGroupResponse> {
     let entry = coord.entry(&req.group_id).await?;
     let committed = offsets::read_all(coord, &req.group_id).await?;
+    let partitions: Vec<(String, u32)> = committed.keys().cloned().collect();
+    let ends = lookup::list_offsets(coord, &partitions, OffsetSpec::Latest, 0).await?;
+    let lag = committed
+        .iter()
+        .zip(ends)
+        .map(|(((topic, partition), c), end)| PartitionLag {
+            topic: topic.clone(),
+            partition: *partition,
+            committed: c.offset,
+            end_offset: end,
+            lag: if end < 0 { -1 } else { (end - c.offset).max(0) },
+        })
+        .collect();
     let state = entry.state.lock();
     Ok(DescribeGroupResponse {
         group_id: req.group_id.clone(),
@@ -30,5 +45,6 @@ pub async fn handle(
             })
             .collect(),
         offsets: offsets::to_wire(&committed),
+        lag,
     })
 }

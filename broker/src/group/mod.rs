@@ -21,6 +21,7 @@ pub mod heartbeat;
 pub mod join;
 pub mod leave;
 pub mod list;
+pub mod lookup;
 pub mod offset_commit;
 pub mod offset_fetch;
 pub mod offsets;
@@ -144,6 +145,15 @@ impl GroupCoordinator {
             .topic(topic)
             .ok()
             .map(|t| t.record.partitions())
+    }
+
+    /// The leader of `topic`-`partition` as this broker last heard.
+    pub fn leader_of(&self, topic: &str, partition: u32) -> Option<i32> {
+        self.replicas
+            .topic(topic)
+            .ok()?
+            .partition_state(partition)
+            .map(|s| s.leader)
     }
 
     /// The group if this broker coordinates it, claiming it when nobody

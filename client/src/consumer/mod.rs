@@ -854,48 +854,6 @@ impl Drop for Consumer {
 }
 
 /// Pause after a retriable per-partition error (`retry.backoff.ms`).
-/// High watermarks of `partitions`, from their leaders (for lag).
-pub(crate) async fn list_end_offsets(
-    cluster: &Cluster,
-    partitions: &[(&str, u32)],
-) -> Result<Vec<i64>> {
-    list_offsets_at(cluster, partitions, Offset::Latest).await
-}
-
-/// `partitions` resolved at `offset` from their leaders.
-pub(crate) async fn list_offsets_at(
-    cluster: &Cluster,
-    partitions: &[(&str, u32)],
-    offset: Offset,
-) -> Result<Vec<i64>> {
-    let (spec, timestamp) = match offset {
-        Offset::At(n) => return Ok(vec![n; partitions.len()]),
-        Offset::Earliest => (OffsetSpec::Earliest, 0),
-        Offset::Latest => (OffsetSpec::Latest, 0),
-        Offset::Timestamp(ts) => (OffsetSpec::Timestamp, ts),
-    };
-    let timeout = cluster.request_timeout();
-    let mut found =
-        fetch::list_offsets(cluster, timeout, RETRY_BACKOFF, partitions, spec, timestamp).await?;
-    if spec == OffsetSpec::Timestamp && found.contains(&-1) {
-        let latest = fetch::list_offsets(
-            cluster,
-            timeout,
-            RETRY_BACKOFF,
-            partitions,
-            OffsetSpec::Latest,
-            0,
-        )
-        .await?;
-        for (f, l) in found.iter_mut().zip(latest) {
-            if *f < 0 {
-                *f = l;
-            }
-        }
-    }
-    Ok(found)
-}
-
 /// How often a group consumer without partitions looks for an assignment.
 const GROUP_POLL: Duration = Duration::from_millis(50);
 
