@@ -672,3 +672,28 @@ async fn preferred_leader_returns_after_a_restart() {
         .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
     assert!(back.leader_epoch >= meta.leader_epoch + 2, "{back:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_topic_with_more_partitions_than_one_etcd_transaction_holds() {
+    // etcd refuses transactions of more than 128 operations by default.
+    let cluster = TestCluster::start(2, &[]).unwrap();
+    let admin = admin(&cluster).await;
+    admin.create_topic("wide", 300, 2, &[]).await.unwrap();
+    let meta = cluster
+        .wait_for("every partition to have a leader", WAIT, || async {
+            let m = cluster.metadata(&["wide"]).await.ok()?;
+            let t = m.topics.into_iter().next()?;
+            (t.partitions.len() == 300 && t.partitions.iter().all(|p| p.leader > 0)).then_some(t)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    assert!(meta.partitions.iter().all(|p| p.isr.len() == 2));
+    admin
+        .alter_topic(runnel_client::AlterTopic::new("wide").partitions(450))
+        .await
+        .unwrap();
+    cluster
+        .wait_for_leader("wide", 449, &[1, 2], Some(2), WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+}

@@ -33,6 +33,26 @@ pub fn plan(
     let live: BTreeSet<i32> = image.brokers.keys().copied().collect();
     let mut changes = Vec::new();
     for (topic, record) in &image.topics {
+        // A partition whose state was never written (its creator died
+        // between chunks): give it the state creation would have.
+        for (p, replicas) in record.value.assignment.iter().enumerate() {
+            let p = p as u32;
+            if image.states.contains_key(&(topic.clone(), p)) || replicas.is_empty() {
+                continue;
+            }
+            changes.push(PartitionChange {
+                topic: topic.clone(),
+                partition: p,
+                revision: 0,
+                state: PartitionState {
+                    version: crate::meta::records::VERSION,
+                    leader: replicas[0],
+                    leader_epoch: 0,
+                    isr: replicas.clone(),
+                },
+                reason: "partition state missing",
+            });
+        }
         for (p, current) in image.topic_states(topic) {
             let Some(replicas) = record.value.assignment.get(p as usize) else {
                 continue;
@@ -249,6 +269,19 @@ mod tests {
             "writes are conditional on what was read"
         );
         changes[0].state.clone()
+    }
+
+    #[test]
+    fn a_missing_partition_state_is_created() {
+        let mut i = image(&[1, 2], vec![2, 1], 2, vec![2, 1]);
+        i.states.clear();
+        let changes = plan(&i, false, |_| false);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].revision, 0, "only if still absent");
+        assert_eq!(
+            (changes[0].state.leader, changes[0].state.isr.clone()),
+            (2, vec![2, 1])
+        );
     }
 
     #[test]

@@ -198,22 +198,64 @@ impl TopicController {
             return Ok(names);
         }
         let mut compares = Vec::new();
-        let mut ops = Vec::new();
+        let mut heads = Vec::new();
+        let mut states = Vec::new();
         for plan in &plans {
             let key = self.keys.topic(&plan.name);
             compares.push(Compare::ModRevision(key.clone(), 0));
-            ops.push(Op::Put(key, records::encode(&plan.record)));
-            ops.extend(self.partition_state_ops(&plan.name, &plan.record, 0));
+            heads.push(Op::Put(key, records::encode(&plan.record)));
+            states.extend(self.partition_state_ops(&plan.name, &plan.record, 0));
         }
-        let outcome = self.store.txn(compares, ops.clone()).await?;
-        if !outcome.succeeded {
+        if !self.write_chunked(compares, heads, states).await? {
             return Err(Error::TopicAlreadyExists(names.join(", ")));
         }
         for plan in &plans {
             tracing::info!(topic = %plan.name, partitions = plan.record.partitions(), "created topic");
         }
-        self.apply_written(&ops, outcome.revision)?;
         Ok(names)
+    }
+
+    /// Write topic records (`heads`, guarded by `compares`) and partition
+    /// states. etcd refuses transactions of more than 128 operations by
+    /// default, so states beyond the first transaction follow in chunks,
+    /// each conditional on the topic records being unchanged since. Until
+    /// they land (or if this broker dies first) brokers see the partitions
+    /// without a leader; the controller creates any state still missing.
+    /// Returns false if the first transaction's compares failed.
+    async fn write_chunked(
+        &self,
+        compares: Vec<Compare>,
+        heads: Vec<Op>,
+        mut states: Vec<Op>,
+    ) -> Result<bool> {
+        const MAX_OPS: usize = 100;
+        let room = MAX_OPS.saturating_sub(heads.len());
+        let rest = states.split_off(room.min(states.len()));
+        let mut first = heads.clone();
+        first.extend(states);
+        let outcome = self.store.txn(compares, first.clone()).await?;
+        if !outcome.succeeded {
+            return Ok(false);
+        }
+        self.apply_written(&first, outcome.revision)?;
+        let fence: Vec<Compare> = heads
+            .iter()
+            .filter_map(|op| match op {
+                Op::Put(key, _) => Some(Compare::ModRevision(key.clone(), outcome.revision)),
+                _ => None,
+            })
+            .collect();
+        for chunk in rest.chunks(MAX_OPS) {
+            let written = self.store.txn(fence.clone(), chunk.to_vec()).await?;
+            if !written.succeeded {
+                tracing::warn!(
+                    "the topic changed while its partition states were written; stopping"
+                );
+                break;
+            }
+            self.apply_written(chunk, written.revision)?;
+        }
+        Ok(true)
     }
 
     /// Delete topics, all or none.
@@ -323,22 +365,16 @@ impl TopicController {
         if req.validate_only {
             return Ok(());
         }
-        let mut ops = vec![Op::Put(key.clone(), records::encode(&record))];
-        ops.extend(self.partition_state_ops(&req.name, &record, old_partitions));
-        let outcome = self
-            .store
-            .txn(
-                vec![Compare::ModRevision(key, current.mod_revision)],
-                ops.clone(),
-            )
-            .await?;
-        if !outcome.succeeded {
+        let heads = vec![Op::Put(key.clone(), records::encode(&record))];
+        let states = self.partition_state_ops(&req.name, &record, old_partitions);
+        let compares = vec![Compare::ModRevision(key, current.mod_revision)];
+        if !self.write_chunked(compares, heads, states).await? {
             return Err(Error::Metadata(
                 "the topic changed concurrently; retry".into(),
             ));
         }
         tracing::info!(topic = %req.name, partitions = record.partitions(), "altered topic");
-        self.apply_written(&ops, outcome.revision)
+        Ok(())
     }
 }
 
