@@ -696,4 +696,24 @@ async fn a_topic_with_more_partitions_than_one_etcd_transaction_holds() {
         .wait_for_leader("wide", 449, &[1, 2], Some(2), WAIT)
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    // One commit of 450 partitions: several transactions under the limit.
+    let mut consumer = Consumer::connect(
+        ClientConfig::new(&cluster.bootstrap()).unwrap(),
+        ConsumerConfig {
+            group_id: Some("wide-readers".into()),
+            ..ConsumerConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    consumer.assign((0..450).map(|p| ("wide", p)));
+    for p in 0..450 {
+        consumer
+            .seek("wide", p, runnel_client::Offset::At(0))
+            .await
+            .unwrap();
+    }
+    consumer.commit_sync().await.unwrap();
+    let all: Vec<(String, u32)> = (0..450).map(|p| ("wide".to_string(), p)).collect();
+    assert_eq!(consumer.committed(&all).await.unwrap(), vec![0; 450]);
 }
