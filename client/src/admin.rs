@@ -361,21 +361,9 @@ impl Admin {
         group: &str,
         offsets: &[(String, u32, i64)],
     ) -> Result<()> {
-        let mut topics: Vec<OffsetCommitTopic> = Vec::new();
-        for (topic, partition, offset) in offsets {
-            let p = OffsetCommitPartition {
-                partition: *partition,
-                offset: *offset,
-                metadata: String::new(),
-            };
-            match topics.iter_mut().find(|t| &t.topic == topic) {
-                Some(t) => t.partitions.push(p),
-                None => topics.push(OffsetCommitTopic {
-                    topic: topic.clone(),
-                    partitions: vec![p],
-                }),
-            }
-        }
+        let topics = crate::consumer::group::commit_topics(
+            offsets.iter().map(|(t, p, o)| (t.as_str(), *p, *o)),
+        );
         self.reset(group, topics, ResetSpec::Explicit, 0, false)
             .await
             .map(|_| ())

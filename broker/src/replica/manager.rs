@@ -106,6 +106,22 @@ impl ReplicaManager {
         all
     }
 
+    /// The named topics (each name checked), or every topic when `names`
+    /// is empty — what Metadata, DescribeTopics and reassignment listings
+    /// take.
+    pub fn topics_named(&self, names: &[String]) -> Result<Vec<Arc<TopicState>>> {
+        if names.is_empty() {
+            return Ok(self.topics());
+        }
+        names
+            .iter()
+            .map(|name| {
+                crate::topic::validate_topic_name(name)?;
+                self.topic(name)
+            })
+            .collect()
+    }
+
     /// Every hosted partition.
     pub fn hosted(&self) -> Vec<Arc<Partition>> {
         self.topics

@@ -10,7 +10,6 @@ use runnel_proto::v1::{
 use super::Context;
 use crate::Result;
 use crate::replica::{NO_LEADER, TopicState};
-use crate::topic::validate_topic_name;
 
 pub(crate) async fn create_topics(
     ctx: &Context,
@@ -62,16 +61,7 @@ pub(crate) async fn describe_topics(
     ctx: &Context,
     req: DescribeTopicsRequest,
 ) -> Result<DescribeTopicsResponse> {
-    let states = if req.names.is_empty() {
-        ctx.replicas.topics()
-    } else {
-        let mut states = Vec::with_capacity(req.names.len());
-        for name in &req.names {
-            validate_topic_name(name)?;
-            states.push(ctx.replicas.topic(name)?);
-        }
-        states
-    };
+    let states = ctx.replicas.topics_named(&req.names)?;
     Ok(DescribeTopicsResponse {
         topics: states.iter().map(|s| describe(s)).collect(),
     })

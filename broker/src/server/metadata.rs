@@ -8,19 +8,9 @@ use runnel_proto::v1::{
 use super::Context;
 use crate::Result;
 use crate::replica::{NO_LEADER, TopicState};
-use crate::topic::validate_topic_name;
 
 pub(crate) async fn handle(ctx: &Context, req: MetadataRequest) -> Result<MetadataResponse> {
-    let states = if req.topics.is_empty() {
-        ctx.replicas.topics()
-    } else {
-        let mut states = Vec::with_capacity(req.topics.len());
-        for name in &req.topics {
-            validate_topic_name(name)?;
-            states.push(ctx.replicas.topic(name)?);
-        }
-        states
-    };
+    let states = ctx.replicas.topics_named(&req.topics)?;
     let view = ctx.sync.view();
     let brokers: Vec<BrokerInfo> = view.read(|i| {
         i.brokers

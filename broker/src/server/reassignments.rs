@@ -7,7 +7,6 @@ use runnel_proto::v1::{
 
 use super::Context;
 use crate::Result;
-use crate::topic::validate_topic_name;
 
 pub(crate) async fn alter(
     ctx: &Context,
@@ -21,16 +20,7 @@ pub(crate) async fn list(
     ctx: &Context,
     req: ListPartitionReassignmentsRequest,
 ) -> Result<ListPartitionReassignmentsResponse> {
-    let states = if req.topics.is_empty() {
-        ctx.replicas.topics()
-    } else {
-        let mut states = Vec::with_capacity(req.topics.len());
-        for name in &req.topics {
-            validate_topic_name(name)?;
-            states.push(ctx.replicas.topic(name)?);
-        }
-        states
-    };
+    let states = ctx.replicas.topics_named(&req.topics)?;
     let mut reassignments = Vec::new();
     for state in states {
         for (&p, r) in &state.record.reassignments {

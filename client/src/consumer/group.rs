@@ -225,21 +225,7 @@ pub(crate) async fn commit(
     if offsets.is_empty() {
         return Ok(());
     }
-    let mut topics: Vec<OffsetCommitTopic> = Vec::new();
-    for ((topic, partition), offset) in offsets {
-        let partition = OffsetCommitPartition {
-            partition: *partition,
-            offset: *offset,
-            metadata: String::new(),
-        };
-        match topics.iter_mut().find(|t| &t.topic == topic) {
-            Some(t) => t.partitions.push(partition),
-            None => topics.push(OffsetCommitTopic {
-                topic: topic.clone(),
-                partitions: vec![partition],
-            }),
-        }
-    }
+    let topics = commit_topics(offsets.iter().map(|((t, p), o)| (t.as_str(), *p, *o)));
     let message = OffsetCommitRequest {
         group_id: group.to_owned(),
         member_id: member_id.to_owned(),
@@ -268,6 +254,29 @@ pub(crate) async fn commit(
         }
     }
     Err(last.expect("three attempts"))
+}
+
+/// `(topic, partition, offset)` rows grouped by topic, as commits and
+/// resets carry them.
+pub(crate) fn commit_topics<'a>(
+    rows: impl IntoIterator<Item = (&'a str, u32, i64)>,
+) -> Vec<OffsetCommitTopic> {
+    let mut topics: Vec<OffsetCommitTopic> = Vec::new();
+    for (topic, partition, offset) in rows {
+        let partition = OffsetCommitPartition {
+            partition,
+            offset,
+            metadata: String::new(),
+        };
+        match topics.iter_mut().find(|t| t.topic == topic) {
+            Some(t) => t.partitions.push(partition),
+            None => topics.push(OffsetCommitTopic {
+                topic: topic.to_owned(),
+                partitions: vec![partition],
+            }),
+        }
+    }
+    topics
 }
 
 /// Committed offsets of `partitions` (-1 where none).
