@@ -1,4 +1,18 @@
 //! `runnel-operator`: the kube-rs operator that turns `Cluster`, `Topic` and
 //! `ConsumerGroup` resources (group `runnel.dev`) into running brokers and
-//! topics. Empty until the operator work (issue 5) lands; the crate exists so
-//! the workspace layout matches `DESIGN.md` from the start.
+//! topics.
+//!
+//! Where to start reading:
+//! - [`crd`]: the resource types (spec, status, CEL rules); `cargo xtask
+//!   crdgen` writes their YAML to `crds/`.
+//! - [`manifests`]: pure functions from a `Cluster` to the Kubernetes
+//!   objects it needs (ConfigMap, Services, StatefulSet, PDB, managed etcd).
+//! - [`controller`]: one reconciler per kind, and [`controller::run`] that
+//!   starts them.
+
+pub mod controller;
+pub mod crd;
+pub mod error;
+pub mod manifests;
+
+pub use error::{Error, Result};

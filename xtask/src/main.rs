@@ -5,7 +5,10 @@
 //!   and without `conv=fdatasync`, `iperf3` over loopback), the reference
 //!   figures `docs/benchmarks.md` puts next to Runnel's numbers.
 //! - `dev-cluster`: a local cluster (etcd + N brokers) until Ctrl-C.
+//! - `crdgen`: write the CRD YAML generated from `operator/src/crd` to
+//!   `crds/` (and the Helm chart's copy when the chart exists).
 
+mod crdgen;
 mod dev_cluster;
 
 use std::path::PathBuf;
@@ -45,6 +48,8 @@ enum Cmd {
         #[arg(last = true)]
         broker_args: Vec<String>,
     },
+    /// Write crds/*.yaml (and charts/runnel/crds/) from the operator's Rust types.
+    Crdgen,
     /// Measure disk (dd) and loopback network (iperf3) baselines.
     Baseline {
         /// Directory to write the dd test file in (on the disk under test).
@@ -76,6 +81,7 @@ fn main() -> Result<()> {
             release,
             broker_args,
         }),
+        Cmd::Crdgen => crdgen::run(),
         Cmd::Baseline {
             dir,
             megabytes,

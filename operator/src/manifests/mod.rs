@@ -1,0 +1,1 @@
+//! Pure functions from a `Cluster` to the Kubernetes objects it needs.
