@@ -10,9 +10,14 @@
 //! - [`controller`]: one reconciler per kind, and [`controller::run`] that
 //!   starts them.
 
+pub mod context;
 pub mod controller;
 pub mod crd;
 pub mod error;
+#[cfg(test)]
+pub mod fixtures;
 pub mod manifests;
+pub mod metrics;
 
+pub use context::{Connector, Context, OperatorConfig};
 pub use error::{Error, Result};

@@ -1,1 +1,2 @@
-//! The reconcilers, one per kind.
+//! The reconcilers, one module per kind, each `reconcile(obj, ctx) ->
+//! Result<Action>` plus `error_policy`.

@@ -29,14 +29,27 @@ use serde::{Deserialize, Serialize};
     ),
     printcolumn(name = "Brokers", type_ = "integer", json_path = ".spec.replicas"),
     printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyBrokers"),
-    printcolumn(name = "Controller", type_ = "integer", json_path = ".status.controller"),
+    printcolumn(
+        name = "Controller",
+        type_ = "integer",
+        json_path = ".status.controller"
+    ),
     printcolumn(
         name = "Status",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
     ),
-    printcolumn(name = "Bootstrap", type_ = "string", json_path = ".status.bootstrap", priority = 1),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Bootstrap",
+        type_ = "string",
+        json_path = ".status.bootstrap",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[x_kube(validation = Rule::new("!has(oldSelf.metadataStore) || self.metadataStore == oldSelf.metadataStore").message("metadataStore is immutable: the cluster's metadata cannot move to another etcd"))]
 #[x_kube(validation = Rule::new("self.storage.size == oldSelf.storage.size && (has(self.storage.storageClassName) == has(oldSelf.storage.storageClassName)) && (!has(self.storage.storageClassName) || self.storage.storageClassName == oldSelf.storage.storageClassName)").message("storage size and class are fixed at creation (volume claims of a StatefulSet cannot change)"))]
@@ -344,7 +357,8 @@ mod tests {
     fn metadata_store_rules() {
         let both = json!({"storage": {"size": "1Gi"}, "metadataStore": {
             "external": {"endpoints": ["http://etcd:2379"]}, "managed": {"replicas": 3}}});
-        let even = json!({"storage": {"size": "1Gi"}, "metadataStore": {"managed": {"replicas": 2}}});
+        let even =
+            json!({"storage": {"size": "1Gi"}, "metadataStore": {"managed": {"replicas": 2}}});
         let bad_url = json!({"storage": {"size": "1Gi"},
             "metadataStore": {"external": {"endpoints": ["etcd:2379"]}}});
         for bad in [both, even, bad_url] {

@@ -23,7 +23,11 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "State", type_ = "string", json_path = ".status.state"),
     printcolumn(name = "Members", type_ = "integer", json_path = ".status.memberCount"),
     printcolumn(name = "Lag", type_ = "integer", json_path = ".status.totalLag"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[x_kube(validation = Rule::new("self.cluster == oldSelf.cluster && self.groupId == oldSelf.groupId").message("cluster and groupId are immutable: create another ConsumerGroup"))]
 #[serde(rename_all = "camelCase")]
@@ -169,7 +173,10 @@ mod tests {
                 "offsetReset": {"id": "1", "to": "latest"}}),
             json!({"cluster": "main", "groupId": "", }),
         ] {
-            assert!(ConsumerGroupSpec::validate_cel(&bad, None).is_err(), "{bad}");
+            assert!(
+                ConsumerGroupSpec::validate_cel(&bad, None).is_err(),
+                "{bad}"
+            );
         }
     }
 

@@ -69,6 +69,9 @@ mod tests {
         assert!(sub.status.is_some());
         let scale = sub.scale.as_ref().unwrap();
         assert_eq!(scale.spec_replicas_path, ".spec.replicas");
-        assert_eq!(ConsumerGroup::crd().spec.names.short_names, Some(vec!["rcg".to_owned()]));
+        assert_eq!(
+            ConsumerGroup::crd().spec.names.short_names,
+            Some(vec!["rcg".to_owned()])
+        );
     }
 }

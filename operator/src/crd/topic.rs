@@ -30,13 +30,21 @@ pub const TOPIC_FINALIZER: &str = "topics.runnel.dev/cleanup";
     printcolumn(name = "Cluster", type_ = "string", json_path = ".spec.cluster"),
     printcolumn(name = "Topic", type_ = "string", json_path = ".status.topicName"),
     printcolumn(name = "Partitions", type_ = "integer", json_path = ".spec.partitions"),
-    printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicationFactor"),
+    printcolumn(
+        name = "Replicas",
+        type_ = "integer",
+        json_path = ".spec.replicationFactor"
+    ),
     printcolumn(
         name = "Ready",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[x_kube(validation = Rule::new("self.partitions >= oldSelf.partitions").message("partitions can only increase: Runnel cannot remove a partition without losing its records").reason(Reason::FieldValueForbidden))]
 #[x_kube(validation = Rule::new("self.cluster == oldSelf.cluster").message("cluster is immutable: create a new Topic for another cluster"))]
@@ -140,7 +148,10 @@ mod tests {
     fn partitions_may_grow_but_not_shrink() {
         assert!(TopicSpec::validate_cel(&spec(6), Some(&spec(3))).is_ok());
         let err = TopicSpec::validate_cel(&spec(2), Some(&spec(3))).unwrap_err();
-        assert!(err.to_string().contains("partitions can only increase"), "{err}");
+        assert!(
+            err.to_string().contains("partitions can only increase"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -157,9 +168,7 @@ mod tests {
 
     #[test]
     fn config_rules_catch_unsupported_values() {
-        let with = |k: &str, v: &str| {
-            json!({"cluster": "main", "partitions": 1, "config": {k: v}})
-        };
+        let with = |k: &str, v: &str| json!({"cluster": "main", "partitions": 1, "config": {k: v}});
         assert!(TopicSpec::validate_cel(&with("cleanup.policy", "delete"), None).is_ok());
         assert!(TopicSpec::validate_cel(&with("cleanup.policy", "compact"), None).is_err());
         assert!(TopicSpec::validate_cel(&with("min.insync.replicas", "0"), None).is_err());

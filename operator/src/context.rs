@@ -1,0 +1,142 @@
+//! What every reconciler shares: the Kubernetes client, the operator's
+//! settings, metrics, the event recorder and the way to reach a cluster's
+//! brokers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Client;
+use kube::runtime::events::Reporter;
+use runnel_client::{Admin, ClientConfig};
+use tokio::sync::Mutex;
+
+use crate::crd::Cluster;
+use crate::metrics::Metrics;
+use crate::{Error, Result};
+
+/// The field manager of every server-side apply the operator makes.
+pub const FIELD_MANAGER: &str = "runnel-operator";
+
+/// Operator-wide settings (from `runnel-operator` flags).
+#[derive(Debug, Clone)]
+pub struct OperatorConfig {
+    /// Broker image for Clusters that name none.
+    pub broker_image: String,
+    /// How often every resource is reconciled even without a change: the
+    /// period in which drift made outside Kubernetes is reverted and status
+    /// (lag, ISR) refreshed.
+    pub resync: Duration,
+}
+
+impl Default for OperatorConfig {
+    fn default() -> Self {
+        OperatorConfig {
+            broker_image: format!("runnel/broker:{}", env!("CARGO_PKG_VERSION")),
+            resync: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Shared by all reconcilers.
+pub struct Context {
+    pub client: Client,
+    pub config: OperatorConfig,
+    pub metrics: Arc<Metrics>,
+    pub reporter: Reporter,
+    pub connector: Connector,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        config: OperatorConfig,
+        metrics: Arc<Metrics>,
+        connector: Connector,
+    ) -> Self {
+        Context {
+            client,
+            config,
+            metrics,
+            reporter: Reporter {
+                controller: "runnel-operator".into(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
+            connector,
+        }
+    }
+}
+
+/// Reaches a Cluster's brokers through its client Service (or, in tests and
+/// when the operator runs outside Kubernetes, a fixed bootstrap list), and
+/// keeps one admin client per cluster so a reconcile does not reconnect.
+pub struct Connector {
+    fixed: Option<String>,
+    timeout: Duration,
+    admins: Mutex<HashMap<String, (String, Admin)>>,
+}
+
+impl Connector {
+    /// Brokers at `<cluster>-client.<namespace>.svc:<grpc port>`.
+    pub fn in_cluster() -> Self {
+        Connector {
+            fixed: None,
+            timeout: Duration::from_secs(10),
+            admins: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Every cluster at `bootstrap` (`host:port[,host:port…]`): tests, and an
+    /// operator run from a laptop against port-forwarded brokers.
+    pub fn fixed(bootstrap: impl Into<String>) -> Self {
+        Connector {
+            fixed: Some(bootstrap.into()),
+            ..Connector::in_cluster()
+        }
+    }
+
+    /// The bootstrap address clients of `cluster` use.
+    pub fn bootstrap(&self, cluster: &Cluster) -> String {
+        match &self.fixed {
+            Some(fixed) => fixed.clone(),
+            None => crate::manifests::client_bootstrap(cluster),
+        }
+    }
+
+    /// An admin client for `cluster`, connected on first use.
+    pub async fn admin(&self, cluster: &Cluster) -> Result<Admin> {
+        let bootstrap = self.bootstrap(cluster);
+        let key = cluster_key(cluster);
+        let mut admins = self.admins.lock().await;
+        if let Some((address, admin)) = admins.get(&key)
+            && *address == bootstrap
+        {
+            return Ok(admin.clone());
+        }
+        let runnel_error = |source| Error::Runnel {
+            cluster: key.clone(),
+            source,
+        };
+        let mut config = ClientConfig::new(&bootstrap).map_err(runnel_error)?;
+        config.request_timeout = self.timeout;
+        config.connect_timeout = self.timeout;
+        config.client_id = "runnel-operator".into();
+        let admin = Admin::connect(config).await.map_err(runnel_error)?;
+        admins.insert(key.clone(), (bootstrap, admin.clone()));
+        Ok(admin)
+    }
+
+    /// Drop the cached client of `cluster` (after the cluster is deleted).
+    pub async fn forget(&self, cluster: &Cluster) {
+        self.admins.lock().await.remove(&cluster_key(cluster));
+    }
+}
+
+/// `namespace/name`.
+pub fn cluster_key(cluster: &Cluster) -> String {
+    format!(
+        "{}/{}",
+        kube::ResourceExt::namespace(cluster).unwrap_or_default(),
+        kube::ResourceExt::name_any(cluster)
+    )
+}
