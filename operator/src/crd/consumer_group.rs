@@ -1,5 +1,8 @@
 //! `ConsumerGroup`: a window onto one consumer group (members, offsets, lag
 //! in status) and a way to reset its offsets once, declaratively.
+// Several `printcolumn(...)` entries repeat `type_ = …`; clippy reads the
+// derive's arguments as duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};

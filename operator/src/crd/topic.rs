@@ -1,5 +1,8 @@
 //! `Topic`: one Runnel topic on one `Cluster`, created and kept in shape
 //! through the brokers' admin API (see `controller::topic`).
+// Several `printcolumn(...)` entries repeat `type_ = …`; clippy reads the
+// derive's arguments as duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
 
 use std::collections::BTreeMap;
 
