@@ -1,0 +1,5 @@
+//! The Cluster reconciler.
+
+pub mod roll;
+pub mod scale;
+pub mod view;
