@@ -33,6 +33,14 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 step "building (debug) — tests run the real runnel-broker binary"
 cargo build --workspace --bins --locked
 
+# The operator's objects (and CRDs) against the Kubernetes 1.33 OpenAPI
+# schemas, the version k8s-openapi is built for; --strict refuses unknown
+# fields, the usual way a hand-built manifest goes wrong.
+step "operator manifests validate against the Kubernetes 1.33 schemas"
+ensure_venv target/venv kubernetes-validate==1.37.0
+cargo xtask render-manifests --out target/manifests
+target/venv/bin/kubernetes-validate --strict --quiet -k 1.33.0 target/manifests/*.yaml
+
 step "fuzz target builds (run it with: cargo fuzz run batch_decoder)"
 cargo build --manifest-path fuzz/Cargo.toml --target-dir target/fuzz-build --locked
 

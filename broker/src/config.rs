@@ -335,6 +335,16 @@ impl BrokerConfig {
     }
 }
 
+/// Checks the text of a `--config` file without starting a broker: unknown
+/// keys and values of the wrong type are refused (`FileConfig` denies unknown
+/// fields), and so are values the broker would refuse at startup, judged with
+/// every other setting at its default. The operator runs a `Cluster`'s
+/// `spec.config` through this, so a typo fails at apply time rather than as a
+/// crash-looping pod.
+pub fn check_config_file(text: &str) -> Result<()> {
+    BrokerConfig::from_toml(text).map(|_| ())
+}
+
 fn read_file(path: &Path) -> Result<FileConfig> {
     let text =
         std::fs::read_to_string(path).map_err(|e| Error::io("reading config file", path, e))?;
@@ -372,6 +382,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("retention.ms"), "{err}");
+    }
+
+    #[test]
+    fn check_config_file_names_what_is_wrong() {
+        check_config_file(
+            "\"log.retention.ms\" = 5000\n\"auto.leader.rebalance.enable\" = false\n",
+        )
+        .unwrap();
+        let err = check_config_file("\"log.retention.mins\" = 5")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("log.retention.mins"), "{err}");
+        let err = check_config_file("\"num.partitions\" = \"many\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("num.partitions"), "{err}");
+        let err = check_config_file("\"num.partitions\" = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("num.partitions"), "{err}");
     }
 
     #[test]

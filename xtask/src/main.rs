@@ -7,9 +7,13 @@
 //! - `dev-cluster`: a local cluster (etcd + N brokers) until Ctrl-C.
 //! - `crdgen`: write the CRD YAML generated from `operator/src/crd` to
 //!   `crds/` (and the Helm chart's copy when the chart exists).
+//! - `render-manifests`: write the CRDs and the objects of the operator's
+//!   sample Clusters as YAML files, for schema validation in
+//!   `scripts/test.sh`.
 
 mod crdgen;
 mod dev_cluster;
+mod render_manifests;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -50,6 +54,12 @@ enum Cmd {
     },
     /// Write crds/*.yaml (and charts/runnel/crds/) from the operator's Rust types.
     Crdgen,
+    /// Write the CRDs and every object of the operator's sample Clusters, one YAML file each.
+    RenderManifests {
+        /// Directory to write to (emptied first).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Measure disk (dd) and loopback network (iperf3) baselines.
     Baseline {
         /// Directory to write the dd test file in (on the disk under test).
@@ -82,6 +92,7 @@ fn main() -> Result<()> {
             broker_args,
         }),
         Cmd::Crdgen => crdgen::run(),
+        Cmd::RenderManifests { out } => render_manifests::run(&out),
         Cmd::Baseline {
             dir,
             megabytes,
