@@ -102,7 +102,9 @@ pub struct ConsumerGroupStatus {
     /// request's outcome: reasons `Applied`, `GroupActive`, `Failed`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
-    /// Empty, Stable, PreparingRebalance, CompletingRebalance or Dead.
+    /// What the coordinator reports: Empty (no members), Stable (every
+    /// member owns exactly its assignment) or Reconciling (partitions are
+    /// moving between members).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
     #[serde(default)]
@@ -126,6 +128,8 @@ pub struct ConsumerGroupStatus {
 pub struct GroupMember {
     pub member_id: String,
     pub client_id: String,
+    /// The member's address; empty while Runnel's coordinator does not
+    /// record it.
     pub host: String,
     /// `topic-partition` names assigned to the member.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
