@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::Client;
-use kube::runtime::events::Reporter;
+use kube::runtime::events::{Recorder, Reporter};
 use runnel_client::{Admin, ClientConfig};
 use tokio::sync::Mutex;
 
@@ -43,7 +43,9 @@ pub struct Context {
     pub client: Client,
     pub config: OperatorConfig,
     pub metrics: Arc<Metrics>,
-    pub reporter: Reporter,
+    /// Publishes Kubernetes Events (one shared recorder, so repeated
+    /// events are aggregated into series).
+    pub recorder: Recorder,
     pub connector: Connector,
 }
 
@@ -54,14 +56,15 @@ impl Context {
         metrics: Arc<Metrics>,
         connector: Connector,
     ) -> Self {
+        let reporter = Reporter {
+            controller: "runnel-operator".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
         Context {
+            recorder: Recorder::new(client.clone(), reporter),
             client,
             config,
             metrics,
-            reporter: Reporter {
-                controller: "runnel-operator".into(),
-                instance: std::env::var("POD_NAME").ok(),
-            },
             connector,
         }
     }

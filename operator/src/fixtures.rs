@@ -133,3 +133,138 @@ impl Call {
         self.send.send_response(response);
     }
 }
+
+/// A tiny in-memory API server on top of [`MockApi`] for reconcilers that
+/// make many requests: GET answers from the store (404 when absent), apply
+/// PATCHes store the body (merged over what is there), DELETE removes, LIST
+/// answers the stored objects under the path. Every request is logged as
+/// `"METHOD path"` so a test can assert exactly what was written.
+pub struct FakeApi {
+    pub store: std::collections::BTreeMap<String, Value>,
+    pub log: Vec<String>,
+}
+
+impl FakeApi {
+    pub fn new() -> Self {
+        FakeApi {
+            store: Default::default(),
+            log: Vec::new(),
+        }
+    }
+
+    /// Put an object at its path (e.g. `/apis/apps/v1/namespaces/ns/statefulsets/x`).
+    pub fn insert(&mut self, path: &str, object: Value) {
+        self.store.insert(path.to_owned(), object);
+    }
+
+    /// Serve `mock` until `task` finishes; returns its output.
+    pub async fn serve<T>(&mut self, mock: &mut MockApi, task: tokio::task::JoinHandle<T>) -> T {
+        tokio::pin!(task);
+        loop {
+            tokio::select! {
+                output = &mut task => return output.expect("reconcile task panicked"),
+                request = mock.0.next_request() => {
+                    let (request, send) = request.expect("client dropped");
+                    let method = request.method().clone();
+                    let uri = request.uri().to_string();
+                    let bytes = request.into_body().collect_bytes().await.expect("body");
+                    let body: Value = if bytes.is_empty() { Value::Null } else {
+                        serde_json::from_slice(&bytes).expect("JSON body")
+                    };
+                    let call = Call { method, uri, body, send };
+                    self.answer(call);
+                }
+            }
+        }
+    }
+
+    /// The logged requests that write (everything but GET/LIST).
+    pub fn writes(&self) -> Vec<&str> {
+        self.log
+            .iter()
+            .map(String::as_str)
+            .filter(|l| !l.starts_with("GET "))
+            .collect()
+    }
+
+    fn answer(&mut self, call: Call) {
+        let path = call.path().to_owned();
+        // The status subresource lives on the object itself.
+        let (object_path, status) = match path.strip_suffix("/status") {
+            Some(p) => (p.to_owned(), true),
+            None => (path.clone(), false),
+        };
+        self.log.push(format!("{} {}", call.method, path));
+        match call.method {
+            Method::GET => {
+                if let Some(object) = self.store.get(&object_path) {
+                    let object = object.clone();
+                    call.ok(object);
+                } else if let Some(items) = self.list(&object_path) {
+                    call.ok(
+                        serde_json::json!({"metadata": {"resourceVersion": "1"}, "items": items}),
+                    );
+                } else {
+                    call.not_found();
+                }
+            }
+            Method::PATCH => {
+                let mut merged = self.store.get(&object_path).cloned().unwrap_or(Value::Null);
+                if status {
+                    if merged.is_null() {
+                        call.not_found();
+                        return;
+                    }
+                    merged["status"] = call.body["status"].clone();
+                } else {
+                    merge(&mut merged, &call.body);
+                }
+                self.store.insert(object_path, merged.clone());
+                call.ok(merged);
+            }
+            Method::DELETE => match self.store.remove(&object_path) {
+                Some(object) => call.ok(object),
+                None => call.not_found(),
+            },
+            _ => call.respond(StatusCode::METHOD_NOT_ALLOWED, Value::Null),
+        }
+    }
+
+    /// Objects stored directly under a collection path, if any.
+    fn list(&self, collection: &str) -> Option<Vec<Value>> {
+        let prefix = format!("{collection}/");
+        let items: Vec<Value> = self
+            .store
+            .iter()
+            .filter(|(p, _)| p.starts_with(&prefix) && !p[prefix.len()..].contains('/'))
+            .map(|(_, v)| v.clone())
+            .collect();
+        // /api/v1/namespaces/<ns>/<plural> or
+        // /apis/<group>/<version>/namespaces/<ns>/<plural>.
+        let segments: Vec<&str> = collection.split('/').filter(|s| !s.is_empty()).collect();
+        let is_collection = match segments.first() {
+            Some(&"api") => segments.len() == 5,
+            Some(&"apis") => segments.len() == 6,
+            _ => false,
+        };
+        is_collection.then_some(items)
+    }
+}
+
+impl Default for FakeApi {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// JSON merge: objects merge key by key, anything else replaces.
+fn merge(into: &mut Value, from: &Value) {
+    match (into, from) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (slot, v) => *slot = v.clone(),
+    }
+}

@@ -16,6 +16,7 @@ pub mod crd;
 pub mod error;
 #[cfg(test)]
 pub mod fixtures;
+pub mod http;
 pub mod leader;
 pub mod manifests;
 pub mod metrics;

@@ -30,9 +30,10 @@ pub const FAST_FLAGS: &[&str] = &[
 /// etcd + brokers `1..=n`.
 pub struct TestCluster {
     pub etcd: EtcdProcess,
-    /// Index `id - 1`.
+    /// Index `id - first_id`.
     pub brokers: Vec<BrokerProcess>,
     dir: tempfile::TempDir,
+    first_id: i32,
 }
 
 impl std::fmt::Debug for TestCluster {
@@ -47,15 +48,22 @@ impl TestCluster {
     /// Start etcd and `n` brokers with [`FAST_FLAGS`] plus `extra` flags
     /// (which override fast flags of the same name).
     pub fn start(n: usize, extra: &[&str]) -> Result<Self> {
+        Self::start_from(1, n, extra)
+    }
+
+    /// Like [`TestCluster::start`] with broker ids `first_id..first_id + n`
+    /// (the operator's brokers are numbered from 0, like StatefulSet pods).
+    pub fn start_from(first_id: i32, n: usize, extra: &[&str]) -> Result<Self> {
         let etcd = EtcdProcess::start()?;
         let dir = tempfile::tempdir()?;
         let mut cluster = TestCluster {
             etcd,
             brokers: Vec::with_capacity(n),
             dir,
+            first_id,
         };
-        for id in 1..=n {
-            cluster.add_broker(id as i32, extra)?;
+        for id in first_id..first_id + n as i32 {
+            cluster.add_broker(id, extra)?;
         }
         Ok(cluster)
     }
@@ -87,11 +95,11 @@ impl TestCluster {
     }
 
     pub fn broker(&self, id: i32) -> &BrokerProcess {
-        &self.brokers[(id - 1) as usize]
+        &self.brokers[(id - self.first_id) as usize]
     }
 
     pub fn broker_mut(&mut self, id: i32) -> &mut BrokerProcess {
-        &mut self.brokers[(id - 1) as usize]
+        &mut self.brokers[(id - self.first_id) as usize]
     }
 
     /// Comma-separated addresses of the running brokers.

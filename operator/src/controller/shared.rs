@@ -76,7 +76,7 @@ pub struct Events {
 impl Events {
     pub fn new<K: Resource<DynamicType = ()>>(ctx: &Context, obj: &K) -> Self {
         Events {
-            recorder: Recorder::new(ctx.client.clone(), ctx.reporter.clone()),
+            recorder: ctx.recorder.clone(),
             reference: obj.object_ref(&()),
         }
     }

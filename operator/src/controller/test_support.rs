@@ -140,7 +140,10 @@ pub async fn finish<T>(api: &mut MockApi, task: JoinHandle<T>, object: &Value) -
 
 fn answer(call: Call, object: &Value, written: &mut Written) {
     let path = call.path().to_owned();
-    if call.method == Method::POST && path.ends_with("/events") {
+    // A repeated event (same object, reason and note) becomes a PATCH of
+    // the first one's series; the body is the whole event either way.
+    let event_patch = call.method == Method::PATCH && path.contains("/events/");
+    if (call.method == Method::POST && path.ends_with("/events")) || event_patch {
         written
             .events
             .push(call.body["reason"].as_str().unwrap_or_default().to_owned());

@@ -75,3 +75,73 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+    use serde_json::Value;
+
+    /// Every key of `given` appears in `typed` (the serialized Rust value):
+    /// a misspelled field in an example would otherwise be dropped silently.
+    fn assert_known_fields(given: &Value, typed: &Value, path: &str) {
+        match (given, typed) {
+            (Value::Object(g), Value::Object(t)) => {
+                for (k, v) in g {
+                    let next = format!("{path}.{k}");
+                    let t = t.get(k).unwrap_or_else(|| panic!("unknown field {next}"));
+                    assert_known_fields(v, t, &next);
+                }
+            }
+            (Value::Array(g), Value::Array(t)) => {
+                for (i, (g, t)) in g.iter().zip(t).enumerate() {
+                    assert_known_fields(g, t, &format!("{path}[{i}]"));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `examples/kubernetes/*.yaml` are valid resources: they deserialize,
+    /// carry no unknown fields and pass the CRDs' CEL rules.
+    #[test]
+    fn examples_are_valid_resources() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/kubernetes");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            for doc in serde_yaml::Deserializer::from_str(&text) {
+                let value: Value = serde::Deserialize::deserialize(doc).unwrap();
+                let spec = &value["spec"];
+                let (typed, rules) = match value["kind"].as_str().unwrap() {
+                    "Cluster" => {
+                        let c: Cluster = serde_json::from_value(value.clone()).unwrap();
+                        (
+                            serde_json::to_value(&c.spec).unwrap(),
+                            ClusterSpec::validate_cel(spec, None),
+                        )
+                    }
+                    "Topic" => {
+                        let t: Topic = serde_json::from_value(value.clone()).unwrap();
+                        (
+                            serde_json::to_value(&t.spec).unwrap(),
+                            TopicSpec::validate_cel(spec, None),
+                        )
+                    }
+                    "ConsumerGroup" => {
+                        let g: ConsumerGroup = serde_json::from_value(value.clone()).unwrap();
+                        (
+                            serde_json::to_value(&g.spec).unwrap(),
+                            ConsumerGroupSpec::validate_cel(spec, None),
+                        )
+                    }
+                    other => panic!("{}: unexpected kind {other}", path.display()),
+                };
+                assert_known_fields(spec, &typed, "spec");
+                rules.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                seen += 1;
+            }
+        }
+        assert!(seen >= 4, "examples found: {seen}");
+    }
+}

@@ -65,13 +65,10 @@ pub fn drain(
 pub fn rebalance(view: &ClusterView, brokers: &BTreeSet<i32>) -> Vec<Move> {
     let mut load = view.replica_counts(brokers);
     let mut planned: BTreeMap<(String, u32), Vec<i32>> = BTreeMap::new();
-    loop {
-        let (Some((&max_b, &max)), Some((&min_b, &min))) = (
-            load.iter().max_by_key(|(b, c)| (**c, -**b)),
-            load.iter().min_by_key(|(b, c)| (**c, **b)),
-        ) else {
-            break;
-        };
+    while let (Some((&max_b, &max)), Some((&min_b, &min))) = (
+        load.iter().max_by_key(|(b, c)| (**c, -**b)),
+        load.iter().min_by_key(|(b, c)| (**c, **b)),
+    ) {
         if max < min + 2 {
             break;
         }

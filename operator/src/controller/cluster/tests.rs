@@ -1,0 +1,340 @@
+//! Cluster reconciler scenarios: the Kubernetes side is a store-backed mock
+//! API server ([`FakeApi`]); where the reconciler needs the brokers' view
+//! (rolls, scale-in), the brokers are a real Runnel cluster (etcd + broker
+//! processes with ids 0..n, like StatefulSet ordinals).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::runtime::controller::Action;
+use runnel_client::{Admin, ClientConfig};
+use runnel_tests::cluster::TestCluster;
+use serde_json::{Value, json};
+
+use super::reconcile;
+use crate::context::{Connector, Context, OperatorConfig};
+use crate::crd::{Cluster, ClusterSpec};
+use crate::fixtures::{FakeApi, MockApi};
+use crate::metrics::Metrics;
+
+const CLUSTER_PATH: &str = "/apis/runnel.dev/v1alpha1/namespaces/ns/clusters/main";
+const STS_PATH: &str = "/apis/apps/v1/namespaces/ns/statefulsets/main-broker";
+
+fn cluster(spec: Value) -> Cluster {
+    let mut object: Cluster = serde_json::from_value(json!({
+        "apiVersion": "runnel.dev/v1alpha1", "kind": "Cluster",
+        "metadata": {"name": "main", "namespace": "ns", "uid": "u-1", "generation": 1},
+        "spec": spec,
+    }))
+    .expect("a valid Cluster");
+    object.spec =
+        serde_json::from_value::<ClusterSpec>(serde_json::to_value(&object.spec).unwrap()).unwrap();
+    object
+}
+
+fn context(client: kube::Client, bootstrap: &str) -> Arc<Context> {
+    let config = OperatorConfig {
+        broker_image: "runnel/broker:test".into(),
+        resync: Duration::from_secs(60),
+    };
+    Arc::new(Context::new(
+        client,
+        config,
+        Arc::new(Metrics::default()),
+        Connector::fixed(bootstrap),
+    ))
+}
+
+/// Reconcile `cluster` once against `api`; the stored Cluster (with the
+/// status the reconcile wrote) comes back for the next round.
+async fn run(
+    api: &mut FakeApi,
+    mock: &mut MockApi,
+    ctx: &Arc<Context>,
+    cluster: Cluster,
+) -> (Action, Cluster) {
+    api.insert(CLUSTER_PATH, serde_json::to_value(&cluster).unwrap());
+    api.log.clear();
+    let task = tokio::spawn(reconcile(Arc::new(cluster), ctx.clone()));
+    let action = api.serve(mock, task).await.expect("reconcile");
+    let stored = serde_json::from_value(api.store[CLUSTER_PATH].clone()).unwrap();
+    (action, stored)
+}
+
+fn condition<'a>(
+    cluster: &'a Cluster,
+    type_: &str,
+) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    let status = cluster.status.as_ref().expect("status written");
+    crate::crd::condition::get(&status.conditions, type_)
+        .unwrap_or_else(|| panic!("no {type_} condition"))
+}
+
+#[tokio::test]
+async fn creates_every_object_and_a_second_reconcile_writes_nothing() {
+    let (client, mut mock) = MockApi::new();
+    let ctx = context(client, "127.0.0.1:1");
+    let mut api = FakeApi::new();
+    let (_, stored) = run(&mut api, &mut mock, &ctx, cluster(json!({"replicas": 3}))).await;
+    let writes = api.writes().join("\n");
+    for path in [
+        "PATCH /api/v1/namespaces/ns/configmaps/main-config",
+        "PATCH /api/v1/namespaces/ns/services/main-brokers",
+        "PATCH /api/v1/namespaces/ns/services/main-client",
+        "PATCH /apis/apps/v1/namespaces/ns/statefulsets/main-broker",
+        "PATCH /apis/policy/v1/namespaces/ns/poddisruptionbudgets/main-broker",
+        "PATCH /apis/apps/v1/namespaces/ns/statefulsets/main-etcd",
+        "PATCH /api/v1/namespaces/ns/services/main-etcd-client",
+        "PATCH /apis/runnel.dev/v1alpha1/namespaces/ns/clusters/main/status",
+    ] {
+        assert!(writes.contains(path), "missing {path} in\n{writes}");
+    }
+    let sts = &api.store[STS_PATH];
+    assert_eq!(sts["spec"]["replicas"], 3);
+    assert_eq!(sts["metadata"]["ownerReferences"][0]["kind"], "Cluster");
+    assert_eq!(sts["spec"]["updateStrategy"]["type"], "OnDelete");
+    let ready = condition(&stored, "Ready");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "BrokersUnreachable")
+    );
+    assert_eq!(
+        stored.status.as_ref().unwrap().bootstrap.as_deref(),
+        Some("main-client.ns.svc:9092")
+    );
+
+    // Nothing changed: reads only.
+    run(&mut api, &mut mock, &ctx, stored).await;
+    assert!(api.writes().is_empty(), "{:?}", api.writes());
+}
+
+#[tokio::test]
+async fn a_spec_change_rewrites_only_what_it_touches() {
+    let (client, mut mock) = MockApi::new();
+    let ctx = context(client, "127.0.0.1:1");
+    let mut api = FakeApi::new();
+    let (_, mut stored) = run(&mut api, &mut mock, &ctx, cluster(json!({"replicas": 3}))).await;
+    stored
+        .spec
+        .config
+        .insert("log.retention.ms".into(), "3600000".into());
+    run(&mut api, &mut mock, &ctx, stored).await;
+    let writes = api.writes();
+    assert!(
+        writes.contains(&"PATCH /api/v1/namespaces/ns/configmaps/main-config"),
+        "{writes:?}"
+    );
+    // The config hash is in the pod template: a new revision to roll.
+    assert!(
+        writes.contains(&"PATCH /apis/apps/v1/namespaces/ns/statefulsets/main-broker"),
+        "{writes:?}"
+    );
+    assert!(
+        !writes.iter().any(|w| w.contains("/services/")),
+        "{writes:?}"
+    );
+}
+
+#[tokio::test]
+async fn invalid_broker_config_is_reported_and_nothing_is_applied() {
+    let (client, mut mock) = MockApi::new();
+    let ctx = context(client, "127.0.0.1:1");
+    let mut api = FakeApi::new();
+    let spec = json!({"replicas": 3, "config": {"broker.id": "7"}});
+    let (_, stored) = run(&mut api, &mut mock, &ctx, cluster(spec)).await;
+    let writes: Vec<&str> = api
+        .writes()
+        .into_iter()
+        .filter(|w| !w.contains("/events"))
+        .collect();
+    assert_eq!(
+        writes,
+        vec!["PATCH /apis/runnel.dev/v1alpha1/namespaces/ns/clusters/main/status"]
+    );
+    assert!(
+        api.log
+            .iter()
+            .any(|w| w == "POST /apis/events.k8s.io/v1/namespaces/ns/events")
+    );
+    let ready = condition(&stored, "Ready");
+    assert_eq!(ready.reason, "InvalidSpec");
+    assert!(ready.message.contains("broker.id"), "{}", ready.message);
+}
+
+/// A StatefulSet at `replicas` whose update revision is `r2`, and its pods
+/// (all Ready) at revision `pod_revision`.
+fn statefulset_with_pods(api: &mut FakeApi, replicas: i32, pod_revision: &str) {
+    api.insert(
+        STS_PATH,
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+               "metadata": {"name": "main-broker", "namespace": "ns"},
+               "spec": {"replicas": replicas, "selector": {}, "template": {}},
+               "status": {"replicas": replicas, "readyReplicas": replicas, "updateRevision": "r2"}}),
+    );
+    for id in 0..replicas {
+        api.insert(
+            &format!("/api/v1/namespaces/ns/pods/main-broker-{id}"),
+            json!({"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": format!("main-broker-{id}"), "namespace": "ns",
+                                "labels": {"apps.kubernetes.io/pod-index": id.to_string(),
+                                           "controller-revision-hash": pod_revision}},
+                   "status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+        );
+    }
+}
+
+async fn admin(bootstrap: &str) -> Admin {
+    Admin::connect(ClientConfig::new(bootstrap).unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn rolls_one_pod_at_a_time_only_while_every_isr_is_full() {
+    let mut brokers = TestCluster::start_from(0, 3, &[]).unwrap();
+    let bootstrap = brokers.bootstrap();
+    let admin = admin(&bootstrap).await;
+    admin
+        .create_topic("orders", 3, 3, &[("min.insync.replicas", "2")])
+        .await
+        .unwrap();
+    brokers
+        .wait_for_leader("orders", 2, &[0, 1, 2], Some(3), Duration::from_secs(20))
+        .await
+        .unwrap();
+
+    let (client, mut mock) = MockApi::new();
+    let ctx = context(client, &bootstrap);
+    let mut api = FakeApi::new();
+    statefulset_with_pods(&mut api, 3, "r1");
+    let (_, stored) = run(&mut api, &mut mock, &ctx, cluster(json!({"replicas": 3}))).await;
+    let deletes: Vec<&str> = api
+        .writes()
+        .into_iter()
+        .filter(|w| w.starts_with("DELETE"))
+        .collect();
+    let controller = stored
+        .status
+        .as_ref()
+        .unwrap()
+        .controller
+        .expect("controller id");
+    assert_eq!(deletes.len(), 1, "{deletes:?}");
+    assert!(
+        !deletes[0].ends_with(&format!("main-broker-{controller}")),
+        "controller first: {deletes:?}"
+    );
+    assert_eq!(condition(&stored, "Progressing").reason, "RollingRestart");
+
+    // A broker dies: its partitions are under-replicated, so the roll waits
+    // (the deleted pod is "back" on r1 for this round).
+    statefulset_with_pods(&mut api, 3, "r1");
+    let victim = (0..3).find(|b| *b != controller).unwrap();
+    brokers.broker_mut(victim).kill9().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let p = brokers.partition("orders", 0).await.unwrap();
+        if p.isr.len() < 3 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "ISR never shrank");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, stored) = run(&mut api, &mut mock, &ctx, stored).await;
+    assert!(
+        !api.writes().iter().any(|w| w.starts_with("DELETE")),
+        "{:?}",
+        api.writes()
+    );
+    let progressing = condition(&stored, "Progressing");
+    assert_eq!(progressing.reason, "RollingRestartWaiting");
+    assert!(
+        progressing.message.contains("under-replicated"),
+        "{}",
+        progressing.message
+    );
+    assert_eq!(condition(&stored, "Degraded").reason, "UnderReplicated");
+}
+
+#[tokio::test]
+async fn scale_in_moves_replicas_off_before_the_statefulset_shrinks() {
+    let brokers = TestCluster::start_from(0, 3, &[]).unwrap();
+    let bootstrap = brokers.bootstrap();
+    let admin = admin(&bootstrap).await;
+    admin.create_topic("events", 6, 2, &[]).await.unwrap();
+    brokers
+        .wait_for_leader("events", 5, &[0, 1, 2], Some(2), Duration::from_secs(20))
+        .await
+        .unwrap();
+
+    let (client, mut mock) = MockApi::new();
+    let ctx = context(client, &bootstrap);
+    let mut api = FakeApi::new();
+    statefulset_with_pods(&mut api, 3, "r2");
+    let (_, mut stored) = run(&mut api, &mut mock, &ctx, cluster(json!({"replicas": 2}))).await;
+    assert_eq!(
+        api.store[STS_PATH]["spec"]["replicas"], 3,
+        "shrunk before draining"
+    );
+    assert_eq!(stored.status.as_ref().unwrap().draining_brokers, vec![2]);
+    assert_eq!(condition(&stored, "Progressing").reason, "ScaleInWaiting");
+
+    // The reassignments finish on the brokers; then the StatefulSet shrinks.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let metadata = brokers.metadata(&["events"]).await.unwrap();
+        let on_2 = metadata.topics[0]
+            .partitions
+            .iter()
+            .filter(|p| p.replicas.contains(&2))
+            .count();
+        let running = admin.list_partition_reassignments(&[]).await.unwrap().len();
+        if on_2 == 0 && running == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "broker 2 still holds {on_2} replicas"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The status the reconcile wrote came back; later rounds see it.
+    for _ in 0..2 {
+        stored = run(&mut api, &mut mock, &ctx, stored).await.1;
+    }
+    assert_eq!(api.store[STS_PATH]["spec"]["replicas"], 2);
+    assert!(stored.status.as_ref().unwrap().draining_brokers.is_empty());
+}
+
+#[tokio::test]
+async fn scale_in_below_a_topics_replication_factor_is_blocked() {
+    let brokers = TestCluster::start_from(0, 3, &[]).unwrap();
+    let bootstrap = brokers.bootstrap();
+    admin(&bootstrap)
+        .await
+        .create_topic("wide", 2, 3, &[])
+        .await
+        .unwrap();
+    brokers
+        .wait_for_leader("wide", 1, &[0, 1, 2], Some(3), Duration::from_secs(20))
+        .await
+        .unwrap();
+
+    let (client, mut mock) = MockApi::new();
+    let ctx = context(client, &bootstrap);
+    let mut api = FakeApi::new();
+    statefulset_with_pods(&mut api, 3, "r2");
+    let (_, stored) = run(&mut api, &mut mock, &ctx, cluster(json!({"replicas": 2}))).await;
+    assert_eq!(api.store[STS_PATH]["spec"]["replicas"], 3);
+    let degraded = condition(&stored, "Degraded");
+    assert_eq!(degraded.reason, "ScaleInBlocked");
+    assert!(degraded.message.contains("wide"), "{}", degraded.message);
+    assert!(
+        admin(&bootstrap)
+            .await
+            .list_partition_reassignments(&[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
