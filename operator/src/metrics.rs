@@ -54,6 +54,13 @@ impl Default for Metrics {
             "Time one reconcile took",
             duration.clone(),
         );
+        // Series for every kind from the start, so dashboards and alerts
+        // see 0 rather than nothing before the first reconcile.
+        for kind in ["Cluster", "Topic", "ConsumerGroup"] {
+            let label = KindLabel { kind: kind.into() };
+            let _ = reconciles.get_or_create(&label);
+            let _ = duration.get_or_create(&label);
+        }
         Metrics {
             registry,
             reconciles,

@@ -338,3 +338,105 @@ async fn scale_in_below_a_topics_replication_factor_is_blocked() {
             .is_empty()
     );
 }
+
+/// Replicas per broker of `topic`, from the brokers' metadata.
+async fn replica_counts(
+    brokers: &TestCluster,
+    topic: &str,
+) -> std::collections::BTreeMap<i32, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for p in &brokers.metadata(&[topic]).await.unwrap().topics[0].partitions {
+        for r in &p.replicas {
+            *counts.entry(*r).or_default() += 1;
+        }
+    }
+    counts
+}
+
+#[tokio::test]
+async fn scale_out_spreads_replicas_onto_the_new_broker() {
+    let mut brokers = TestCluster::start_from(0, 2, &[]).unwrap();
+    let admin = admin(&brokers.bootstrap()).await;
+    admin.create_topic("grow", 6, 2, &[]).await.unwrap();
+    brokers
+        .wait_for_leader("grow", 5, &[0, 1], Some(2), Duration::from_secs(20))
+        .await
+        .unwrap();
+    brokers.add_broker(2, &[]).unwrap();
+    let bootstrap = brokers.bootstrap();
+    brokers
+        .wait_for("broker 2 registered", Duration::from_secs(20), || async {
+            let metadata = brokers.metadata(&[]).await.ok()?;
+            metadata.brokers.iter().any(|b| b.id == 2).then_some(())
+        })
+        .await
+        .unwrap();
+
+    let (client, mut mock) = MockApi::new();
+    let ctx = context(client, &bootstrap);
+    let mut api = FakeApi::new();
+    statefulset_with_pods(&mut api, 2, "r2");
+    let (_, stored) = run(&mut api, &mut mock, &ctx, cluster(json!({"replicas": 3}))).await;
+    assert_eq!(api.store[STS_PATH]["spec"]["replicas"], 3);
+    assert_eq!(condition(&stored, "Progressing").reason, "Rebalancing");
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let counts = replica_counts(&brokers, "grow").await;
+        let running = admin.list_partition_reassignments(&[]).await.unwrap().len();
+        let (min, max) = (
+            counts.values().min().copied(),
+            counts.values().max().copied(),
+        );
+        if running == 0 && counts.len() == 3 && max.unwrap() - min.unwrap() <= 1 {
+            assert_eq!(counts.values().sum::<usize>(), 12, "{counts:?}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not rebalanced: {counts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn scale_out_without_rebalance_moves_nothing() {
+    let mut brokers = TestCluster::start_from(0, 2, &[]).unwrap();
+    let admin = admin(&brokers.bootstrap()).await;
+    admin.create_topic("stay", 4, 2, &[]).await.unwrap();
+    brokers
+        .wait_for_leader("stay", 3, &[0, 1], Some(2), Duration::from_secs(20))
+        .await
+        .unwrap();
+    brokers.add_broker(2, &[]).unwrap();
+    let bootstrap = brokers.bootstrap();
+    brokers
+        .wait_for("broker 2 registered", Duration::from_secs(20), || async {
+            let metadata = brokers.metadata(&[]).await.ok()?;
+            metadata.brokers.iter().any(|b| b.id == 2).then_some(())
+        })
+        .await
+        .unwrap();
+
+    let (client, mut mock) = MockApi::new();
+    let ctx = context(client, &bootstrap);
+    let mut api = FakeApi::new();
+    statefulset_with_pods(&mut api, 2, "r2");
+    run(
+        &mut api,
+        &mut mock,
+        &ctx,
+        cluster(json!({"replicas": 3, "rebalanceOnScaleOut": false})),
+    )
+    .await;
+    assert_eq!(api.store[STS_PATH]["spec"]["replicas"], 3);
+    assert!(
+        admin
+            .list_partition_reassignments(&[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(replica_counts(&brokers, "stay").await.get(&2), None);
+}
