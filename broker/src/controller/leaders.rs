@@ -200,6 +200,15 @@ pub fn plan_reassignments(image: &Image) -> Vec<ReassignmentDone> {
                 });
             }
         }
+        // A topic's replication factor is what its partitions have (as in
+        // Kafka): once every move is done and they agree, record it, so
+        // Describe reports it and later partitions get as many replicas.
+        if next.reassignments.is_empty()
+            && let Some(first) = next.assignment.first()
+            && next.assignment.iter().all(|r| r.len() == first.len())
+        {
+            next.replication_factor = first.len() as u32;
+        }
         if next != record.value {
             done.push(ReassignmentDone {
                 topic: topic.clone(),
@@ -360,6 +369,23 @@ mod tests {
             (3, 5, vec![2, 3]),
             "first in assignment order"
         );
+    }
+
+    #[test]
+    fn a_completed_replication_factor_change_is_recorded() {
+        use crate::meta::records::Reassignment;
+        // RF 3 -> 2: [1, 2, 3] to [1, 2].
+        let mut i = image(&[1, 2, 3], vec![1, 2, 3], 1, vec![1, 2, 3]);
+        i.topics.get_mut("t").unwrap().value.reassignments.insert(
+            0,
+            Reassignment {
+                target: vec![1, 2],
+                original: vec![1, 2, 3],
+            },
+        );
+        let done = plan_reassignments(&i);
+        assert_eq!(done[0].record.assignment, vec![vec![1, 2]]);
+        assert_eq!(done[0].record.replication_factor, 2);
     }
 
     #[test]
