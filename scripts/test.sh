@@ -37,9 +37,17 @@ cargo build --workspace --bins --locked
 # schemas, the version k8s-openapi is built for; --strict refuses unknown
 # fields, the usual way a hand-built manifest goes wrong.
 step "operator manifests validate against the Kubernetes 1.33 schemas"
-ensure_venv target/venv kubernetes-validate==1.37.0
+ensure_venv target/venv kubernetes-validate==1.37.0 helm-python-sdk==0.2.2
 cargo xtask render-manifests --out target/manifests
 target/venv/bin/kubernetes-validate --strict --quiet -k 1.33.0 target/manifests/*.yaml
+
+# The Helm chart through Helm's own engine (helm-python-sdk embeds Helm's Go
+# library; no helm binary is needed): lint and render for every value set in
+# charts/runnel/ci/, every object against the 1.33 schemas, invalid values
+# refused by values.schema.json, the operator binary accepting the
+# Deployment's flags, and the Dockerfile's targets, user and ports.
+step "Helm chart and Dockerfile (scripts/check-chart.py)"
+target/venv/bin/python scripts/check-chart.py --operator-bin "${CARGO_TARGET_DIR:-target}/debug/runnel-operator"
 
 step "fuzz target builds (run it with: cargo fuzz run batch_decoder)"
 cargo build --manifest-path fuzz/Cargo.toml --target-dir target/fuzz-build --locked

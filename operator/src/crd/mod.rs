@@ -36,18 +36,21 @@ pub fn to_yaml(crd: &CustomResourceDefinition) -> String {
 mod tests {
     use super::*;
 
-    /// `crds/` is what the Rust types generate; run `cargo xtask crdgen`
-    /// after changing a type.
+    /// `crds/` and the Helm chart's copy in `charts/runnel/crds/` are what
+    /// the Rust types generate; run `cargo xtask crdgen` after changing a
+    /// type.
     #[test]
     fn committed_crds_match_the_types() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
-        for (file, crd) in crds() {
-            let committed = std::fs::read_to_string(dir.join(file))
-                .unwrap_or_else(|e| panic!("crds/{file}: {e}; run `cargo xtask crdgen`"));
-            assert!(
-                committed == to_yaml(&crd),
-                "crds/{file} differs from the Rust types; run `cargo xtask crdgen`"
-            );
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for dir in ["crds", "charts/runnel/crds"] {
+            for (file, crd) in crds() {
+                let committed = std::fs::read_to_string(root.join(dir).join(file))
+                    .unwrap_or_else(|e| panic!("{dir}/{file}: {e}; run `cargo xtask crdgen`"));
+                assert!(
+                    committed == to_yaml(&crd),
+                    "{dir}/{file} differs from the Rust types; run `cargo xtask crdgen`"
+                );
+            }
         }
     }
 
@@ -105,13 +108,36 @@ mod example_tests {
     /// carry no unknown fields and pass the CRDs' CEL rules.
     #[test]
     fn examples_are_valid_resources() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/kubernetes");
+        let seen = check_resources("../examples/kubernetes");
+        assert!(seen >= 4, "examples found: {seen}");
+    }
+
+    /// The Cluster and Topic resources the Helm chart renders for each of
+    /// its value sets (`scripts/check-chart.py` writes them to
+    /// `charts/runnel/ci/rendered/` and fails when they drift from the
+    /// chart) are valid resources in the same way.
+    #[test]
+    fn chart_resources_are_valid() {
+        let seen = check_resources("../charts/runnel/ci/rendered");
+        assert!(seen >= 6, "chart resources found: {seen}");
+    }
+
+    /// Check every resource in the YAML files of `dir` (relative to this
+    /// crate); returns how many there were.
+    fn check_resources(dir: &str) -> usize {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
         let mut seen = 0;
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "yaml") {
+                continue;
+            }
             let text = std::fs::read_to_string(&path).unwrap();
             for doc in serde_yaml::Deserializer::from_str(&text) {
                 let value: Value = serde::Deserialize::deserialize(doc).unwrap();
+                if value.is_null() {
+                    continue;
+                }
                 let spec = &value["spec"];
                 let (typed, rules) = match value["kind"].as_str().unwrap() {
                     "Cluster" => {
@@ -142,6 +168,6 @@ mod example_tests {
                 seen += 1;
             }
         }
-        assert!(seen >= 4, "examples found: {seen}");
+        seen
     }
 }

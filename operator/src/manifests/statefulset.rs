@@ -612,4 +612,90 @@ mod tests {
         assert_eq!(sc.read_only_root_filesystem, Some(true));
         assert_eq!(sc.allow_privilege_escalation, Some(false));
     }
+
+    /// The broker binary accepts what the StatefulSet gives it: its
+    /// arguments, every `RUNNEL_*` variable (as the flag clap reads it from,
+    /// with downward-API values and `$(VAR)` references filled in as
+    /// Kubernetes would) and the ConfigMap's `server.toml`, through the
+    /// broker's own `BrokerArgs` parser and `BrokerConfig::load`. A renamed
+    /// broker flag or variable fails here instead of in a crash-looping pod.
+    #[test]
+    fn the_broker_accepts_the_arguments_environment_and_config_file() {
+        use clap::{CommandFactory, Parser};
+        use runnel_broker::{BrokerArgs, BrokerConfig};
+
+        let flags: BTreeMap<String, String> = BrokerArgs::command()
+            .get_arguments()
+            .filter_map(|a| {
+                let env = a.get_env()?.to_str()?.to_owned();
+                Some((env, format!("--{}", a.get_long()?)))
+            })
+            .collect();
+        for cluster in [samples::minimal(), samples::full()] {
+            let sts = statefulset(&cluster, 3, "img").unwrap();
+            let container = broker_container_of(&sts).unwrap();
+            let dir = std::env::temp_dir().join(format!(
+                "runnel-broker-args-{}-{}",
+                std::process::id(),
+                kube::ResourceExt::name_any(&cluster)
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            let file = dir.join(CONFIG_FILE);
+            let toml = config::config_map(&cluster).unwrap().data.unwrap()[CONFIG_FILE].clone();
+            std::fs::write(&file, toml).unwrap();
+
+            let mut argv = vec!["runnel-broker".to_owned()];
+            for arg in container.args.as_ref().unwrap() {
+                // The ConfigMap is mounted at CONFIG_DIR in the pod.
+                argv.push(arg.replace(CONFIG_DIR, dir.to_str().unwrap()));
+            }
+            // What the downward API gives pod 2 of the StatefulSet.
+            let pod_name = format!("{}-2", names::statefulset(&cluster));
+            let fields = BTreeMap::from([
+                ("metadata.name".to_owned(), pod_name.clone()),
+                ("metadata.namespace".to_owned(), "default".to_owned()),
+                (
+                    format!("metadata.labels['{POD_INDEX_LABEL}']"),
+                    "2".to_owned(),
+                ),
+            ]);
+            for env in container.env.as_ref().unwrap() {
+                let value = match &env.value {
+                    Some(v) => v
+                        .replace("$(POD_NAME)", &pod_name)
+                        .replace("$(POD_NAMESPACE)", "default"),
+                    None => {
+                        let path = field_path(env);
+                        // A node label copied to the pod (rack): any string.
+                        fields
+                            .get(path)
+                            .cloned()
+                            .unwrap_or_else(|| "zone-a".to_owned())
+                    }
+                };
+                if env.name == "POD_NAME" || env.name == "POD_NAMESPACE" {
+                    continue; // only for $(VAR) expansion above
+                }
+                let flag = flags.get(&env.name).unwrap_or_else(|| {
+                    panic!(
+                        "the StatefulSet sets {}, which runnel-broker does not read",
+                        env.name
+                    )
+                });
+                argv.push(format!("{flag}={value}"));
+            }
+            let args = BrokerArgs::try_parse_from(&argv)
+                .unwrap_or_else(|e| panic!("runnel-broker refuses {argv:?}: {e}"));
+            let config = BrokerConfig::load(&args)
+                .unwrap_or_else(|e| panic!("runnel-broker refuses {argv:?}: {e}"));
+            assert_eq!(config.broker_id, 2);
+            assert_eq!(config.listen.port() as i32, cluster.spec.listeners.grpc);
+            assert_eq!(
+                config.http_listen.port() as i32,
+                cluster.spec.listeners.http
+            );
+            assert_eq!(config.data_dir, std::path::PathBuf::from(DATA_DIR));
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+    }
 }
