@@ -363,7 +363,7 @@ def main() -> int:
         rendered_sets[name] = custom
         kinds = sorted({o["kind"] for o in objects})
         note = f"; {', '.join(skipped)} checked against the metrics Service (no schema offline)" if skipped else ""
-        print(f"[{name}] lint ok, {len(objects)} objects ({', '.join(kinds)}), {len(custom)} runnel.dev resources to {RENDERED.relative_to(ROOT)}/{name}.yaml{note}")
+        print(f"[{name}] lint ok, {len(objects)} objects ({', '.join(kinds)}) valid; {len(custom)} runnel.dev resources for {RENDERED.relative_to(ROOT)}/{name}.yaml{note}")
 
     RENDERED.mkdir(exist_ok=True)
     for name, custom in rendered_sets.items():
