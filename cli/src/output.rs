@@ -78,6 +78,7 @@ pub fn config_source(entry: &ConfigEntry) -> &'static str {
         ConfigSource::Default => "default",
         ConfigSource::Topic => "topic",
         ConfigSource::Broker => "broker",
+        ConfigSource::DynamicDefault => "dynamic",
     }
 }
 
