@@ -420,19 +420,15 @@ pub fn check_dynamic_key(broker_key: &str, value: &str) -> Result<&'static Dynam
             dynamic_keys()
         )));
     }
-    let hint = DYNAMIC_CONFIGS
-        .iter()
-        .find(|d| d.topic_key == broker_key)
-        .map(|d| {
-            format!(
-                "{broker_key} is a topic config (set it with `runnel topic alter`); \
-                 its cluster-wide default is {}. ",
-                d.broker_key
-            )
-        })
-        .unwrap_or_default();
+    if let Some(d) = DYNAMIC_CONFIGS.iter().find(|d| d.topic_key == broker_key) {
+        return Err(invalid(format!(
+            "{broker_key} is a topic config (set it on a topic with `runnel topic alter`); \
+             its cluster-wide default is the broker config {}",
+            d.broker_key
+        )));
+    }
     Err(invalid(format!(
-        "{hint}unknown dynamic broker config; dynamic keys: {}",
+        "unknown dynamic broker config; dynamic keys: {}",
         dynamic_keys()
     )))
 }
