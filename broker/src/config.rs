@@ -590,7 +590,7 @@ mod tests {
             (
                 "retention.ms",
                 "5",
-                "its cluster-wide default is log.retention.ms",
+                "cluster-wide default is the broker config log.retention.ms",
             ),
             ("log.retention.ms", "soon", "expected an integer"),
             ("log.segment.bytes", "10", "between 1024"),
