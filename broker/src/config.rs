@@ -37,6 +37,10 @@ macro_rules! knobs {
             )*
         }
 
+        /// Every broker config key (the file keys), for telling a static
+        /// key from an unknown one.
+        pub const BROKER_KEYS: &[&str] = &[$($key),*];
+
         /// The `--config` file: every key optional, unknown keys refused.
         #[derive(Debug, Default, Deserialize)]
         #[serde(deny_unknown_fields)]
@@ -299,40 +303,160 @@ impl BrokerConfig {
         }
     }
 
-    /// Broker-level defaults for topic configs (Kafka's broker → topic key mapping).
+    /// Broker-level defaults for topic configs (Kafka's broker → topic key
+    /// mapping, [`DYNAMIC_CONFIGS`]), as this broker's config file and flags
+    /// set them; dynamic cluster-wide defaults go on top at run time.
     pub fn topic_defaults(&self) -> Result<ConfigDefaults> {
-        let pairs = [
-            ("segment.bytes", self.log_segment_bytes.to_string()),
-            ("segment.ms", self.log_roll_ms.to_string()),
-            ("retention.ms", self.log_retention_ms.to_string()),
-            ("retention.bytes", self.log_retention_bytes.to_string()),
-            ("max.message.bytes", self.message_max_bytes.to_string()),
-            (
-                "flush.messages",
-                self.log_flush_interval_messages.to_string(),
-            ),
-            ("flush.ms", self.log_flush_interval_ms.to_string()),
-            (
-                "index.interval.bytes",
-                self.log_index_interval_bytes.to_string(),
-            ),
-            (
-                "segment.index.bytes",
-                self.log_index_size_max_bytes.to_string(),
-            ),
-            ("min.insync.replicas", self.min_insync_replicas.to_string()),
-            (
-                "unclean.leader.election.enable",
-                self.unclean_leader_election_enable.to_string(),
-            ),
-        ];
         ConfigDefaults::new(
-            pairs
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
+            DYNAMIC_CONFIGS
+                .iter()
+                .map(|d| (d.topic_key.to_owned(), (d.value)(self)))
                 .collect::<BTreeMap<_, _>>(),
         )
     }
+}
+
+/// A broker config that is the cluster-wide default of a topic config, and
+/// so may change at run time (Kafka's dynamic broker configs).
+#[derive(Debug)]
+pub struct DynamicConfig {
+    /// The broker key, e.g. `log.retention.ms`: dynamic configs are set by
+    /// this name, like Kafka's `kafka-configs --entity-type brokers`.
+    pub broker_key: &'static str,
+    /// The topic config it defaults, e.g. `retention.ms`.
+    pub topic_key: &'static str,
+    /// Its static value in a [`BrokerConfig`] (file, env, flags, default).
+    pub value: fn(&BrokerConfig) -> String,
+}
+
+/// The one broker → topic config mapping: what `topic_defaults` reads and
+/// exactly the keys `AlterClusterConfigs` accepts. Sorted by broker key.
+pub const DYNAMIC_CONFIGS: &[DynamicConfig] = &[
+    DynamicConfig {
+        broker_key: "log.flush.interval.messages",
+        topic_key: "flush.messages",
+        value: |c| c.log_flush_interval_messages.to_string(),
+    },
+    DynamicConfig {
+        broker_key: "log.flush.interval.ms",
+        topic_key: "flush.ms",
+        value: |c| c.log_flush_interval_ms.to_string(),
+    },
+    DynamicConfig {
+        broker_key: "log.index.interval.bytes",
+        topic_key: "index.interval.bytes",
+        value: |c| c.log_index_interval_bytes.to_string(),
+    },
+    DynamicConfig {
+        broker_key: "log.index.size.max.bytes",
+        topic_key: "segment.index.bytes",
+        value: |c| c.log_index_size_max_bytes.to_string(),
+    },
+    DynamicConfig {
+        broker_key: "log.retention.bytes",
+        topic_key: "retention.bytes",
+        value: |c| c.log_retention_bytes.to_string(),
+    },
+    DynamicConfig {
+        broker_key: "log.retention.ms",
+        topic_key: "retention.ms",
+        value: |c| c.log_retention_ms.to_string(),
+    },
+    DynamicConfig {
+        broker_key: "log.roll.ms",
+        topic_key: "segment.ms",
+        value: |c| c.log_roll_ms.to_string(),
+    },
+    DynamicConfig {
+        broker_key: "log.segment.bytes",
+        topic_key: "segment.bytes",
+        value: |c| c.log_segment_bytes.to_string(),
+    },
+    DynamicConfig {
+        broker_key: "message.max.bytes",
+        topic_key: "max.message.bytes",
+        value: |c| c.message_max_bytes.to_string(),
+    },
+    DynamicConfig {
+        broker_key: "min.insync.replicas",
+        topic_key: "min.insync.replicas",
+        value: |c| c.min_insync_replicas.to_string(),
+    },
+    DynamicConfig {
+        broker_key: "unclean.leader.election.enable",
+        topic_key: "unclean.leader.election.enable",
+        value: |c| c.unclean_leader_election_enable.to_string(),
+    },
+];
+
+/// The dynamic config named `broker_key`, if it is one.
+pub fn dynamic_config(broker_key: &str) -> Option<&'static DynamicConfig> {
+    DYNAMIC_CONFIGS.iter().find(|d| d.broker_key == broker_key)
+}
+
+/// Whether `broker_key` may change at run time (a cluster-wide default of a
+/// topic config); every other broker config is read at start-up only.
+pub fn is_dynamic(broker_key: &str) -> bool {
+    dynamic_config(broker_key).is_some()
+}
+
+/// The dynamic config named `broker_key`, or an [`Error::InvalidConfig`]
+/// (naming `value`, which may be empty for a delete) saying why not: a
+/// static broker config needs a restart, an unknown key lists the dynamic
+/// ones (and a topic key names its broker-wide counterpart).
+pub fn check_dynamic_key(broker_key: &str, value: &str) -> Result<&'static DynamicConfig> {
+    let invalid = |reason: String| Error::InvalidConfig {
+        key: broker_key.to_owned(),
+        value: value.to_owned(),
+        reason,
+    };
+    if let Some(dynamic) = dynamic_config(broker_key) {
+        return Ok(dynamic);
+    }
+    if BROKER_KEYS.contains(&broker_key) {
+        return Err(invalid(format!(
+            "{broker_key} cannot change at run time (a static broker config: change the \
+             config file and restart the broker); dynamic keys: {}",
+            dynamic_keys()
+        )));
+    }
+    if let Some(d) = DYNAMIC_CONFIGS.iter().find(|d| d.topic_key == broker_key) {
+        return Err(invalid(format!(
+            "{broker_key} is a topic config (set it on a topic with `runnel topic alter`); \
+             its cluster-wide default is the broker config {}",
+            d.broker_key
+        )));
+    }
+    Err(invalid(format!(
+        "unknown dynamic broker config; dynamic keys: {}",
+        dynamic_keys()
+    )))
+}
+
+/// Check a dynamic config's key and value as `AlterClusterConfigs` does;
+/// returns the topic key it defaults. A static broker key, an unknown key
+/// and a bad value each get an [`Error::InvalidConfig`] saying what to do.
+pub fn validate_dynamic(broker_key: &str, value: &str) -> Result<&'static str> {
+    let dynamic = check_dynamic_key(broker_key, value)?;
+    // The same checks as the topic config it defaults, reported under the
+    // broker key the caller used.
+    crate::topic::config::validate(dynamic.topic_key, value).map_err(|e| match e {
+        Error::InvalidConfig { reason, .. } => Error::InvalidConfig {
+            key: broker_key.to_owned(),
+            value: value.to_owned(),
+            reason,
+        },
+        other => other,
+    })?;
+    Ok(dynamic.topic_key)
+}
+
+fn dynamic_keys() -> String {
+    DYNAMIC_CONFIGS
+        .iter()
+        .map(|d| d.broker_key)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Checks the text of a `--config` file without starting a broker: unknown
@@ -402,6 +526,82 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("num.partitions"), "{err}");
+    }
+
+    #[test]
+    fn dynamic_configs_are_broker_keys_defaulting_known_topic_keys() {
+        let defaults = BrokerConfig::default().topic_defaults().unwrap();
+        let mut previous = "";
+        for d in DYNAMIC_CONFIGS {
+            assert!(BROKER_KEYS.contains(&d.broker_key), "{}", d.broker_key);
+            assert!(
+                crate::topic::config::is_known(d.topic_key),
+                "{}",
+                d.topic_key
+            );
+            assert!(
+                previous < d.broker_key,
+                "sorted: {previous} then {}",
+                d.broker_key
+            );
+            previous = d.broker_key;
+            // The built-in static values are Kafka's defaults, so an
+            // untouched broker reports source DEFAULT.
+            assert_eq!(
+                defaults.effective(d.topic_key).unwrap().1,
+                runnel_proto::v1::ConfigSource::Default,
+                "{}",
+                d.broker_key
+            );
+        }
+        assert_eq!(DYNAMIC_CONFIGS.len(), 11);
+        assert!(is_dynamic("log.retention.ms"));
+        assert!(!is_dynamic("retention.ms"));
+        assert!(!is_dynamic("data.dir"));
+        let c = BrokerConfig {
+            log_retention_ms: 42,
+            ..Default::default()
+        };
+        let d = c.topic_defaults().unwrap();
+        assert_eq!(
+            d.effective("retention.ms").unwrap(),
+            ("42".into(), runnel_proto::v1::ConfigSource::Broker)
+        );
+    }
+
+    #[test]
+    fn dynamic_validation_says_what_to_do() {
+        assert_eq!(
+            validate_dynamic("log.retention.ms", "3600000").unwrap(),
+            "retention.ms"
+        );
+        for (key, value, want) in [
+            (
+                "data.dir",
+                "/x",
+                "data.dir cannot change at run time (a static broker config",
+            ),
+            ("num.partitions", "3", "restart the broker"),
+            (
+                "log.retention.mins",
+                "5",
+                "unknown dynamic broker config; dynamic keys: log.flush",
+            ),
+            (
+                "retention.ms",
+                "5",
+                "cluster-wide default is the broker config log.retention.ms",
+            ),
+            ("log.retention.ms", "soon", "expected an integer"),
+            ("log.segment.bytes", "10", "between 1024"),
+            ("unclean.leader.election.enable", "yes", "true or false"),
+        ] {
+            let err = validate_dynamic(key, value).unwrap_err();
+            assert!(matches!(err, Error::InvalidConfig { .. }), "{err}");
+            let text = err.to_string();
+            assert!(text.contains(want), "{key}={value}: {text}");
+            assert!(text.contains(key), "names the key it was given: {text}");
+        }
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub use error::{Error, Result};
 
 use crate::cluster::ClusterView;
 use crate::cluster::sync::MetadataSync;
-use crate::controller::{Controller, ControllerSettings, TopicController};
+use crate::controller::{ClusterConfigs, Controller, ControllerSettings, TopicController};
 use crate::log::LogManager;
 use crate::meta::MetadataStore;
 use crate::meta::embedded::EmbeddedStore;
@@ -146,6 +146,8 @@ impl Broker {
             config.num_partitions,
             config.default_replication_factor,
         );
+        let cluster_configs =
+            ClusterConfigs::new(store.clone(), keys.clone(), replicas.clone(), sync.clone());
         let controller = Controller::new(
             store.clone(),
             keys.clone(),
@@ -157,7 +159,7 @@ impl Broker {
                 leader_imbalance_check_interval: Duration::from_secs(
                     config.leader_imbalance_check_interval_seconds.max(1),
                 ),
-                defaults: config.topic_defaults()?,
+                defaults: replicas.shared_defaults(),
             },
         );
         tracing::info!(
@@ -186,6 +188,7 @@ impl Broker {
             config,
             replicas,
             topics,
+            cluster_configs,
             sync,
             registration,
             metrics: Metrics::new(),

@@ -2,13 +2,14 @@
 //!
 //! `main` only parses arguments and maps the outcome to an exit code; each
 //! command group lives in its own module: `topic` (create/list/describe/
-//! alter/delete), `produce` (stdin → records), `consume` (records →
+//! alter/delete), `cluster` (dynamic cluster-wide config defaults), `produce` (stdin → records), `consume` (records →
 //! stdout), `perf` (load generators), and `output` (tables and JSON).
 //! `docs/cli.md` has an example of every command.
 //!
 //! Exit codes: 0 success, 1 any failure (one `error: ...` line on stderr),
 //! 2 usage errors (from clap).
 
+mod cluster;
 mod consume;
 mod group;
 mod output;
@@ -93,6 +94,8 @@ enum Command {
     Consume(consume::ConsumeArgs),
     /// List, describe, reset and delete consumer groups.
     Group(group::GroupArgs),
+    /// Cluster-wide settings: `runnel cluster config describe|alter`.
+    Cluster(cluster::ClusterArgs),
     /// Measure produce or consume throughput and latency.
     Perf(perf::PerfArgs),
 }
@@ -133,6 +136,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Produce(args) => produce::run(&cli.global, args).await,
         Command::Consume(args) => consume::run(&cli.global, args).await,
         Command::Group(args) => group::run(&cli.global, args).await,
+        Command::Cluster(args) => cluster::run(&cli.global, args).await,
         Command::Perf(args) => perf::run(&cli.global, args).await,
     }
 }

@@ -74,10 +74,16 @@ pub fn human_bytes(bytes: u64) -> String {
 }
 
 pub fn config_source(entry: &ConfigEntry) -> &'static str {
-    match entry.source() {
+    source_name(entry.source())
+}
+
+/// How a config's source is printed, in tables and JSON alike.
+pub fn source_name(source: ConfigSource) -> &'static str {
+    match source {
         ConfigSource::Default => "default",
         ConfigSource::Topic => "topic",
         ConfigSource::Broker => "broker",
+        ConfigSource::DynamicDefault => "dynamic",
     }
 }
 

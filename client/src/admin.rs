@@ -1,4 +1,5 @@
-//! [`Admin`]: topic administration and cluster metadata.
+//! [`Admin`]: topic administration, dynamic cluster configs and cluster
+//! metadata.
 //!
 //! Thin wrappers over the `Admin` gRPC service: each method is one call, the
 //! results are the generated `runnel.v1` messages (re-exported at the crate
@@ -7,8 +8,12 @@
 //! the broker that answered last and, if that one is unreachable, to the
 //! next known broker (`Cluster::call_any`).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use runnel_proto::v1::{
+    AlterClusterConfigsRequest, ClusterConfigEntry, DescribeClusterConfigsRequest,
+};
 use runnel_proto::v1::{
     AlterPartitionReassignmentsRequest, AlterTopicRequest, CreateTopicsRequest,
     DeleteTopicsRequest, DescribeTopicsRequest, ListPartitionReassignmentsRequest,
@@ -294,6 +299,67 @@ impl Admin {
             })
             .await?;
         Ok(response.reassignments)
+    }
+
+    /// The dynamic cluster-wide defaults of topic configs (Kafka's dynamic
+    /// broker configs at `--entity-default`), by broker config name, each
+    /// with its value and source: `DynamicDefault` (set with
+    /// [`Admin::alter_cluster_configs`]), `Broker` (the answering broker's
+    /// config file or flags) or `Default` (Kafka's).
+    pub async fn describe_cluster_configs(&self) -> Result<Vec<ClusterConfigEntry>> {
+        let response = self
+            .cluster
+            .call_any("DescribeClusterConfigs", |conn, timeout| async move {
+                conn.admin()
+                    .describe_cluster_configs(request(DescribeClusterConfigsRequest {}, timeout))
+                    .await
+            })
+            .await?;
+        Ok(response.configs)
+    }
+
+    /// Set (`set`, e.g. `log.retention.ms` → `3600000`) and remove
+    /// (`delete`, back to each broker's static config) dynamic cluster-wide
+    /// defaults, all or nothing. Every broker applies them live to every
+    /// topic without its own override. Only the keys
+    /// [`Admin::describe_cluster_configs`] lists are accepted; any other
+    /// fails with `INVALID_CONFIG` and changes nothing. With
+    /// `validate_only` the broker checks and returns what the configs would
+    /// be. Returns every dynamic key as it is afterwards.
+    ///
+    /// ```no_run
+    /// # async fn example(admin: runnel_client::Admin) -> runnel_client::Result<()> {
+    /// use std::collections::BTreeMap;
+    ///
+    /// let set = BTreeMap::from([("log.retention.ms".to_string(), "3600000".to_string())]);
+    /// admin.alter_cluster_configs(&set, &[], false).await?;
+    /// admin.alter_cluster_configs(&BTreeMap::new(), &["log.retention.ms".into()], false).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn alter_cluster_configs(
+        &self,
+        set: &BTreeMap<String, String>,
+        delete: &[String],
+        validate_only: bool,
+    ) -> Result<Vec<ClusterConfigEntry>> {
+        let message = AlterClusterConfigsRequest {
+            set_configs: set.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            delete_configs: delete.to_vec(),
+            validate_only,
+        };
+        let response = self
+            .cluster
+            .call_any("AlterClusterConfigs", |conn, timeout| {
+                let message = message.clone();
+                async move {
+                    conn.admin()
+                        .alter_cluster_configs(request(message, timeout))
+                        .await
+                }
+            })
+            .await?;
+        Ok(response.configs)
     }
 
     /// Every consumer group.

@@ -68,7 +68,7 @@ pub use producer::{
 
 /// The `runnel.v1` messages `Admin` returns, and [`ErrorCode`].
 pub use runnel_proto::v1::{
-    ConfigEntry, ConfigSource, DescribeGroupResponse, ErrorCode, GroupListing, GroupMember,
-    MetadataResponse, NewTopic, OngoingReassignment, PartitionDescription, TopicDescription,
-    TopicListing, TopicPartitions,
+    ClusterConfigEntry, ConfigEntry, ConfigSource, DescribeGroupResponse, ErrorCode, GroupListing,
+    GroupMember, MetadataResponse, NewTopic, OngoingReassignment, PartitionDescription,
+    TopicDescription, TopicListing, TopicPartitions,
 };

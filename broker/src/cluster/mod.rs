@@ -4,7 +4,7 @@
 //! record and partition states, as last seen in the store. [`sync`] keeps
 //! it current from one prefix watch over `/runnel/<cluster>/` and pushes
 //! each change into the [`crate::replica::ReplicaManager`] (open logs,
-//! become leader or follower). The controller plans from this view and
+//! become leader or follower, adopt new dynamic config defaults). The controller plans from this view and
 //! relies on compare-and-swap, not on the view being perfectly fresh.
 
 pub mod sync;
@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 use parking_lot::RwLock;
 use tokio::sync::watch;
 
-use crate::meta::records::{BrokerRecord, ControllerRecord, PartitionState, TopicRecord};
+use crate::meta::records::{
+    BrokerRecord, ClusterConfigRecord, ControllerRecord, PartitionState, TopicRecord,
+};
 use crate::replica::fetcher::BrokerAddresses;
 
 /// A stored value and the store revision it was written at.
@@ -31,6 +33,8 @@ pub struct Image {
     pub controller: Option<Versioned<ControllerRecord>>,
     pub topics: BTreeMap<String, Versioned<TopicRecord>>,
     pub states: BTreeMap<(String, u32), Versioned<PartitionState>>,
+    /// Dynamic cluster-wide config defaults (`config/brokers/default`).
+    pub cluster_config: Option<Versioned<ClusterConfigRecord>>,
 }
 
 impl Image {

@@ -7,13 +7,16 @@
 //! everything again and carries on: every apply is idempotent and ignores
 //! values older than what it already has, so replaying is harmless.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::{ClusterView, Versioned};
 use crate::Result;
 use crate::meta::keys::Keys;
-use crate::meta::records::{self, BrokerRecord, ControllerRecord, PartitionState, TopicRecord};
+use crate::meta::records::{
+    self, BrokerRecord, ClusterConfigRecord, ControllerRecord, PartitionState, TopicRecord,
+};
 use crate::meta::{KeyValue, MetadataStore, WatchEvent};
 use crate::replica::ReplicaManager;
 
@@ -59,13 +62,23 @@ impl MetadataSync {
 
     /// Apply a full listing: every key present, and the deletion of every
     /// topic or broker we knew that is no longer there.
-    fn apply_all(&self, all: Vec<KeyValue>) -> Result<()> {
+    fn apply_all(&self, mut all: Vec<KeyValue>) -> Result<()> {
+        // Dynamic config defaults first, so topics opened by this listing
+        // start with them (a stable sort keeps the rest in key order).
+        let config_key = self.keys.cluster_config();
+        all.sort_by_key(|kv| kv.key != config_key);
         let present: std::collections::BTreeSet<&str> =
             all.iter().map(|kv| kv.key.as_str()).collect();
         // The listing is at least this new. A topic we know from a later
         // revision (created while the listing was read) is not gone: the
         // watch, started before the listing, reports what happens to it.
         let listed_at = all.iter().map(|kv| kv.mod_revision).max().unwrap_or(0);
+        let config_gone = self.view.read(|i| {
+            i.cluster_config
+                .as_ref()
+                .is_some_and(|c| c.revision <= listed_at)
+                && !present.contains(config_key.as_str())
+        });
         let (gone_topics, gone_brokers, controller_gone) = self.view.read(|i| {
             (
                 i.topics
@@ -91,6 +104,10 @@ impl MetadataSync {
         }
         if controller_gone {
             self.view.update(|i| i.controller = None);
+        }
+        if config_gone {
+            self.view.update(|i| i.cluster_config = None);
+            self.apply_cluster_config(&BTreeMap::new())?;
         }
         for kv in all {
             self.apply_put(kv)?;
@@ -163,6 +180,24 @@ impl MetadataSync {
             let broker: BrokerRecord = records::decode(&kv.key, &kv.value)?;
             self.view
                 .update(|i| i.brokers.insert(broker.broker_id, broker));
+        } else if kv.key == keys.cluster_config() {
+            let record: ClusterConfigRecord = records::decode(&kv.key, &kv.value)?;
+            let newer = self.view.update(|i| {
+                let newer = i
+                    .cluster_config
+                    .as_ref()
+                    .is_none_or(|c| c.revision <= kv.mod_revision);
+                if newer {
+                    i.cluster_config = Some(Versioned {
+                        value: record.clone(),
+                        revision: kv.mod_revision,
+                    });
+                }
+                newer
+            });
+            if newer {
+                self.apply_cluster_config(&record.configs)?;
+            }
         } else if kv.key == keys.controller() {
             let controller: ControllerRecord = records::decode(&kv.key, &kv.value)?;
             self.view.update(|i| {
@@ -204,8 +239,41 @@ impl MetadataSync {
                     i.controller = None;
                 }
             });
+        } else if key == keys.cluster_config() {
+            let deleted = self.view.update(|i| {
+                let older = i
+                    .cluster_config
+                    .as_ref()
+                    .is_some_and(|c| c.revision < revision);
+                if older {
+                    i.cluster_config = None;
+                }
+                older
+            });
+            if deleted {
+                self.apply_cluster_config(&BTreeMap::new())?;
+            }
         }
         Ok(())
+    }
+
+    /// Hand dynamic defaults (by broker key, as stored) to the replicas,
+    /// which re-resolve every topic if anything changed. An entry this
+    /// broker cannot use (written by a newer broker, or by hand with
+    /// etcdctl) is skipped with a warning rather than failing the rest.
+    fn apply_cluster_config(&self, configs: &BTreeMap<String, String>) -> Result<()> {
+        let mut by_topic_key = BTreeMap::new();
+        for (key, value) in configs {
+            match crate::config::validate_dynamic(key, value) {
+                Ok(topic_key) => {
+                    by_topic_key.insert(topic_key.to_owned(), value.clone());
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "ignoring a stored dynamic config");
+                }
+            }
+        }
+        self.replicas.set_dynamic_defaults(by_topic_key)
     }
 
     fn delete_topic(&self, name: &str, revision: i64) -> Result<()> {

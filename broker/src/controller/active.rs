@@ -19,7 +19,7 @@ use crate::meta::keys::Keys;
 use crate::meta::records::{self, ControllerEpoch, ControllerRecord, VERSION};
 use crate::meta::registration::Registration;
 use crate::meta::{Compare, MetadataStore, Op};
-use crate::topic::{ConfigDefaults, TopicConfig};
+use crate::topic::{SharedDefaults, TopicConfig};
 
 /// Controller knobs (Kafka names).
 #[derive(Debug, Clone)]
@@ -29,8 +29,9 @@ pub struct ControllerSettings {
     pub auto_leader_rebalance: bool,
     /// `leader.imbalance.check.interval.seconds`, as a duration.
     pub leader_imbalance_check_interval: Duration,
-    /// Topic config defaults (for `unclean.leader.election.enable`).
-    pub defaults: ConfigDefaults,
+    /// Topic config defaults (for `unclean.leader.election.enable`): the
+    /// replica manager's live ones, so a dynamic default counts here too.
+    pub defaults: SharedDefaults,
 }
 
 /// Campaigns for controller and, when elected, keeps leadership right.
@@ -202,7 +203,7 @@ impl Controller {
                 return self.still_controller(term).await;
             }
         }
-        let defaults = &self.settings.defaults;
+        let defaults = &self.settings.defaults.get();
         let planned = leaders::plan(&image, preferred, |topic| {
             image
                 .topics

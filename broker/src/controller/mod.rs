@@ -10,11 +10,15 @@
 //!   (balanced leaders, rack-aware).
 //! - [`topics`]: topic create/alter/delete by compare-and-swap; any broker
 //!   can serve these admin requests, the store orders them.
+//! - [`cluster_configs`]: dynamic cluster-wide defaults of topic configs,
+//!   one compare-and-swapped key every broker follows live.
 
 pub mod active;
+pub mod cluster_configs;
 pub mod leaders;
 pub mod placement;
 pub mod topics;
 
 pub use active::{Controller, ControllerSettings};
+pub use cluster_configs::ClusterConfigs;
 pub use topics::TopicController;

@@ -141,7 +141,7 @@ impl TopicController {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        TopicConfig::resolve(&configs, self.replicas.defaults())?;
+        TopicConfig::resolve(&configs, &self.replicas.defaults())?;
         let assignment = assign_replicas(&brokers, partitions, rf, 0);
         Ok(PlannedTopic {
             name: new.name.clone(),
@@ -361,7 +361,7 @@ impl TopicController {
         for (k, v) in &req.set_configs {
             record.configs.insert(k.clone(), v.clone());
         }
-        TopicConfig::resolve(&record.configs, self.replicas.defaults())?;
+        TopicConfig::resolve(&record.configs, &self.replicas.defaults())?;
         if req.validate_only {
             return Ok(());
         }

@@ -7,6 +7,7 @@
 //! /runnel/<cluster>/controller                             ControllerRecord, under the controller's lease
 //! /runnel/<cluster>/controller_epoch                       ControllerEpoch (bumped by every election)
 //! /runnel/<cluster>/producer-ids                           ProducerIdBlock (next unallocated id)
+//! /runnel/<cluster>/config/brokers/default                 ClusterConfigRecord (dynamic cluster-wide defaults)
 //! /runnel/<cluster>/groups/<g>/coordinator                 GroupCoordinatorRecord, under the coordinator's lease
 //! /runnel/<cluster>/groups/<g>/offsets/<topic>/<p>         CommittedOffsetRecord
 //! ```
@@ -73,6 +74,13 @@ impl Keys {
     /// The producer id allocator.
     pub fn producer_ids(&self) -> String {
         format!("{}producer-ids", self.root)
+    }
+
+    /// The dynamic cluster-wide defaults of topic configs (Kafka's
+    /// `/config/brokers/<default>` znode). `config/` leaves room for
+    /// per-broker dynamic configs (`config/brokers/<id>`) later.
+    pub fn cluster_config(&self) -> String {
+        format!("{}config/brokers/default", self.root)
     }
 
     /// Prefix of every consumer group key.
@@ -147,5 +155,11 @@ mod tests {
         assert!(!k.topic("orders2").starts_with(&k.topic_children("orders")));
         assert_eq!(k.broker(3), "/runnel/prod/brokers/3");
         assert!(k.broker(3).starts_with(&k.brokers_prefix()));
+        assert_eq!(k.cluster_config(), "/runnel/prod/config/brokers/default");
+        assert!(!k.cluster_config().starts_with(&k.brokers_prefix()));
+        assert!(
+            k.cluster_config() < k.topics_prefix(),
+            "listed before topics"
+        );
     }
 }

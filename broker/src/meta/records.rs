@@ -99,6 +99,17 @@ pub struct ProducerIdBlock {
     pub next: i64,
 }
 
+/// `/runnel/<cluster>/config/brokers/default`: dynamic cluster-wide
+/// defaults of topic configs, by broker config name (`log.retention.ms`),
+/// as Kafka's dynamic broker configs are named. Changed by compare-and-swap
+/// on its mod revision; absent (or empty) means none are set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterConfigRecord {
+    pub version: u32,
+    #[serde(default)]
+    pub configs: BTreeMap<String, String>,
+}
+
 /// `/runnel/<cluster>/groups/<g>/coordinator`: the broker coordinating the
 /// group, under that broker's lease.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

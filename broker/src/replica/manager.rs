@@ -10,7 +10,7 @@ use super::fetcher::FetcherManager;
 use super::partition::{Partition, Transition};
 use crate::log::{LogManager, TopicPartition};
 use crate::meta::records::{PartitionState, TopicRecord};
-use crate::topic::{ConfigDefaults, TopicConfig};
+use crate::topic::{ConfigDefaults, SharedDefaults, TopicConfig};
 use crate::{Error, Result};
 
 /// One topic as this broker currently knows it.
@@ -38,7 +38,9 @@ impl TopicState {
 pub struct ReplicaManager {
     broker_id: i32,
     logs: Arc<LogManager>,
-    defaults: ConfigDefaults,
+    /// Static broker defaults under the dynamic cluster-wide ones; shared
+    /// with topic admin and the controller so they resolve alike.
+    defaults: SharedDefaults,
     fetchers: Arc<FetcherManager>,
     /// Copy-on-write per topic: requests clone an `Arc` and never hold the
     /// lock while doing I/O.
@@ -67,7 +69,7 @@ impl ReplicaManager {
         ReplicaManager {
             broker_id,
             logs,
-            defaults,
+            defaults: SharedDefaults::new(defaults),
             fetchers,
             topics: RwLock::new(HashMap::new()),
             changing: parking_lot::Mutex::new(()),
@@ -78,8 +80,38 @@ impl ReplicaManager {
         self.broker_id
     }
 
-    pub fn defaults(&self) -> &ConfigDefaults {
-        &self.defaults
+    /// The topic config defaults in force now (static and dynamic).
+    pub fn defaults(&self) -> ConfigDefaults {
+        self.defaults.get()
+    }
+
+    /// The live defaults, for the controller.
+    pub fn shared_defaults(&self) -> SharedDefaults {
+        self.defaults.clone()
+    }
+
+    /// Adopt new dynamic cluster-wide defaults (by topic config name) and,
+    /// if they changed anything, re-resolve every topic's config and push it
+    /// into its open logs and partitions. Holds `changing` throughout, so a
+    /// topic applied concurrently cannot keep a config resolved from the old
+    /// defaults.
+    pub fn set_dynamic_defaults(&self, dynamic: BTreeMap<String, String>) -> Result<()> {
+        let _changing = self.changing.lock();
+        let new = self.defaults.get().with_dynamic(dynamic)?;
+        if !self.defaults.replace(new) {
+            return Ok(());
+        }
+        tracing::info!(dynamic = ?self.defaults.get().dynamic(), "dynamic topic config defaults changed");
+        for topic in self.topics() {
+            // The topic's current record at its current revision: only
+            // the defaults under it changed.
+            if let Err(e) =
+                self.apply_topic_locked(&topic.name, topic.record.clone(), topic.revision)
+            {
+                tracing::warn!(topic = %topic.name, error = %e, "re-applying config failed");
+            }
+        }
+        Ok(())
     }
 
     pub fn log_manager(&self) -> &Arc<LogManager> {
@@ -176,7 +208,12 @@ impl ReplicaManager {
     /// changes to open logs. Partitions are only ever added.
     pub fn apply_topic(&self, name: &str, record: TopicRecord, revision: i64) -> Result<()> {
         let _changing = self.changing.lock();
-        let config = TopicConfig::resolve(&record.configs, &self.defaults)?;
+        self.apply_topic_locked(name, record, revision)
+    }
+
+    /// [`Self::apply_topic`], with `changing` already held.
+    fn apply_topic_locked(&self, name: &str, record: TopicRecord, revision: i64) -> Result<()> {
+        let config = TopicConfig::resolve(&record.configs, &self.defaults.get())?;
         let log_config = config.log_config();
         let existing = self.topics.read().get(name).cloned();
         let same_incarnation = existing
@@ -331,5 +368,141 @@ impl ReplicaManager {
                 tracing::warn!(tp = %part.tp, error = %e, "writing producer state snapshot failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::BrokerConfig;
+    use crate::meta::records::VERSION;
+    use crate::replica::fetcher::FetchSettings;
+    use runnel_proto::v1::ConfigSource;
+
+    fn manager(dir: &std::path::Path) -> ReplicaManager {
+        let fetchers = FetcherManager::new(
+            1,
+            Default::default(),
+            FetchSettings {
+                max_wait: Duration::from_millis(100),
+                max_bytes: 1 << 20,
+                backoff: Duration::from_millis(100),
+            },
+        );
+        ReplicaManager::new(
+            1,
+            LogManager::open(dir).unwrap(),
+            BrokerConfig::default().topic_defaults().unwrap(),
+            Arc::new(fetchers),
+        )
+    }
+
+    fn record(overrides: &[(&str, &str)]) -> TopicRecord {
+        TopicRecord {
+            version: VERSION,
+            topic_id: "id".into(),
+            replication_factor: 1,
+            configs: overrides
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            assignment: vec![vec![1], vec![1]],
+            reassignments: Default::default(),
+        }
+    }
+
+    fn source(state: &TopicState, key: &str) -> (String, i32) {
+        let e = state
+            .config
+            .entries()
+            .into_iter()
+            .find(|e| e.name == key)
+            .unwrap();
+        (e.value, e.source)
+    }
+
+    #[test]
+    fn dynamic_defaults_reach_open_logs_but_not_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = manager(dir.path());
+        m.apply_topic("plain", record(&[]), 5).unwrap();
+        m.apply_topic("pinned", record(&[("retention.ms", "7777")]), 6)
+            .unwrap();
+        let dynamic: BTreeMap<String, String> = [
+            ("retention.ms", "1000"),
+            ("segment.bytes", "4096"),
+            ("min.insync.replicas", "2"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        m.set_dynamic_defaults(dynamic).unwrap();
+
+        let plain = m.topic("plain").unwrap();
+        assert_eq!(plain.revision, 5, "re-applied at its own revision");
+        assert_eq!(
+            source(&plain, "retention.ms"),
+            ("1000".into(), ConfigSource::DynamicDefault as i32)
+        );
+        assert_eq!(plain.config.min_insync_replicas(), 2);
+        for p in 0..2 {
+            let log = m.partition("plain", p).unwrap().log().config();
+            assert_eq!((log.retention_ms, log.segment_bytes), (1000, 4096));
+        }
+        let pinned = m.topic("pinned").unwrap();
+        assert_eq!(
+            source(&pinned, "retention.ms"),
+            ("7777".into(), ConfigSource::Topic as i32)
+        );
+        let log = m.partition("pinned", 0).unwrap().log().config();
+        assert_eq!((log.retention_ms, log.segment_bytes), (7777, 4096));
+
+        // A topic created later starts with the dynamic defaults too.
+        m.apply_topic("later", record(&[]), 9).unwrap();
+        assert_eq!(
+            m.partition("later", 1)
+                .unwrap()
+                .log()
+                .config()
+                .segment_bytes,
+            4096
+        );
+
+        // Removing them goes back to the static config everywhere.
+        m.set_dynamic_defaults(BTreeMap::new()).unwrap();
+        let static_ms = BrokerConfig::default().log_retention_ms;
+        for topic in ["plain", "later"] {
+            let log = m.partition(topic, 0).unwrap().log().config();
+            assert_eq!(log.retention_ms, static_ms);
+            assert_eq!(log.segment_bytes, 1 << 30);
+            assert_eq!(
+                source(&m.topic(topic).unwrap(), "retention.ms").1,
+                ConfigSource::Default as i32
+            );
+        }
+        assert_eq!(
+            m.partition("pinned", 0)
+                .unwrap()
+                .log()
+                .config()
+                .retention_ms,
+            7777
+        );
+    }
+
+    #[test]
+    fn invalid_dynamic_defaults_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = manager(dir.path());
+        m.apply_topic("t", record(&[]), 5).unwrap();
+        let bad = [("segment.bytes".to_string(), "10".to_string())].into();
+        assert!(m.set_dynamic_defaults(bad).is_err());
+        assert!(m.defaults().dynamic().is_empty());
+        assert_eq!(
+            m.partition("t", 0).unwrap().log().config().segment_bytes,
+            1 << 30
+        );
     }
 }

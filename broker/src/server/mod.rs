@@ -1,11 +1,12 @@
 //! The network side: gRPC services and the HTTP health/metrics endpoint.
 //!
 //! One file per operation (`produce`, `fetch`, `list_offsets`,
-//! `metadata`, `admin`); this module wires them into tonic's generated
+//! `metadata`, `admin`, `reassignments`, `cluster_configs`); this module wires them into tonic's generated
 //! service traits, timing every call and turning [`crate::Error`] into a
 //! precise [`tonic::Status`] (see [`status`]).
 
 mod admin;
+mod cluster_configs;
 mod fetch;
 pub mod http;
 mod init_producer_id;
@@ -32,7 +33,7 @@ use tonic::{Request, Response, Status};
 
 use crate::cluster::sync::MetadataSync;
 use crate::config::BrokerConfig;
-use crate::controller::TopicController;
+use crate::controller::{ClusterConfigs, TopicController};
 use crate::meta::producer_ids::ProducerIdManager;
 use crate::meta::registration::Registration;
 use crate::metrics::Metrics;
@@ -45,6 +46,8 @@ pub struct Context {
     pub config: BrokerConfig,
     pub replicas: Arc<ReplicaManager>,
     pub topics: TopicController,
+    /// Dynamic cluster-wide config defaults (describe/alter).
+    pub cluster_configs: ClusterConfigs,
     pub groups: Arc<crate::group::GroupCoordinator>,
     pub sync: Arc<MetadataSync>,
     /// This broker's lease: while it is lost, acks=all is refused.
@@ -291,6 +294,28 @@ impl Admin for Service {
         self.call(
             "ListPartitionReassignments",
             reassignments::list(&self.ctx, req.into_inner()),
+        )
+        .await
+    }
+
+    async fn describe_cluster_configs(
+        &self,
+        req: Request<DescribeClusterConfigsRequest>,
+    ) -> Result<Response<DescribeClusterConfigsResponse>, Status> {
+        self.call(
+            "DescribeClusterConfigs",
+            cluster_configs::describe(&self.ctx, req.into_inner()),
+        )
+        .await
+    }
+
+    async fn alter_cluster_configs(
+        &self,
+        req: Request<AlterClusterConfigsRequest>,
+    ) -> Result<Response<AlterClusterConfigsResponse>, Status> {
+        self.call(
+            "AlterClusterConfigs",
+            cluster_configs::alter(&self.ctx, req.into_inner()),
         )
         .await
     }

@@ -1,12 +1,15 @@
 //! Topic configs, by Kafka's names, with broker-wide defaults.
 //!
 //! A topic stores only its overrides (`TopicRecord::configs`); the effective
-//! value of every key is "override, else broker default" and is computed
-//! here, so changing a broker default reaches every topic that did not
-//! override it — Kafka's behaviour.
+//! value of every key is "override, else dynamic cluster-wide default, else
+//! the broker's static config, else Kafka's default" and is computed here,
+//! so changing a default reaches every topic that did not override it —
+//! Kafka's behaviour.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use parking_lot::RwLock;
 use runnel_proto::v1::{ConfigEntry, ConfigSource};
 
 use crate::log::LogConfig;
@@ -188,24 +191,90 @@ pub fn validate(key: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-/// Broker-wide defaults for topic configs, keyed by topic config name.
+/// The defaults every topic config falls back to, keyed by topic config
+/// name, in two layers kept apart: the broker's static config (file, env,
+/// flags) and the dynamic cluster-wide defaults from the metadata store,
+/// which win. Cheap to clone (a dozen short strings).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ConfigDefaults(BTreeMap<String, String>);
+pub struct ConfigDefaults {
+    /// From this broker's configuration; fixed for the process' life.
+    broker: BTreeMap<String, String>,
+    /// `config/brokers/default` in the store; changes at run time.
+    dynamic: BTreeMap<String, String>,
+}
 
 impl ConfigDefaults {
-    /// Defaults from the broker config; every entry is validated.
+    /// Static defaults from the broker config; every entry is validated.
     pub fn new(values: BTreeMap<String, String>) -> Result<Self> {
         for (k, v) in &values {
             validate(k, v)?;
         }
-        Ok(ConfigDefaults(values))
+        Ok(ConfigDefaults {
+            broker: values,
+            dynamic: BTreeMap::new(),
+        })
     }
 
-    fn lookup(&self, def: &Def) -> (String, ConfigSource) {
-        match self.0.get(def.name) {
-            Some(v) => (v.clone(), ConfigSource::Broker),
-            None => (def.default.to_owned(), ConfigSource::Default),
+    /// These static defaults under `dynamic` ones (by topic config name,
+    /// each validated), replacing any dynamic defaults set before.
+    pub fn with_dynamic(&self, dynamic: BTreeMap<String, String>) -> Result<Self> {
+        for (k, v) in &dynamic {
+            validate(k, v)?;
         }
+        Ok(ConfigDefaults {
+            broker: self.broker.clone(),
+            dynamic,
+        })
+    }
+
+    /// The dynamic layer, by topic config name.
+    pub fn dynamic(&self) -> &BTreeMap<String, String> {
+        &self.dynamic
+    }
+
+    /// The default of topic config `key` and where it comes from, or
+    /// `None` for a key Runnel does not know.
+    pub fn effective(&self, key: &str) -> Option<(String, ConfigSource)> {
+        def(key).map(|d| self.lookup(d))
+    }
+
+    /// Dynamic, else static broker config, else Kafka's default. A static
+    /// value equal to Kafka's default reports `Default`: every static key
+    /// has a value (the broker's built-in defaults are Kafka's), so this is
+    /// how "nobody configured it" shows.
+    fn lookup(&self, def: &Def) -> (String, ConfigSource) {
+        if let Some(v) = self.dynamic.get(def.name) {
+            return (v.clone(), ConfigSource::DynamicDefault);
+        }
+        match self.broker.get(def.name) {
+            Some(v) if v != def.default => (v.clone(), ConfigSource::Broker),
+            _ => (def.default.to_owned(), ConfigSource::Default),
+        }
+    }
+}
+
+/// The [`ConfigDefaults`] in force right now, shared by everything that
+/// resolves topic configs (the replica manager, topic admin, the
+/// controller), so all of them see a dynamic change at the same moment.
+#[derive(Debug, Clone, Default)]
+pub struct SharedDefaults(Arc<RwLock<ConfigDefaults>>);
+
+impl SharedDefaults {
+    pub fn new(defaults: ConfigDefaults) -> Self {
+        SharedDefaults(Arc::new(RwLock::new(defaults)))
+    }
+
+    /// A snapshot of the current defaults.
+    pub fn get(&self) -> ConfigDefaults {
+        self.0.read().clone()
+    }
+
+    /// Swap in new defaults; returns whether they differ from the old.
+    pub fn replace(&self, defaults: ConfigDefaults) -> bool {
+        let mut current = self.0.write();
+        let changed = *current != defaults;
+        *current = defaults;
+        changed
     }
 }
 
@@ -313,6 +382,62 @@ mod tests {
         assert_eq!(src("segment.bytes"), ConfigSource::Topic as i32);
         assert_eq!(src("retention.ms"), ConfigSource::Broker as i32);
         assert_eq!(src("retention.bytes"), ConfigSource::Default as i32);
+    }
+
+    #[test]
+    fn topic_beats_dynamic_beats_static_beats_kafka_default() {
+        let defaults = ConfigDefaults::new(map(&[
+            ("retention.ms", "1000"),
+            ("segment.bytes", "8192"),
+            ("flush.ms", "1000"),
+        ]))
+        .unwrap()
+        .with_dynamic(map(&[("retention.ms", "2000"), ("segment.ms", "60000")]))
+        .unwrap();
+        let c = TopicConfig::resolve(&map(&[("segment.ms", "5000")]), &defaults).unwrap();
+        let entries = c.entries();
+        let got = |k: &str| {
+            let e = entries.iter().find(|e| e.name == k).unwrap();
+            (e.value.as_str(), e.source)
+        };
+        // Topic override over a dynamic default.
+        assert_eq!(got("segment.ms"), ("5000", ConfigSource::Topic as i32));
+        // Dynamic over static.
+        assert_eq!(
+            got("retention.ms"),
+            ("2000", ConfigSource::DynamicDefault as i32)
+        );
+        // Static over Kafka's default.
+        assert_eq!(got("segment.bytes"), ("8192", ConfigSource::Broker as i32));
+        // A static value equal to Kafka's default reports the default.
+        assert_eq!(got("flush.ms"), ("1000", ConfigSource::Default as i32));
+        assert_eq!(got("retention.bytes"), ("-1", ConfigSource::Default as i32));
+        assert_eq!(c.log_config().retention_ms, 2000);
+        assert_eq!(c.log_config().segment_ms, 5000);
+
+        // Replacing the dynamic layer drops what it no longer holds.
+        let back = defaults.with_dynamic(BTreeMap::new()).unwrap();
+        assert_eq!(
+            back.effective("retention.ms"),
+            Some(("1000".into(), ConfigSource::Broker))
+        );
+        assert!(
+            defaults
+                .with_dynamic(map(&[("segment.bytes", "1")]))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn shared_defaults_report_changes() {
+        let shared = SharedDefaults::new(ConfigDefaults::default());
+        let next = shared
+            .get()
+            .with_dynamic(map(&[("retention.ms", "5")]))
+            .unwrap();
+        assert!(shared.replace(next.clone()));
+        assert!(!shared.replace(next), "same value is no change");
+        assert_eq!(shared.get().dynamic()["retention.ms"], "5");
     }
 
     #[test]

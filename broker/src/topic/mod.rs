@@ -4,5 +4,5 @@
 pub mod config;
 pub mod name;
 
-pub use config::{ConfigDefaults, TopicConfig};
+pub use config::{ConfigDefaults, SharedDefaults, TopicConfig};
 pub use name::validate_topic_name;

@@ -825,6 +825,22 @@ impl Admin for MockBroker {
         Ok(Response::new(ListPartitionReassignmentsResponse::default()))
     }
 
+    async fn describe_cluster_configs(
+        &self,
+        _request: Request<DescribeClusterConfigsRequest>,
+    ) -> Result<Response<DescribeClusterConfigsResponse>, Status> {
+        Ok(Response::new(DescribeClusterConfigsResponse::default()))
+    }
+
+    async fn alter_cluster_configs(
+        &self,
+        _request: Request<AlterClusterConfigsRequest>,
+    ) -> Result<Response<AlterClusterConfigsResponse>, Status> {
+        Err(Status::unimplemented(
+            "the mock broker has no dynamic configs",
+        ))
+    }
+
     async fn alter_topic(
         &self,
         request: Request<AlterTopicRequest>,
