@@ -3,6 +3,11 @@
 //! `<c>-config`, and the hash of it that the broker pod template carries so
 //! that a config change makes a new StatefulSet revision.
 //!
+//! Only static settings go into the file. Dynamic ones (the cluster-wide
+//! defaults of topic configs, `log.retention.ms` and the like —
+//! [`runnel_broker::config::is_dynamic`]) are applied live by the Cluster
+//! reconciler through the admin API, so changing them restarts nothing.
+//!
 //! The file is checked with the broker's own parser
 //! ([`runnel_broker::config::check_config_file`]), so a key or value the
 //! broker would refuse at startup is refused here, when the Cluster is
@@ -40,7 +45,8 @@ pub const OPERATOR_OWNED_KEYS: [(&str, &str); 8] = [
     ("broker.rack", "spec.rack"),
 ];
 
-/// `spec.config` as the broker's TOML config file. Values become TOML
+/// The static part of `spec.config` as the broker's TOML config file (the
+/// whole of it is checked). Values become TOML
 /// integers when they parse as `i64`, booleans when `true`/`false`, strings
 /// otherwise (a Kubernetes map holds only strings, the broker's file wants
 /// typed values). Refuses operator-owned keys, and keys or values the broker
@@ -74,7 +80,24 @@ pub fn broker_config_toml(cluster: &Cluster) -> Result<String> {
             reason(&whole.to_string())
         )));
     }
-    Ok(text)
+    let statics: BTreeMap<String, String> = config
+        .iter()
+        .filter(|(key, _)| !runnel_broker::config::is_dynamic(key))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Ok(render(&statics))
+}
+
+/// The dynamic part of `spec.config`: cluster-wide defaults the brokers
+/// take live (Kafka's dynamic broker configs at the cluster default).
+pub fn dynamic_config(cluster: &Cluster) -> BTreeMap<String, String> {
+    cluster
+        .spec
+        .config
+        .iter()
+        .filter(|(key, _)| runnel_broker::config::is_dynamic(key))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// What the broker said, without the TOML parser's quote of the offending
@@ -158,7 +181,7 @@ mod tests {
         ]);
         let text = broker_config_toml(&cluster).unwrap();
         let parsed: toml::Table = toml::from_str(&text).unwrap();
-        assert_eq!(parsed["log.retention.ms"], toml::Value::Integer(-1));
+        assert_eq!(parsed["num.partitions"], toml::Value::Integer(6));
         assert_eq!(
             parsed["auto.leader.rebalance.enable"],
             toml::Value::Boolean(false)
@@ -218,6 +241,29 @@ mod tests {
             ("replica.lag.time.max.ms", "400"),
         ]))
         .unwrap();
+    }
+
+    #[test]
+    fn dynamic_keys_stay_out_of_the_file_and_so_out_of_the_hash() {
+        let a = with_config(&[("num.partitions", "3"), ("log.retention.ms", "1000")]);
+        let b = with_config(&[("num.partitions", "3"), ("log.retention.ms", "2000")]);
+        let (text_a, text_b) = (
+            broker_config_toml(&a).unwrap(),
+            broker_config_toml(&b).unwrap(),
+        );
+        assert!(!text_a.contains("log.retention.ms"), "{text_a}");
+        assert_eq!(
+            config_hash(&text_a),
+            config_hash(&text_b),
+            "a dynamic change must not roll"
+        );
+        assert_eq!(
+            dynamic_config(&b),
+            BTreeMap::from([("log.retention.ms".to_owned(), "2000".to_owned())])
+        );
+        // Still checked: a bad dynamic value is refused like any other.
+        let bad = with_config(&[("log.retention.ms", "soon")]);
+        assert!(broker_config_toml(&bad).is_err());
     }
 
     #[test]

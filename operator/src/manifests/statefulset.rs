@@ -261,8 +261,9 @@ fn broker_container(cluster: &Cluster, default_image: &str) -> Result<Container>
 /// `whenScaled`: always Retain — the StatefulSet would delete the volume of
 /// a removed pod as soon as `replicas` drops, and the volume may still hold
 /// the only copy of partitions if the drain did not finish (a scale-in the
-/// operator did not make, or one interrupted); the operator deletes drained
-/// brokers' claims itself.
+/// operator did not make, or one interrupted). Claims of removed brokers
+/// stay until deleted by hand (docs/operator.md, "Scaling"); a later
+/// scale-out reuses them.
 pub(crate) fn claim_retention(
     storage: &StorageSpec,
 ) -> StatefulSetPersistentVolumeClaimRetentionPolicy {

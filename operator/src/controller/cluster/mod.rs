@@ -14,7 +14,7 @@ pub mod scale;
 mod tests;
 pub mod view;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +24,7 @@ use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use runnel_client::Admin;
+use runnel_proto::v1::ConfigSource;
 use tracing::{info, warn};
 
 use self::roll::{BrokerPod, RollStep};
@@ -119,6 +120,21 @@ pub async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Actio
     let written = super::apply::apply_all(&ctx.client, &namespace, objects).await?;
     if !written.is_empty() {
         info!(cluster = %cluster.name_any(), ?written, "applied");
+    }
+
+    // Dynamic settings go to the brokers live (they need no restart and
+    // are not in the pod template), once the brokers answer.
+    if let (Some(admin), Some(_)) = (&admin, &view) {
+        let changed = sync_dynamic_config(&cluster, admin).await?;
+        if !changed.is_empty() {
+            info!(cluster = %cluster.name_any(), ?changed, "applied dynamic broker config");
+            Events::new(&ctx, &*cluster)
+                .normal(
+                    "ConfigApplied",
+                    format!("applied live, no restart: {}", changed.join(", ")),
+                )
+                .await;
+        }
     }
 
     let roll = roll_step(&ctx, &cluster, &namespace, view.as_ref()).await?;
@@ -248,6 +264,48 @@ async fn plan_scale(
         }
     }
     Ok(outcome)
+}
+
+/// Make the brokers' dynamic cluster-wide defaults exactly the dynamic part
+/// of `spec.config`: set what differs and remove what the spec does not
+/// have, so a change made with `runnel cluster config alter` is reverted.
+/// Returns what changed (`key=value`, `-key` for a removal).
+async fn sync_dynamic_config(cluster: &Cluster, admin: &Admin) -> Result<Vec<String>> {
+    let runnel = |source| Error::Runnel {
+        cluster: crate::context::cluster_key(cluster),
+        source,
+    };
+    let wanted = manifests::config::dynamic_config(cluster);
+    let current: BTreeMap<String, String> = admin
+        .describe_cluster_configs()
+        .await
+        .map_err(runnel)?
+        .into_iter()
+        .filter(|e| e.source == ConfigSource::DynamicDefault as i32)
+        .map(|e| (e.name, e.value))
+        .collect();
+    let set: BTreeMap<String, String> = wanted
+        .iter()
+        .filter(|(k, v)| current.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let delete: Vec<String> = current
+        .keys()
+        .filter(|k| !wanted.contains_key(*k))
+        .cloned()
+        .collect();
+    if set.is_empty() && delete.is_empty() {
+        return Ok(Vec::new());
+    }
+    admin
+        .alter_cluster_configs(&set, &delete, false)
+        .await
+        .map_err(runnel)?;
+    Ok(set
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .chain(delete.iter().map(|k| format!("-{k}")))
+        .collect())
 }
 
 async fn reassign(cluster: &Cluster, admin: &Admin, moves: &[Move]) -> Result<()> {

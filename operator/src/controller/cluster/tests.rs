@@ -114,10 +114,11 @@ async fn a_spec_change_rewrites_only_what_it_touches() {
     let ctx = context(client, "127.0.0.1:1");
     let mut api = FakeApi::new();
     let (_, mut stored) = run(&mut api, &mut mock, &ctx, cluster(json!({"replicas": 3}))).await;
+    // A static setting: it goes into the file, so the brokers roll.
     stored
         .spec
         .config
-        .insert("log.retention.ms".into(), "3600000".into());
+        .insert("num.partitions".into(), "6".into());
     run(&mut api, &mut mock, &ctx, stored).await;
     let writes = api.writes();
     assert!(
@@ -439,4 +440,69 @@ async fn scale_out_without_rebalance_moves_nothing() {
             .is_empty()
     );
     assert_eq!(replica_counts(&brokers, "stay").await.get(&2), None);
+}
+
+/// The brokers' dynamic cluster defaults (source DYNAMIC_DEFAULT).
+async fn dynamic_configs(admin: &Admin) -> std::collections::BTreeMap<String, String> {
+    admin
+        .describe_cluster_configs()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.source == runnel_proto::v1::ConfigSource::DynamicDefault as i32)
+        .map(|e| (e.name, e.value))
+        .collect()
+}
+
+#[tokio::test]
+async fn dynamic_config_is_applied_live_without_a_roll_and_drift_is_reverted() {
+    let brokers = TestCluster::start_from(0, 3, &[]).unwrap();
+    let bootstrap = brokers.bootstrap();
+    let admin = admin(&bootstrap).await;
+
+    let (client, mut mock) = MockApi::new();
+    let ctx = context(client, &bootstrap);
+    let mut api = FakeApi::new();
+    statefulset_with_pods(&mut api, 3, "r2");
+    let spec =
+        json!({"replicas": 3, "config": {"num.partitions": "3", "log.retention.ms": "3600000"}});
+    let (_, mut stored) = run(&mut api, &mut mock, &ctx, cluster(spec)).await;
+    assert_eq!(dynamic_configs(&admin).await["log.retention.ms"], "3600000");
+    assert!(
+        api.log.iter().any(|l| l.contains("/events")),
+        "ConfigApplied event"
+    );
+    let file =
+        api.store["/api/v1/namespaces/ns/configmaps/main-config"]["data"]["server.toml"].clone();
+    assert!(
+        !file.as_str().unwrap().contains("log.retention.ms"),
+        "{file}"
+    );
+
+    // A new dynamic value: the brokers take it; no StatefulSet or ConfigMap write, no pod deleted.
+    stored
+        .spec
+        .config
+        .insert("log.retention.ms".into(), "7200000".into());
+    stored = run(&mut api, &mut mock, &ctx, stored).await.1;
+    let writes = api.writes();
+    assert!(
+        !writes.iter().any(|w| w.contains("statefulsets")
+            || w.contains("configmaps")
+            || w.starts_with("DELETE")),
+        "{writes:?}"
+    );
+    assert_eq!(dynamic_configs(&admin).await["log.retention.ms"], "7200000");
+
+    // Made outside Kubernetes: reverted on the next pass.
+    let drift =
+        std::collections::BTreeMap::from([("log.retention.bytes".to_owned(), "1000".to_owned())]);
+    admin
+        .alter_cluster_configs(&drift, &[], false)
+        .await
+        .unwrap();
+    run(&mut api, &mut mock, &ctx, stored).await;
+    let now = dynamic_configs(&admin).await;
+    assert!(!now.contains_key("log.retention.bytes"), "{now:?}");
+    assert_eq!(now["log.retention.ms"], "7200000");
 }
