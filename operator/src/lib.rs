@@ -20,6 +20,7 @@ pub mod http;
 pub mod leader;
 pub mod manifests;
 pub mod metrics;
+pub mod yaml;
 
 pub use context::{Connector, Context, OperatorConfig};
 pub use error::{Error, Result};

@@ -43,7 +43,10 @@ async fn apply_one(client: &Client, namespace: &str, mut object: Value) -> Resul
     };
     let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(&group, &version, &kind));
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
-    let hash = config_hash(&serde_json::to_string(&object)?);
+    // Sorted keys: the hash must not depend on serde_json's features.
+    let hash = config_hash(&serde_json::to_string(&crate::yaml::canonical(
+        object.clone(),
+    ))?);
     if let Some(current) = api.get_opt(&name).await? {
         let applied = current
             .metadata

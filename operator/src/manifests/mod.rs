@@ -165,9 +165,7 @@ pub fn to_yaml(manifests: &[Manifest]) -> String {
 
 /// One object as YAML.
 pub fn yaml(object: &serde_json::Value) -> String {
-    // Cannot fail: a JSON value's map keys are strings, and YAML can hold
-    // every JSON number.
-    serde_yaml::to_string(object).expect("a JSON value serializes to YAML")
+    crate::yaml::to_string(object)
 }
 
 #[cfg(test)]
