@@ -354,17 +354,23 @@ async fn replica_counts(
     counts
 }
 
-#[tokio::test]
-async fn scale_out_spreads_replicas_onto_the_new_broker() {
+/// Brokers 0 and 1 with an RF-2 topic of `partitions` on them, then broker 2
+/// started and registered (holding nothing yet): a scale-out from 2 to 3.
+async fn grown_to_three(topic: &str, partitions: u32) -> (TestCluster, Admin) {
     let mut brokers = TestCluster::start_from(0, 2, &[]).unwrap();
     let admin = admin(&brokers.bootstrap()).await;
-    admin.create_topic("grow", 6, 2, &[]).await.unwrap();
+    admin.create_topic(topic, partitions, 2, &[]).await.unwrap();
     brokers
-        .wait_for_leader("grow", 5, &[0, 1], Some(2), Duration::from_secs(20))
+        .wait_for_leader(
+            topic,
+            partitions - 1,
+            &[0, 1],
+            Some(2),
+            Duration::from_secs(20),
+        )
         .await
         .unwrap();
     brokers.add_broker(2, &[]).unwrap();
-    let bootstrap = brokers.bootstrap();
     brokers
         .wait_for("broker 2 registered", Duration::from_secs(20), || async {
             let metadata = brokers.metadata(&[]).await.ok()?;
@@ -372,6 +378,13 @@ async fn scale_out_spreads_replicas_onto_the_new_broker() {
         })
         .await
         .unwrap();
+    (brokers, admin)
+}
+
+#[tokio::test]
+async fn scale_out_spreads_replicas_onto_the_new_broker() {
+    let (brokers, admin) = grown_to_three("grow", 6).await;
+    let bootstrap = brokers.bootstrap();
 
     let (client, mut mock) = MockApi::new();
     let ctx = context(client, &bootstrap);
@@ -403,22 +416,8 @@ async fn scale_out_spreads_replicas_onto_the_new_broker() {
 
 #[tokio::test]
 async fn scale_out_without_rebalance_moves_nothing() {
-    let mut brokers = TestCluster::start_from(0, 2, &[]).unwrap();
-    let admin = admin(&brokers.bootstrap()).await;
-    admin.create_topic("stay", 4, 2, &[]).await.unwrap();
-    brokers
-        .wait_for_leader("stay", 3, &[0, 1], Some(2), Duration::from_secs(20))
-        .await
-        .unwrap();
-    brokers.add_broker(2, &[]).unwrap();
+    let (brokers, admin) = grown_to_three("stay", 4).await;
     let bootstrap = brokers.bootstrap();
-    brokers
-        .wait_for("broker 2 registered", Duration::from_secs(20), || async {
-            let metadata = brokers.metadata(&[]).await.ok()?;
-            metadata.brokers.iter().any(|b| b.id == 2).then_some(())
-        })
-        .await
-        .unwrap();
 
     let (client, mut mock) = MockApi::new();
     let ctx = context(client, &bootstrap);
