@@ -50,7 +50,7 @@ pub fn etcd_binary() -> PathBuf {
 /// A loopback port nobody is listening on right now. The listener is closed
 /// before etcd binds it; on a busy machine another process could take it in
 /// between, which shows up as a clear start failure in etcd's log.
-fn free_port() -> Result<SocketAddr> {
+pub fn free_port() -> Result<SocketAddr> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 

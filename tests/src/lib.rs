@@ -26,19 +26,23 @@ use anyhow::{Context, Result, bail};
 /// How long a broker may take to print its ready line.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A workspace binary (`runnel-broker`, `runnel`) next to the test executable.
+/// A workspace binary (`runnel-broker`, `runnel`) next to the running
+/// executable, or `$RUNNEL_BROKER_BIN` style overrides.
 pub fn binary(name: &str) -> PathBuf {
     let var = format!("{}_BIN", name.to_uppercase().replace('-', "_"));
     if let Some(path) = std::env::var_os(&var) {
         return PathBuf::from(path);
     }
-    // target/<profile>/deps/<test-exe> → target/<profile>/<name>
+    // A workspace binary (target/<profile>/runnel-bench) has it next to
+    // itself; a test executable one level up:
+    // target/<profile>/deps/<test-exe> → target/<profile>/<name>.
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
-    dir.join(name)
+    let here = exe.parent().expect("executable directory");
+    let sibling = here.join(name);
+    if sibling.exists() {
+        return sibling;
+    }
+    here.parent().expect("target/<profile>").join(name)
 }
 
 /// A running `runnel-broker` process.

@@ -1,25 +1,23 @@
 //! `cargo xtask <command>`: development chores that need more than a shell
 //! one-liner.
 //!
-//! - `baseline`: measure this machine's disk and loopback limits (`dd` with
-//!   and without `conv=fdatasync`, `iperf3` over loopback), the reference
-//!   figures `docs/benchmarks.md` puts next to Runnel's numbers.
 //! - `dev-cluster`: a local cluster (etcd + N brokers) until Ctrl-C.
 //! - `crdgen`: write the CRD YAML generated from `operator/src/crd` to
 //!   `crds/` (and the Helm chart's copy when the chart exists).
 //! - `render-manifests`: write the CRDs and the objects of the operator's
 //!   sample Clusters as YAML files, for schema validation in
 //!   `scripts/test.sh`.
+//!
+//! The machine baselines (`dd`, `iperf3`) moved to `runnel-bench baseline`,
+//! which also records them with every benchmark run.
 
 mod crdgen;
 mod dev_cluster;
 mod render_manifests;
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -60,18 +58,6 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Measure disk (dd) and loopback network (iperf3) baselines.
-    Baseline {
-        /// Directory to write the dd test file in (on the disk under test).
-        #[arg(long, default_value = "target")]
-        dir: PathBuf,
-        /// Megabytes dd writes.
-        #[arg(long, default_value_t = 1024)]
-        megabytes: u32,
-        /// Seconds iperf3 runs.
-        #[arg(long, default_value_t = 5)]
-        seconds: u32,
-    },
 }
 
 fn main() -> Result<()> {
@@ -93,76 +79,5 @@ fn main() -> Result<()> {
         }),
         Cmd::Crdgen => crdgen::run(),
         Cmd::RenderManifests { out } => render_manifests::run(&out),
-        Cmd::Baseline {
-            dir,
-            megabytes,
-            seconds,
-        } => baseline(&dir, megabytes, seconds),
     }
-}
-
-fn baseline(dir: &std::path::Path, megabytes: u32, seconds: u32) -> Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let file = dir.join("xtask-baseline.dd");
-    for (label, extra) in [
-        ("page cache", None),
-        ("conv=fdatasync", Some("conv=fdatasync")),
-    ] {
-        let mut cmd = Command::new("dd");
-        cmd.arg("if=/dev/zero")
-            .arg(format!("of={}", file.display()))
-            .arg("bs=1M")
-            .arg(format!("count={megabytes}"));
-        if let Some(e) = extra {
-            cmd.arg(e);
-        }
-        let shown = format!("{cmd:?}").replace('"', "");
-        let out = cmd.output().context("running dd")?;
-        // dd reports on stderr: "... copied, 1.2 s, 870 MB/s"
-        let report = String::from_utf8_lossy(&out.stderr);
-        let rate = report
-            .lines()
-            .last()
-            .and_then(|l| l.rsplit(", ").next())
-            .unwrap_or("?");
-        println!("dd ({label}): {rate}    [{shown}]");
-    }
-    let _ = std::fs::remove_file(&file);
-
-    let mut server = Command::new("iperf3")
-        .args(["-s", "-1", "-p", "5299"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("iperf3 not found: apt-get install iperf3")?;
-    std::thread::sleep(Duration::from_millis(300));
-    let out = Command::new("iperf3")
-        .args([
-            "-c",
-            "127.0.0.1",
-            "-p",
-            "5299",
-            "-t",
-            &seconds.to_string(),
-            "-f",
-            "M",
-        ])
-        .output()
-        .context("running iperf3 client")?;
-    let _ = server.wait();
-    if !out.status.success() {
-        bail!("iperf3 failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let receiver = text.lines().find(|l| l.contains("receiver")).unwrap_or("?");
-    let rate = receiver.split_whitespace().collect::<Vec<_>>();
-    let rate = rate
-        .windows(2)
-        .find(|w| w[1].starts_with("MBytes/sec"))
-        .map(|w| format!("{} MB/s", w[0]));
-    println!(
-        "iperf3 loopback: {}    [iperf3 -c 127.0.0.1 -t {seconds} -f M]",
-        rate.unwrap_or_else(|| "?".into())
-    );
-    Ok(())
 }

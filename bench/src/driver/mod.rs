@@ -1,0 +1,56 @@
+//! One trait over every system's client, so the runner drives Runnel,
+//! NATS JetStream and Redis Streams with the same loop.
+//!
+//! The unit is one message: the runner offers payloads one at a time and
+//! each system batches the way its own client does (Runnel's producer into
+//! record batches, async-nats into its write buffer, Redis into pipelines).
+//! A send returns an [`AckFuture`] that completes when the server
+//! acknowledged that message.
+
+pub mod nats;
+pub mod redis;
+pub mod runnel;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use anyhow::Result;
+use async_trait::async_trait;
+use bytes::Bytes;
+
+/// Completes when the server acknowledged one message.
+pub type AckFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
+
+/// A connected client of one system under test.
+#[async_trait]
+pub trait Driver: Send + Sync {
+    /// Make a topic (Runnel topic, JetStream stream, Redis: nothing, its
+    /// stream keys appear on the first XADD).
+    async fn create_topic(&self, topic: &str, partitions: u32) -> Result<()>;
+    async fn producer(&self, topic: &str, partitions: u32) -> Result<Box<dyn Producer>>;
+    /// A consumer reading every partition of `topic` from its start.
+    async fn consumer(&self, topic: &str, partitions: u32) -> Result<Box<dyn Consumer>>;
+    /// Most unacknowledged messages the runner lets one producer have.
+    fn window(&self) -> usize;
+}
+
+#[async_trait]
+pub trait Producer: Send {
+    /// Queue `payload` on the next partition (the system's own choice:
+    /// Runnel's sticky partitioner, round robin for the peers). Waits only
+    /// when the client's buffers are full.
+    async fn send(&mut self, payload: Bytes) -> Result<AckFuture>;
+    /// Put queued messages on the wire now: called before the runner waits
+    /// (for the rate, for the window), where a client without a linger
+    /// timer of its own would otherwise sit on a half-built batch.
+    async fn flush(&mut self) -> Result<()>;
+    async fn close(self: Box<Self>) -> Result<()>;
+}
+
+#[async_trait]
+pub trait Consumer: Send {
+    /// The next messages' payloads, waiting up to `timeout`; empty when
+    /// nothing arrived.
+    async fn poll(&mut self, timeout: Duration) -> Result<Vec<Bytes>>;
+}

@@ -1,0 +1,282 @@
+//! The systems under test: how each server is started (on loopback, free
+//! ports, a fresh temporary data directory, stopped when dropped) and what
+//! durability it offers, so the tables can say it.
+//!
+//! Durability is made comparable where the systems allow it: `runnel`
+//! fsyncs every second (`flush.ms=1000`) like Redis with `appendfsync
+//! everysec`; NATS 2.9's file store has no setting for it and syncs on its
+//! own schedule; `runnel-fsync` fsyncs every batch before acknowledging;
+//! `runnel-rf3` keeps three copies and acknowledges when the in-sync
+//! replicas have it (Kafka's model: replication, not fsync).
+
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use runnel_client::Acks;
+use runnel_tests::BrokerProcess;
+use runnel_tests::cluster::TestCluster;
+use runnel_tests::etcd::free_port;
+use tempfile::TempDir;
+
+use crate::driver::Driver;
+use crate::driver::nats::{ACKS_IN_FLIGHT, NatsDriver};
+use crate::driver::redis::{PIPELINE, PIPELINES_IN_FLIGHT, RedisDriver};
+use crate::driver::runnel::RunnelDriver;
+use crate::results::SystemInfo;
+
+/// Every system, in table order.
+pub const ALL: &[System] = &[
+    System::Runnel,
+    System::RunnelFsync,
+    System::RunnelRf3,
+    System::Nats,
+    System::Redis,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum System {
+    /// One broker, fsync every second.
+    Runnel,
+    /// One broker, fsync every batch before the ack.
+    RunnelFsync,
+    /// Three brokers and etcd, RF=3, acks=all, min.insync.replicas=2.
+    RunnelRf3,
+    /// nats-server with JetStream file storage.
+    Nats,
+    /// redis-server with AOF, appendfsync everysec.
+    Redis,
+}
+
+impl FromStr for System {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        ALL.iter()
+            .copied()
+            .find(|sys| sys.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = ALL.iter().map(|s| s.name()).collect();
+                format!("unknown system {s:?}; one of {}", names.join(", "))
+            })
+    }
+}
+
+impl System {
+    pub fn name(self) -> &'static str {
+        match self {
+            System::Runnel => "runnel",
+            System::RunnelFsync => "runnel-fsync",
+            System::RunnelRf3 => "runnel-rf3",
+            System::Nats => "nats",
+            System::Redis => "redis",
+        }
+    }
+
+    pub fn is_peer(self) -> bool {
+        matches!(self, System::Nats | System::Redis)
+    }
+
+    /// The server binary this system needs, for a clear error up front.
+    pub fn server_binary(self) -> &'static str {
+        match self {
+            System::Nats => "nats-server",
+            System::Redis => "redis-server",
+            _ => "runnel-broker",
+        }
+    }
+
+    fn runnel_driver(self, bootstrap: Vec<String>) -> RunnelDriver {
+        let (rf, configs, acks) = match self {
+            System::RunnelFsync => (1, vec![("flush.messages", "1")], Acks::All),
+            System::RunnelRf3 => (3, vec![("min.insync.replicas", "2")], Acks::All),
+            _ => (1, vec![("flush.ms", "1000")], Acks::All),
+        };
+        RunnelDriver {
+            bootstrap,
+            replication_factor: rf,
+            topic_configs: configs
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            acks,
+        }
+    }
+
+    /// What the tables say about this system.
+    pub fn info(self) -> SystemInfo {
+        let (kind, version, replicas, durability, client) = match self {
+            System::Runnel | System::RunnelFsync | System::RunnelRf3 => {
+                let p = self.runnel_driver(Vec::new()).producer_config();
+                let client = format!(
+                    "runnel-client: acks={:?}, batch.size={} B, linger.ms={}, {} requests in flight",
+                    p.acks,
+                    p.batch_size,
+                    p.linger.as_millis(),
+                    p.max_in_flight_requests
+                );
+                let (replicas, durability) = match self {
+                    System::RunnelFsync => {
+                        (1, "fsync of every batch before the ack (flush.messages=1)")
+                    }
+                    System::RunnelRf3 => (
+                        3,
+                        "ack when all in-sync replicas (min 2 of 3) have it in their page cache; no fsync",
+                    ),
+                    _ => (1, "page cache at ack, fsync every second (flush.ms=1000)"),
+                };
+                (
+                    "runnel",
+                    env!("CARGO_PKG_VERSION").to_owned(),
+                    replicas,
+                    durability,
+                    client,
+                )
+            }
+            System::Nats => (
+                "nats",
+                version_of("nats-server", &["--version"]),
+                1,
+                "JetStream file storage: page cache at ack, server syncs on its own schedule (not configurable in 2.9)",
+                format!(
+                    "async-nats: async publish, {ACKS_IN_FLIGHT} acks in flight; ordered pull consumer"
+                ),
+            ),
+            System::Redis => (
+                "redis",
+                version_of("redis-server", &["--version"]),
+                1,
+                "AOF, appendfsync everysec: page cache at ack, fsync every second",
+                format!(
+                    "redis-rs: XADD pipelines of {PIPELINE}, {PIPELINES_IN_FLIGHT} in flight; XREAD COUNT {PIPELINE}"
+                ),
+            ),
+        };
+        SystemInfo {
+            name: self.name().to_owned(),
+            kind: kind.to_owned(),
+            version,
+            replicas,
+            durability: durability.to_owned(),
+            client,
+            peer: self.is_peer(),
+        }
+    }
+
+    /// Start this system's server(s) in a fresh directory; the driver
+    /// talks to them. Dropping the [`Server`] stops everything.
+    pub fn start(self) -> Result<(Server, Box<dyn Driver>)> {
+        match self {
+            System::Runnel | System::RunnelFsync => {
+                let dir = tempfile::tempdir()?;
+                let broker = BrokerProcess::start(&dir.path().join("data"), &[])?;
+                let driver = self.runnel_driver(vec![broker.bootstrap()]);
+                Ok((Server::Broker(broker, dir), Box::new(driver)))
+            }
+            System::RunnelRf3 => {
+                let cluster = TestCluster::start(3, &[])?;
+                let bootstrap = cluster.brokers.iter().map(|b| b.bootstrap()).collect();
+                let driver = self.runnel_driver(bootstrap);
+                Ok((Server::Cluster(Box::new(cluster)), Box::new(driver)))
+            }
+            System::Nats => {
+                let dir = tempfile::tempdir()?;
+                let port = free_port()?.port();
+                let child = spawn(
+                    Command::new("nats-server")
+                        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+                        .arg(dir.path()),
+                    dir.path(),
+                )?;
+                let server = Server::Process(child, dir);
+                wait_for_port(port)?;
+                let driver = NatsDriver {
+                    url: format!("nats://127.0.0.1:{port}"),
+                };
+                Ok((server, Box::new(driver)))
+            }
+            System::Redis => {
+                let dir = tempfile::tempdir()?;
+                let port = free_port()?.port();
+                let child = spawn(
+                    Command::new("redis-server")
+                        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                        .args(["--appendonly", "yes", "--appendfsync", "everysec"])
+                        // No RDB snapshots: the AOF is the durability.
+                        .args(["--save", "", "--daemonize", "no", "--dir"])
+                        .arg(dir.path()),
+                    dir.path(),
+                )?;
+                let server = Server::Process(child, dir);
+                wait_for_port(port)?;
+                let driver = RedisDriver {
+                    url: format!("redis://127.0.0.1:{port}/"),
+                };
+                Ok((server, Box::new(driver)))
+            }
+        }
+    }
+}
+
+/// Running server(s); dropping stops them and removes their data.
+pub enum Server {
+    Broker(BrokerProcess, TempDir),
+    Cluster(Box<TestCluster>),
+    Process(Child, TempDir),
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Server::Broker(..) => "Server::Broker",
+            Server::Cluster(_) => "Server::Cluster",
+            Server::Process(..) => "Server::Process",
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Server::Process(child, _) = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Start a peer server with its output in `dir/server.log`.
+fn spawn(cmd: &mut Command, dir: &Path) -> Result<Child> {
+    let log = std::fs::File::create(dir.join("server.log"))?;
+    cmd.stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {cmd:?} (bench/run installs it)"))
+}
+
+/// Wait until something accepts connections on the loopback port.
+fn wait_for_port(port: u16) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!("nothing listening on 127.0.0.1:{port} after 10 s")
+}
+
+/// First line of `bin args`, or why not.
+fn version_of(bin: &str, args: &[&str]) -> String {
+    match Command::new(bin).args(args).output() {
+        Ok(out) => String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or("?")
+            .trim()
+            .to_owned(),
+        Err(e) => format!("{bin} not runnable: {e}"),
+    }
+}

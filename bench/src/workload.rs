@@ -1,0 +1,131 @@
+//! Workload files (`bench/workloads/*.toml`), in the spirit of the
+//! OpenMessaging Benchmark's: one topic, its partitions, the message size,
+//! how long each timed phase runs.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    pub name: String,
+    pub description: String,
+    pub partitions: u32,
+    /// Payload bytes per message.
+    pub message_size: usize,
+    /// Length of the max-throughput phase and of the fixed-rate phase.
+    #[serde(with = "humantime_serde_compat")]
+    pub duration: Duration,
+}
+
+/// `duration = "10s"` through humantime.
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Workload {
+    pub fn parse(text: &str) -> Result<Self> {
+        let w: Workload = toml::from_str(text)?;
+        if w.partitions == 0 {
+            bail!("partitions must be at least 1");
+        }
+        // The end-to-end phase stamps the send time into the first 8 bytes.
+        if w.message_size < crate::runner::STAMP_LEN {
+            bail!(
+                "message_size must be at least {} bytes",
+                crate::runner::STAMP_LEN
+            );
+        }
+        if w.duration.is_zero() {
+            bail!("duration must be more than 0");
+        }
+        Ok(w)
+    }
+
+    /// A workload file, or every `*.toml` in a directory (by file name).
+    pub fn load(path: &Path) -> Result<Vec<Workload>> {
+        let files = if path.is_dir() {
+            let mut files: Vec<_> = std::fs::read_dir(path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+                .collect();
+            files.sort();
+            files
+        } else {
+            vec![path.to_owned()]
+        };
+        if files.is_empty() {
+            bail!("no *.toml workload files in {}", path.display());
+        }
+        files
+            .iter()
+            .map(|f| {
+                let text = std::fs::read_to_string(f)
+                    .with_context(|| format!("reading {}", f.display()))?;
+                Workload::parse(&text).with_context(|| format!("workload {}", f.display()))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_refuses_bad_files() {
+        let w = Workload::parse(
+            "name = \"a\"\ndescription = \"d\"\npartitions = 16\nmessage_size = 1024\nduration = \"10s\"\n",
+        )
+        .unwrap();
+        assert_eq!((w.partitions, w.message_size), (16, 1024));
+        assert_eq!(w.duration, Duration::from_secs(10));
+
+        let bad = [
+            ("partitions = 0", "partitions must be"),
+            ("message_size = 4", "message_size must be"),
+            ("duration = \"0s\"", "duration must be"),
+            ("colour = 1", "unknown field"),
+        ];
+        for (line, expected) in bad {
+            let mut text = String::from("name = \"a\"\ndescription = \"d\"\n");
+            for (k, v) in [
+                ("partitions", "1"),
+                ("message_size", "100"),
+                ("duration", "\"1s\""),
+            ] {
+                if !line.starts_with(k) {
+                    text += &format!("{k} = {v}\n");
+                }
+            }
+            text += line;
+            let err = format!("{:#}", Workload::parse(&text).unwrap_err());
+            assert!(err.contains(expected), "{line}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_shipped_workloads_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads");
+        let all = Workload::load(&dir).unwrap();
+        assert!(all.len() >= 4, "{all:?}");
+        for (p, size) in [(1, 100), (1, 1024), (16, 100), (16, 1024)] {
+            assert!(
+                all.iter()
+                    .any(|w| w.partitions == p && w.message_size == size),
+                "no workload with {p} partitions of {size} B"
+            );
+        }
+    }
+}
