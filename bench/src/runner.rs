@@ -37,6 +37,9 @@ const STALL: Duration = Duration::from_secs(15);
 /// One poll's wait.
 const POLL: Duration = Duration::from_millis(100);
 
+/// Most messages offered in one call at the max rate.
+const CHUNK: usize = 256;
+
 /// The process-wide clock origin the payload stamps count from (producer
 /// and consumer share the process, so one monotonic clock serves both).
 fn epoch() -> Instant {
@@ -125,58 +128,68 @@ async fn produce(
 ) -> Result<Produced> {
     let mut producer = driver.producer(topic, partitions).await?;
     let template = payload(size);
-    let window = Arc::new(Semaphore::new(driver.window()));
-    let (tx, mut rx) =
-        mpsc::unbounded_channel::<(Instant, AckFuture, tokio::sync::OwnedSemaphorePermit)>();
-    let collector = tokio::spawn(async move {
-        let mut h = histogram();
-        let (mut acked, mut errors, mut first_error) = (0u64, 0u64, None);
-        let mut last = Instant::now();
-        // A future already complete when this task reaches it finished by
-        // the previous wake-up at the latest: reuse that clock reading.
-        let mut now = Instant::now();
-        while let Some((sent_at, mut ack, permit)) = rx.recv().await {
-            let outcome = match futures::FutureExt::now_or_never(&mut ack) {
-                Some(outcome) => {
-                    if sent_at > now {
-                        now = Instant::now();
+    let window_size = driver.window().max(1);
+    let window = Arc::new(Semaphore::new(window_size));
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, Vec<AckFuture>)>();
+    let collector = tokio::spawn({
+        let window = window.clone();
+        async move {
+            let mut h = histogram();
+            let (mut acked, mut errors, mut first_error) = (0u64, 0u64, None);
+            let mut last = Instant::now();
+            // A future already complete when this task reaches it finished
+            // by the previous wake-up at the latest: reuse that clock reading.
+            let mut now = Instant::now();
+            while let Some((sent_at, acks)) = rx.recv().await {
+                let mut released = 0;
+                for mut ack in acks {
+                    let outcome = match futures::FutureExt::now_or_never(&mut ack) {
+                        Some(outcome) => {
+                            if sent_at > now {
+                                now = Instant::now();
+                            }
+                            outcome
+                        }
+                        None => {
+                            // Give the window back before sleeping.
+                            window.add_permits(std::mem::take(&mut released));
+                            let outcome = ack.await;
+                            now = Instant::now();
+                            outcome
+                        }
+                    };
+                    released += 1;
+                    match outcome {
+                        Ok(()) => {
+                            acked += 1;
+                            last = now;
+                            h.saturating_record((now - sent_at).as_micros().max(1) as u64);
+                        }
+                        Err(e) => {
+                            errors += 1;
+                            first_error.get_or_insert(e);
+                        }
                     }
-                    outcome
                 }
-                None => {
-                    let outcome = ack.await;
-                    now = Instant::now();
-                    outcome
-                }
-            };
-            drop(permit);
-            match outcome {
-                Ok(()) => {
-                    acked += 1;
-                    last = now;
-                    h.saturating_record((now - sent_at).as_micros().max(1) as u64);
-                }
-                Err(e) => {
-                    errors += 1;
-                    first_error.get_or_insert(e);
-                }
+                window.add_permits(released);
             }
+            (acked, errors, first_error, last, h)
         }
-        (acked, errors, first_error, last, h)
     });
 
     let start = Instant::now();
     let deadline = start + duration;
     let mut sent = 0u64;
-    'sending: loop {
+    loop {
         let now = Instant::now();
         if now >= deadline {
             break;
         }
         // Fixed rate: send what is due, then sleep until the next message
         // is (tokio's timer has 1 ms granularity, so messages go in small
-        // bursts at high rates). Max rate: send in chunks, checking the
-        // clock between them.
+        // chunks at high rates). Max rate: chunks of CHUNK, checking the
+        // clock between them. A chunk's messages share one send time: the
+        // time the first of them was offered.
         let due = match rate {
             Some(r) => {
                 let due = ((now - start).as_secs_f64() * r) as u64 + 1;
@@ -188,29 +201,33 @@ async fn produce(
                 }
                 due - sent
             }
-            None => 256,
+            None => CHUNK as u64,
         };
-        for _ in 0..due {
-            let permit = match window.clone().try_acquire_owned() {
-                Ok(p) => p,
-                Err(_) => {
-                    producer.flush().await?;
-                    window.clone().acquire_owned().await?
-                }
-            };
-            let body = if rate.is_some() {
-                stamped(&template)
-            } else {
-                template.clone()
-            };
-            let sent_at = Instant::now();
-            let ack = producer.send(body).await?;
-            if tx.send((sent_at, ack, permit)).is_err() {
-                break 'sending;
+        let n = (due as usize).min(CHUNK).min(window_size);
+        match window.try_acquire_many(n as u32) {
+            Ok(permits) => permits.forget(),
+            Err(_) => {
+                producer.flush().await?;
+                window.acquire_many(n as u32).await?.forget();
             }
-            sent += 1;
-            progress.messages.store(sent, Ordering::Relaxed);
         }
+        let payloads: Vec<Bytes> = (0..n)
+            .map(|_| {
+                if rate.is_some() {
+                    stamped(&template)
+                } else {
+                    template.clone()
+                }
+            })
+            .collect();
+        let sent_at = Instant::now();
+        let mut acks = Vec::with_capacity(n);
+        producer.send_all(payloads, &mut acks).await?;
+        if tx.send((sent_at, acks)).is_err() {
+            break;
+        }
+        sent += n as u64;
+        progress.messages.store(sent, Ordering::Relaxed);
     }
     producer.flush().await?;
     drop(tx);

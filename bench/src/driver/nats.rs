@@ -91,18 +91,21 @@ struct NatsProducer {
 
 #[async_trait]
 impl Producer for NatsProducer {
-    async fn send(&mut self, payload: Bytes) -> Result<AckFuture> {
-        let subject = self.subjects[self.next].clone();
-        self.next = (self.next + 1) % self.subjects.len();
-        let ack = self
-            .js
-            .publish(subject, payload)
-            .await
-            .map_err(|e| anyhow!("publish: {e}"))?;
-        Ok(Box::pin(async move {
-            ack.await.map_err(|e| anyhow!("publish ack: {e}"))?;
-            Ok(())
-        }))
+    async fn send_all(&mut self, payloads: Vec<Bytes>, acks: &mut Vec<AckFuture>) -> Result<()> {
+        for payload in payloads {
+            let subject = self.subjects[self.next].clone();
+            self.next = (self.next + 1) % self.subjects.len();
+            let ack = self
+                .js
+                .publish(subject, payload)
+                .await
+                .map_err(|e| anyhow!("publish: {e}"))?;
+            acks.push(Box::pin(async move {
+                ack.await.map_err(|e| anyhow!("publish ack: {e}"))?;
+                Ok(())
+            }));
+        }
+        Ok(())
     }
 
     async fn flush(&mut self) -> Result<()> {

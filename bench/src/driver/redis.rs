@@ -92,6 +92,41 @@ struct RedisProducer {
 }
 
 impl RedisProducer {
+    /// Add one XADD to the open pipeline (sent when full).
+    fn add(&mut self, payload: &[u8]) -> AckFuture {
+        let key = &self.keys[self.next];
+        self.next = (self.next + 1) % self.keys.len();
+        let batch = self.batch.get_or_insert_with(|| {
+            let (done_tx, rx) = oneshot::channel();
+            Batch {
+                pipe: redis::pipe(),
+                len: 0,
+                done_tx,
+                done: rx.shared(),
+            }
+        });
+        batch
+            .pipe
+            .cmd("XADD")
+            .arg(key)
+            .arg("*")
+            .arg("v")
+            .arg(payload)
+            .ignore();
+        batch.len += 1;
+        let done = batch.done.clone();
+        if batch.len >= PIPELINE {
+            self.dispatch();
+        }
+        Box::pin(async move {
+            match done.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(anyhow!("XADD pipeline: {e}")),
+                Err(_) => Err(anyhow!("XADD pipeline dropped")),
+            }
+        })
+    }
+
     /// Send the current pipeline on its own task; its messages' futures
     /// complete with its reply.
     fn dispatch(&mut self) {
@@ -112,38 +147,11 @@ impl RedisProducer {
 
 #[async_trait]
 impl Producer for RedisProducer {
-    async fn send(&mut self, payload: Bytes) -> Result<AckFuture> {
-        let key = &self.keys[self.next];
-        self.next = (self.next + 1) % self.keys.len();
-        let batch = self.batch.get_or_insert_with(|| {
-            let (done_tx, rx) = oneshot::channel();
-            Batch {
-                pipe: redis::pipe(),
-                len: 0,
-                done_tx,
-                done: rx.shared(),
-            }
-        });
-        batch
-            .pipe
-            .cmd("XADD")
-            .arg(key)
-            .arg("*")
-            .arg("v")
-            .arg(payload.as_ref())
-            .ignore();
-        batch.len += 1;
-        let done = batch.done.clone();
-        if batch.len >= PIPELINE {
-            self.dispatch();
+    async fn send_all(&mut self, payloads: Vec<Bytes>, acks: &mut Vec<AckFuture>) -> Result<()> {
+        for payload in payloads {
+            acks.push(self.add(&payload));
         }
-        Ok(Box::pin(async move {
-            match done.await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(anyhow!("XADD pipeline: {e}")),
-                Err(_) => Err(anyhow!("XADD pipeline dropped")),
-            }
-        }))
+        Ok(())
     }
 
     async fn flush(&mut self) -> Result<()> {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::FutureExt;
 use runnel_client::{
     Acks, Admin, AutoOffsetReset, ClientConfig, ConsumerConfig, ProducerConfig, ProducerRecord,
 };
@@ -101,20 +102,20 @@ struct RunnelProducer {
 
 #[async_trait]
 impl Producer for RunnelProducer {
-    async fn send(&mut self, payload: Bytes) -> Result<AckFuture> {
-        let record = ProducerRecord {
-            topic: self.topic.clone(),
-            partition: None,
-            key: None,
-            value: Some(payload),
-            headers: Vec::new(),
-            timestamp: None,
-        };
-        let delivery = self.producer.send(record).await?;
-        Ok(Box::pin(async move {
-            delivery.await?;
-            Ok(())
-        }))
+    async fn send_all(&mut self, payloads: Vec<Bytes>, acks: &mut Vec<AckFuture>) -> Result<()> {
+        for payload in payloads {
+            let record = ProducerRecord {
+                topic: self.topic.clone(),
+                partition: None,
+                key: None,
+                value: Some(payload),
+                headers: Vec::new(),
+                timestamp: None,
+            };
+            let delivery = self.producer.send(record).await?;
+            acks.push(Box::pin(delivery.map(|r| r.map(drop).map_err(Into::into))));
+        }
+        Ok(())
     }
 
     async fn flush(&mut self) -> Result<()> {

@@ -355,11 +355,15 @@ impl Accumulator {
         for _ in 0..2 {
             let pq = &mut tq.partitions[partition as usize];
             let Some(open) = &mut pq.open else { break };
-            let fits = open.builder.size()
-                + open.builder.record_size(timestamp, key, value, &headers)
-                <= self.limits.batch_size;
-            if fits {
+            let record_size = open.builder.record_size(timestamp, key, value, &headers);
+            if open.builder.size() + record_size <= self.limits.batch_size {
                 let index = open.builder.len() as u32;
+                if keyless {
+                    tq.sticky
+                        .record_added(partition, record_size, self.limits.batch_size, n);
+                }
+                let pq = &mut tq.partitions[partition as usize];
+                let open = pq.open.as_mut().expect("checked above");
                 open.builder.push(timestamp, key, value, &headers);
                 open.result.record_added(timestamp);
                 let result = open.result.clone();
@@ -415,6 +419,11 @@ impl Accumulator {
         let id = *next_id;
         *next_id += 1;
         incomplete.insert(id);
+        if keyless {
+            let record_size = builder.record_size(timestamp, key, value, &headers);
+            tq.sticky
+                .record_added(partition, record_size, self.limits.batch_size, n);
+        }
         builder.push(timestamp, key, value, &headers);
         let result = Arc::new(BatchResult::with_interceptors(
             &self.interceptors,
@@ -477,7 +486,6 @@ impl Accumulator {
         let mut due_at = |at: Instant| next_due = Some(next_due.map_or(at, |t: Instant| t.min(at)));
 
         for tq in topics.values_mut() {
-            let n = tq.partitions.len() as u32;
             for (partition, pq) in tq.partitions.iter_mut().enumerate() {
                 let partition = partition as u32;
                 if pq.muted {
@@ -545,9 +553,10 @@ impl Accumulator {
                     pq.retry_at = None;
                 } else {
                     if open_due == Some(true) {
+                        // Sent by linger or flush: the sticky partition
+                        // stays (KIP-794; see partitioner.rs).
                         let open = pq.open.take().expect("open_due is Some");
                         pq.sealed.push_back(open);
-                        tq.sticky.batch_done(partition, n);
                     }
                     // Fitted by the uncompressed size (known before the
                     // work of compressing), counted by the bytes sent.

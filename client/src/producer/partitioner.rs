@@ -4,10 +4,15 @@
 //! 2. A keyed record goes to `positive(murmur2(key)) % partitions`: the same
 //!    partition Kafka's `BuiltInPartitioner` picks, so a topic fed by both
 //!    Kafka and Runnel producers keeps each key on one partition.
-//! 3. A keyless record goes to the topic's *sticky* partition (KIP-480):
-//!    every keyless record joins the same batch until that batch is full or
-//!    sent, then a new partition is drawn at random. This fills batches
-//!    instead of spreading one record over every partition.
+//! 3. A keyless record goes to the topic's *sticky* partition: every
+//!    keyless record joins the same partition until `batch.size` bytes went
+//!    to it (or its batch filled up), then a new partition is drawn at
+//!    random. This is KIP-794's uniform sticky partitioner (Kafka 3.3+), not
+//!    KIP-480's switch on every *sent* batch: with a short `linger.ms` a
+//!    batch is sent after a few records, and switching then spread records
+//!    over every partition in tiny batches (measured: 16 partitions of
+//!    100 B records, `linger.ms=0`, ran at two thirds of one partition's
+//!    rate).
 
 use rand::Rng;
 
@@ -64,6 +69,8 @@ pub fn partition_for_key(key: &[u8], partitions: u32) -> u32 {
 pub(crate) struct Sticky {
     /// The partition keyless records currently go to.
     current: Option<u32>,
+    /// Bytes of keyless records sent to `current` since it was chosen.
+    produced: usize,
 }
 
 impl Sticky {
@@ -75,11 +82,29 @@ impl Sticky {
         }
     }
 
-    /// The batch on `partition` is full or was sent: if keyless records were
-    /// sticking to it, move them to another partition.
+    /// A keyless record of `bytes` went to `partition`: after `batch_size`
+    /// bytes on the sticky partition, move on.
+    pub fn record_added(
+        &mut self,
+        partition: u32,
+        bytes: usize,
+        batch_size: usize,
+        partitions: u32,
+    ) {
+        if self.current == Some(partition) {
+            self.produced += bytes;
+            if self.produced >= batch_size {
+                self.batch_done(partition, partitions);
+            }
+        }
+    }
+
+    /// The batch on `partition` is full: if keyless records were sticking
+    /// to it, move them to another partition.
     pub fn batch_done(&mut self, partition: u32, partitions: u32) {
         if self.current == Some(partition) {
             self.current = Some(random_partition(partitions, Some(partition)));
+            self.produced = 0;
         }
     }
 }
@@ -154,6 +179,26 @@ mod tests {
             assert_ne!(before, after, "moves to a different partition");
             assert!(after < 4);
         }
+    }
+
+    #[test]
+    fn sticky_moves_after_batch_size_bytes() {
+        let mut sticky = Sticky::default();
+        let first = sticky.partition(4);
+        // 15 records of 1000 B on a 16 KB batch.size: still sticky.
+        for _ in 0..15 {
+            sticky.record_added(first, 1000, 16_000, 4);
+            assert_eq!(sticky.partition(4), first);
+        }
+        // Records counted on another partition do not move it.
+        sticky.record_added((first + 1) % 4, 5000, 16_000, 4);
+        assert_eq!(sticky.partition(4), first);
+        sticky.record_added(first, 1000, 16_000, 4);
+        let second = sticky.partition(4);
+        assert_ne!(second, first, "moves once batch.size bytes went to it");
+        // The count starts again on the new partition.
+        sticky.record_added(second, 15_999, 16_000, 4);
+        assert_eq!(sticky.partition(4), second);
     }
 
     #[test]
