@@ -60,7 +60,7 @@ fn histogram() -> Histogram<u64> {
 
 fn latency(h: &Histogram<u64>) -> Option<Latency> {
     let ms = |micros: u64| micros as f64 / 1000.0;
-    (h.len() > 0).then(|| Latency {
+    (!h.is_empty()).then(|| Latency {
         samples: h.len(),
         p50_ms: ms(h.value_at_quantile(0.50)),
         p99_ms: ms(h.value_at_quantile(0.99)),
