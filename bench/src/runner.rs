@@ -8,7 +8,7 @@
 //! 3. `end_to_end`: on a fresh topic, a consumer waits while one producer
 //!    sends at a fixed rate; each payload carries its send time, so both
 //!    the acknowledgement latency and the publish → consume latency are
-//!    measured.
+//!    measured, after a short warm-up at the same rate.
 //!
 //! Acks are awaited in send order on their own task so the sending loop
 //! never waits for them; each system acknowledges in order per connection,
@@ -28,7 +28,7 @@ use crate::driver::{AckFuture, Driver};
 use crate::results::{Latency, Phase};
 
 /// Bytes at the start of an end-to-end payload: nanoseconds since
-/// [`epoch`] at send time, little endian.
+/// the process's clock origin (`epoch()`) at send time, little endian.
 pub const STAMP_LEN: usize = 8;
 
 /// How long a consumer may see nothing before the phase fails.
@@ -92,36 +92,51 @@ pub fn payload(size: usize) -> Bytes {
         .into()
 }
 
-/// `template` with the current time in its first [`STAMP_LEN`] bytes.
-fn stamped(template: &[u8]) -> Bytes {
+/// `template` with the current time in its first [`STAMP_LEN`] bytes, or
+/// 0 for a warm-up message (not measured).
+fn stamped(template: &[u8], measured: bool) -> Bytes {
     let mut b = BytesMut::with_capacity(template.len());
-    b.put_u64_le(epoch().elapsed().as_nanos() as u64);
+    // Never 0 for a measured one: the epoch is taken before any send.
+    let stamp = if measured {
+        (epoch().elapsed().as_nanos() as u64).max(1)
+    } else {
+        0
+    };
+    b.put_u64_le(stamp);
     b.put_slice(&template[STAMP_LEN..]);
     b.freeze()
 }
 
-/// How long ago the payload was stamped.
+/// How long ago the payload was stamped; `None` for a warm-up message.
 fn since_stamp(payload: &[u8], now: Instant) -> Option<Duration> {
     let stamp = u64::from_le_bytes(payload.get(..STAMP_LEN)?.try_into().ok()?);
+    if stamp == 0 {
+        return None;
+    }
     let now = now.duration_since(epoch()).as_nanos() as u64;
     Some(Duration::from_nanos(now.saturating_sub(stamp)))
 }
 
-/// What [`produce`] measured.
+/// What [`produce`] measured (after the warm-up).
 struct Produced {
     acked: u64,
+    /// Including the warm-up's.
+    acked_total: u64,
     errors: u64,
     first_error: Option<anyhow::Error>,
     elapsed: Duration,
     latency: Histogram<u64>,
 }
 
-/// Send for `duration`, at `rate` messages/s or as fast as acks allow.
+/// Send for `warmup` then `duration`, at `rate` messages/s or as fast as
+/// acks allow; only what was sent after the warm-up is measured.
+#[allow(clippy::too_many_arguments)]
 async fn produce(
     driver: &dyn Driver,
     topic: &str,
     partitions: u32,
     size: usize,
+    warmup: Duration,
     duration: Duration,
     rate: Option<f64>,
     progress: &Progress,
@@ -130,17 +145,19 @@ async fn produce(
     let template = payload(size);
     let window_size = driver.window().max(1);
     let window = Arc::new(Semaphore::new(window_size));
-    let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, Vec<AckFuture>)>();
+    // (send time, measured, acks of one chunk)
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, bool, Vec<AckFuture>)>();
     let collector = tokio::spawn({
         let window = window.clone();
         async move {
             let mut h = histogram();
-            let (mut acked, mut errors, mut first_error) = (0u64, 0u64, None);
+            let (mut acked, mut acked_total, mut errors, mut first_error) =
+                (0u64, 0u64, 0u64, None);
             let mut last = Instant::now();
             // A future already complete when this task reaches it finished
             // by the previous wake-up at the latest: reuse that clock reading.
             let mut now = Instant::now();
-            while let Some((sent_at, acks)) = rx.recv().await {
+            while let Some((sent_at, measured, acks)) = rx.recv().await {
                 let mut released = 0;
                 for mut ack in acks {
                     let outcome = match futures::FutureExt::now_or_never(&mut ack) {
@@ -161,9 +178,12 @@ async fn produce(
                     released += 1;
                     match outcome {
                         Ok(()) => {
-                            acked += 1;
-                            last = now;
-                            h.saturating_record((now - sent_at).as_micros().max(1) as u64);
+                            acked_total += 1;
+                            if measured {
+                                acked += 1;
+                                last = now;
+                                h.saturating_record((now - sent_at).as_micros().max(1) as u64);
+                            }
                         }
                         Err(e) => {
                             errors += 1;
@@ -173,12 +193,13 @@ async fn produce(
                 }
                 window.add_permits(released);
             }
-            (acked, errors, first_error, last, h)
+            (acked, acked_total, errors, first_error, last, h)
         }
     });
 
     let start = Instant::now();
-    let deadline = start + duration;
+    let measure_from = start + warmup;
+    let deadline = measure_from + duration;
     let mut sent = 0u64;
     loop {
         let now = Instant::now();
@@ -211,10 +232,11 @@ async fn produce(
                 window.acquire_many(n as u32).await?.forget();
             }
         }
+        let measured = Instant::now() >= measure_from;
         let payloads: Vec<Bytes> = (0..n)
             .map(|_| {
                 if rate.is_some() {
-                    stamped(&template)
+                    stamped(&template, measured)
                 } else {
                     template.clone()
                 }
@@ -223,7 +245,7 @@ async fn produce(
         let sent_at = Instant::now();
         let mut acks = Vec::with_capacity(n);
         producer.send_all(payloads, &mut acks).await?;
-        if tx.send((sent_at, acks)).is_err() {
+        if tx.send((sent_at, measured, acks)).is_err() {
             break;
         }
         sent += n as u64;
@@ -231,14 +253,15 @@ async fn produce(
     }
     producer.flush().await?;
     drop(tx);
-    let (acked, errors, first_error, last, latency) =
+    let (acked, acked_total, errors, first_error, last, latency) =
         collector.await.context("ack collector failed")?;
     producer.close().await?;
     Ok(Produced {
         acked,
+        acked_total,
         errors,
         first_error,
-        elapsed: last.saturating_duration_since(start),
+        elapsed: last.saturating_duration_since(measure_from),
         latency,
     })
 }
@@ -253,7 +276,17 @@ pub async fn produce_max(
     progress: &Progress,
 ) -> Result<Phase> {
     driver.create_topic(topic, partitions).await?;
-    let p = produce(driver, topic, partitions, size, duration, None, progress).await?;
+    let p = produce(
+        driver,
+        topic,
+        partitions,
+        size,
+        Duration::ZERO,
+        duration,
+        None,
+        progress,
+    )
+    .await?;
     if let Some(e) = p.first_error {
         bail!(
             "{} of {} sends failed; first: {e:#}",
@@ -295,7 +328,16 @@ pub async fn consume_backlog(
     Ok(phase(read, size, start.elapsed(), 0))
 }
 
-/// Phase 3: a consumer on a fresh topic while a producer sends at `rate`.
+/// The unmeasured start of the fixed-rate phase: a fifth of it, at most
+/// 2 s. A fresh topic's first seconds pay for new files (segments, index
+/// pages) and connections, a cost every system pays once, not per message;
+/// the OpenMessaging Benchmark warms up for the same reason.
+pub fn warmup(duration: Duration) -> Duration {
+    (duration / 5).min(Duration::from_secs(2))
+}
+
+/// Phase 3: a consumer on a fresh topic while a producer sends at `rate`
+/// (after a [`warmup`] at the same rate whose latencies are not counted).
 pub async fn end_to_end(
     driver: &dyn Driver,
     topic: &str,
@@ -343,6 +385,7 @@ pub async fn end_to_end(
         topic,
         partitions,
         size,
+        warmup(duration),
         duration,
         Some(rate),
         progress,
@@ -355,7 +398,7 @@ pub async fn end_to_end(
             return Err(e);
         }
     };
-    let _ = done_tx.send(Some(p.acked));
+    let _ = done_tx.send(Some(p.acked_total));
     let e2e = reader.await.context("consumer task failed")??;
     if let Some(e) = p.first_error {
         bail!(
@@ -377,7 +420,7 @@ mod tests {
     #[test]
     fn stamps_round_trip() {
         let template = payload(100);
-        let body = stamped(&template);
+        let body = stamped(&template, true);
         assert_eq!(body.len(), 100);
         assert_eq!(&body[STAMP_LEN..], &template[STAMP_LEN..]);
         let later = Instant::now() + Duration::from_millis(5);
@@ -387,6 +430,10 @@ mod tests {
             "{d:?}"
         );
         assert!(since_stamp(b"short", later).is_none());
+        // Warm-up messages carry no time and are not measured.
+        assert!(since_stamp(&stamped(&template, false), later).is_none());
+        assert_eq!(warmup(Duration::from_secs(10)), Duration::from_secs(2));
+        assert_eq!(warmup(Duration::from_secs(1)), Duration::from_millis(200));
     }
 
     #[test]
