@@ -56,19 +56,36 @@ pub fn free_port() -> Result<SocketAddr> {
 
 impl EtcdProcess {
     /// Start etcd in a fresh temporary data directory and wait until healthy.
+    ///
+    /// The ports are free when chosen but not reserved (see [`free_port`]):
+    /// when another process takes one before etcd binds it, etcd exits with
+    /// "address already in use" and this tries again on new ports, in a new
+    /// directory.
     pub fn start() -> Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let data_dir = dir.path().join("data");
-        let mut etcd = EtcdProcess {
-            child: None,
-            client: free_port()?,
-            peer: free_port()?,
-            log_path: dir.path().join("data.etcd.log"),
-            data_dir,
-            _dir: dir,
-        };
-        etcd.spawn()?;
-        Ok(etcd)
+        const ATTEMPTS: usize = 5;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let dir = tempfile::tempdir()?;
+            let data_dir = dir.path().join("data");
+            let mut etcd = EtcdProcess {
+                child: None,
+                client: free_port()?,
+                peer: free_port()?,
+                log_path: dir.path().join("data.etcd.log"),
+                data_dir,
+                _dir: dir,
+            };
+            match etcd.spawn() {
+                Ok(()) => return Ok(etcd),
+                Err(e)
+                    if attempt < ATTEMPTS && etcd.log_tail().contains("address already in use") =>
+                {
+                    eprintln!("etcd lost a port race ({e:#}); trying other ports");
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     fn spawn(&mut self) -> Result<()> {
