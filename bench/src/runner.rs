@@ -128,6 +128,22 @@ struct Produced {
     latency: Histogram<u64>,
 }
 
+impl Produced {
+    /// The measured phase, or the first failed send.
+    fn into_phase(self, size: usize) -> Result<Phase> {
+        if let Some(e) = self.first_error {
+            bail!(
+                "{} of {} sends failed; first: {e:#}",
+                self.errors,
+                self.acked + self.errors
+            );
+        }
+        let mut out = phase(self.acked, size, self.elapsed, self.errors);
+        out.ack_latency = latency(&self.latency);
+        Ok(out)
+    }
+}
+
 /// Send for `warmup` then `duration`, at `rate` messages/s or as fast as
 /// acks allow; only what was sent after the warm-up is measured.
 #[allow(clippy::too_many_arguments)]
@@ -287,16 +303,7 @@ pub async fn produce_max(
         progress,
     )
     .await?;
-    if let Some(e) = p.first_error {
-        bail!(
-            "{} of {} sends failed; first: {e:#}",
-            p.errors,
-            p.acked + p.errors
-        );
-    }
-    let mut out = phase(p.acked, size, p.elapsed, p.errors);
-    out.ack_latency = latency(&p.latency);
-    Ok(out)
+    p.into_phase(size)
 }
 
 /// Phase 2: read `expected` messages of `topic` from the start.
@@ -400,15 +407,7 @@ pub async fn end_to_end(
     };
     let _ = done_tx.send(Some(p.acked_total));
     let e2e = reader.await.context("consumer task failed")??;
-    if let Some(e) = p.first_error {
-        bail!(
-            "{} of {} sends failed; first: {e:#}",
-            p.errors,
-            p.acked + p.errors
-        );
-    }
-    let mut out = phase(p.acked, size, p.elapsed, p.errors);
-    out.ack_latency = latency(&p.latency);
+    let mut out = p.into_phase(size)?;
     out.e2e_latency = latency(&e2e);
     Ok(out)
 }

@@ -139,38 +139,21 @@ async fn throughput_phases(
     let (server, driver) = tokio::task::block_in_place(|| system.start())
         .with_context(|| format!("starting {}", system.name()))?;
     let topic = "bench";
-    let progress = Arc::new(Progress::default());
-    let bar = spinner(&format!("{label} {} produce-max", system.name()), &progress);
-    let produced = runner::produce_max(
-        driver.as_ref(),
-        topic,
-        w.partitions,
-        w.message_size,
-        w.duration,
-        &progress,
+    let d = driver.as_ref();
+    let (partitions, size) = (w.partitions, w.message_size);
+    let produced = shown(
+        format!("{label} {} produce-max", system.name()),
+        |p| async move { runner::produce_max(d, topic, partitions, size, w.duration, &p).await },
     )
-    .await;
-    finish(&bar, produced.as_ref().ok());
-    let produced = produced?;
+    .await?;
     let expected = produced.messages;
     run.produce_max = Some(produced);
-
-    let progress = Arc::new(Progress::default());
-    let bar = spinner(
-        &format!("{label} {} consume-backlog", system.name()),
-        &progress,
-    );
-    let consumed = runner::consume_backlog(
-        driver.as_ref(),
-        topic,
-        w.partitions,
-        w.message_size,
-        expected,
-        &progress,
+    let consumed = shown(
+        format!("{label} {} consume-backlog", system.name()),
+        |p| async move { runner::consume_backlog(d, topic, partitions, size, expected, &p).await },
     )
-    .await;
-    finish(&bar, consumed.as_ref().ok());
-    run.consume_backlog = Some(consumed?);
+    .await?;
+    run.consume_backlog = Some(consumed);
     drop(driver);
     tokio::task::block_in_place(|| drop(server));
     Ok(())
@@ -179,25 +162,37 @@ async fn throughput_phases(
 async fn latency_phase(w: &Workload, system: System, label: &str, rate: f64) -> Result<Phase> {
     let (server, driver) = tokio::task::block_in_place(|| system.start())
         .with_context(|| format!("starting {}", system.name()))?;
-    let progress = Arc::new(Progress::default());
-    let bar = spinner(
-        &format!("{label} {} end-to-end at {rate:.0} msg/s", system.name()),
-        &progress,
-    );
-    let p = runner::end_to_end(
-        driver.as_ref(),
-        "bench-e2e",
-        w.partitions,
-        w.message_size,
-        w.duration,
-        rate,
-        &progress,
-    )
+    let d = driver.as_ref();
+    let label = format!("{label} {} end-to-end at {rate:.0} msg/s", system.name());
+    let p = shown(label, |p| async move {
+        runner::end_to_end(
+            d,
+            "bench-e2e",
+            w.partitions,
+            w.message_size,
+            w.duration,
+            rate,
+            &p,
+        )
+        .await
+    })
     .await;
-    finish(&bar, p.as_ref().ok());
     drop(driver);
     tokio::task::block_in_place(|| drop(server));
     p
+}
+
+/// Run one phase under a spinner, then print its summary line.
+async fn shown<F, Fut>(label: String, phase: F) -> Result<Phase>
+where
+    F: FnOnce(Arc<Progress>) -> Fut,
+    Fut: Future<Output = Result<Phase>>,
+{
+    let progress = Arc::new(Progress::default());
+    let bar = spinner(&label, &progress);
+    let result = phase(progress).await;
+    finish(&bar, result.as_ref().ok());
+    result
 }
 
 /// A spinner on stderr showing the phase's message count and rate.
