@@ -171,6 +171,26 @@ impl TestCluster {
         }
     }
 
+    /// Wait until every running broker is registered (listed in the
+    /// cluster metadata): a broker is ready to serve before its
+    /// registration reaches the controller, and a topic created in between
+    /// sees fewer live brokers than were started.
+    pub async fn wait_registered(&self, timeout: Duration) -> Result<()> {
+        let running: Vec<i32> = (self.first_id..)
+            .zip(&self.brokers)
+            .filter(|(_, b)| b.is_running())
+            .map(|(id, _)| id)
+            .collect();
+        self.wait_for("every broker registered", timeout, || async {
+            let metadata = self.metadata(&[]).await.ok()?;
+            running
+                .iter()
+                .all(|id| metadata.brokers.iter().any(|b| b.id == *id))
+                .then_some(())
+        })
+        .await
+    }
+
     /// Wait until `topic-p` has a leader in `allowed` with exactly the ISR
     /// size `isr_len` (when given); returns its metadata.
     pub async fn wait_for_leader(

@@ -193,6 +193,10 @@ async fn admin(bootstrap: &str) -> Admin {
 #[tokio::test]
 async fn rolls_one_pod_at_a_time_only_while_every_isr_is_full() {
     let mut brokers = TestCluster::start_from(0, 3, &[]).unwrap();
+    brokers
+        .wait_registered(Duration::from_secs(20))
+        .await
+        .unwrap();
     let bootstrap = brokers.bootstrap();
     let admin = admin(&bootstrap).await;
     admin
@@ -260,6 +264,10 @@ async fn rolls_one_pod_at_a_time_only_while_every_isr_is_full() {
 #[tokio::test]
 async fn scale_in_moves_replicas_off_before_the_statefulset_shrinks() {
     let brokers = TestCluster::start_from(0, 3, &[]).unwrap();
+    brokers
+        .wait_registered(Duration::from_secs(20))
+        .await
+        .unwrap();
     let bootstrap = brokers.bootstrap();
     let admin = admin(&bootstrap).await;
     admin.create_topic("events", 6, 2, &[]).await.unwrap();
@@ -310,6 +318,10 @@ async fn scale_in_moves_replicas_off_before_the_statefulset_shrinks() {
 #[tokio::test]
 async fn scale_in_below_a_topics_replication_factor_is_blocked() {
     let brokers = TestCluster::start_from(0, 3, &[]).unwrap();
+    brokers
+        .wait_registered(Duration::from_secs(20))
+        .await
+        .unwrap();
     let bootstrap = brokers.bootstrap();
     admin(&bootstrap)
         .await
@@ -358,6 +370,10 @@ async fn replica_counts(
 /// started and registered (holding nothing yet): a scale-out from 2 to 3.
 async fn grown_to_three(topic: &str, partitions: u32) -> (TestCluster, Admin) {
     let mut brokers = TestCluster::start_from(0, 2, &[]).unwrap();
+    brokers
+        .wait_registered(Duration::from_secs(20))
+        .await
+        .unwrap();
     let admin = admin(&brokers.bootstrap()).await;
     admin.create_topic(topic, partitions, 2, &[]).await.unwrap();
     brokers
@@ -456,6 +472,10 @@ async fn dynamic_configs(admin: &Admin) -> std::collections::BTreeMap<String, St
 #[tokio::test]
 async fn dynamic_config_is_applied_live_without_a_roll_and_drift_is_reverted() {
     let brokers = TestCluster::start_from(0, 3, &[]).unwrap();
+    brokers
+        .wait_registered(Duration::from_secs(20))
+        .await
+        .unwrap();
     let bootstrap = brokers.bootstrap();
     let admin = admin(&bootstrap).await;
 
