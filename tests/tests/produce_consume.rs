@@ -148,3 +148,59 @@ async fn long_poll_returns_when_data_arrives() {
     // Woken by the append, not by the 10 s max wait.
     assert!(waited < Duration::from_secs(8), "fetch waited {waited:?}");
 }
+
+/// One partition, small batches, no linger, an fsync per batch: the
+/// producer keeps several requests of the partition in flight, the broker
+/// runs them concurrently and shares fsyncs between them, and still every
+/// record lands at the offset of its place in the send order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_of_one_partition_keep_send_order() {
+    const N: usize = 20_000;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&dir.path().join("data"), &[]).unwrap();
+    let config = ClientConfig::new(&broker.bootstrap()).unwrap();
+    Admin::connect(config.clone())
+        .await
+        .unwrap()
+        .create_topic("piped", 1, 1, &[("flush.messages", "1")])
+        .await
+        .unwrap();
+    let producer = Producer::connect(
+        config.clone(),
+        ProducerConfig {
+            batch_size: 1024,
+            linger: Duration::ZERO,
+            ..ProducerConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut deliveries = Vec::with_capacity(N);
+    for i in 0..N {
+        let record = ProducerRecord::new("piped", format!("{i:08}-{}", "x".repeat(100)));
+        deliveries.push(producer.send(record).await.unwrap());
+    }
+    for (i, d) in deliveries.into_iter().enumerate() {
+        assert_eq!(d.await.unwrap().offset, i as i64, "record {i}");
+    }
+    producer.close().await;
+
+    let mut consumer = Consumer::connect(config, ConsumerConfig::default())
+        .await
+        .unwrap();
+    consumer.assign([("piped", 0)]);
+    consumer.seek("piped", 0, Offset::Earliest).await.unwrap();
+    let mut next = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while next < N {
+        assert!(Instant::now() < deadline, "consumed only {next} of {N}");
+        for r in consumer.poll(Duration::from_millis(500)).await.unwrap() {
+            let value = String::from_utf8(r.value.unwrap().to_vec()).unwrap();
+            assert_eq!(
+                (r.offset, &value[..8]),
+                (next as i64, &*format!("{next:08}"))
+            );
+            next += 1;
+        }
+    }
+}

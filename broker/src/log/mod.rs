@@ -173,7 +173,17 @@ pub struct LogAppendInfo {
     pub bytes: usize,
     /// Largest batch `max_timestamp` among the appended batches.
     pub max_timestamp: i64,
+    /// Set by [`Log::append_deferring_flush`] when the flush policy wants
+    /// this append on disk before it is acknowledged: pass it to
+    /// [`Log::flush_through`].
+    pub flush: Option<FlushTicket>,
 }
+
+/// An append that the flush policy (`flush.messages`) wants fsynced before
+/// it is acknowledged; appends are numbered in order, so one fsync that
+/// starts after an append covers it and every append before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FlushTicket(pub(crate) u64);
 
 /// What [`Log::read`] returned.
 #[derive(Debug, Clone, PartialEq, Eq)]

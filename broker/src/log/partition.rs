@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -12,7 +12,7 @@ use tracing::{debug, info, warn};
 
 use super::segment::{ActiveSegment, Segment, SegmentPaths, truncate_segment};
 use super::{
-    INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, LogAppendInfo, LogConfig, LogReadInfo,
+    FlushTicket, INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, LogAppendInfo, LogConfig, LogReadInfo,
     TIME_INDEX_FILE_SUFFIX, TopicPartition, fsync_dir, parse_segment_file_name, wall_clock_ms,
 };
 use crate::{Error, Result};
@@ -50,6 +50,12 @@ pub struct Log {
     log_start_offset: AtomicI64,
     /// Published after each append's data and indexes are in place.
     log_end_offset: AtomicI64,
+    /// Appends (by [`FlushTicket`] number) that a finished flush covers.
+    flushed: AtomicU64,
+    /// Held by [`Log::flush_through`] for its fsync, so appends that want
+    /// one while it runs wait and then find themselves covered (group
+    /// commit) instead of each paying an fsync.
+    group_commit: Mutex<()>,
 }
 
 impl std::fmt::Debug for Log {
@@ -66,6 +72,9 @@ impl std::fmt::Debug for Log {
 /// What only the writer touches.
 struct Writer {
     active: ActiveSegment,
+    /// Appends so far (never goes back, not even on truncation): the
+    /// number of the last [`FlushTicket`] given out.
+    appends: u64,
     /// Records appended since the last fsync (`flush.messages`).
     unflushed_messages: u64,
     /// When the last flush happened (`flush.ms`).
@@ -198,6 +207,7 @@ impl Log {
             segments: RwLock::new(segments),
             writer: Mutex::new(Writer {
                 active,
+                appends: 0,
                 unflushed_messages: 0,
                 last_flush_ms: wall_clock_ms(),
                 dir_dirty: bases.is_empty(),
@@ -206,6 +216,8 @@ impl Log {
             }),
             log_start_offset: AtomicI64::new(log_start_offset),
             log_end_offset: AtomicI64::new(log_end_offset),
+            flushed: AtomicU64::new(0),
+            group_commit: Mutex::new(()),
         })
     }
 
@@ -343,6 +355,29 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<LogAppendInfo> {
+        let info = self.append_deferring_flush(records, valid, leader_epoch, now_ms)?;
+        if let Some(ticket) = info.flush {
+            self.flush_through(ticket)?;
+        }
+        Ok(LogAppendInfo {
+            flush: None,
+            ..info
+        })
+    }
+
+    /// [`append_validated`](Self::append_validated) without the fsync the
+    /// flush policy may want: that comes back as
+    /// [`LogAppendInfo::flush`], for the caller to pass to
+    /// [`flush_through`](Self::flush_through) before acknowledging (the
+    /// produce path does it off the async runtime's threads, and several
+    /// requests share one fsync).
+    pub fn append_deferring_flush(
+        &self,
+        records: &[u8],
+        valid: &ValidatedRecords,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<LogAppendInfo> {
         self.append_stamped(records, valid, Some(leader_epoch), now_ms, None)
     }
 
@@ -357,7 +392,14 @@ impl Log {
         now_ms: i64,
     ) -> Result<LogAppendInfo> {
         let first = valid.batches[0].1.base_offset;
-        self.append_stamped(records, valid, None, now_ms, Some(first))
+        let info = self.append_stamped(records, valid, None, now_ms, Some(first))?;
+        if let Some(ticket) = info.flush {
+            self.flush_through(ticket)?;
+        }
+        Ok(LogAppendInfo {
+            flush: None,
+            ..info
+        })
     }
 
     fn append_stamped(
@@ -411,19 +453,16 @@ impl Log {
         self.log_end_offset
             .store(w.active.next_offset, Ordering::Release);
         w.unflushed_messages += u64::from(valid.records);
-        let flush = w.unflushed_messages >= config.flush_messages;
-        drop(w);
-        if flush {
-            // Outside the writer lock: other appends go on meanwhile, and
-            // this append's bytes are on disk when flush returns.
-            self.flush()?;
-        }
+        w.appends += 1;
+        let flush =
+            (w.unflushed_messages >= config.flush_messages).then_some(FlushTicket(w.appends));
         Ok(LogAppendInfo {
             first_offset,
             last_offset,
             records: valid.records,
             bytes: records.len(),
             max_timestamp: valid.max_timestamp,
+            flush,
         })
     }
 
@@ -601,8 +640,36 @@ impl Log {
         self.flush_at(wall_clock_ms())
     }
 
+    /// A ticket covering every append so far, if a `flush.messages` policy
+    /// is set and something is not yet flushed: for an idempotent retry
+    /// answered from the log, whose first append's flush may still be
+    /// under way (or may have failed).
+    pub fn pending_flush(&self) -> Option<FlushTicket> {
+        if self.config.read().flush_messages == u64::MAX {
+            return None;
+        }
+        let appends = self.writer.lock().appends;
+        (self.flushed.load(Ordering::Acquire) < appends).then_some(FlushTicket(appends))
+    }
+
+    /// Make the append `ticket` was given for durable: fsync, unless a
+    /// flush that started after that append has finished. Callers that
+    /// come while an fsync runs wait for it, and most then need none of
+    /// their own: one fsync per group of concurrent appends. Blocks; call
+    /// it outside the async runtime's threads.
+    pub fn flush_through(&self, ticket: FlushTicket) -> Result<()> {
+        if self.flushed.load(Ordering::Acquire) >= ticket.0 {
+            return Ok(());
+        }
+        let _turn = self.group_commit.lock();
+        if self.flushed.load(Ordering::Acquire) >= ticket.0 {
+            return Ok(());
+        }
+        self.flush()
+    }
+
     fn flush_at(&self, now_ms: i64) -> Result<()> {
-        let (seg, sealed, unflushed, dir_dirty) = {
+        let (seg, sealed, unflushed, dir_dirty, appends) = {
             let mut w = self.writer.lock();
             if w.state == State::Deleted {
                 return Ok(());
@@ -617,6 +684,7 @@ impl Log {
                 sealed,
                 w.unflushed_messages,
                 std::mem::take(&mut w.dir_dirty),
+                w.appends,
             )
         };
         // Outside the writer lock; an fsync racing the background one on the
@@ -638,6 +706,7 @@ impl Log {
         }
         w.unflushed_messages = w.unflushed_messages.saturating_sub(unflushed);
         w.last_flush_ms = now_ms;
+        self.flushed.fetch_max(appends, Ordering::Release);
         debug!(topic = %self.tp.topic, partition = self.tp.partition, messages = unflushed, "flushed log");
         Ok(())
     }

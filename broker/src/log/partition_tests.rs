@@ -75,7 +75,8 @@ fn append_stamps_offsets_and_epoch_and_reads_back() {
             last_offset: 4,
             records: 5,
             bytes: two.len(),
-            max_timestamp: TS + 6
+            max_timestamp: TS + 6,
+            flush: None,
         }
     );
     log.append(&batch_at(TS + 9, 1, 20), 43, TS).unwrap();
@@ -1093,4 +1094,48 @@ fn rolls_fsync_sealed_segments_in_the_background() {
     assert_eq!(log.unflushed_messages(), 0);
     log.close().unwrap();
     assert!(log.writer.lock().sealing.is_none(), "close waited for it");
+}
+
+#[test]
+fn deferred_flush_hands_out_tickets_and_one_fsync_covers_earlier_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        flush_messages: 1,
+        ..LogConfig::default()
+    };
+    let log = open(dir.path(), config, false);
+    let append = |ts| {
+        let batch = batch_at(ts, 2, 20);
+        let valid = log.validate(&batch).unwrap();
+        log.append_deferring_flush(&batch, &valid, 0, TS).unwrap()
+    };
+    let (first, second) = (append(TS), append(TS + 1));
+    let (t1, t2) = (first.flush.unwrap(), second.flush.unwrap());
+    assert!(t1 < t2, "tickets follow append order");
+    assert_eq!(log.unflushed_messages(), 4, "nothing fsynced yet");
+    assert_eq!(log.pending_flush(), Some(t2));
+
+    // The later ticket's flush covers the earlier append too.
+    log.flush_through(t2).unwrap();
+    assert_eq!(log.unflushed_messages(), 0);
+    assert_eq!(log.pending_flush(), None);
+    log.flush_through(t1).unwrap();
+
+    // The plain append flushes inline and hands out no ticket.
+    let batch = batch_at(TS + 2, 1, 20);
+    assert_eq!(log.append(&batch, 0, TS).unwrap().flush, None);
+    assert_eq!(log.unflushed_messages(), 0);
+
+    // Without a flush.messages policy there is nothing to wait for.
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), LogConfig::default(), false);
+    let batch = batch_at(TS, 1, 20);
+    let valid = log.validate(&batch).unwrap();
+    assert_eq!(
+        log.append_deferring_flush(&batch, &valid, 0, TS)
+            .unwrap()
+            .flush,
+        None
+    );
+    assert_eq!(log.pending_flush(), None);
 }

@@ -21,7 +21,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use super::epoch_cache::LeaderEpochCache;
-use super::producer_state::{ProducerStateMap, SequenceCheck};
+use super::producer_state::{ProducerStateMap, SequenceCheck, sequence_ahead};
 use crate::log::{Log, LogAppendInfo, LogReadInfo, TopicPartition, ValidatedRecords};
 use crate::meta::records::PartitionState;
 use crate::{Error, Result};
@@ -328,7 +328,9 @@ impl Partition {
     /// (NOT_ENOUGH_REPLICAS) if the ISR is below `min.insync.replicas`.
     /// Returns the append and the leader epoch it was written under. A
     /// retried idempotent batch that is already in the log is not written
-    /// again: its original offsets come back.
+    /// again: its original offsets come back. The fsync the flush policy
+    /// wants before the acknowledgement is left to the caller
+    /// ([`LogAppendInfo::flush`]).
     pub fn append_as_leader(
         &self,
         records: &[u8],
@@ -358,13 +360,14 @@ impl Partition {
                     records: 0,
                     bytes: 0,
                     max_timestamp: -1,
+                    flush: self.log.pending_flush(),
                 },
                 s.leader_epoch,
             ));
         }
         let info = self
             .log
-            .append_validated(records, valid, s.leader_epoch, now_ms)?;
+            .append_deferring_flush(records, valid, s.leader_epoch, now_ms)?;
         let mut offset = info.first_offset;
         for h in headers {
             producers.record(h, offset);
@@ -374,6 +377,47 @@ impl Partition {
         self.log_end.send_replace(self.log.log_end_offset());
         self.advance_high_watermark(&s);
         Ok((info, s.leader_epoch))
+    }
+
+    /// [`Partition::append_as_leader`], but an idempotent batch whose
+    /// sequence is ahead of the producer's next one waits (until
+    /// `deadline`) for the batches before it instead of being refused.
+    ///
+    /// A producer keeps up to five requests per partition in flight, and
+    /// HTTP/2 runs them concurrently, so they can reach the append in
+    /// another order than they were sent (Kafka's TCP connection keeps
+    /// them in order). Sequence numbers say the order: a batch waits for
+    /// its predecessor's append, or for its predecessor's retry after a
+    /// failure, and is refused with OUT_OF_ORDER_SEQUENCE_NUMBER only if
+    /// that does not come by `deadline`.
+    pub async fn append_as_leader_in_sequence(
+        &self,
+        records: &[u8],
+        valid: &ValidatedRecords,
+        now_ms: i64,
+        acks_all: bool,
+        deadline: tokio::time::Instant,
+    ) -> Result<(LogAppendInfo, i32)> {
+        loop {
+            // Subscribed before the attempt, so an append between the
+            // attempt and the wait still wakes us.
+            let mut log_end = self.log_end.subscribe();
+            let mut changes = self.changes.subscribe();
+            match self.append_as_leader(records, valid, now_ms, acks_all) {
+                Err(Error::OutOfOrderSequence {
+                    sequence, expected, ..
+                }) if sequence_ahead(sequence, expected)
+                    && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::select! {
+                        _ = log_end.changed() => {}
+                        _ = changes.changed() => {}
+                        () = tokio::time::sleep_until(deadline) => {}
+                    }
+                }
+                outcome => return outcome,
+            }
+        }
     }
 
     /// acks=all: wait until every in-sync replica has everything below

@@ -231,3 +231,92 @@ fn a_deposed_leader_finds_and_cuts_its_divergent_tail() {
     let bytes = |p: &Partition| p.log().read(0, 1 << 20, i64::MAX).unwrap().records;
     assert_eq!(bytes(&old), bytes(&new), "byte-identical after the rejoin");
 }
+
+/// An idempotent batch of producer 7, epoch 0: `count` records from
+/// `sequence`.
+fn sequenced(sequence: i32, count: usize) -> Vec<u8> {
+    let mut b = runnel_proto::batch::BatchBuilder::new();
+    for i in 0..count {
+        b.push(1000 + i as i64, None, Some(&[b'x'; 10]), &[]);
+    }
+    b.producer(7, 0, sequence).build().unwrap().to_vec()
+}
+
+#[tokio::test]
+async fn a_batch_that_overtook_its_predecessor_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Arc::new(replica(dir.path(), 1));
+    l.apply_state(&state(1, 1, &[1]), &[1, 2, 3], 10).unwrap();
+    let (first, second) = (sequenced(0, 3), sequenced(3, 2));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+
+    // Sequence 3 arrives first and waits.
+    let waiting = {
+        let l = l.clone();
+        let second = second.clone();
+        tokio::spawn(async move {
+            let valid = l.log().validate(&second).unwrap();
+            l.append_as_leader_in_sequence(&second, &valid, 0, false, deadline)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!waiting.is_finished(), "sequence 3 must wait for 0..=2");
+    assert_eq!(l.log().log_end_offset(), 0, "nothing written yet");
+
+    let valid = l.log().validate(&first).unwrap();
+    let (info, _) = l
+        .append_as_leader_in_sequence(&first, &valid, 0, false, deadline)
+        .await
+        .unwrap();
+    assert_eq!(info.first_offset, 0);
+    let (info, _) = waiting.await.unwrap().unwrap();
+    assert_eq!(info.first_offset, 3, "written after its predecessor");
+    assert_eq!(l.log().log_end_offset(), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_gap_nobody_fills_is_refused_at_the_deadline_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = replica(dir.path(), 1);
+    l.apply_state(&state(1, 1, &[1]), &[1, 2, 3], 10).unwrap();
+    let batch = sequenced(0, 2);
+    let valid = l.log().validate(&batch).unwrap();
+    l.append_as_leader(&batch, &valid, 0, false).unwrap();
+
+    let gap = sequenced(5, 1);
+    let valid = l.log().validate(&gap).unwrap();
+    let start = tokio::time::Instant::now();
+    let err = l
+        .append_as_leader_in_sequence(&gap, &valid, 0, false, start + Duration::from_secs(2))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::OutOfOrderSequence {
+                sequence: 5,
+                expected: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        start.elapsed() >= Duration::from_secs(2),
+        "waited for the gap"
+    );
+    assert_eq!(l.log().log_end_offset(), 2);
+
+    // A sequence behind the producer's (not a retry of a known batch) is
+    // wrong at once: waiting cannot fix it.
+    let behind = sequenced(1, 1);
+    let valid = l.log().validate(&behind).unwrap();
+    let start = tokio::time::Instant::now();
+    let err = l
+        .append_as_leader_in_sequence(&behind, &valid, 0, false, start + Duration::from_secs(2))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::OutOfOrderSequence { .. }), "{err}");
+    assert_eq!(start.elapsed(), Duration::ZERO);
+}

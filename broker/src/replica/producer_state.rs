@@ -83,6 +83,14 @@ pub fn increment_sequence(sequence: i32, increment: i32) -> i32 {
     }
 }
 
+/// Whether `sequence` is ahead of `expected` (a gap, not a retry of
+/// something older), with the wrap at `i32::MAX`: ahead means less than
+/// half the sequence space further on.
+pub fn sequence_ahead(sequence: i32, expected: i32) -> bool {
+    let distance = (i64::from(sequence) - i64::from(expected)).rem_euclid(1 << 31);
+    distance > 0 && distance < 1 << 30
+}
+
 impl ProducerStateMap {
     pub fn len(&self) -> usize {
         self.producers.len()
@@ -270,6 +278,15 @@ fn read_snapshot(dir: &Path) -> Result<Option<Snapshot>> {
 mod tests {
     use super::*;
     use runnel_proto::batch::BatchBuilder;
+
+    #[test]
+    fn ahead_means_a_gap_across_the_wrap_too() {
+        assert!(sequence_ahead(5, 2));
+        assert!(!sequence_ahead(2, 2));
+        assert!(!sequence_ahead(1, 2), "behind");
+        assert!(sequence_ahead(3, i32::MAX - 1), "past the wrap");
+        assert!(!sequence_ahead(i32::MAX - 1, 3), "behind, across the wrap");
+    }
 
     fn header(pid: i64, epoch: i16, seq: i32, records: i32) -> BatchHeader {
         let mut b = BatchBuilder::new();

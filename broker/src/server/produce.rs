@@ -1,10 +1,15 @@
 //! Produce: validate every partition's batches, append them as leader, and
-//! for acks=all wait until the ISR has them.
+//! answer once they are as durable as asked: fsynced when the topic's
+//! `flush.messages` says so, and for acks=all in every in-sync replica.
 //!
 //! Validation of the whole request comes first (topic, partition, CRC,
 //! sizes) so a request with one malformed partition writes nothing
 //! anywhere. Conditions of the moment — not the leader here, too few
 //! in-sync replicas, a sequence gap — are answered per partition.
+//!
+//! An idempotent producer keeps several requests per partition in flight;
+//! a batch that overtook its predecessor waits for it at the append (see
+//! [`Partition::append_as_leader_in_sequence`]).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,7 +20,7 @@ use runnel_proto::v1::{
 };
 
 use super::Context;
-use crate::log::ValidatedRecords;
+use crate::log::{FlushTicket, Log, ValidatedRecords};
 use crate::metrics::TopicLabels;
 use crate::replica::Partition;
 use crate::topic::validate_topic_name;
@@ -34,13 +39,15 @@ struct PlannedAppend {
     target: Result<(Arc<Partition>, Bytes, ValidatedRecords)>,
 }
 
-/// An appended partition that acks=all still has to wait for.
+/// An appended partition whose answer still waits: for the fsync its
+/// flush policy wants, and with acks=all for the in-sync replicas.
 struct Pending {
     topic: usize,
     slot: usize,
     part: Arc<Partition>,
-    end_offset: i64,
-    epoch: i32,
+    flush: Option<FlushTicket>,
+    /// Offset and epoch the ISR must reach (acks=all only).
+    replicated: Option<(i64, i32)>,
 }
 
 pub(crate) async fn handle(ctx: &Context, req: ProduceRequest) -> Result<ProduceResponse> {
@@ -71,6 +78,16 @@ pub(crate) async fn handle(ctx: &Context, req: ProduceRequest) -> Result<Produce
     }
 
     // Phase 2: append. Failures here are per partition.
+    let timeout = Duration::from_millis(if req.timeout_ms == 0 {
+        ctx.config.request_timeout_ms
+    } else {
+        u64::from(req.timeout_ms)
+    });
+    // A batch may wait for its predecessors (several requests of one
+    // producer in flight) for half the request's time, leaving the rest
+    // for acks=all and answering before the producer gives up on us.
+    let started = tokio::time::Instant::now();
+    let sequence_deadline = started + timeout / 2;
     let acks_all = req.acks == Acks::All as i32;
     // A leader that cannot reach the metadata store may have been replaced
     // without knowing it: it must not promise acks=all durability.
@@ -91,19 +108,26 @@ pub(crate) async fn handle(ctx: &Context, req: ProduceRequest) -> Result<Produce
                 log_append_time_ms: -1,
                 log_start_offset: -1,
             };
-            let appended = target.and_then(|(part, records, valid)| {
-                if fenced {
-                    return Err(Error::NotLeaderOrFollower {
-                        topic_partition: part.tp.to_string(),
-                        broker_id: ctx.config.broker_id,
-                        reason: "this broker cannot reach the metadata store, so it cannot prove \
-                                 it still leads; acks=all writes are refused until it can"
-                            .into(),
-                    });
-                }
-                let (info, epoch) = part.append_as_leader(&records, &valid, now, acks_all)?;
-                Ok((part, records.len(), info, epoch))
-            });
+            let appended = match target {
+                Err(e) => Err(e),
+                Ok((part, _, _)) if fenced => Err(Error::NotLeaderOrFollower {
+                    topic_partition: part.tp.to_string(),
+                    broker_id: ctx.config.broker_id,
+                    reason: "this broker cannot reach the metadata store, so it cannot prove \
+                             it still leads; acks=all writes are refused until it can"
+                        .into(),
+                }),
+                Ok((part, records, valid)) => part
+                    .append_as_leader_in_sequence(
+                        &records,
+                        &valid,
+                        now,
+                        acks_all,
+                        sequence_deadline,
+                    )
+                    .await
+                    .map(|(info, epoch)| (part, records.len(), info, epoch)),
+            };
             match appended {
                 Ok((part, bytes, info, epoch)) => {
                     ctx.metrics
@@ -116,13 +140,14 @@ pub(crate) async fn handle(ctx: &Context, req: ProduceRequest) -> Result<Produce
                         .inc_by(u64::from(info.records));
                     result.base_offset = info.first_offset;
                     result.log_start_offset = part.log().log_start_offset();
-                    if acks_all {
+                    let replicated = acks_all.then_some((info.last_offset + 1, epoch));
+                    if info.flush.is_some() || replicated.is_some() {
                         pending.push(Pending {
                             topic: t,
                             slot: results.len(),
                             part,
-                            end_offset: info.last_offset + 1,
-                            epoch,
+                            flush: info.flush,
+                            replicated,
                         });
                     }
                 }
@@ -141,16 +166,22 @@ pub(crate) async fn handle(ctx: &Context, req: ProduceRequest) -> Result<Produce
         });
     }
 
-    // Phase 3 (acks=all): wait for every appended partition at once.
+    // Phase 3: wait for every appended partition at once.
     if !pending.is_empty() {
-        let timeout = Duration::from_millis(if req.timeout_ms == 0 {
-            ctx.config.request_timeout_ms
-        } else {
-            u64::from(req.timeout_ms)
+        let remaining = (started + timeout).saturating_duration_since(tokio::time::Instant::now());
+        let waits = pending.iter().map(|p| async move {
+            if let Some(ticket) = p.flush {
+                flush(p.part.log().clone(), ticket).await?;
+            }
+            match p.replicated {
+                Some((end_offset, epoch)) => {
+                    p.part
+                        .wait_for_replication(end_offset, epoch, remaining)
+                        .await
+                }
+                None => Ok(()),
+            }
         });
-        let waits = pending
-            .iter()
-            .map(|p| p.part.wait_for_replication(p.end_offset, p.epoch, timeout));
         let outcomes = futures::future::join_all(waits).await;
         for (p, outcome) in pending.iter().zip(outcomes) {
             if let Err(e) = outcome {
@@ -163,6 +194,15 @@ pub(crate) async fn handle(ctx: &Context, req: ProduceRequest) -> Result<Produce
         topics,
         throttle_time_ms: 0,
     })
+}
+
+/// The fsync `flush.messages` wants before the answer, on a blocking
+/// thread: an fsync takes milliseconds, and the runtime's few threads are
+/// meanwhile reading the next requests, whose appends join the next fsync.
+async fn flush(log: Arc<Log>, ticket: FlushTicket) -> Result<()> {
+    tokio::task::spawn_blocking(move || log.flush_through(ticket))
+        .await
+        .map_err(|e| Error::NotAvailable(format!("the fsync task failed: {e}")))?
 }
 
 /// Errors that are part of normal cluster life, not worth an error log.

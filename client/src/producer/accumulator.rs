@@ -16,14 +16,17 @@
 //! is sent again byte-identical (same sequence), after `retry_backoff`,
 //! before any later batch of the partition.
 //!
-//! A partition with a request in flight is *muted*: its next batches wait
-//! for the answer. HTTP/2 runs a connection's requests concurrently on the
-//! broker, so two requests carrying the same partition could be appended in
-//! either order; muting keeps each partition's records in send order.
-//! Whatever piles up meanwhile goes out in the next request as several
-//! concatenated batches, so a busy partition gets bigger requests instead
-//! of more of them, while different partitions still use up to
-//! `max_in_flight_requests` requests at once.
+//! In flight: a broker takes up to `max_in_flight_requests` requests at
+//! once, and so may one partition when the producer is idempotent (Kafka's
+//! `max.in.flight.requests.per.connection`, 5). HTTP/2 runs a connection's
+//! requests concurrently on the broker, so two requests carrying the same
+//! partition can reach its log in either order; the sequence numbers put
+//! them back in send order there (the leader holds a batch until its
+//! predecessor is appended). Without idempotence there are no sequences,
+//! so a partition with a request in flight is *muted* instead: its next
+//! batches wait for the answer. Whatever piles up while a partition's slots
+//! are taken goes out in its next request as several concatenated batches,
+//! so a busy partition gets bigger requests instead of more of them.
 //!
 //! Compression (`compression`): a batch is compressed when its header is
 //! written, at drain time, so `batch_size` and the memory accounting count
@@ -151,8 +154,8 @@ struct PartitionQueue {
     retry: VecDeque<SealedBatch>,
     /// When `retry` may be sent again (`retry_backoff` after the failure).
     retry_at: Option<Instant>,
-    /// A request carrying this partition is outstanding.
-    muted: bool,
+    /// Requests carrying this partition that are outstanding.
+    in_flight: usize,
     /// Sequence number of the next batch drained (idempotent producer).
     next_sequence: i32,
 }
@@ -471,6 +474,13 @@ impl Accumulator {
             slots: usize,
         }
         let limits = self.limits;
+        // Sequence numbers keep a partition's requests in order at the
+        // leader; without them only one may be out at a time.
+        let per_partition = if stamp.is_some() {
+            limits.max_in_flight.max(1)
+        } else {
+            1
+        };
         let mut guard = self.lock();
         let State {
             topics,
@@ -488,7 +498,7 @@ impl Accumulator {
         for tq in topics.values_mut() {
             for (partition, pq) in tq.partitions.iter_mut().enumerate() {
                 let partition = partition as u32;
-                if pq.muted {
+                if pq.in_flight >= per_partition {
                     continue;
                 }
                 let open_due = pq.open.as_ref().map(|b| {
@@ -548,7 +558,17 @@ impl Accumulator {
                             break;
                         }
                         request.bytes += front.records.len();
-                        batches.push(pq.retry.pop_front().expect("front exists"));
+                        let batch = pq.retry.pop_front().expect("front exists");
+                        let sequenced = batch.base_sequence >= 0;
+                        batches.push(batch);
+                        if sequenced {
+                            // One per request: batches that went out in
+                            // different requests may have had different
+                            // fates (one written, its answer lost), and the
+                            // leader refuses a partition's records that mix
+                            // retries it has with ones it has not.
+                            break;
+                        }
                     }
                     pq.retry_at = None;
                 } else {
@@ -573,7 +593,7 @@ impl Accumulator {
                 if batches.is_empty() {
                     continue;
                 }
-                pq.muted = true;
+                pq.in_flight += 1;
                 request.partitions.push(PartitionBatches {
                     topic: tq.name.clone(),
                     partition,
@@ -597,8 +617,9 @@ impl Accumulator {
     /// A request to `broker` has been answered (or failed). `done` are
     /// partitions whose batches have their outcome; `retry` are partitions
     /// whose batches go back to the front of their queue, to be sent again
-    /// no earlier than the given instant. Unmutes every partition, gives
-    /// back the request's slot and wakes the sender and flushers.
+    /// no earlier than the given instant, in their partition's send order.
+    /// Gives back the request's slots (broker and partitions) and wakes the
+    /// sender and flushers.
     pub fn request_done(
         &self,
         broker: i32,
@@ -615,20 +636,19 @@ impl Accumulator {
                     st.incomplete.remove(&b.id);
                 }
                 if let Some(pq) = st.partition_mut(&pb.topic, pb.partition) {
-                    pq.muted = false;
+                    pq.in_flight = pq.in_flight.saturating_sub(1);
                 }
             }
             for (pb, at) in retry {
                 let ids: Vec<u64> = pb.batches.iter().map(|b| b.id).collect();
                 match st.partition_mut(&pb.topic, pb.partition) {
                     Some(pq) => {
-                        pq.muted = false;
-                        // In front of anything left from a split request:
-                        // these were drained first.
-                        for b in pb.batches.into_iter().rev() {
-                            pq.retry.push_front(b);
-                        }
-                        pq.retry_at = Some(at);
+                        pq.in_flight = pq.in_flight.saturating_sub(1);
+                        // Requests of one partition come back in any order:
+                        // ids are the send order, so the retries keep it.
+                        pq.retry.extend(pb.batches);
+                        pq.retry.make_contiguous().sort_by_key(|b| b.id);
+                        pq.retry_at = Some(pq.retry_at.map_or(at, |t| t.max(at)));
                     }
                     None => {
                         // Unreachable today (topics are never removed), but
@@ -837,6 +857,73 @@ mod tests {
         let pb = &third.requests[0].partitions[0];
         let ids: Vec<u64> = pb.batches.iter().map(|b| b.id).collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "log order: {ids:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idempotent_partition_keeps_max_in_flight_requests_out() {
+        let acc = acc(512, 0, 1);
+        let mut sent = Vec::new();
+        for _ in 0..5 {
+            append(&acc, record(0, 100));
+            let mut drain = acc.drain(Instant::now(), |_, _| 1, Some(STAMP), false);
+            assert_eq!(drain.requests.len(), 1, "slot {} of 5", sent.len() + 1);
+            sent.push(drain.requests.swap_remove(0));
+        }
+        let seqs: Vec<i32> = sent
+            .iter()
+            .map(|r| r.partitions[0].batches[0].base_sequence)
+            .collect();
+        assert_eq!(seqs, [0, 1, 2, 3, 4], "dense, in send order");
+        append(&acc, record(0, 100));
+        append(&acc, record(0, 100));
+        let full = acc.drain(Instant::now(), |_, _| 1, Some(STAMP), false);
+        assert!(full.requests.is_empty(), "five out: the sixth waits");
+
+        // An answer frees one slot; what piled up goes out together.
+        ack(&acc, sent.remove(2));
+        let mut next = acc.drain(Instant::now(), |_, _| 1, Some(STAMP), false);
+        assert_eq!(counts(&next.requests[0]), vec![(0, vec![2])]);
+        assert_eq!(next.requests[0].partitions[0].batches[0].base_sequence, 5);
+        sent.push(next.requests.swap_remove(0));
+        for r in sent {
+            ack(&acc, r);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_of_several_requests_go_back_in_send_order_one_per_request() {
+        let acc = acc(150, 0, 1);
+        let mut out = Vec::new();
+        for _ in 0..3 {
+            append(&acc, record(0, 60));
+            let mut drain = acc.drain(Instant::now(), |_, _| 1, Some(STAMP), false);
+            out.push(drain.requests.swap_remove(0));
+        }
+        // All three fail (a leader change); the answers come back in
+        // another order than the requests went out.
+        let retry_at = Instant::now() + Duration::from_millis(100);
+        for i in [2, 0, 1] {
+            let r = std::mem::replace(
+                &mut out[i],
+                Request {
+                    broker: 1,
+                    partitions: Vec::new(),
+                    bytes: 0,
+                },
+            );
+            let pb = r.partitions.into_iter().next().unwrap();
+            acc.request_done(1, Vec::new(), vec![(pb, retry_at)]);
+        }
+        tokio::time::advance(Duration::from_millis(100)).await;
+        let mut seqs = Vec::new();
+        for _ in 0..3 {
+            let mut drain = acc.drain(Instant::now(), |_, _| 2, Some(STAMP), false);
+            let request = drain.requests.swap_remove(0);
+            assert_eq!(request.partitions[0].batches.len(), 1, "one per request");
+            seqs.push(request.partitions[0].batches[0].base_sequence);
+            ack(&acc, request);
+        }
+        assert_eq!(seqs, [0, 1, 2]);
     }
 
     #[tokio::test(start_paused = true)]

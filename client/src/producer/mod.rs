@@ -128,8 +128,10 @@ pub struct ProducerConfig {
     /// records; default 5 ms. Larger values trade latency for bigger batches.
     pub linger: Duration,
     /// `max.in.flight.requests.per.connection`: requests to one broker that
-    /// may be awaiting an answer at once; default 5. A partition is never in
-    /// two requests at once, so records keep their order.
+    /// may be awaiting an answer at once; default 5. With idempotence a
+    /// partition may use all of them (the leader orders its batches by
+    /// sequence number, so records keep their order, retries included);
+    /// without, a partition is in one request at a time.
     pub max_in_flight_requests: usize,
     /// `request.timeout.ms`: how long to wait for a produce answer; default
     /// 30 s. Also sent as the broker's acks=all replication timeout.
