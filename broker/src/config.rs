@@ -126,6 +126,16 @@ knobs! {
     socket_request_max_bytes: usize, file = "socket.request.max.bytes", env = "RUNNEL_SOCKET_REQUEST_MAX_BYTES";
     /// Default acks=all wait when a produce request gives no timeout, in ms.
     request_timeout_ms: u64, file = "request.timeout.ms", env = "RUNNEL_REQUEST_TIMEOUT_MS";
+    /// PEM certificate chain of this broker: set, the gRPC listener speaks TLS only (see docs/security.md).
+    ssl_certificate_location: PathBuf, file = "ssl.certificate.location", env = "RUNNEL_SSL_CERTIFICATE_LOCATION";
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of ssl.certificate.location.
+    ssl_key_location: PathBuf, file = "ssl.key.location", env = "RUNNEL_SSL_KEY_LOCATION";
+    /// PEM CA bundle that client certificates must chain to (mTLS).
+    ssl_ca_location: PathBuf, file = "ssl.ca.location", env = "RUNNEL_SSL_CA_LOCATION";
+    /// Client certificates: none, requested (verified if sent) or required (mTLS).
+    ssl_client_auth: String, file = "ssl.client.auth", env = "RUNNEL_SSL_CLIENT_AUTH";
+    /// How often the TLS files are checked for changes (rotation without a restart), in ms.
+    ssl_reload_interval_ms: u64, file = "ssl.reload.interval.ms", env = "RUNNEL_SSL_RELOAD_INTERVAL_MS";
 }
 
 /// Effective broker configuration.
@@ -177,6 +187,13 @@ pub struct BrokerConfig {
     /// Kafka's default, 100 MiB.
     pub socket_request_max_bytes: usize,
     pub request_timeout_ms: u64,
+    /// Empty = plaintext listener.
+    pub ssl_certificate_location: PathBuf,
+    pub ssl_key_location: PathBuf,
+    /// Empty = no client certificates accepted.
+    pub ssl_ca_location: PathBuf,
+    pub ssl_client_auth: String,
+    pub ssl_reload_interval_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -215,6 +232,11 @@ impl Default for BrokerConfig {
             min_insync_replicas: 1,
             socket_request_max_bytes: 100 * 1024 * 1024,
             request_timeout_ms: 30_000,
+            ssl_certificate_location: PathBuf::new(),
+            ssl_key_location: PathBuf::new(),
+            ssl_ca_location: PathBuf::new(),
+            ssl_client_auth: "none".into(),
+            ssl_reload_interval_ms: 5_000,
         }
     }
 }
@@ -268,6 +290,7 @@ impl BrokerConfig {
                 ),
             });
         }
+        crate::server::tls::TlsSettings::from_config(self)?;
         if self.num_partitions == 0 {
             return Err(Error::InvalidConfig {
                 key: "num.partitions".into(),

@@ -79,6 +79,9 @@ pub struct Broker {
     ctx: Arc<Context>,
     logs: Arc<LogManager>,
     controller: Controller,
+    /// The gRPC listener's TLS, loaded at open so that unusable files stop
+    /// the broker before it says it is ready.
+    tls: Option<Arc<server::tls::ReloadingTls>>,
 }
 
 impl Broker {
@@ -86,6 +89,9 @@ impl Broker {
     /// them after an unclean stop) and every topic.
     pub async fn open(config: BrokerConfig) -> Result<Broker> {
         let started = Instant::now();
+        let tls = server::tls::TlsSettings::from_config(&config)?
+            .map(server::tls::ReloadingTls::new)
+            .transpose()?;
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| Error::io("creating data dir", &config.data_dir, e))?;
         check_data_dir_identity(&config)?;
@@ -200,6 +206,7 @@ impl Broker {
             ctx,
             logs,
             controller,
+            tls,
         })
     }
 
@@ -216,6 +223,7 @@ impl Broker {
             ctx,
             logs,
             controller,
+            tls,
         } = self;
         let lag = Duration::from_millis(ctx.config.replica_lag_time_max_ms);
         let background = [
@@ -241,6 +249,7 @@ impl Broker {
         let grpc_task = tokio::spawn(server::serve_grpc(
             ctx.clone(),
             grpc,
+            tls,
             stopped(stop_rx.clone()),
         ));
         let http_task = tokio::spawn(server::http::serve_http(

@@ -17,11 +17,12 @@ mod perf;
 mod produce;
 mod topic;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use runnel_client::ClientConfig;
+use runnel_client::{ClientConfig, TlsConfig};
 
 use output::OutputFormat;
 
@@ -61,6 +62,35 @@ pub struct Global {
     /// How long to wait for each answer from a broker (e.g. 30s, 500ms).
     #[arg(long, global = true, default_value = "30s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
+    /// TLS: PEM CA bundle the brokers' certificates must chain to. Set, the CLI connects with TLS.
+    #[arg(
+        long,
+        global = true,
+        env = "RUNNEL_SSL_CA_LOCATION",
+        value_name = "FILE"
+    )]
+    pub ssl_ca_location: Option<PathBuf>,
+    /// TLS: PEM client certificate, for brokers that require one (mTLS).
+    #[arg(long, global = true, env = "RUNNEL_SSL_CERTIFICATE_LOCATION", value_name = "FILE", requires_all = ["ssl_ca_location", "ssl_key_location"])]
+    pub ssl_certificate_location: Option<PathBuf>,
+    /// TLS: PEM private key of --ssl-certificate-location.
+    #[arg(
+        long,
+        global = true,
+        env = "RUNNEL_SSL_KEY_LOCATION",
+        value_name = "FILE",
+        requires = "ssl_certificate_location"
+    )]
+    pub ssl_key_location: Option<PathBuf>,
+    /// TLS: name to verify in the brokers' certificates instead of the host connected to.
+    #[arg(
+        long,
+        global = true,
+        env = "RUNNEL_SSL_SERVER_NAME",
+        value_name = "NAME",
+        requires = "ssl_ca_location"
+    )]
+    pub ssl_server_name: Option<String>,
 }
 
 impl Global {
@@ -69,6 +99,12 @@ impl Global {
             bootstrap: self.bootstrap.0.clone(),
             request_timeout: self.request_timeout,
             client_id: "runnel-cli".into(),
+            tls: self.ssl_ca_location.as_ref().map(|ca| TlsConfig {
+                ca_location: ca.clone(),
+                certificate_location: self.ssl_certificate_location.clone(),
+                key_location: self.ssl_key_location.clone(),
+                server_name: self.ssl_server_name.clone(),
+            }),
             ..ClientConfig::default()
         }
     }

@@ -3,10 +3,11 @@
 //! [`Consumer`](crate::Consumer); each of those has its own config for the
 //! knobs only it uses.
 
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use tonic::transport::Endpoint;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use crate::error::{Error, Result};
 
@@ -49,6 +50,74 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Names this client in broker logs (`client.id`, default `runnel-client`).
     pub client_id: String,
+    /// TLS to the brokers (Kafka's `security.protocol=SSL`); `None` is
+    /// plaintext (default).
+    pub tls: Option<TlsConfig>,
+}
+
+/// TLS settings, with librdkafka's names for PEM files. The files are read
+/// on every new connection, so a rotated client certificate is used from
+/// the next reconnect on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// PEM CA bundle the brokers' certificates must chain to
+    /// (`ssl.ca.location`). Only these CAs are trusted.
+    pub ca_location: PathBuf,
+    /// PEM client certificate chain (`ssl.certificate.location`), for
+    /// brokers with `ssl.client.auth=required|requested` (mutual TLS).
+    pub certificate_location: Option<PathBuf>,
+    /// PEM private key of that certificate (`ssl.key.location`).
+    pub key_location: Option<PathBuf>,
+    /// Name the broker's certificate must carry instead of the host the
+    /// client connects to (`ssl.endpoint.identification` override): for
+    /// brokers reached by IP address or through a tunnel.
+    pub server_name: Option<String>,
+}
+
+impl TlsConfig {
+    /// Trust the CA bundle at `ca_location`, present no client certificate.
+    pub fn new(ca_location: impl Into<PathBuf>) -> Self {
+        TlsConfig {
+            ca_location: ca_location.into(),
+            ..TlsConfig::default()
+        }
+    }
+
+    /// Present the certificate chain and key in these PEM files (mTLS).
+    pub fn identity(mut self, certificate: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.certificate_location = Some(certificate.into());
+        self.key_location = Some(key.into());
+        self
+    }
+
+    fn tonic_config(&self, host: &str) -> Result<ClientTlsConfig> {
+        let read = |what: &str, path: &Path| {
+            std::fs::read(path).map_err(|e| {
+                Error::Config(format!(
+                    "cannot read the TLS {what} {}: {e}",
+                    path.display()
+                ))
+            })
+        };
+        let mut config = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(read("CA bundle", &self.ca_location)?))
+            .domain_name(self.server_name.as_deref().unwrap_or(host));
+        match (&self.certificate_location, &self.key_location) {
+            (Some(cert), Some(key)) => {
+                config = config.identity(Identity::from_pem(
+                    read("client certificate", cert)?,
+                    read("client key", key)?,
+                ));
+            }
+            (None, None) => {}
+            _ => {
+                return Err(Error::Config(
+                    "TLS client certificate and key go together: set both or neither".into(),
+                ));
+            }
+        }
+        Ok(config)
+    }
 }
 
 impl Default for ClientConfig {
@@ -58,6 +127,7 @@ impl Default for ClientConfig {
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             client_id: "runnel-client".to_owned(),
+            tls: None,
         }
     }
 }
@@ -73,8 +143,21 @@ impl ClientConfig {
 
     /// Check the config and build the gRPC endpoint for `address`.
     pub(crate) fn endpoint(&self, address: &str) -> Result<Endpoint> {
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| Error::Config(format!("bad broker address {address:?}: {e}")))?
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{address}"))
+            .map_err(|e| Error::Config(format!("bad broker address {address:?}: {e}")))?;
+        if let Some(tls) = &self.tls {
+            let host = endpoint
+                .uri()
+                .host()
+                .unwrap_or_default()
+                .trim_matches(['[', ']']);
+            let host = host.to_owned();
+            endpoint = endpoint.tls_config(tls.tonic_config(&host)?).map_err(|e| {
+                Error::Config(format!("TLS settings for {address} are not usable: {e}"))
+            })?;
+        }
+        let endpoint = endpoint
             .user_agent(format!(
                 "runnel-client/{} ({})",
                 env!("CARGO_PKG_VERSION"),

@@ -16,6 +16,7 @@ pub(crate) mod produce;
 mod reassignments;
 mod replication;
 pub mod status;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -321,10 +322,12 @@ impl Admin for Service {
     }
 }
 
-/// Serve the gRPC API on `listener` until `shutdown` resolves.
+/// Serve the gRPC API on `listener` (with TLS when `tls` is given) until
+/// `shutdown` resolves.
 pub async fn serve_grpc(
     ctx: Arc<Context>,
     listener: TcpListener,
+    tls: Option<Arc<tls::ReloadingTls>>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
     let max = ctx.config.socket_request_max_bytes;
@@ -337,7 +340,7 @@ pub async fn serve_grpc(
         .max_encoding_message_size(crate::replica::fetcher::MAX_MESSAGE_SIZE);
     let group = GroupServer::new(service.clone()).max_decoding_message_size(max);
     let admin = AdminServer::new(service).max_decoding_message_size(max);
-    tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         // Loopback and LAN links carry megabyte batches: the HTTP/2 default
         // 64 KiB windows would cap throughput at a few hundred MB/s.
         .initial_stream_window_size(Some(8 << 20))
@@ -347,14 +350,26 @@ pub async fn serve_grpc(
         .add_service(broker)
         .add_service(admin)
         .add_service(replication)
-        .add_service(group)
+        .add_service(group);
+    let served = match tls {
+        Some(tls) => {
+            tracing::info!("gRPC listener speaks TLS");
+            tokio::spawn(tls.clone().watch());
+            router
+                .serve_with_incoming_shutdown(tls::incoming(listener, tls), shutdown)
+                .await
+        }
         // TCP_NODELAY must be set on the incoming stream: the builder's
         // `tcp_nodelay` only applies when tonic binds the socket itself, and
         // with Nagle on, small responses stall behind delayed ACKs (~40 ms).
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
-        .await
-        .map_err(|e| Error::NotAvailable(format!("gRPC server: {e}")))
+        None => {
+            router
+                .serve_with_incoming_shutdown(
+                    TcpIncoming::from(listener).with_nodelay(Some(true)),
+                    shutdown,
+                )
+                .await
+        }
+    };
+    served.map_err(|e| Error::NotAvailable(format!("gRPC server: {e}")))
 }

@@ -1,0 +1,280 @@
+//! TLS on the broker's gRPC listener, against a real broker process: the
+//! right CA connects and a wrong one does not, mutual TLS refuses a client
+//! without a certificate (or with one from another CA), and a certificate
+//! rotated on disk is served to new connections without a restart.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+use runnel_client::{
+    Admin, ClientConfig, Consumer, ConsumerConfig, Error, Offset, Producer, ProducerConfig,
+    ProducerRecord, TlsConfig,
+};
+use runnel_tests::BrokerProcess;
+
+/// A test certificate authority, its certificate written to `<dir>/<name>.pem`.
+struct Ca {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+    pem: PathBuf,
+}
+
+impl Ca {
+    fn new(dir: &Path, name: &str) -> Ca {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        let pem = dir.join(format!("{name}.pem"));
+        std::fs::write(&pem, issuer.pem()).unwrap();
+        Ca { issuer, pem }
+    }
+
+    /// A certificate for `localhost` / 127.0.0.1 (server and client use),
+    /// written as `<stem>.crt` and `<stem>.key` next to each other.
+    fn issue(&self, dir: &Path, stem: &str) -> (PathBuf, PathBuf) {
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, stem);
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let (crt, key_path) = (
+            dir.join(format!("{stem}.crt")),
+            dir.join(format!("{stem}.key")),
+        );
+        std::fs::write(&crt, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        (crt, key_path)
+    }
+}
+
+fn tls_broker(dir: &Path, cert: &Path, key: &Path, extra: &[&str]) -> BrokerProcess {
+    let mut args = vec![
+        "--ssl-certificate-location",
+        cert.to_str().unwrap(),
+        "--ssl-key-location",
+        key.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    BrokerProcess::start(&dir.join("data"), &args).unwrap()
+}
+
+fn client(broker: &BrokerProcess, tls: Option<TlsConfig>) -> ClientConfig {
+    ClientConfig {
+        connect_timeout: Duration::from_secs(3),
+        request_timeout: Duration::from_secs(5),
+        tls,
+        ..ClientConfig::new(&broker.bootstrap()).unwrap()
+    }
+}
+
+/// Connect and make one request: a TLS 1.3 server checks the client's
+/// certificate after the client thinks the handshake is done, so a refusal
+/// can surface on the first request rather than the connect.
+async fn talk(config: ClientConfig) -> Result<(), Error> {
+    Admin::connect(config).await?.list_topics().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_right_ca_connects_a_wrong_one_and_plaintext_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, other) = (Ca::new(dir.path(), "ca"), Ca::new(dir.path(), "other-ca"));
+    let (cert, key) = ca.issue(dir.path(), "broker");
+    let broker = tls_broker(dir.path(), &cert, &key, &[]);
+
+    // Records go through and come back over TLS.
+    let config = client(&broker, Some(TlsConfig::new(&ca.pem)));
+    Admin::connect(config.clone())
+        .await
+        .unwrap()
+        .create_topic("secret", 1, 1, &[])
+        .await
+        .unwrap();
+    let producer = Producer::connect(config.clone(), ProducerConfig::default())
+        .await
+        .unwrap();
+    let ack = producer
+        .send(ProducerRecord::new("secret", "over tls"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(ack.offset, 0);
+    producer.close().await;
+    let mut consumer = Consumer::connect(config, ConsumerConfig::default())
+        .await
+        .unwrap();
+    consumer.assign([("secret", 0)]);
+    consumer.seek("secret", 0, Offset::Earliest).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let records = loop {
+        let records = consumer.poll(Duration::from_millis(500)).await.unwrap();
+        if !records.is_empty() || Instant::now() > deadline {
+            break records;
+        }
+    };
+    assert_eq!(records[0].value.as_deref(), Some(&b"over tls"[..]));
+
+    let wrong = talk(client(&broker, Some(TlsConfig::new(&other.pem)))).await;
+    let err = wrong.expect_err("a certificate from another CA must not be trusted");
+    assert!(
+        matches!(err, Error::Connect { .. } | Error::Transport { .. }),
+        "{err:?}"
+    );
+    let plaintext = talk(client(&broker, None)).await;
+    assert!(plaintext.is_err(), "a plaintext client got an answer");
+
+    // A name the certificate does not carry fails verification too.
+    let misnamed = TlsConfig {
+        server_name: Some("not-the-broker".into()),
+        ..TlsConfig::new(&ca.pem)
+    };
+    assert!(talk(client(&broker, Some(misnamed))).await.is_err());
+    assert!(broker.is_running());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_refuses_clients_without_a_certificate_from_the_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, other) = (Ca::new(dir.path(), "ca"), Ca::new(dir.path(), "other-ca"));
+    let (cert, key) = ca.issue(dir.path(), "broker");
+    let broker = tls_broker(
+        dir.path(),
+        &cert,
+        &key,
+        &[
+            "--ssl-ca-location",
+            ca.pem.to_str().unwrap(),
+            "--ssl-client-auth",
+            "required",
+        ],
+    );
+
+    let anonymous = talk(client(&broker, Some(TlsConfig::new(&ca.pem)))).await;
+    assert!(
+        anonymous.is_err(),
+        "mTLS let a client without a certificate in"
+    );
+
+    let (stranger_cert, stranger_key) = other.issue(dir.path(), "stranger");
+    let stranger = TlsConfig::new(&ca.pem).identity(stranger_cert, stranger_key);
+    assert!(
+        talk(client(&broker, Some(stranger))).await.is_err(),
+        "a client certificate from another CA was accepted"
+    );
+
+    let (app_cert, app_key) = ca.issue(dir.path(), "app");
+    let app = TlsConfig::new(&ca.pem).identity(app_cert, app_key);
+    talk(client(&broker, Some(app))).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_certificate_is_served_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old_ca, new_ca) = (Ca::new(dir.path(), "old-ca"), Ca::new(dir.path(), "new-ca"));
+    let (cert, key) = old_ca.issue(dir.path(), "broker");
+    let broker = tls_broker(
+        dir.path(),
+        &cert,
+        &key,
+        &["--ssl-reload-interval-ms", "100"],
+    );
+    let trusts_old = client(&broker, Some(TlsConfig::new(&old_ca.pem)));
+    let trusts_new = client(&broker, Some(TlsConfig::new(&new_ca.pem)));
+    talk(trusts_old.clone()).await.unwrap();
+    assert!(talk(trusts_new.clone()).await.is_err());
+
+    // Rotate in place the way a Secret volume does: new files, then an
+    // atomic rename over the old names.
+    let (new_cert, new_key) = new_ca.issue(dir.path(), "broker-next");
+    std::fs::rename(&new_key, &key).unwrap();
+    std::fs::rename(&new_cert, &cert).unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while let Err(e) = talk(trusts_new.clone()).await {
+        assert!(
+            Instant::now() < deadline,
+            "the rotated certificate was not served: {e}; log: {}",
+            broker.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        talk(trusts_old).await.is_err(),
+        "new connections still get the old certificate"
+    );
+    assert!(broker.is_running(), "rotation must not restart the broker");
+    assert!(broker.log_tail().contains("TLS files changed"));
+}
+
+#[tokio::test]
+async fn unusable_tls_settings_keep_the_broker_from_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new(dir.path(), "ca");
+    let (cert, key) = ca.issue(dir.path(), "broker");
+    let (_, other_key) = ca.issue(dir.path(), "other");
+    let cert = cert.to_str().unwrap();
+    for (args, expected) in [
+        (
+            vec!["--ssl-certificate-location", cert],
+            "ssl.key.location is not",
+        ),
+        (
+            vec![
+                "--ssl-certificate-location",
+                other_key.to_str().unwrap(),
+                "--ssl-key-location",
+                key.to_str().unwrap(),
+            ],
+            "holds no PEM certificate",
+        ),
+        (
+            vec![
+                "--ssl-certificate-location",
+                cert,
+                "--ssl-key-location",
+                cert,
+            ],
+            "cannot read a private key",
+        ),
+        (
+            vec![
+                "--ssl-certificate-location",
+                cert,
+                "--ssl-key-location",
+                key.to_str().unwrap(),
+                "--ssl-client-auth",
+                "required",
+            ],
+            "needs ssl.ca.location",
+        ),
+        (
+            vec![
+                "--ssl-certificate-location",
+                "/nonexistent/broker.crt",
+                "--ssl-key-location",
+                key.to_str().unwrap(),
+            ],
+            "/nonexistent/broker.crt",
+        ),
+    ] {
+        let err = BrokerProcess::start(&dir.path().join("data"), &args)
+            .err()
+            .unwrap_or_else(|| panic!("broker started with {args:?}"));
+        let err = format!("{err:#}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+}
