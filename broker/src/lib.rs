@@ -115,6 +115,7 @@ impl Broker {
                 max_wait: Duration::from_millis(config.replica_fetch_wait_max_ms),
                 max_bytes: config.replica_fetch_response_max_bytes,
                 backoff: Duration::from_millis(config.replica_fetch_backoff_ms),
+                tls: tls.as_ref().map(|t| Arc::new(t.settings().clone())),
             },
         ));
         let replicas = Arc::new(ReplicaManager::new(

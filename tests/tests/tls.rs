@@ -278,3 +278,84 @@ async fn unusable_tls_settings_keep_the_broker_from_starting() {
         assert!(err.contains(expected), "{args:?}: {err}");
     }
 }
+
+/// Three brokers with mutual TLS on their listeners: followers fetch from
+/// leaders over TLS, presenting their own certificates, so acks=all writes
+/// are acknowledged and every replica stays in sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brokers_replicate_to_each_other_over_mutual_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new(dir.path(), "ca");
+    // One certificate for 127.0.0.1 serves every broker here; a cluster
+    // on Kubernetes gives each pod its own names.
+    let (cert, key) = ca.issue(dir.path(), "broker");
+    let (cert, key, ca_pem) = (
+        cert.to_str().unwrap().to_owned(),
+        key.to_str().unwrap().to_owned(),
+        ca.pem.to_str().unwrap().to_owned(),
+    );
+    let cluster = runnel_tests::cluster::TestCluster::start(
+        3,
+        &[
+            "--ssl-certificate-location",
+            &cert,
+            "--ssl-key-location",
+            &key,
+            "--ssl-ca-location",
+            &ca_pem,
+            "--ssl-client-auth",
+            "required",
+        ],
+    )
+    .unwrap();
+    let (app_cert, app_key) = ca.issue(dir.path(), "app");
+    let config = ClientConfig {
+        tls: Some(TlsConfig::new(&ca.pem).identity(app_cert, app_key)),
+        ..ClientConfig::new(&cluster.bootstrap()).unwrap()
+    };
+    let admin = Admin::connect(config.clone()).await.unwrap();
+    // Until all three have registered, RF 3 is refused.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while let Err(e) = admin
+        .create_topic("replicated", 2, 3, &[("min.insync.replicas", "3")])
+        .await
+    {
+        assert!(Instant::now() < deadline, "{e}; logs: {}", cluster.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let producer = Producer::connect(
+        config.clone(),
+        ProducerConfig {
+            acks: runnel_client::Acks::All,
+            ..ProducerConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut acks = Vec::new();
+    for i in 0..200 {
+        let record = ProducerRecord::new("replicated", format!("r{i}")).key(format!("k{i}"));
+        acks.push(producer.send(record).await.unwrap());
+    }
+    for ack in acks {
+        // min.insync.replicas = 3: acknowledged only once both followers
+        // have the records, which they fetched over TLS.
+        ack.await
+            .unwrap_or_else(|e| panic!("{e}; logs: {}", cluster.logs()));
+    }
+    producer.close().await;
+    let topic = admin.describe_topic("replicated").await.unwrap();
+    for p in &topic.partitions {
+        assert_eq!(p.isr.len(), 3, "{p:?}");
+        assert_eq!(p.high_watermark, p.log_end_offset, "{p:?}");
+    }
+    assert_eq!(
+        topic
+            .partitions
+            .iter()
+            .map(|p| p.high_watermark)
+            .sum::<i64>(),
+        200
+    );
+}

@@ -207,6 +207,7 @@ mod tests {
                 max_wait: Duration::from_millis(100),
                 max_bytes: 1 << 20,
                 backoff: Duration::from_millis(100),
+                tls: None,
             },
         ));
         let replicas = Arc::new(ReplicaManager::new(

@@ -10,6 +10,7 @@ use runnel_proto::v1::{ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopi
 
 use super::GroupCoordinator;
 use crate::Result;
+use crate::server::tls::broker_endpoint;
 
 /// How long one leader may take to answer.
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -34,7 +35,7 @@ pub async fn list_offsets(
         let Some(address) = coord.view().read(|i| {
             i.brokers
                 .get(&leader)
-                .map(|b| format!("http://{}:{}", b.host, b.port))
+                .map(|b| format!("{}:{}", b.host, b.port))
         }) else {
             continue;
         };
@@ -55,7 +56,15 @@ pub async fn list_offsets(
             }
         }
         let ask = async {
-            let mut client = BrokerClient::connect(address).await.ok()?;
+            let tls = coord.replicas.fetchers().inter_broker_tls();
+            let endpoint = match broker_endpoint(&address, tls) {
+                Ok(endpoint) => endpoint,
+                Err(e) => {
+                    tracing::warn!(%address, error = %e, "cannot ask the leader for offsets");
+                    return None;
+                }
+            };
+            let mut client = BrokerClient::connect(endpoint).await.ok()?;
             let response = client
                 .list_offsets(ListOffsetsRequest {
                     topics,

@@ -26,12 +26,13 @@ use tonic::Streaming;
 use super::epoch_cache::UNDEFINED_EPOCH;
 use super::partition::{FollowerFetchState, Partition};
 use crate::log::TopicPartition;
+use crate::server::tls::{TlsSettings, broker_endpoint};
 
 /// Broker id → advertised `host:port`, kept current by the metadata sync.
 pub type BrokerAddresses = Arc<RwLock<HashMap<i32, String>>>;
 
 /// Knobs of the follower fetch loop (Kafka's `replica.fetch.*`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct FetchSettings {
     /// `replica.fetch.wait.max.ms`: how long the leader may park a fetch.
     pub max_wait: Duration,
@@ -39,6 +40,8 @@ pub struct FetchSettings {
     pub max_bytes: u32,
     /// `replica.fetch.backoff.ms`: pause after an error.
     pub backoff: Duration,
+    /// The listener's TLS: set, followers dial leaders with TLS too.
+    pub tls: Option<Arc<TlsSettings>>,
 }
 
 /// Largest replication message either side accepts.
@@ -67,6 +70,11 @@ impl std::fmt::Debug for FetcherManager {
 }
 
 impl FetcherManager {
+    /// The TLS this broker uses towards other brokers, if any.
+    pub fn inter_broker_tls(&self) -> Option<&TlsSettings> {
+        self.settings.tls.as_deref()
+    }
+
     pub fn new(broker_id: i32, addresses: BrokerAddresses, settings: FetchSettings) -> Self {
         FetcherManager {
             broker_id,
@@ -87,7 +95,7 @@ impl FetcherManager {
                     broker_id: self.broker_id,
                     leader,
                     addresses: self.addresses.clone(),
-                    settings: self.settings,
+                    settings: self.settings.clone(),
                     partitions: partitions.clone(),
                     wake: wake.clone(),
                     delayed: HashMap::new(),
@@ -199,8 +207,7 @@ impl FetchLoop {
             .get(&self.leader)
             .cloned()
             .ok_or_else(|| format!("no address known for broker {}", self.leader))?;
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| e.to_string())?
+        let endpoint = broker_endpoint(&address, self.settings.tls.as_deref())?
             .connect_timeout(Duration::from_secs(2))
             .tcp_nodelay(true)
             .initial_stream_window_size(Some(8 << 20))

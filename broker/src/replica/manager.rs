@@ -389,6 +389,7 @@ mod tests {
                 max_wait: Duration::from_millis(100),
                 max_bytes: 1 << 20,
                 backoff: Duration::from_millis(100),
+                tls: None,
             },
         );
         ReplicaManager::new(

@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use crate::config::BrokerConfig;
 use crate::{Error, Result};
@@ -154,6 +155,60 @@ impl TlsSettings {
     }
 }
 
+impl TlsSettings {
+    /// TLS for this broker's own connections to other brokers (follower
+    /// fetches, offset lookups): trust `ssl.ca.location`, present this
+    /// broker's certificate (so listeners that require client certificates
+    /// let brokers in), check the peer's certificate against `host`. The
+    /// files are read on every connect, so rotated ones are used from the
+    /// next reconnect on.
+    pub fn inter_broker(&self, host: &str) -> std::result::Result<ClientTlsConfig, String> {
+        let Some(ca) = &self.ca else {
+            return Err(
+                "this broker's listener uses TLS but ssl.ca.location is not set, so it cannot \
+                 verify other brokers; set it to the CA that signed the brokers' certificates"
+                    .into(),
+            );
+        };
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+        };
+        Ok(ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(read(ca)?))
+            .identity(Identity::from_pem(
+                read(&self.certificate)?,
+                read(&self.key)?,
+            ))
+            .domain_name(host))
+    }
+}
+
+/// The gRPC endpoint of another broker at `host:port`: TLS when this
+/// broker's listener has it (brokers share one listener and one CA), else
+/// plaintext.
+pub fn broker_endpoint(
+    address: &str,
+    tls: Option<&TlsSettings>,
+) -> std::result::Result<Endpoint, String> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let endpoint = Endpoint::from_shared(format!("{scheme}://{address}"))
+        .map_err(|e| format!("bad broker address {address:?}: {e}"))?;
+    match tls {
+        Some(tls) => {
+            let host = endpoint
+                .uri()
+                .host()
+                .unwrap_or_default()
+                .trim_matches(['[', ']'])
+                .to_owned();
+            endpoint
+                .tls_config(tls.inter_broker(&host)?)
+                .map_err(|e| format!("TLS to {address}: {e}"))
+        }
+        None => Ok(endpoint),
+    }
+}
+
 fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|certs| certs.collect::<std::result::Result<Vec<_>, _>>())
@@ -204,6 +259,11 @@ impl ReloadingTls {
             current: RwLock::new(config),
             stamps: Mutex::new(stamps),
         }))
+    }
+
+    /// Where the files are.
+    pub fn settings(&self) -> &TlsSettings {
+        &self.settings
     }
 
     fn acceptor(&self) -> TlsAcceptor {
