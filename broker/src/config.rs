@@ -136,6 +136,12 @@ knobs! {
     ssl_client_auth: String, file = "ssl.client.auth", env = "RUNNEL_SSL_CLIENT_AUTH";
     /// How often the TLS files are checked for changes (rotation without a restart), in ms.
     ssl_reload_interval_ms: u64, file = "ssl.reload.interval.ms", env = "RUNNEL_SSL_RELOAD_INTERVAL_MS";
+    /// PEM CA bundle etcd's certificate must chain to: set, etcd is reached over TLS (https:// endpoints).
+    etcd_ssl_ca_location: PathBuf, file = "etcd.ssl.ca.location", env = "RUNNEL_ETCD_SSL_CA_LOCATION";
+    /// PEM client certificate for etcd's --client-cert-auth.
+    etcd_ssl_certificate_location: PathBuf, file = "etcd.ssl.certificate.location", env = "RUNNEL_ETCD_SSL_CERTIFICATE_LOCATION";
+    /// PEM private key of etcd.ssl.certificate.location.
+    etcd_ssl_key_location: PathBuf, file = "etcd.ssl.key.location", env = "RUNNEL_ETCD_SSL_KEY_LOCATION";
 }
 
 /// Effective broker configuration.
@@ -194,6 +200,10 @@ pub struct BrokerConfig {
     pub ssl_ca_location: PathBuf,
     pub ssl_client_auth: String,
     pub ssl_reload_interval_ms: u64,
+    /// Empty = plaintext to etcd.
+    pub etcd_ssl_ca_location: PathBuf,
+    pub etcd_ssl_certificate_location: PathBuf,
+    pub etcd_ssl_key_location: PathBuf,
 }
 
 impl Default for BrokerConfig {
@@ -237,6 +247,9 @@ impl Default for BrokerConfig {
             ssl_ca_location: PathBuf::new(),
             ssl_client_auth: "none".into(),
             ssl_reload_interval_ms: 5_000,
+            etcd_ssl_ca_location: PathBuf::new(),
+            etcd_ssl_certificate_location: PathBuf::new(),
+            etcd_ssl_key_location: PathBuf::new(),
         }
     }
 }
@@ -291,6 +304,7 @@ impl BrokerConfig {
             });
         }
         crate::server::tls::TlsSettings::from_config(self)?;
+        self.etcd_tls()?;
         if self.num_partitions == 0 {
             return Err(Error::InvalidConfig {
                 key: "num.partitions".into(),
@@ -301,8 +315,50 @@ impl BrokerConfig {
         Ok(())
     }
 
-    /// The etcd endpoints, or none for single-node mode.
+    /// TLS to etcd, when `etcd.ssl.ca.location` is set.
+    pub fn etcd_tls(&self) -> Result<Option<crate::meta::EtcdTls>> {
+        let set = |p: &PathBuf| !p.as_os_str().is_empty();
+        let (cert, key) = (
+            &self.etcd_ssl_certificate_location,
+            &self.etcd_ssl_key_location,
+        );
+        if set(cert) != set(key) {
+            let (key_name, value) = if set(cert) {
+                ("etcd.ssl.certificate.location", cert)
+            } else {
+                ("etcd.ssl.key.location", key)
+            };
+            return Err(Error::InvalidConfig {
+                key: key_name.into(),
+                value: value.display().to_string(),
+                reason: "etcd.ssl.certificate.location and etcd.ssl.key.location go together"
+                    .into(),
+            });
+        }
+        if !set(&self.etcd_ssl_ca_location) {
+            if set(cert) {
+                return Err(Error::InvalidConfig {
+                    key: "etcd.ssl.certificate.location".into(),
+                    value: cert.display().to_string(),
+                    reason: "needs etcd.ssl.ca.location, the CA of etcd's own certificate".into(),
+                });
+            }
+            return Ok(None);
+        }
+        Ok(Some(crate::meta::EtcdTls {
+            ca: self.etcd_ssl_ca_location.clone(),
+            identity: set(cert).then(|| (cert.clone(), key.clone())),
+        }))
+    }
+
+    /// The etcd endpoints, or none for single-node mode. Endpoints without
+    /// a scheme get `https://` when etcd TLS is configured, else `http://`.
     pub fn etcd_endpoints(&self) -> Vec<String> {
+        let scheme = if self.etcd_ssl_ca_location.as_os_str().is_empty() {
+            "http"
+        } else {
+            "https"
+        };
         self.etcd_endpoints
             .split(',')
             .map(str::trim)
@@ -311,7 +367,7 @@ impl BrokerConfig {
                 if e.contains("://") {
                     e.to_owned()
                 } else {
-                    format!("http://{e}")
+                    format!("{scheme}://{e}")
                 }
             })
             .collect()
@@ -517,6 +573,56 @@ mod tests {
         assert_eq!(c.log_retention_ms, 5000);
         assert_eq!(c.broker_id, 7, "flags beat the file");
         assert_eq!(c.listen, BrokerConfig::default().listen);
+    }
+
+    #[test]
+    fn half_configured_tls_is_refused_with_the_missing_setting_named() {
+        for (toml, named) in [
+            (
+                "\"ssl.certificate.location\" = \"b.crt\"",
+                "ssl.key.location",
+            ),
+            (
+                "\"ssl.key.location\" = \"b.key\"",
+                "ssl.certificate.location",
+            ),
+            ("\"ssl.client.auth\" = \"required\"", "needs TLS"),
+            (
+                "\"ssl.certificate.location\" = \"b.crt\"\n\"ssl.key.location\" = \"b.key\"\n\"ssl.client.auth\" = \"required\"",
+                "ssl.ca.location",
+            ),
+            (
+                "\"ssl.client.auth\" = \"always\"",
+                "none, requested or required",
+            ),
+            (
+                "\"etcd.ssl.certificate.location\" = \"c.crt\"",
+                "etcd.ssl.key.location go together",
+            ),
+            (
+                "\"etcd.ssl.certificate.location\" = \"c.crt\"\n\"etcd.ssl.key.location\" = \"c.key\"",
+                "etcd.ssl.ca.location",
+            ),
+        ] {
+            let err = BrokerConfig::from_toml(toml).unwrap_err().to_string();
+            assert!(err.contains(named), "{toml}: {err}");
+        }
+        let c = BrokerConfig::from_toml(
+            "\"etcd.ssl.ca.location\" = \"ca.crt\"\n\"etcd.endpoints\" = \"e1:2379,http://e2:2379\"",
+        )
+        .unwrap();
+        assert_eq!(
+            c.etcd_tls().unwrap(),
+            Some(crate::meta::EtcdTls {
+                ca: "ca.crt".into(),
+                identity: None
+            })
+        );
+        assert_eq!(
+            c.etcd_endpoints(),
+            ["https://e1:2379", "http://e2:2379"],
+            "bare endpoints get https with etcd TLS; explicit schemes stay"
+        );
     }
 
     #[test]

@@ -99,7 +99,11 @@ impl Broker {
         let store: Arc<dyn MetadataStore> = if endpoints.is_empty() {
             Arc::new(EmbeddedStore::open(&config.data_dir)?)
         } else {
-            Arc::new(EtcdStore::connect(&endpoints, Duration::from_secs(5)).await?)
+            let tls = config.etcd_tls()?;
+            Arc::new(
+                EtcdStore::connect_with_tls(&endpoints, Duration::from_secs(5), tls.as_ref())
+                    .await?,
+            )
         };
         let keys = Keys::new(&config.cluster);
         let logs = LogManager::open(&config.data_dir)?;

@@ -27,6 +27,8 @@ pub struct EtcdProcess {
     pub client: SocketAddr,
     /// Peer (raft) address; unused by a single member but etcd binds it.
     peer: SocketAddr,
+    /// A second client listener with TLS, and its files.
+    tls: Option<(SocketAddr, EtcdTlsFiles)>,
     /// Keeps the data directory alive as long as the process handle.
     _dir: tempfile::TempDir,
     data_dir: PathBuf,
@@ -40,6 +42,16 @@ impl std::fmt::Debug for EtcdProcess {
             .field("data_dir", &self.data_dir)
             .finish()
     }
+}
+
+/// PEM files for an etcd client listener with TLS that requires client
+/// certificates (`--client-cert-auth`).
+#[derive(Debug, Clone)]
+pub struct EtcdTlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// CA that client certificates must chain to.
+    pub ca: PathBuf,
 }
 
 /// The etcd binary: `$ETCD_BIN`, else `etcd` (resolved on `PATH`).
@@ -62,6 +74,17 @@ impl EtcdProcess {
     /// "address already in use" and this tries again on new ports, in a new
     /// directory.
     pub fn start() -> Result<Self> {
+        Self::start_inner(None)
+    }
+
+    /// [`EtcdProcess::start`] with a second client listener that speaks TLS
+    /// and requires a client certificate ([`EtcdProcess::tls_endpoint`]);
+    /// the plaintext one stays for the health check.
+    pub fn start_with_tls(files: EtcdTlsFiles) -> Result<Self> {
+        Self::start_inner(Some(files))
+    }
+
+    fn start_inner(tls: Option<EtcdTlsFiles>) -> Result<Self> {
         const ATTEMPTS: usize = 5;
         let mut attempt = 0;
         loop {
@@ -72,6 +95,10 @@ impl EtcdProcess {
                 child: None,
                 client: free_port()?,
                 peer: free_port()?,
+                tls: match &tls {
+                    Some(files) => Some((free_port()?, files.clone())),
+                    None => None,
+                },
                 log_path: dir.path().join("data.etcd.log"),
                 data_dir,
                 _dir: dir,
@@ -94,14 +121,22 @@ impl EtcdProcess {
             .create(true)
             .append(true)
             .open(&self.log_path)?;
-        let client_url = format!("http://{}", self.client);
+        let mut client_urls = format!("http://{}", self.client);
         let peer_url = format!("http://{}", self.peer);
         let mut command = Command::new(&bin);
+        if let Some((address, files)) = &self.tls {
+            client_urls.push_str(&format!(",https://{address}"));
+            command
+                .arg(format!("--cert-file={}", files.cert.display()))
+                .arg(format!("--key-file={}", files.key.display()))
+                .arg(format!("--trusted-ca-file={}", files.ca.display()))
+                .arg("--client-cert-auth");
+        }
         command
             .arg("--name=default")
             .arg(format!("--data-dir={}", self.data_dir.display()))
-            .arg(format!("--listen-client-urls={client_url}"))
-            .arg(format!("--advertise-client-urls={client_url}"))
+            .arg(format!("--listen-client-urls={client_urls}"))
+            .arg(format!("--advertise-client-urls={client_urls}"))
             .arg(format!("--listen-peer-urls={peer_url}"))
             .arg(format!("--initial-advertise-peer-urls={peer_url}"))
             .arg(format!("--initial-cluster=default={peer_url}"))
@@ -170,6 +205,13 @@ impl EtcdProcess {
     /// The client URL, for `EtcdStore::connect`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.client)
+    }
+
+    /// The TLS client URL, when started with [`EtcdProcess::start_with_tls`].
+    pub fn tls_endpoint(&self) -> Option<String> {
+        self.tls
+            .as_ref()
+            .map(|(address, _)| format!("https://{address}"))
     }
 
     pub fn data_dir(&self) -> &Path {

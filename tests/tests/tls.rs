@@ -359,3 +359,78 @@ async fn brokers_replicate_to_each_other_over_mutual_tls() {
         200
     );
 }
+
+/// etcd with TLS and `--client-cert-auth`: a broker with the CA and a
+/// client certificate starts and keeps its metadata there; without the
+/// certificate, or trusting another CA, it does not start and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brokers_reach_etcd_over_mutual_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, other) = (Ca::new(dir.path(), "ca"), Ca::new(dir.path(), "other-ca"));
+    let (etcd_cert, etcd_key) = ca.issue(dir.path(), "etcd");
+    let etcd = runnel_tests::etcd::EtcdProcess::start_with_tls(runnel_tests::etcd::EtcdTlsFiles {
+        cert: etcd_cert,
+        key: etcd_key,
+        ca: ca.pem.clone(),
+    })
+    .unwrap();
+    let endpoint = etcd.tls_endpoint().unwrap();
+    let (client_cert, client_key) = ca.issue(dir.path(), "broker-1");
+    let (ca_pem, other_pem) = (ca.pem.to_str().unwrap(), other.pem.to_str().unwrap());
+    let (client_cert, client_key) = (client_cert.to_str().unwrap(), client_key.to_str().unwrap());
+    let base = ["--etcd-endpoints", &endpoint, "--broker-id", "1"];
+
+    for (extra, why) in [
+        (
+            vec!["--etcd-ssl-ca-location", ca_pem],
+            "no client certificate",
+        ),
+        (
+            vec![
+                "--etcd-ssl-ca-location",
+                other_pem,
+                "--etcd-ssl-certificate-location",
+                client_cert,
+                "--etcd-ssl-key-location",
+                client_key,
+            ],
+            "etcd's certificate from an untrusted CA",
+        ),
+    ] {
+        let args: Vec<&str> = base.iter().copied().chain(extra).collect();
+        let err = BrokerProcess::start(&dir.path().join("refused"), &args)
+            .err()
+            .unwrap_or_else(|| panic!("broker started with {why}"));
+        assert!(
+            format!("{err:#}").contains("cannot reach etcd"),
+            "{why}: {err:#}"
+        );
+    }
+
+    let args: Vec<&str> = base
+        .iter()
+        .copied()
+        .chain([
+            "--etcd-ssl-ca-location",
+            ca_pem,
+            "--etcd-ssl-certificate-location",
+            client_cert,
+            "--etcd-ssl-key-location",
+            client_key,
+        ])
+        .collect();
+    let broker = BrokerProcess::start(&dir.path().join("data"), &args).unwrap();
+    let config = ClientConfig::new(&broker.bootstrap()).unwrap();
+    let admin = Admin::connect(config).await.unwrap();
+    admin.create_topic("kept-in-etcd", 1, 1, &[]).await.unwrap();
+    assert_eq!(
+        admin
+            .describe_topic("kept-in-etcd")
+            .await
+            .unwrap()
+            .partitions
+            .len(),
+        1
+    );
+    assert!(broker.log_tail().contains("connected to etcd"));
+}

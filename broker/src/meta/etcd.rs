@@ -27,6 +27,7 @@
 //! [`Error::LeaseExpired`], except that revoking a dead lease succeeds.
 //! Elections (controller) come next, on the same [`etcd_client::Client`].
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -80,10 +81,51 @@ impl std::fmt::Debug for EtcdStore {
     }
 }
 
+/// TLS to etcd, as etcdctl's `--cacert`, `--cert` and `--key`: the CA
+/// etcd's certificate must chain to, and the client certificate etcd's
+/// `--client-cert-auth` asks for. Endpoints then use `https://`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdTls {
+    pub ca: PathBuf,
+    /// Client certificate chain and key (PEM).
+    pub identity: Option<(PathBuf, PathBuf)>,
+}
+
+impl EtcdTls {
+    fn options(&self) -> Result<etcd_client::TlsOptions> {
+        let read = |what: &str, path: &Path| {
+            std::fs::read(path).map_err(|e| {
+                Error::Metadata(format!(
+                    "cannot read the etcd TLS {what} {}: {e}",
+                    path.display()
+                ))
+            })
+        };
+        let mut options = etcd_client::TlsOptions::new()
+            .ca_certificate(etcd_client::Certificate::from_pem(read("CA", &self.ca)?));
+        if let Some((cert, key)) = &self.identity {
+            options = options.identity(etcd_client::Identity::from_pem(
+                read("certificate", cert)?,
+                read("key", key)?,
+            ));
+        }
+        Ok(options)
+    }
+}
+
 impl EtcdStore {
     /// Connect to etcd (`http://host:port` or `host:port` endpoints) and check
     /// that it answers within `connect_timeout`.
     pub async fn connect(endpoints: &[String], connect_timeout: Duration) -> Result<Self> {
+        Self::connect_with_tls(endpoints, connect_timeout, None).await
+    }
+
+    /// [`EtcdStore::connect`], over TLS when `tls` is given.
+    pub async fn connect_with_tls(
+        endpoints: &[String],
+        connect_timeout: Duration,
+        tls: Option<&EtcdTls>,
+    ) -> Result<Self> {
         if endpoints.is_empty() {
             return Err(Error::Metadata(
                 "no etcd endpoints given; pass at least one, e.g. http://127.0.0.1:2379".into(),
@@ -96,9 +138,17 @@ impl EtcdStore {
                  check that etcd is running there and the endpoints are right"
             ))
         };
-        let options = ConnectOptions::new()
+        let mut options = ConnectOptions::new()
             .with_connect_timeout(connect_timeout)
             .with_keep_alive(KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT);
+        if let Some(tls) = tls {
+            if let Some(plain) = endpoints.iter().find(|e| e.starts_with("http://")) {
+                return Err(Error::Metadata(format!(
+                    "etcd TLS is configured but endpoint {plain} is http://; use https://"
+                )));
+            }
+            options = options.with_tls(tls.options()?);
+        }
         // The client connects lazily: a request is what proves etcd is there.
         // It also tells us the current revision for the first watch.
         let probe = async {

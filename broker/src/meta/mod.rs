@@ -22,6 +22,8 @@ pub mod producer_ids;
 pub mod records;
 pub mod registration;
 
+pub use etcd::EtcdTls;
+
 use std::time::Duration;
 
 use async_trait::async_trait;
