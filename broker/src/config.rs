@@ -142,6 +142,14 @@ knobs! {
     etcd_ssl_certificate_location: PathBuf, file = "etcd.ssl.certificate.location", env = "RUNNEL_ETCD_SSL_CERTIFICATE_LOCATION";
     /// PEM private key of etcd.ssl.certificate.location.
     etcd_ssl_key_location: PathBuf, file = "etcd.ssl.key.location", env = "RUNNEL_ETCD_SSL_KEY_LOCATION";
+    /// Check every request against the ACLs (default deny); see docs/security.md.
+    authorizer_enable: bool, file = "authorizer.enable", env = "RUNNEL_AUTHORIZER_ENABLE";
+    /// Principals allowed everything, semicolon-separated (e.g. User:admin;User:broker).
+    super_users: String, file = "super.users", env = "RUNNEL_SUPER_USERS";
+    /// Allow a request when no ACL at all matches its resource (Kafka's escape hatch; default false).
+    allow_everyone_if_no_acl_found: bool, file = "allow.everyone.if.no.acl.found", env = "RUNNEL_ALLOW_EVERYONE_IF_NO_ACL_FOUND";
+    /// Bearer tokens: a file of token,user[,...] lines (kube-apiserver's --token-auth-file format).
+    auth_tokens_file: PathBuf, file = "auth.tokens.file", env = "RUNNEL_AUTH_TOKENS_FILE";
 }
 
 /// Effective broker configuration.
@@ -204,6 +212,11 @@ pub struct BrokerConfig {
     pub etcd_ssl_ca_location: PathBuf,
     pub etcd_ssl_certificate_location: PathBuf,
     pub etcd_ssl_key_location: PathBuf,
+    pub authorizer_enable: bool,
+    pub super_users: String,
+    pub allow_everyone_if_no_acl_found: bool,
+    /// Empty = no bearer tokens accepted.
+    pub auth_tokens_file: PathBuf,
 }
 
 impl Default for BrokerConfig {
@@ -250,6 +263,10 @@ impl Default for BrokerConfig {
             etcd_ssl_ca_location: PathBuf::new(),
             etcd_ssl_certificate_location: PathBuf::new(),
             etcd_ssl_key_location: PathBuf::new(),
+            authorizer_enable: false,
+            super_users: String::new(),
+            allow_everyone_if_no_acl_found: false,
+            auth_tokens_file: PathBuf::new(),
         }
     }
 }

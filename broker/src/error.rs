@@ -113,6 +113,19 @@ pub enum Error {
     /// A request that is malformed in some other way.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// The principal may not do this (ACLs; see `crate::auth`).
+    #[error(
+        "{principal} is not allowed to {operation} {resource_type} {name:?}; an administrator can grant it with `runnel acl add --allow {principal} --operation {operation} --{resource_type} {name}`"
+    )]
+    AuthorizationFailed {
+        principal: String,
+        operation: crate::auth::acl::Operation,
+        resource_type: crate::auth::acl::ResourceType,
+        name: String,
+    },
+    /// Credentials were presented and are not valid.
+    #[error("authentication failed: {0}")]
+    AuthenticationFailed(String),
     /// acks=all with fewer in-sync replicas than `min.insync.replicas`.
     #[error(
         "not enough in-sync replicas for {topic_partition}: {isr} in sync, min.insync.replicas={min}; \

@@ -23,6 +23,7 @@
 //!   HTTP health and metrics.
 //! - [`config`]: flags, env vars and config file.
 
+pub mod auth;
 pub mod cluster;
 pub mod config;
 pub mod controller;
@@ -192,7 +193,23 @@ impl Broker {
             sync.view().clone(),
             replicas.clone(),
         ));
+        let metrics = Metrics::new();
+        let authorizer = auth::Authorizer::new(
+            &config,
+            sync.view().clone(),
+            metrics.authorization_denied.clone(),
+        );
+        let tokens = if config.auth_tokens_file.as_os_str().is_empty() {
+            auth::StaticTokens::default()
+        } else {
+            auth::StaticTokens::load(&config.auth_tokens_file)?
+        };
+        if authorizer.is_enabled() {
+            tracing::info!(super_users = %config.super_users, "authorization on: requests need ACLs");
+        }
         let ctx = Arc::new(Context {
+            authorizer,
+            tokens,
             groups,
             isr: Arc::new(IsrWriter::new(store.clone(), keys.clone(), broker_id)),
             producer_ids: ProducerIdManager::new(store, &keys),
@@ -202,7 +219,7 @@ impl Broker {
             cluster_configs,
             sync,
             registration,
-            metrics: Metrics::new(),
+            metrics,
             // Everything is loaded: ready as soon as the servers accept.
             ready: true.into(),
             stopping: watch::channel(false).0,

@@ -29,6 +29,14 @@ pub struct RequestLabels {
     pub code: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeniedLabels {
+    /// `Read`, `Write`, ... (the ACL operation).
+    pub operation: String,
+    /// `topic`, `group` or `cluster`.
+    pub resource_type: String,
+}
+
 /// Every metric the broker exports.
 pub struct Metrics {
     registry: Registry,
@@ -49,6 +57,10 @@ pub struct Metrics {
     /// Led partitions whose ISR is below `min.insync.replicas`: acks=all
     /// writes to them fail.
     pub under_min_isr_partitions: Gauge,
+    /// Requests refused by the authorizer.
+    pub authorization_denied: Family<DeniedLabels, Counter>,
+    /// Requests with credentials that did not authenticate.
+    pub authentication_failed: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -141,8 +153,22 @@ impl Metrics {
             "Led partitions whose ISR is below min.insync.replicas (acks=all fails)",
             under_min_isr_partitions.clone(),
         );
+        let authorization_denied = Family::default();
+        registry.register(
+            "authorization_denied",
+            "Requests refused by the authorizer, by ACL operation and resource type",
+            authorization_denied.clone(),
+        );
+        let authentication_failed = Counter::default();
+        registry.register(
+            "authentication_failed",
+            "Requests whose bearer token is unknown",
+            authentication_failed.clone(),
+        );
         Metrics {
             registry,
+            authorization_denied,
+            authentication_failed,
             high_watermark,
             leader_partitions,
             under_replicated_partitions,

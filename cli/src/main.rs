@@ -9,6 +9,7 @@
 //! Exit codes: 0 success, 1 any failure (one `error: ...` line on stderr),
 //! 2 usage errors (from clap).
 
+mod acl;
 mod cluster;
 mod consume;
 mod group;
@@ -22,7 +23,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use runnel_client::{ClientConfig, TlsConfig};
+use runnel_client::{BearerToken, ClientConfig, TlsConfig};
 
 use output::OutputFormat;
 
@@ -82,6 +83,15 @@ pub struct Global {
         requires = "ssl_certificate_location"
     )]
     pub ssl_key_location: Option<PathBuf>,
+    /// Bearer token sent with every request (brokers with auth.tokens.file); prefer the variable over the flag.
+    #[arg(
+        long,
+        global = true,
+        env = "RUNNEL_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
     /// TLS: name to verify in the brokers' certificates instead of the host connected to.
     #[arg(
         long,
@@ -105,6 +115,7 @@ impl Global {
                 key_location: self.ssl_key_location.clone(),
                 server_name: self.ssl_server_name.clone(),
             }),
+            token: self.token.clone().map(BearerToken::new),
             ..ClientConfig::default()
         }
     }
@@ -132,6 +143,8 @@ enum Command {
     Group(group::GroupArgs),
     /// Cluster-wide settings: `runnel cluster config describe|alter`.
     Cluster(cluster::ClusterArgs),
+    /// Access control lists: `runnel acl list|add|remove`.
+    Acl(acl::AclArgs),
     /// Measure produce or consume throughput and latency.
     Perf(perf::PerfArgs),
 }
@@ -173,6 +186,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Consume(args) => consume::run(&cli.global, args).await,
         Command::Group(args) => group::run(&cli.global, args).await,
         Command::Cluster(args) => cluster::run(&cli.global, args).await,
+        Command::Acl(args) => acl::run(&cli.global, args).await,
         Command::Perf(args) => perf::run(&cli.global, args).await,
     }
 }

@@ -12,6 +12,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use runnel_proto::v1::{
+    AclBinding, AclFilter, CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest,
+};
+use runnel_proto::v1::{
     AlterClusterConfigsRequest, ClusterConfigEntry, DescribeClusterConfigsRequest,
 };
 use runnel_proto::v1::{
@@ -58,6 +61,47 @@ impl Admin {
         Ok(Admin {
             cluster: Cluster::connect(config).await?,
         })
+    }
+
+    /// Store ACL bindings (all or none; bindings that exist already are
+    /// kept once). Needs Alter on the cluster when authorization is on.
+    pub async fn create_acls(&self, acls: Vec<AclBinding>) -> Result<()> {
+        let message = CreateAclsRequest { acls };
+        self.cluster
+            .call_any("CreateAcls", |conn, timeout| {
+                let message = message.clone();
+                async move { conn.admin().create_acls(request(message, timeout)).await }
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// The ACL bindings that `filter` matches (the default filter: all).
+    pub async fn describe_acls(&self, filter: AclFilter) -> Result<Vec<AclBinding>> {
+        let message = DescribeAclsRequest {
+            filter: Some(filter),
+        };
+        let response = self
+            .cluster
+            .call_any("DescribeAcls", |conn, timeout| {
+                let message = message.clone();
+                async move { conn.admin().describe_acls(request(message, timeout)).await }
+            })
+            .await?;
+        Ok(response.acls)
+    }
+
+    /// Remove every binding some filter matches; returns what was removed.
+    pub async fn delete_acls(&self, filters: Vec<AclFilter>) -> Result<Vec<AclBinding>> {
+        let message = DeleteAclsRequest { filters };
+        let response = self
+            .cluster
+            .call_any("DeleteAcls", |conn, timeout| {
+                let message = message.clone();
+                async move { conn.admin().delete_acls(request(message, timeout)).await }
+            })
+            .await?;
+        Ok(response.deleted)
     }
 
     /// Create one topic. `partitions` or `replication_factor` 0 take the

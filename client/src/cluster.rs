@@ -31,6 +31,9 @@ use runnel_proto::v1::admin_client::AdminClient;
 use runnel_proto::v1::broker_client::BrokerClient;
 use runnel_proto::v1::group_client::GroupClient;
 use runnel_proto::v1::{ErrorCode, MetadataRequest, MetadataResponse};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::config::{ClientConfig, MAX_MESSAGE_SIZE};
@@ -46,28 +49,65 @@ pub(crate) const UNKNOWN_BROKER: i32 = -1;
 pub(crate) struct Conn {
     /// `host:port`, for error messages and [`Cluster::forget`].
     pub address: Arc<str>,
-    channel: Channel,
+    channel: Svc,
+}
+
+/// A broker connection that stamps every request with the client's
+/// credentials.
+pub(crate) type Svc = InterceptedService<Channel, Credentials>;
+
+/// Adds `authorization: Bearer <token>` to every request when the client
+/// has a token.
+#[derive(Clone, Default)]
+pub(crate) struct Credentials {
+    header: Option<MetadataValue<Ascii>>,
+}
+
+impl Credentials {
+    pub fn new(config: &ClientConfig) -> Result<Self> {
+        let header = match &config.token {
+            Some(token) => Some(format!("Bearer {}", token.expose()).parse().map_err(|_| {
+                Error::Config("the bearer token has characters a header cannot carry".into())
+            })?),
+            None => None,
+        };
+        Ok(Credentials { header })
+    }
+}
+
+impl Interceptor for Credentials {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(header) = &self.header {
+            request
+                .metadata_mut()
+                .insert("authorization", header.clone());
+        }
+        Ok(request)
+    }
 }
 
 impl Conn {
-    pub fn broker(&self) -> BrokerClient<Channel> {
+    pub fn broker(&self) -> BrokerClient<Svc> {
         BrokerClient::new(self.channel.clone())
             .max_decoding_message_size(MAX_MESSAGE_SIZE)
             .max_encoding_message_size(MAX_MESSAGE_SIZE)
     }
 
     /// The underlying channel, for calls made without the generated clients.
-    pub fn channel(&self) -> Channel {
+    pub fn channel(&self) -> Svc {
         self.channel.clone()
     }
 
-    pub fn group(&self) -> GroupClient<Channel> {
+    pub fn group(&self) -> GroupClient<Svc> {
         GroupClient::new(self.channel.clone())
             .max_decoding_message_size(MAX_MESSAGE_SIZE)
             .max_encoding_message_size(MAX_MESSAGE_SIZE)
     }
 
-    pub fn admin(&self) -> AdminClient<Channel> {
+    pub fn admin(&self) -> AdminClient<Svc> {
         AdminClient::new(self.channel.clone())
             .max_decoding_message_size(MAX_MESSAGE_SIZE)
             .max_encoding_message_size(MAX_MESSAGE_SIZE)
@@ -411,6 +451,6 @@ async fn connect(config: &ClientConfig, address: &str) -> Result<Conn> {
         .map_err(|e| Error::connect(address, &e))?;
     Ok(Conn {
         address: address.into(),
-        channel,
+        channel: InterceptedService::new(channel, Credentials::new(config)?),
     })
 }

@@ -53,6 +53,31 @@ pub struct ClientConfig {
     /// TLS to the brokers (Kafka's `security.protocol=SSL`); `None` is
     /// plaintext (default).
     pub tls: Option<TlsConfig>,
+    /// Bearer token sent with every request (`authorization: Bearer`): a
+    /// static token from the brokers' `auth.tokens.file`. Use it with TLS:
+    /// over plaintext anyone on the path can read it.
+    pub token: Option<BearerToken>,
+}
+
+/// A bearer token; its `Debug` form does not show it, so configs can be
+/// logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BearerToken(String);
+
+impl BearerToken {
+    pub fn new(token: impl Into<String>) -> Self {
+        BearerToken(token.into())
+    }
+
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BearerToken(***)")
+    }
 }
 
 /// TLS settings, with librdkafka's names for PEM files. The files are read
@@ -128,6 +153,7 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(10),
             client_id: "runnel-client".to_owned(),
             tls: None,
+            token: None,
         }
     }
 }

@@ -57,7 +57,7 @@ pub mod serialization;
 pub mod streams;
 
 pub use admin::{Admin, AlterTopic, GroupDescription, PartitionLag};
-pub use config::{ClientConfig, TlsConfig, parse_bootstrap};
+pub use config::{BearerToken, ClientConfig, TlsConfig, parse_bootstrap};
 pub use consumer::{
     AutoOffsetReset, Consumer, ConsumerConfig, ConsumerRecord, Offset, RebalanceListener,
 };
@@ -68,6 +68,7 @@ pub use producer::{
 
 /// The `runnel.v1` messages `Admin` returns, and [`ErrorCode`].
 pub use runnel_proto::v1::{
+    AclBinding, AclFilter, AclOperation, AclPatternType, AclPermission, AclResourceType,
     ClusterConfigEntry, ConfigEntry, ConfigSource, DescribeGroupResponse, ErrorCode, GroupListing,
     GroupMember, MetadataResponse, NewTopic, OngoingReassignment, PartitionDescription,
     TopicDescription, TopicListing, TopicPartitions,

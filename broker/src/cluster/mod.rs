@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use parking_lot::RwLock;
 use tokio::sync::watch;
 
+use crate::auth::acl::{AclEntry, PatternType, ResourcePattern, ResourceType};
 use crate::meta::records::{
     BrokerRecord, ClusterConfigRecord, ControllerRecord, PartitionState, TopicRecord,
 };
@@ -35,9 +36,26 @@ pub struct Image {
     pub states: BTreeMap<(String, u32), Versioned<PartitionState>>,
     /// Dynamic cluster-wide config defaults (`config/brokers/default`).
     pub cluster_config: Option<Versioned<ClusterConfigRecord>>,
+    /// Access control entries by resource pattern (`acls/...`).
+    pub acls: BTreeMap<ResourcePattern, Versioned<Vec<AclEntry>>>,
 }
 
 impl Image {
+    /// The ACL patterns of one resource type.
+    pub fn acls_of(
+        &self,
+        resource_type: ResourceType,
+    ) -> impl Iterator<Item = (&ResourcePattern, &Versioned<Vec<AclEntry>>)> {
+        let from = ResourcePattern {
+            resource_type,
+            pattern_type: PatternType::Literal,
+            name: String::new(),
+        };
+        self.acls
+            .range(from..)
+            .take_while(move |(p, _)| p.resource_type == resource_type)
+    }
+
     /// The partition states of `topic`, by partition.
     pub fn topic_states(
         &self,

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use super::{ClusterView, Versioned};
 use crate::Result;
+use crate::auth::acl::{AclRecord, ResourcePattern};
 use crate::meta::keys::Keys;
 use crate::meta::records::{
     self, BrokerRecord, ClusterConfigRecord, ControllerRecord, PartitionState, TopicRecord,
@@ -51,6 +52,14 @@ impl MetadataSync {
 
     pub fn view(&self) -> &Arc<ClusterView> {
         &self.view
+    }
+
+    pub fn store(&self) -> &Arc<dyn MetadataStore> {
+        &self.store
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
     }
 
     /// Read everything and apply it; returns the number of topics.
@@ -109,6 +118,12 @@ impl MetadataSync {
             self.view.update(|i| i.cluster_config = None);
             self.apply_cluster_config(&BTreeMap::new())?;
         }
+        let acls_prefix = self.keys.acls_prefix();
+        self.view.update(|i| {
+            i.acls.retain(|pattern, entries| {
+                entries.revision > listed_at || present.contains(pattern.key(&acls_prefix).as_str())
+            })
+        });
         for kv in all {
             self.apply_put(kv)?;
         }
@@ -198,6 +213,22 @@ impl MetadataSync {
             if newer {
                 self.apply_cluster_config(&record.configs)?;
             }
+        } else if let Some(pattern) = ResourcePattern::from_key(&keys.acls_prefix(), &kv.key) {
+            let record: AclRecord = records::decode(&kv.key, &kv.value)?;
+            self.view.update(|i| {
+                if i.acls
+                    .get(&pattern)
+                    .is_none_or(|a| a.revision <= kv.mod_revision)
+                {
+                    i.acls.insert(
+                        pattern,
+                        Versioned {
+                            value: record.entries,
+                            revision: kv.mod_revision,
+                        },
+                    );
+                }
+            });
         } else if kv.key == keys.controller() {
             let controller: ControllerRecord = records::decode(&kv.key, &kv.value)?;
             self.view.update(|i| {
@@ -237,6 +268,12 @@ impl MetadataSync {
             self.view.update(|i| {
                 if i.controller.as_ref().is_some_and(|c| c.revision < revision) {
                     i.controller = None;
+                }
+            });
+        } else if let Some(pattern) = ResourcePattern::from_key(&keys.acls_prefix(), key) {
+            self.view.update(|i| {
+                if i.acls.get(&pattern).is_some_and(|a| a.revision < revision) {
+                    i.acls.remove(&pattern);
                 }
             });
         } else if key == keys.cluster_config() {

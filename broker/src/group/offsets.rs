@@ -19,6 +19,11 @@ use crate::{Error, Result};
 /// Puts per transaction, under etcd's default limit of 128 operations.
 pub const OPS_PER_TXN: usize = 100;
 
+/// Longest metadata string stored with an offset (Kafka's
+/// `offset.metadata.max.bytes`): a commit is not a blob store, and etcd
+/// refuses requests over 1.5 MiB.
+pub const MAX_METADATA_BYTES: usize = 4096;
+
 /// Check a commit's topics and partitions exist and offsets are sane;
 /// returns `(topic, partition, offset, metadata)` rows.
 pub fn validate(
@@ -43,6 +48,15 @@ pub fn validate(
                 return Err(Error::InvalidRequest(format!(
                     "offset {} for {}-{} is negative",
                     p.offset, t.topic, p.partition
+                )));
+            }
+            if p.metadata.len() > MAX_METADATA_BYTES {
+                return Err(Error::InvalidRequest(format!(
+                    "the metadata committed with {}-{} is {} bytes; at most \
+                     {MAX_METADATA_BYTES} are kept (offset.metadata.max.bytes)",
+                    t.topic,
+                    p.partition,
+                    p.metadata.len()
                 )));
             }
             rows.push((t.topic.clone(), p.partition, p.offset, p.metadata.clone()));

@@ -63,8 +63,17 @@ async fn resolve(
             .ok_or_else(|| Error::UnknownTopic(t.topic.clone()))?;
         if t.partitions.is_empty() {
             partitions.extend((0..count).map(|p| (t.topic.clone(), p)));
-        } else {
-            partitions.extend(t.partitions.iter().map(|p| (t.topic.clone(), p.partition)));
+        }
+        for p in &t.partitions {
+            // Else its leader would be "not available", a retriable lie.
+            if p.partition >= count {
+                return Err(Error::UnknownPartition {
+                    topic: t.topic.clone(),
+                    partition: p.partition,
+                    partitions: count,
+                });
+            }
+            partitions.push((t.topic.clone(), p.partition));
         }
     }
     let offset_spec = match spec {

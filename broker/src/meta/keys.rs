@@ -84,6 +84,11 @@ impl Keys {
     }
 
     /// Prefix of every consumer group key.
+    /// ACLs, one key per resource pattern: `acls/<type>/<pattern>/<name>`.
+    pub fn acls_prefix(&self) -> String {
+        format!("{}acls/", self.root)
+    }
+
     pub fn groups_prefix(&self) -> String {
         format!("{}groups/", self.root)
     }

@@ -1,6 +1,8 @@
 //! The Admin service's operations: thin wrappers over
 //! [`crate::controller::TopicController`] plus describe/list views.
 
+use std::collections::HashMap;
+
 use runnel_proto::v1::{
     AlterTopicRequest, AlterTopicResponse, CreateTopicsRequest, CreateTopicsResponse,
     DeleteTopicsRequest, DeleteTopicsResponse, DescribeTopicsRequest, DescribeTopicsResponse,
@@ -8,13 +10,41 @@ use runnel_proto::v1::{
 };
 
 use super::Context;
-use crate::Result;
+use crate::controller::topics::MAX_PARTITIONS;
 use crate::replica::{NO_LEADER, TopicState};
+use crate::topic::config;
+use crate::{Error, Result};
 
 pub(crate) async fn create_topics(
     ctx: &Context,
     req: CreateTopicsRequest,
 ) -> Result<CreateTopicsResponse> {
+    // Planning a topic is synchronous work (configs, placement): a request
+    // naming a hundred thousand of them would hold a runtime thread, and
+    // with it the broker's timers and lease keep-alive, for seconds. The
+    // per-topic partition limit applies to the request as a whole (a single
+    // topic gets the per-topic error).
+    let requested: u64 = req
+        .topics
+        .iter()
+        .map(|t| {
+            u64::from(if t.partitions == 0 {
+                ctx.config.num_partitions
+            } else {
+                t.partitions
+            })
+        })
+        .sum();
+    if req.topics.len() > 1 && requested > u64::from(MAX_PARTITIONS) {
+        return Err(Error::InvalidRequest(format!(
+            "this request would create {requested} partitions in {} topics; at most \
+             {MAX_PARTITIONS} are created per request, send several requests",
+            req.topics.len()
+        )));
+    }
+    for t in &req.topics {
+        check_many_configs(&t.configs)?;
+    }
     let names = ctx
         .topics
         .create_topics(&req.topics, req.validate_only)
@@ -71,11 +101,31 @@ pub(crate) async fn alter_topic(
     ctx: &Context,
     req: AlterTopicRequest,
 ) -> Result<AlterTopicResponse> {
+    check_many_configs(&req.set_configs)?;
     ctx.topics.alter_topic(&req).await?;
     let state = ctx.replicas.topic(&req.name)?;
     Ok(AlterTopicResponse {
         topic: Some(describe(&state)),
     })
+}
+
+/// More configs than there are keys cannot all be valid. The controller
+/// would copy and sort them all before reporting the first bad one (a
+/// hundred thousand entries hold a runtime thread, and the broker's timers
+/// with it, for a long while); this finds the same entry, the first bad
+/// one in key order, in one pass that allocates nothing.
+fn check_many_configs(configs: &HashMap<String, String>) -> Result<()> {
+    if configs.len() <= config::known_keys().count() {
+        return Ok(());
+    }
+    let first_bad = configs
+        .iter()
+        .filter(|(k, v)| !config::is_known(k) || config::validate(k, v).is_err())
+        .min_by_key(|(k, _)| k.as_str());
+    match first_bad {
+        Some((k, v)) => config::validate(k, v),
+        None => Ok(()),
+    }
 }
 
 /// A full description of one topic as this broker serves it.

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use futures::future::select_all;
 use runnel_proto::batch;
-use runnel_proto::v1::{FetchPartitionResult, FetchRequest, FetchResponse, FetchTopicResult};
+use runnel_proto::v1::{
+    FetchPartitionResult, FetchRequest, FetchResponse, FetchTopicResult, IsolationLevel,
+};
 use tokio::time::Instant;
 
 use super::Context;
@@ -29,6 +31,7 @@ struct Wanted {
 }
 
 pub(crate) async fn handle(ctx: &Context, req: FetchRequest) -> Result<FetchResponse> {
+    check_isolation_level(req.isolation_level)?;
     let max_bytes = if req.max_bytes == 0 {
         50 * 1024 * 1024
     } else {
@@ -95,6 +98,16 @@ pub(crate) async fn handle(ctx: &Context, req: FetchRequest) -> Result<FetchResp
             return Ok(response);
         }
     }
+}
+
+/// READ_UNCOMMITTED or READ_COMMITTED (the same today: both stop at the
+/// high watermark); anything else is a client bug, not a default.
+pub(crate) fn check_isolation_level(level: i32) -> Result<()> {
+    IsolationLevel::try_from(level).map(|_| ()).map_err(|_| {
+        Error::InvalidRequest(format!(
+            "unknown isolation level {level}; use READ_UNCOMMITTED (0) or READ_COMMITTED (1)"
+        ))
+    })
 }
 
 /// One pass over every partition. Returns the response, the bytes in it and

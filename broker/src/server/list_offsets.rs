@@ -11,6 +11,7 @@ use crate::topic::validate_topic_name;
 use crate::{Error, Result};
 
 pub(crate) async fn handle(ctx: &Context, req: ListOffsetsRequest) -> Result<ListOffsetsResponse> {
+    super::fetch::check_isolation_level(req.isolation_level)?;
     let mut topics = Vec::with_capacity(req.topics.len());
     for topic in req.topics {
         validate_topic_name(&topic.topic)?;

@@ -5,6 +5,8 @@
 //! service traits, timing every call and turning [`crate::Error`] into a
 //! precise [`tonic::Status`] (see [`status`]).
 
+mod access;
+mod acls;
 mod admin;
 mod cluster_configs;
 mod fetch;
@@ -32,6 +34,8 @@ use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
+use crate::auth::principal::principal_of;
+use crate::auth::{Authorizer, StaticTokens};
 use crate::cluster::sync::MetadataSync;
 use crate::config::BrokerConfig;
 use crate::controller::{ClusterConfigs, TopicController};
@@ -56,6 +60,10 @@ pub struct Context {
     pub isr: Arc<IsrWriter>,
     pub producer_ids: ProducerIdManager,
     pub metrics: Metrics,
+    /// ACL checks (a no-op unless `authorizer.enable`).
+    pub authorizer: Authorizer,
+    /// Bearer tokens from `auth.tokens.file`.
+    pub tokens: StaticTokens,
     /// False until start-up has loaded every topic, and again once shutdown
     /// begins: drives `/readyz`.
     pub ready: AtomicBool,
@@ -97,6 +105,34 @@ pub struct Service {
 }
 
 impl Service {
+    /// Authenticate, authorize ([`access::Access`]), run `handler`, and
+    /// leave out of listings what the principal may not see.
+    async fn serve<T, R, F, Fut>(
+        &self,
+        api: &'static str,
+        req: Request<T>,
+        handler: F,
+    ) -> Result<Response<R>, Status>
+    where
+        T: access::Access<Response = R>,
+        F: FnOnce(T) -> Fut,
+        Fut: Future<Output = Result<R>>,
+    {
+        let ctx = &self.ctx;
+        self.call(api, async move {
+            let who = principal_of(&req, &ctx.tokens).inspect_err(|_| {
+                ctx.metrics.authentication_failed.inc();
+            })?;
+            req.get_ref().authorize(&ctx.authorizer, &who)?;
+            let mut response = handler(req.into_inner()).await?;
+            if ctx.authorizer.is_enabled() {
+                T::filter(&mut response, &ctx.authorizer, &who);
+            }
+            Ok(response)
+        })
+        .await
+    }
+
     async fn call<R>(
         &self,
         api: &'static str,
@@ -130,12 +166,12 @@ impl Broker for Service {
         &self,
         req: Request<ProduceRequest>,
     ) -> Result<Response<ProduceResponse>, Status> {
-        self.call("Produce", produce::handle(&self.ctx, req.into_inner()))
+        self.serve("Produce", req, |body| produce::handle(&self.ctx, body))
             .await
     }
 
     async fn fetch(&self, req: Request<FetchRequest>) -> Result<Response<FetchResponse>, Status> {
-        self.call("Fetch", fetch::handle(&self.ctx, req.into_inner()))
+        self.serve("Fetch", req, |body| fetch::handle(&self.ctx, body))
             .await
     }
 
@@ -143,10 +179,9 @@ impl Broker for Service {
         &self,
         req: Request<ListOffsetsRequest>,
     ) -> Result<Response<ListOffsetsResponse>, Status> {
-        self.call(
-            "ListOffsets",
-            list_offsets::handle(&self.ctx, req.into_inner()),
-        )
+        self.serve("ListOffsets", req, |body| {
+            list_offsets::handle(&self.ctx, body)
+        })
         .await
     }
 
@@ -154,7 +189,7 @@ impl Broker for Service {
         &self,
         req: Request<MetadataRequest>,
     ) -> Result<Response<MetadataResponse>, Status> {
-        self.call("Metadata", metadata::handle(&self.ctx, req.into_inner()))
+        self.serve("Metadata", req, |body| metadata::handle(&self.ctx, body))
             .await
     }
 
@@ -162,10 +197,9 @@ impl Broker for Service {
         &self,
         req: Request<InitProducerIdRequest>,
     ) -> Result<Response<InitProducerIdResponse>, Status> {
-        self.call(
-            "InitProducerId",
-            init_producer_id::handle(&self.ctx, req.into_inner()),
-        )
+        self.serve("InitProducerId", req, |body| {
+            init_producer_id::handle(&self.ctx, body)
+        })
         .await
     }
 }
@@ -177,7 +211,7 @@ macro_rules! group_rpc {
         impl Group for Service {
             $(
                 async fn $method(&self, req: Request<$req>) -> Result<Response<$resp>, Status> {
-                    self.call($api, crate::group::$module::handle(&self.ctx.groups, req.into_inner()))
+                    self.serve($api, req, |body| crate::group::$module::handle(&self.ctx.groups, body))
                         .await
                 }
             )*
@@ -213,6 +247,11 @@ impl Replication for Service {
             )
             .into());
         }
+        // Only brokers replicate: ClusterAction (Kafka's rule for followers).
+        let who = principal_of(&req, &self.ctx.tokens)?;
+        self.ctx
+            .authorizer
+            .authorize_cluster(&who, crate::auth::acl::Operation::ClusterAction)?;
         Ok(Response::new(replication::serve(
             self.ctx.clone(),
             req.into_inner(),
@@ -226,10 +265,9 @@ impl Admin for Service {
         &self,
         req: Request<CreateTopicsRequest>,
     ) -> Result<Response<CreateTopicsResponse>, Status> {
-        self.call(
-            "CreateTopics",
-            admin::create_topics(&self.ctx, req.into_inner()),
-        )
+        self.serve("CreateTopics", req, |body| {
+            admin::create_topics(&self.ctx, body)
+        })
         .await
     }
 
@@ -237,10 +275,9 @@ impl Admin for Service {
         &self,
         req: Request<DeleteTopicsRequest>,
     ) -> Result<Response<DeleteTopicsResponse>, Status> {
-        self.call(
-            "DeleteTopics",
-            admin::delete_topics(&self.ctx, req.into_inner()),
-        )
+        self.serve("DeleteTopics", req, |body| {
+            admin::delete_topics(&self.ctx, body)
+        })
         .await
     }
 
@@ -248,10 +285,9 @@ impl Admin for Service {
         &self,
         req: Request<ListTopicsRequest>,
     ) -> Result<Response<ListTopicsResponse>, Status> {
-        self.call(
-            "ListTopics",
-            admin::list_topics(&self.ctx, req.into_inner()),
-        )
+        self.serve("ListTopics", req, |body| {
+            admin::list_topics(&self.ctx, body)
+        })
         .await
     }
 
@@ -259,10 +295,9 @@ impl Admin for Service {
         &self,
         req: Request<DescribeTopicsRequest>,
     ) -> Result<Response<DescribeTopicsResponse>, Status> {
-        self.call(
-            "DescribeTopics",
-            admin::describe_topics(&self.ctx, req.into_inner()),
-        )
+        self.serve("DescribeTopics", req, |body| {
+            admin::describe_topics(&self.ctx, body)
+        })
         .await
     }
 
@@ -270,10 +305,9 @@ impl Admin for Service {
         &self,
         req: Request<AlterTopicRequest>,
     ) -> Result<Response<AlterTopicResponse>, Status> {
-        self.call(
-            "AlterTopic",
-            admin::alter_topic(&self.ctx, req.into_inner()),
-        )
+        self.serve("AlterTopic", req, |body| {
+            admin::alter_topic(&self.ctx, body)
+        })
         .await
     }
 
@@ -281,10 +315,9 @@ impl Admin for Service {
         &self,
         req: Request<AlterPartitionReassignmentsRequest>,
     ) -> Result<Response<AlterPartitionReassignmentsResponse>, Status> {
-        self.call(
-            "AlterPartitionReassignments",
-            reassignments::alter(&self.ctx, req.into_inner()),
-        )
+        self.serve("AlterPartitionReassignments", req, |body| {
+            reassignments::alter(&self.ctx, body)
+        })
         .await
     }
 
@@ -292,10 +325,9 @@ impl Admin for Service {
         &self,
         req: Request<ListPartitionReassignmentsRequest>,
     ) -> Result<Response<ListPartitionReassignmentsResponse>, Status> {
-        self.call(
-            "ListPartitionReassignments",
-            reassignments::list(&self.ctx, req.into_inner()),
-        )
+        self.serve("ListPartitionReassignments", req, |body| {
+            reassignments::list(&self.ctx, body)
+        })
         .await
     }
 
@@ -303,10 +335,9 @@ impl Admin for Service {
         &self,
         req: Request<DescribeClusterConfigsRequest>,
     ) -> Result<Response<DescribeClusterConfigsResponse>, Status> {
-        self.call(
-            "DescribeClusterConfigs",
-            cluster_configs::describe(&self.ctx, req.into_inner()),
-        )
+        self.serve("DescribeClusterConfigs", req, |body| {
+            cluster_configs::describe(&self.ctx, body)
+        })
         .await
     }
 
@@ -314,11 +345,34 @@ impl Admin for Service {
         &self,
         req: Request<AlterClusterConfigsRequest>,
     ) -> Result<Response<AlterClusterConfigsResponse>, Status> {
-        self.call(
-            "AlterClusterConfigs",
-            cluster_configs::alter(&self.ctx, req.into_inner()),
-        )
+        self.serve("AlterClusterConfigs", req, |body| {
+            cluster_configs::alter(&self.ctx, body)
+        })
         .await
+    }
+
+    async fn create_acls(
+        &self,
+        req: Request<CreateAclsRequest>,
+    ) -> Result<Response<CreateAclsResponse>, Status> {
+        self.serve("CreateAcls", req, |body| acls::create(&self.ctx, body))
+            .await
+    }
+
+    async fn describe_acls(
+        &self,
+        req: Request<DescribeAclsRequest>,
+    ) -> Result<Response<DescribeAclsResponse>, Status> {
+        self.serve("DescribeAcls", req, |body| acls::describe(&self.ctx, body))
+            .await
+    }
+
+    async fn delete_acls(
+        &self,
+        req: Request<DeleteAclsRequest>,
+    ) -> Result<Response<DeleteAclsResponse>, Status> {
+        self.serve("DeleteAcls", req, |body| acls::delete(&self.ctx, body))
+            .await
     }
 }
 

@@ -51,6 +51,14 @@ struct Pending {
 }
 
 pub(crate) async fn handle(ctx: &Context, req: ProduceRequest) -> Result<ProduceResponse> {
+    // An unknown acks value (say Kafka's -1) must not quietly mean acks=1.
+    let acks = Acks::try_from(req.acks).map_err(|_| {
+        Error::InvalidRequest(format!(
+            "acks {} is not an Acks value; use ACKS_LEADER (0, Kafka's acks=1), \
+             ACKS_NONE (1, acks=0) or ACKS_ALL (2, acks=all)",
+            req.acks
+        ))
+    })?;
     // Phase 1: resolve and validate everything.
     let mut plan: Vec<(String, Vec<PlannedAppend>)> = Vec::with_capacity(req.topics.len());
     for topic in req.topics {
@@ -60,6 +68,16 @@ pub(crate) async fn handle(ctx: &Context, req: ProduceRequest) -> Result<Produce
             let target = match ctx.replicas.leader(&topic.topic, p.partition)? {
                 Ok(part) => {
                     let valid = part.log().validate(&p.records)?;
+                    // Control batches (transaction markers) are the broker's
+                    // to write; consumers skip them, so a client's records
+                    // in one would vanish.
+                    if valid.headers().any(|h| h.is_control()) {
+                        return Err(Error::InvalidRequest(format!(
+                            "produce to {} carries a control batch; clients may not write \
+                             control records (clear bit 5 of the batch attributes)",
+                            part.tp
+                        )));
+                    }
                     Ok((part, p.records, valid))
                 }
                 Err(e) => Err(e),
@@ -76,6 +94,11 @@ pub(crate) async fn handle(ctx: &Context, req: ProduceRequest) -> Result<Produce
             "produce request names no topic".into(),
         ));
     }
+    if plan.iter().all(|(_, parts)| parts.is_empty()) {
+        return Err(Error::InvalidRequest(
+            "produce request names no partition".into(),
+        ));
+    }
 
     // Phase 2: append. Failures here are per partition.
     let timeout = Duration::from_millis(if req.timeout_ms == 0 {
@@ -88,7 +111,7 @@ pub(crate) async fn handle(ctx: &Context, req: ProduceRequest) -> Result<Produce
     // for acks=all and answering before the producer gives up on us.
     let started = tokio::time::Instant::now();
     let sequence_deadline = started + timeout / 2;
-    let acks_all = req.acks == Acks::All as i32;
+    let acks_all = acks == Acks::All;
     // A leader that cannot reach the metadata store may have been replaced
     // without knowing it: it must not promise acks=all durability.
     let fenced = acks_all && !ctx.registration.is_registered();

@@ -101,6 +101,20 @@ async fn handle(ctx: &Context, req: ReplicaFetchRequest) -> Result<ReplicaFetchR
             watchers.push(part.subscribe_log_end());
             result.log_start_offset = part.log().log_start_offset();
             result.log_end_offset = part.log().log_end_offset();
+            // Refused before it is recorded as the follower's progress (a
+            // negative log end would hold the high watermark back).
+            if p.fetch_offset < 0 {
+                result.error = Some(
+                    Error::InvalidRequest(format!(
+                        "fetch offset {} for {}-{} is negative; a follower fetches from its log end offset",
+                        p.fetch_offset, p.topic, p.partition
+                    ))
+                    .to_proto(),
+                );
+                results.push(result);
+                ready = true;
+                continue;
+            }
             match part.fetch_for_follower(
                 req.replica_id,
                 p.fetch_offset,

@@ -6,6 +6,7 @@ use runnel_proto::v1::{self, ErrorCode};
 use tonic::{Code, Status};
 
 use crate::Error;
+use crate::auth::acl::ResourceType;
 
 impl Error {
     /// The Kafka-style code for this error.
@@ -50,6 +51,12 @@ impl Error {
             Error::IllegalGeneration { .. } => ErrorCode::IllegalGeneration,
             Error::NonEmptyGroup { .. } => ErrorCode::NonEmptyGroup,
             Error::GroupIdNotFound(_) => ErrorCode::GroupIdNotFound,
+            Error::AuthorizationFailed { resource_type, .. } => match resource_type {
+                ResourceType::Topic => ErrorCode::TopicAuthorizationFailed,
+                ResourceType::Group => ErrorCode::GroupAuthorizationFailed,
+                ResourceType::Cluster => ErrorCode::ClusterAuthorizationFailed,
+            },
+            Error::AuthenticationFailed(_) => ErrorCode::SaslAuthenticationFailed,
         }
     }
 
@@ -87,6 +94,8 @@ impl Error {
             | Error::IllegalGeneration { .. }
             | Error::NonEmptyGroup { .. } => Code::FailedPrecondition,
             Error::GroupIdNotFound(_) => Code::NotFound,
+            Error::AuthorizationFailed { .. } => Code::PermissionDenied,
+            Error::AuthenticationFailed(_) => Code::Unauthenticated,
         }
     }
 
@@ -101,7 +110,7 @@ impl Error {
 
 impl From<Error> for Status {
     fn from(err: Error) -> Status {
-        let mut status = Status::new(err.grpc_code(), err.to_string());
+        let mut status = Status::new(err.grpc_code(), bounded(err.to_string()));
         if let Ok(value) = err.error_code().as_str_name().parse() {
             status.metadata_mut().insert(METADATA_KEY, value);
         }
@@ -109,9 +118,57 @@ impl From<Error> for Status {
     }
 }
 
+/// Longest status message sent. It travels as the `grpc-message` header
+/// (percent-encoded, so up to three times longer), and clients refuse
+/// header lists over 16 KiB by default (hyper's `max_header_list_size`)
+/// by closing the whole connection: a message echoing a megabyte-long
+/// topic name or config value must not do that.
+const MAX_MESSAGE_BYTES: usize = 4096;
+
+/// `message` with its middle elided if it is too long: the start names
+/// what was wrong and the end says why, so both are kept.
+fn bounded(message: String) -> String {
+    if message.len() <= MAX_MESSAGE_BYTES {
+        return message;
+    }
+    let keep = MAX_MESSAGE_BYTES / 2 - 32;
+    let mut head = keep;
+    while !message.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = message.len() - keep;
+    while !message.is_char_boundary(tail) {
+        tail += 1;
+    }
+    format!(
+        "{}…[{} bytes elided]…{}",
+        &message[..head],
+        tail - head,
+        &message[tail..]
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_messages_keep_their_start_and_end() {
+        let name = format!("{}é", "x".repeat(1 << 20));
+        let status = Status::from(Error::InvalidTopic {
+            name,
+            reason: "it is too long".into(),
+        });
+        let message = status.message();
+        assert!(message.len() <= MAX_MESSAGE_BYTES, "{}", message.len());
+        assert!(message.starts_with("invalid topic name \"xxx"), "{message}");
+        assert!(message.ends_with("xé\": it is too long"), "{message}");
+        assert!(message.contains("bytes elided"), "{message}");
+        assert_eq!(
+            Status::from(Error::UnknownTopic("orders".into())).message(),
+            Error::UnknownTopic("orders".into()).to_string()
+        );
+    }
 
     #[test]
     fn status_carries_code_and_message() {

@@ -21,7 +21,6 @@ use prost::encoding::{self, WireType};
 use runnel_proto::v1::ProduceResponse;
 use tonic::codec::{Codec, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
-use tonic::transport::Channel;
 use tonic_prost::{ProstCodec, ProstDecoder};
 
 use crate::cluster::request;
@@ -188,7 +187,7 @@ impl Codec for ProduceCodec {
 
 /// `runnel.v1.Broker/Produce`, as the generated client would call it.
 pub(crate) async fn produce(
-    channel: Channel,
+    channel: crate::cluster::Svc,
     body: ProduceBody,
     timeout: Duration,
 ) -> Result<tonic::Response<ProduceResponse>, tonic::Status> {

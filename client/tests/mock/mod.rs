@@ -841,6 +841,27 @@ impl Admin for MockBroker {
         ))
     }
 
+    async fn create_acls(
+        &self,
+        _request: Request<CreateAclsRequest>,
+    ) -> Result<Response<CreateAclsResponse>, Status> {
+        Err(Status::unimplemented("the mock broker has no ACLs"))
+    }
+
+    async fn describe_acls(
+        &self,
+        _request: Request<DescribeAclsRequest>,
+    ) -> Result<Response<DescribeAclsResponse>, Status> {
+        Err(Status::unimplemented("the mock broker has no ACLs"))
+    }
+
+    async fn delete_acls(
+        &self,
+        _request: Request<DeleteAclsRequest>,
+    ) -> Result<Response<DeleteAclsResponse>, Status> {
+        Err(Status::unimplemented("the mock broker has no ACLs"))
+    }
+
     async fn alter_topic(
         &self,
         request: Request<AlterTopicRequest>,

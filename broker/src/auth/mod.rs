@@ -1,0 +1,24 @@
+//! Authentication and authorization.
+//!
+//! Every request has a **principal**, Kafka-style `User:<name>`
+//! ([`principal`]): the common name of a verified TLS client certificate,
+//! or the user a bearer token belongs to (a static token file in
+//! kube-apiserver's CSV format), or `User:ANONYMOUS`.
+//!
+//! With `authorizer.enable`, every request is checked against the ACLs
+//! ([`acl`]) before it does anything ([`Authorizer`]): superusers
+//! (`super.users`) may do everything, a matching Deny wins over any Allow,
+//! and without a matching Allow the answer is no (default deny, unless
+//! `allow.everyone.if.no.acl.found`). ACLs live in the metadata store and
+//! reach every broker through its metadata watch, so checks read memory,
+//! never the store. A refusal is `PERMISSION_DENIED` naming the principal,
+//! the operation and the resource, is counted in
+//! `runnel_authorization_denied`, and is logged on the `runnel::audit`
+//! target (allowed requests are logged there at debug level).
+
+pub mod acl;
+mod authorizer;
+pub mod principal;
+
+pub use authorizer::Authorizer;
+pub use principal::{ANONYMOUS, Principal, StaticTokens};
