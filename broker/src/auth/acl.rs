@@ -168,6 +168,9 @@ impl AclBinding {
         if name.is_empty() {
             return invalid("the principal names no user".into());
         }
+        if name.len() > 1024 {
+            return invalid("the principal is longer than 1024 bytes".into());
+        }
         if self.pattern.name.is_empty() {
             return invalid("the resource name is empty (use \"*\" for every resource)".into());
         }
@@ -280,6 +283,14 @@ mod tests {
             (binding("User:", ResourceType::Topic, "t"), "names no user"),
             (binding("User:a", ResourceType::Topic, ""), "empty"),
             (binding("User:a", ResourceType::Cluster, "x"), CLUSTER_NAME),
+            (
+                binding(
+                    &format!("User:{}", "a".repeat(1025)),
+                    ResourceType::Topic,
+                    "t",
+                ),
+                "longer than 1024",
+            ),
         ] {
             let err = b.validate().unwrap_err().to_string();
             assert!(err.contains(reason), "{err}");

@@ -110,7 +110,10 @@ pub(crate) async fn handle(ctx: &Context, req: ProduceRequest) -> Result<Produce
     // producer in flight) for half the request's time, leaving the rest
     // for acks=all and answering before the producer gives up on us.
     let started = tokio::time::Instant::now();
-    let sequence_deadline = started + timeout / 2;
+    // Capped by the broker's own request.timeout.ms: a client's huge
+    // timeout_ms must not park a request for days.
+    let sequence_deadline =
+        started + (timeout / 2).min(Duration::from_millis(ctx.config.request_timeout_ms));
     let acks_all = acks == Acks::All;
     // A leader that cannot reach the metadata store may have been replaced
     // without knowing it: it must not promise acks=all durability.
