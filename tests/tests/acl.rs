@@ -495,6 +495,29 @@ fn binding(
     }
 }
 
+/// Create one-partition topics as the superuser.
+async fn create_topics(b: &Broker, names: &[&str]) {
+    let topics = names
+        .iter()
+        .map(|name| NewTopic {
+            name: (*name).into(),
+            partitions: 1,
+            replication_factor: 1,
+            configs: HashMap::new(),
+        })
+        .collect();
+    AdminClient::new(b.channel.clone())
+        .create_topics(req(
+            CreateTopicsRequest {
+                topics,
+                validate_only: false,
+            },
+            Some(ADMIN),
+        ))
+        .await
+        .unwrap();
+}
+
 async fn grant(b: &Broker, acls: Vec<AclBinding>) {
     AdminClient::new(b.channel.clone())
         .create_acls(req(CreateAclsRequest { acls }, Some(ADMIN)))
@@ -575,21 +598,7 @@ async fn end_offset(b: &Broker) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_api_is_denied_without_an_acl_and_allowed_by_literal_and_prefix_rules() {
     let b = broker().await;
-    AdminClient::new(b.channel.clone())
-        .create_topics(req(
-            CreateTopicsRequest {
-                topics: vec![NewTopic {
-                    name: TOPIC.into(),
-                    partitions: 1,
-                    replication_factor: 1,
-                    configs: HashMap::new(),
-                }],
-                validate_only: false,
-            },
-            Some(ADMIN),
-        ))
-        .await
-        .unwrap();
+    create_topics(&b, &[TOPIC]).await;
 
     for call in ALL_CALLS {
         let needs = call.needs();
@@ -678,24 +687,8 @@ async fn every_api_is_denied_without_an_acl_and_allowed_by_literal_and_prefix_ru
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listings_leave_out_what_the_principal_may_not_describe() {
     let b = broker().await;
+    create_topics(&b, &["orders-eu", "orders-us", "payroll"]).await;
     let mut admin = AdminClient::new(b.channel.clone());
-    for name in ["orders-eu", "orders-us", "payroll"] {
-        admin
-            .create_topics(req(
-                CreateTopicsRequest {
-                    topics: vec![NewTopic {
-                        name: name.into(),
-                        partitions: 1,
-                        replication_factor: 1,
-                        configs: HashMap::new(),
-                    }],
-                    validate_only: false,
-                },
-                Some(ADMIN),
-            ))
-            .await
-            .unwrap();
-    }
     grant(
         &b,
         vec![binding(
@@ -749,24 +742,7 @@ async fn listings_leave_out_what_the_principal_may_not_describe() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_produce_naming_one_denied_topic_writes_to_none() {
     let b = broker().await;
-    let mut admin = AdminClient::new(b.channel.clone());
-    for name in ["open", "closed"] {
-        admin
-            .create_topics(req(
-                CreateTopicsRequest {
-                    topics: vec![NewTopic {
-                        name: name.into(),
-                        partitions: 1,
-                        replication_factor: 1,
-                        configs: HashMap::new(),
-                    }],
-                    validate_only: false,
-                },
-                Some(ADMIN),
-            ))
-            .await
-            .unwrap();
-    }
+    create_topics(&b, &["open", "closed"]).await;
     grant(
         &b,
         vec![binding(

@@ -251,29 +251,14 @@ fn noise(len: usize) -> Bytes {
         .into()
 }
 
-/// CRC-32C (Castagnoli), for batches doctored inside the CRC'd region.
-fn crc32c(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0x82F6_3B78
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
 /// A one-record batch with `edit` applied to its bytes, then (with
 /// `fix_crc`) the CRC recomputed so only the edit is wrong.
 fn doctored(edit: impl FnOnce(&mut [u8]), fix_crc: bool) -> Bytes {
     let mut b = batch(&["doctored"]).to_vec();
     edit(&mut b);
     if fix_crc {
-        let crc = crc32c(&b[21..]);
+        // CRC-32C over everything after the CRC field (the batch format's).
+        let crc = crc32c::crc32c(&b[21..]);
         b[17..21].copy_from_slice(&crc.to_be_bytes());
     }
     b.into()
