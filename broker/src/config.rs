@@ -150,6 +150,14 @@ knobs! {
     allow_everyone_if_no_acl_found: bool, file = "allow.everyone.if.no.acl.found", env = "RUNNEL_ALLOW_EVERYONE_IF_NO_ACL_FOUND";
     /// Bearer tokens: a file of token,user[,...] lines (kube-apiserver's --token-auth-file format).
     auth_tokens_file: PathBuf, file = "auth.tokens.file", env = "RUNNEL_AUTH_TOKENS_FILE";
+    /// Verify bearer tokens that are not in auth.tokens.file (Kubernetes ServiceAccount tokens) with the Kubernetes API server's TokenReview.
+    auth_token_review_enable: bool, file = "auth.token.review.enable", env = "RUNNEL_AUTH_TOKEN_REVIEW_ENABLE";
+    /// Audiences a reviewed token must be meant for, comma-separated (empty: the API server's own).
+    auth_token_review_audiences: String, file = "auth.token.review.audiences", env = "RUNNEL_AUTH_TOKEN_REVIEW_AUDIENCES";
+    /// How long a TokenReview's acceptance is trusted without asking again, in ms (refusals: at most 10 s).
+    auth_token_review_cache_ms: u64, file = "auth.token.review.cache.ms", env = "RUNNEL_AUTH_TOKEN_REVIEW_CACHE_MS";
+    /// Serve /healthz, /readyz and /metrics over HTTPS with the gRPC listener's certificate (needs ssl.certificate.location).
+    http_ssl_enable: bool, file = "http.ssl.enable", env = "RUNNEL_HTTP_SSL_ENABLE";
 }
 
 /// Effective broker configuration.
@@ -215,8 +223,17 @@ pub struct BrokerConfig {
     pub authorizer_enable: bool,
     pub super_users: String,
     pub allow_everyone_if_no_acl_found: bool,
-    /// Empty = no bearer tokens accepted.
+    /// Empty = no static bearer tokens. Read again when it changes.
     pub auth_tokens_file: PathBuf,
+    /// Off by default: the single node has no Kubernetes API to ask.
+    pub auth_token_review_enable: bool,
+    /// Comma-separated; empty = the API server's own audiences.
+    pub auth_token_review_audiences: String,
+    /// 120 000 ms, kube-apiserver's webhook token cache TTL: a revoked
+    /// ServiceAccount token is accepted for at most this long.
+    pub auth_token_review_cache_ms: u64,
+    /// Off by default: probes and Prometheus speak plain HTTP unless told.
+    pub http_ssl_enable: bool,
 }
 
 impl Default for BrokerConfig {
@@ -267,6 +284,10 @@ impl Default for BrokerConfig {
             super_users: String::new(),
             allow_everyone_if_no_acl_found: false,
             auth_tokens_file: PathBuf::new(),
+            auth_token_review_enable: false,
+            auth_token_review_audiences: String::new(),
+            auth_token_review_cache_ms: 120_000,
+            http_ssl_enable: false,
         }
     }
 }
@@ -320,7 +341,16 @@ impl BrokerConfig {
                 ),
             });
         }
-        crate::server::tls::TlsSettings::from_config(self)?;
+        let tls = crate::server::tls::TlsSettings::from_config(self)?;
+        if self.http_ssl_enable && tls.is_none() {
+            return Err(Error::InvalidConfig {
+                key: "http.ssl.enable".into(),
+                value: "true".into(),
+                reason: "needs ssl.certificate.location and ssl.key.location: the HTTP endpoint \
+                         serves the gRPC listener's certificate"
+                    .into(),
+            });
+        }
         self.etcd_tls()?;
         if self.num_partitions == 0 {
             return Err(Error::InvalidConfig {
@@ -604,6 +634,7 @@ mod tests {
                 "ssl.certificate.location",
             ),
             ("\"ssl.client.auth\" = \"required\"", "needs TLS"),
+            ("\"http.ssl.enable\" = true", "http.ssl.enable"),
             (
                 "\"ssl.certificate.location\" = \"b.crt\"\n\"ssl.key.location\" = \"b.key\"\n\"ssl.client.auth\" = \"required\"",
                 "ssl.ca.location",

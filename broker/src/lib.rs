@@ -21,6 +21,9 @@
 //!   committed offsets).
 //! - [`server`]: gRPC operations (one file each), error → status mapping,
 //!   HTTP health and metrics.
+//! - [`auth`]: principals (bearer tokens: static file, Kubernetes
+//!   TokenReview; client certificates) and ACLs.
+//! - [`reload`]: files read again when they change (TLS, tokens).
 //! - [`config`]: flags, env vars and config file.
 
 pub mod auth;
@@ -32,6 +35,7 @@ pub mod group;
 pub mod log;
 pub mod meta;
 pub mod metrics;
+pub mod reload;
 pub mod replica;
 pub mod server;
 pub mod topic;
@@ -93,6 +97,9 @@ impl Broker {
         let tls = server::tls::TlsSettings::from_config(&config)?
             .map(server::tls::ReloadingTls::new)
             .transpose()?;
+        // Like the TLS files: unusable token settings stop the start before
+        // the broker registers.
+        let authenticator = auth::Authenticator::from_config(&config).await?;
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| Error::io("creating data dir", &config.data_dir, e))?;
         check_data_dir_identity(&config)?;
@@ -199,17 +206,12 @@ impl Broker {
             sync.view().clone(),
             metrics.authorization_denied.clone(),
         );
-        let tokens = if config.auth_tokens_file.as_os_str().is_empty() {
-            auth::StaticTokens::default()
-        } else {
-            auth::StaticTokens::load(&config.auth_tokens_file)?
-        };
         if authorizer.is_enabled() {
             tracing::info!(super_users = %config.super_users, "authorization on: requests need ACLs");
         }
         let ctx = Arc::new(Context {
             authorizer,
-            tokens,
+            authenticator,
             groups,
             isr: Arc::new(IsrWriter::new(store.clone(), keys.clone(), broker_id)),
             producer_ids: ProducerIdManager::new(store, &keys),
@@ -248,7 +250,7 @@ impl Broker {
             tls,
         } = self;
         let lag = Duration::from_millis(ctx.config.replica_lag_time_max_ms);
-        let background = [
+        let mut background = vec![
             tokio::spawn(ctx.sync.clone().run()),
             tokio::spawn(controller.run()),
             tokio::spawn(
@@ -259,6 +261,7 @@ impl Broker {
             tokio::spawn(snapshot_producers(ctx.clone())),
             tokio::spawn(ctx.groups.clone().run_reaper()),
         ];
+        background.extend(ctx.authenticator.watcher().map(tokio::spawn));
         let stop_rx = ctx.stopping.subscribe();
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
@@ -268,6 +271,9 @@ impl Broker {
             Duration::from_millis(ctx.config.log_flush_scheduler_interval_ms),
             stop_rx.clone(),
         );
+        // The HTTP endpoint shares the listener's certificate (and its
+        // reloads) when asked to; the gRPC server watches the files.
+        let http_tls = tls.clone().filter(|_| ctx.config.http_ssl_enable);
         let grpc_task = tokio::spawn(server::serve_grpc(
             ctx.clone(),
             grpc,
@@ -277,6 +283,7 @@ impl Broker {
         let http_task = tokio::spawn(server::http::serve_http(
             ctx.clone(),
             http,
+            http_tls,
             stopped(stop_rx.clone()),
         ));
 

@@ -298,5 +298,13 @@ mod tests {
         binding("User:*", ResourceType::Cluster, CLUSTER_NAME)
             .validate()
             .unwrap();
+        // Kubernetes user names have colons: ServiceAccounts by TokenReview.
+        binding(
+            "User:system:serviceaccount:ns:app",
+            ResourceType::Topic,
+            "t",
+        )
+        .validate()
+        .unwrap();
     }
 }

@@ -1,10 +1,14 @@
 //! Who is asking: the principal of a request.
+//!
+//! [`principal_of`] takes the credentials out of a request — a bearer
+//! token, else a verified client certificate — and asks the
+//! [`Authenticator`] about a token.
 
-use std::collections::HashMap;
-use std::path::Path;
+use std::future::Future;
 
 use tonic::Request;
 
+use super::Authenticator;
 use crate::{Error, Result};
 
 /// The principal of requests without credentials.
@@ -20,78 +24,73 @@ impl std::fmt::Display for Principal {
     }
 }
 
-/// Bearer tokens and the users they stand for, from a file in
-/// kube-apiserver's `--token-auth-file` format: one `token,user[,...]` per
-/// line (further columns ignored), `#` comments.
-#[derive(Debug, Clone, Default)]
-pub struct StaticTokens {
-    users: HashMap<String, String>,
+/// What a request presented.
+pub enum Credentials {
+    /// `authorization: Bearer <token>`.
+    Bearer(String),
+    /// The common name of its verified TLS client certificate.
+    Certificate(String),
+    Anonymous,
 }
 
-impl StaticTokens {
-    pub fn load(path: &Path) -> Result<Self> {
-        let invalid = |reason: String| Error::InvalidConfig {
-            key: "auth.tokens.file".into(),
-            value: path.display().to_string(),
-            reason,
-        };
-        let text =
-            std::fs::read_to_string(path).map_err(|e| invalid(format!("cannot read: {e}")))?;
-        let mut users = HashMap::new();
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let mut columns = line.split(',').map(|c| c.trim().trim_matches('"'));
-            let (Some(token), Some(user)) = (columns.next(), columns.next()) else {
-                return Err(invalid(format!("line {}: expected token,user", n + 1)));
-            };
-            if token.len() < 16 || user.is_empty() {
-                return Err(invalid(format!(
-                    "line {}: a token of at least 16 characters and a user name are needed",
-                    n + 1
-                )));
-            }
-            users.insert(token.to_owned(), user.to_owned());
+impl std::fmt::Debug for Credentials {
+    // Never the token: it is a credential, and requests get logged.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Bearer(_) => f.write_str("Bearer(..)"),
+            Credentials::Certificate(cn) => write!(f, "Certificate({cn:?})"),
+            Credentials::Anonymous => f.write_str("Anonymous"),
         }
-        Ok(StaticTokens { users })
     }
+}
 
-    pub fn is_empty(&self) -> bool {
-        self.users.is_empty()
+impl Credentials {
+    /// A bearer token wins over a client certificate (a client that sends
+    /// one means it); a malformed `authorization` header is an error, not
+    /// anonymity.
+    pub fn of<T>(request: &Request<T>) -> Result<Self> {
+        if let Some(value) = request.metadata().get("authorization") {
+            let token = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| {
+                    Error::AuthenticationFailed(
+                        "the authorization header must be \"Bearer <token>\"".into(),
+                    )
+                })?;
+            return Ok(Credentials::Bearer(token.to_owned()));
+        }
+        if let Some(certs) = request.peer_certs()
+            && let Some(leaf) = certs.first()
+            && let Some(name) = common_name(leaf.as_ref())
+        {
+            return Ok(Credentials::Certificate(name));
+        }
+        Ok(Credentials::Anonymous)
     }
 }
 
 /// The principal of `request`: a bearer token's user (an unknown token is
 /// an authentication failure, not anonymity), else the common name of the
 /// verified client certificate, else [`ANONYMOUS`].
-pub fn principal_of<T>(request: &Request<T>, tokens: &StaticTokens) -> Result<Principal> {
-    if let Some(value) = request.metadata().get("authorization") {
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(|| {
-                Error::AuthenticationFailed(
-                    "the authorization header must be \"Bearer <token>\"".into(),
-                )
-            })?;
-        return match tokens.users.get(token) {
-            Some(user) => Ok(Principal(format!("User:{user}"))),
-            None => Err(Error::AuthenticationFailed(
-                "the bearer token is not known to this broker (auth.tokens.file)".into(),
-            )),
-        };
+///
+/// The credentials are taken out before anything is awaited, so the future
+/// does not borrow the request (whose body, a stream, is not `Sync`).
+pub fn principal_of<'a, T>(
+    request: &Request<T>,
+    authenticator: &'a Authenticator,
+) -> impl Future<Output = Result<Principal>> + Send + use<'a, T> {
+    let credentials = Credentials::of(request);
+    async move {
+        match credentials? {
+            Credentials::Bearer(token) => authenticator.bearer(&token).await,
+            Credentials::Certificate(name) => Ok(Principal(format!("User:{name}"))),
+            Credentials::Anonymous => Ok(Principal(ANONYMOUS.to_owned())),
+        }
     }
-    if let Some(certs) = request.peer_certs()
-        && let Some(leaf) = certs.first()
-        && let Some(name) = common_name(leaf.as_ref())
-    {
-        return Ok(Principal(format!("User:{name}")));
-    }
-    Ok(Principal(ANONYMOUS.to_owned()))
 }
 
 /// The subject's common name (CN) of a DER certificate.
@@ -105,16 +104,16 @@ pub fn common_name(der: &[u8]) -> Option<String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn token_file_in_kube_apiserver_format() {
+    #[tokio::test]
+    async fn bearer_tokens_and_anonymity() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tokens.csv");
-        std::fs::write(
-            &path,
-            "# token,user,uid\n0123456789abcdef-alice,alice,1001\n\"fedcba9876543210-bob\",\"bob\"\n",
-        )
-        .unwrap();
-        let tokens = StaticTokens::load(&path).unwrap();
+        std::fs::write(&path, "0123456789abcdef-alice,alice,1001\n").unwrap();
+        let config = crate::BrokerConfig {
+            auth_tokens_file: path,
+            ..crate::BrokerConfig::default()
+        };
+        let authenticator = Authenticator::from_config(&config).await.unwrap();
         let principal = |header: Option<&str>| {
             let mut request = Request::new(());
             if let Some(h) = header {
@@ -122,25 +121,23 @@ mod tests {
                     .metadata_mut()
                     .insert("authorization", h.parse().unwrap());
             }
-            principal_of(&request, &tokens)
+            principal_of(&request, &authenticator)
         };
         assert_eq!(
-            principal(Some("Bearer 0123456789abcdef-alice")).unwrap(),
+            principal(Some("Bearer 0123456789abcdef-alice"))
+                .await
+                .unwrap(),
             Principal("User:alice".into())
         );
-        assert_eq!(
-            principal(Some("Bearer fedcba9876543210-bob")).unwrap(),
-            Principal("User:bob".into())
-        );
-        assert_eq!(principal(None).unwrap(), Principal(ANONYMOUS.into()));
-        for bad in ["Bearer nope", "Basic abc"] {
-            assert!(matches!(
-                principal(Some(bad)),
-                Err(Error::AuthenticationFailed(_))
-            ));
+        assert_eq!(principal(None).await.unwrap(), Principal(ANONYMOUS.into()));
+        for bad in ["Bearer nope", "Basic abc", "Bearer "] {
+            assert!(
+                matches!(
+                    principal(Some(bad)).await,
+                    Err(Error::AuthenticationFailed(_))
+                ),
+                "{bad}"
+            );
         }
-        std::fs::write(&path, "short,alice\n").unwrap();
-        let err = StaticTokens::load(&path).unwrap_err().to_string();
-        assert!(err.contains("line 1"), "{err}");
     }
 }

@@ -1,9 +1,13 @@
 //! `/healthz`, `/readyz` and Prometheus `/metrics` on the HTTP port.
 //!
 //! Kept off the gRPC port so probes and scrapers never compete with data
-//! traffic and can be exposed separately.
+//! traffic and can be exposed separately. Plain HTTP unless
+//! `http.ssl.enable`: then HTTPS with the gRPC listener's certificate,
+//! rotated with it, and no client certificate asked for (kubelet probes
+//! cannot present one; the endpoint carries no record data).
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -11,9 +15,12 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::server::TlsStream;
 
 use super::Context;
+use super::tls::{self, ReloadingTls};
 use crate::metrics::PartitionLabels;
 use crate::{Error, Result};
 
@@ -83,10 +90,12 @@ async fn metrics(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
     )
 }
 
-/// Serve the HTTP endpoints until `shutdown` resolves.
+/// Serve the HTTP endpoints until `shutdown` resolves, over TLS when `tls`
+/// is given.
 pub async fn serve_http(
     ctx: Arc<Context>,
     listener: TcpListener,
+    tls: Option<Arc<ReloadingTls>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let app = Router::new()
@@ -94,8 +103,47 @@ pub async fn serve_http(
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(ctx);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| Error::NotAvailable(format!("HTTP server: {e}")))
+    let served = match tls {
+        Some(tls) => {
+            tracing::info!("HTTP endpoint speaks TLS (http.ssl.enable)");
+            let listener = TlsListener {
+                local: listener
+                    .local_addr()
+                    .map_err(|e| Error::NotAvailable(format!("HTTP listener: {e}")))?,
+                handshaken: tls::incoming_http(listener, tls),
+            };
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
+    served.map_err(|e| Error::NotAvailable(format!("HTTP server: {e}")))
+}
+
+/// Connections whose TLS handshake is done, for axum.
+struct TlsListener {
+    local: SocketAddr,
+    handshaken: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.handshaken.recv().await {
+            Some(accepted) => accepted,
+            // The accepting task ends only when this listener is gone.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
 }

@@ -35,7 +35,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
 use crate::auth::principal::principal_of;
-use crate::auth::{Authorizer, StaticTokens};
+use crate::auth::{Authenticator, Authorizer};
 use crate::cluster::sync::MetadataSync;
 use crate::config::BrokerConfig;
 use crate::controller::{ClusterConfigs, TopicController};
@@ -62,8 +62,8 @@ pub struct Context {
     pub metrics: Metrics,
     /// ACL checks (a no-op unless `authorizer.enable`).
     pub authorizer: Authorizer,
-    /// Bearer tokens from `auth.tokens.file`.
-    pub tokens: StaticTokens,
+    /// Bearer tokens: `auth.tokens.file`, TokenReview.
+    pub authenticator: Authenticator,
     /// False until start-up has loaded every topic, and again once shutdown
     /// begins: drives `/readyz`.
     pub ready: AtomicBool,
@@ -120,9 +120,15 @@ impl Service {
     {
         let ctx = &self.ctx;
         self.call(api, async move {
-            let who = principal_of(&req, &ctx.tokens).inspect_err(|_| {
-                ctx.metrics.authentication_failed.inc();
-            })?;
+            let who = principal_of(&req, &ctx.authenticator)
+                .await
+                .inspect_err(|e| {
+                    // Not when the API server could not be asked: that is
+                    // no failed credential.
+                    if matches!(e, Error::AuthenticationFailed(_)) {
+                        ctx.metrics.authentication_failed.inc();
+                    }
+                })?;
             req.get_ref().authorize(&ctx.authorizer, &who)?;
             let mut response = handler(req.into_inner()).await?;
             if ctx.authorizer.is_enabled() {
@@ -248,7 +254,7 @@ impl Replication for Service {
             .into());
         }
         // Only brokers replicate: ClusterAction (Kafka's rule for followers).
-        let who = principal_of(&req, &self.ctx.tokens)?;
+        let who = principal_of(&req, &self.ctx.authenticator).await?;
         self.ctx
             .authorizer
             .authorize_cluster(&who, crate::auth::acl::Operation::ClusterAction)?;

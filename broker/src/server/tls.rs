@@ -1,22 +1,30 @@
-//! TLS on the gRPC listener: rustls, with the certificate, key and client
-//! CA read from PEM files and read again whenever they change, so a
-//! certificate rotated in place (a Kubernetes Secret updated by the
-//! operator or cert-manager) is served without a restart. Connections keep
-//! the configuration they were accepted with; new ones get the new one.
+//! TLS on the gRPC listener (and, with `http.ssl.enable`, on the HTTP
+//! health and metrics endpoint): rustls, with the certificate, key and
+//! client CA read from PEM files and read again whenever they change
+//! ([`crate::reload`]), so a certificate rotated in place (a Kubernetes
+//! Secret updated by the operator or cert-manager) is served without a
+//! restart. Connections keep the configuration they were accepted with; new
+//! ones get the new one.
 //!
 //! Client certificates follow Kafka's `ssl.client.auth`: `none`,
 //! `requested` (verified against `ssl.ca.location` when sent) or
 //! `required` (mutual TLS: a connection without one is refused in the
 //! handshake). A verified certificate reaches the request handlers through
-//! tonic's `Request::peer_certs`.
+//! tonic's `Request::peer_certs`. The HTTP endpoint never asks for one:
+//! kubelet probes cannot present one.
+//!
+//! A certificate and a key that do not belong together are refused when
+//! loaded (the broker does not start; a rotation to such a pair keeps the
+//! previous one), rather than failing every handshake later.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use parking_lot::{Mutex, RwLock};
-use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
+use rustls::sign::CertifiedKey;
+use rustls::{InconsistentKeys, RootCertStore};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
@@ -24,9 +32,11 @@ use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use crate::config::BrokerConfig;
+use crate::reload::Reloading;
 use crate::{Error, Result};
 
 /// A handshake that has not finished by then is dropped (a client that
@@ -114,45 +124,110 @@ impl TlsSettings {
         }))
     }
 
-    fn files(&self) -> Vec<&Path> {
-        let mut files = vec![self.certificate.as_path(), self.key.as_path()];
-        files.extend(self.ca.as_deref());
+    fn files(&self) -> Vec<PathBuf> {
+        let mut files = vec![self.certificate.clone(), self.key.clone()];
+        files.extend(self.ca.clone());
         files
     }
 
-    /// Read the files and build the rustls server configuration.
-    pub fn load(&self) -> Result<Arc<rustls::ServerConfig>> {
+    /// Read the files and build the rustls server configurations.
+    pub fn load(&self) -> Result<ServerConfigs> {
         let chain = read_certificates(&self.certificate)?;
         let key = PrivateKeyDer::from_pem_file(&self.key)
             .map_err(|e| pem_error(&self.key, "a private key", &e))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| tls_error(&self.certificate, &e))?;
-        let builder = match (&self.ca, self.client_auth) {
+        self.check_key_matches(&chain, &key, &provider)?;
+        let builder = || {
+            rustls::ServerConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| tls_error(&self.certificate, &e))
+        };
+        let grpc = match (&self.ca, self.client_auth) {
             (Some(ca), auth) if auth != ClientAuth::None => {
                 let mut roots = RootCertStore::empty();
                 for cert in read_certificates(ca)? {
                     roots.add(cert).map_err(|e| tls_error(ca, &e))?;
                 }
                 let verifier =
-                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
                 let verifier = if auth == ClientAuth::Requested {
                     verifier.allow_unauthenticated()
                 } else {
                     verifier
                 };
-                builder.with_client_cert_verifier(verifier.build().map_err(|e| tls_error(ca, &e))?)
+                builder()?
+                    .with_client_cert_verifier(verifier.build().map_err(|e| tls_error(ca, &e))?)
             }
-            _ => builder.with_no_client_auth(),
+            _ => builder()?.with_no_client_auth(),
         };
-        let mut config = builder
-            .with_single_cert(chain, key)
+        let mut grpc = grpc
+            .with_single_cert(chain.clone(), key.clone_key())
             .map_err(|e| tls_error(&self.certificate, &e))?;
         // gRPC is HTTP/2 only; clients ask for it by ALPN.
-        config.alpn_protocols = vec![b"h2".to_vec()];
-        Ok(Arc::new(config))
+        grpc.alpn_protocols = vec![b"h2".to_vec()];
+        // Probes and scrapers present no certificate, whatever the gRPC
+        // listener requires.
+        let mut http = builder()?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(|e| tls_error(&self.certificate, &e))?;
+        // The HTTP server speaks HTTP/1.1 only (axum without http2).
+        http.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(ServerConfigs {
+            grpc: Arc::new(grpc),
+            http: Arc::new(http),
+        })
     }
+
+    /// Refuse a key that is not the certificate's: otherwise every
+    /// handshake would fail later, with nothing but a debug log to say why.
+    /// rustls compares the key's public half with the certificate's
+    /// SubjectPublicKeyInfo; ring's RSA, ECDSA and Ed25519 keys all expose
+    /// theirs, so "cannot tell" does not happen with this provider (and is
+    /// let through, as rustls itself does, should a key type ever not).
+    fn check_key_matches(
+        &self,
+        chain: &[CertificateDer<'static>],
+        key: &PrivateKeyDer<'static>,
+        provider: &rustls::crypto::CryptoProvider,
+    ) -> Result<()> {
+        let signing_key = provider
+            .key_provider
+            .load_private_key(key.clone_key())
+            .map_err(|e| Error::InvalidConfig {
+                key: "ssl.key.location".into(),
+                value: self.key.display().to_string(),
+                reason: format!("not a usable private key: {e}"),
+            })?;
+        match CertifiedKey::new(chain.to_vec(), signing_key).keys_match() {
+            Ok(()) | Err(rustls::Error::InconsistentKeys(InconsistentKeys::Unknown)) => Ok(()),
+            Err(e) => Err(Error::InvalidConfig {
+                key: "ssl.key.location".into(),
+                value: self.key.display().to_string(),
+                reason: format!(
+                    "this private key does not belong to the certificate in {} \
+                     (ssl.certificate.location): {}; use the key the certificate was issued for",
+                    self.certificate.display(),
+                    match e {
+                        rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch) => {
+                            "the certificate holds another public key".to_owned()
+                        }
+                        other => other.to_string(),
+                    }
+                ),
+            }),
+        }
+    }
+}
+
+/// The server configurations built from one certificate and key.
+#[derive(Debug)]
+pub struct ServerConfigs {
+    /// The gRPC listener: h2, client certificates per `ssl.client.auth`.
+    pub grpc: Arc<rustls::ServerConfig>,
+    /// The HTTP endpoint (`http.ssl.enable`): http/1.1, no client
+    /// certificates.
+    pub http: Arc<rustls::ServerConfig>,
 }
 
 impl TlsSettings {
@@ -239,25 +314,25 @@ fn tls_error(path: &Path, e: &dyn std::fmt::Display) -> Error {
     }
 }
 
-/// The current server configuration, replaced when the files change.
+/// The current server configurations, replaced when the files change.
 #[derive(Debug)]
 pub struct ReloadingTls {
     settings: TlsSettings,
-    current: RwLock<Arc<rustls::ServerConfig>>,
-    /// Modification time and length of each file at the last load.
-    stamps: Mutex<Vec<Option<(SystemTime, u64)>>>,
+    configs: Arc<Reloading<ServerConfigs>>,
 }
 
 impl ReloadingTls {
     /// Load the files now: a broker whose TLS files are unusable does not
     /// start.
     pub fn new(settings: TlsSettings) -> Result<Arc<Self>> {
-        let stamps = stamps(&settings);
-        let config = settings.load()?;
+        let files = settings.files();
+        let configs = Reloading::new("TLS files", files, {
+            let settings = settings.clone();
+            move || settings.load()
+        })?;
         Ok(Arc::new(ReloadingTls {
             settings,
-            current: RwLock::new(config),
-            stamps: Mutex::new(stamps),
+            configs: Arc::new(configs),
         }))
     }
 
@@ -266,64 +341,58 @@ impl ReloadingTls {
         &self.settings
     }
 
-    fn acceptor(&self) -> TlsAcceptor {
-        TlsAcceptor::from(self.current.read().clone())
+    /// The configuration for the next gRPC connection.
+    fn grpc(&self) -> Arc<rustls::ServerConfig> {
+        self.configs.current().grpc.clone()
+    }
+
+    /// The configuration for the next HTTP connection.
+    fn http(&self) -> Arc<rustls::ServerConfig> {
+        self.configs.current().http.clone()
     }
 
     /// Load the files again if any changed. A change that does not load
     /// (a half-written rotation, a key that does not match) keeps the old
     /// configuration and is retried at the next check.
     pub fn reload_if_changed(&self) -> bool {
-        let now = stamps(&self.settings);
-        if *self.stamps.lock() == now {
-            return false;
-        }
-        match self.settings.load() {
-            Ok(config) => {
-                *self.current.write() = config;
-                *self.stamps.lock() = now;
-                tracing::info!(certificate = %self.settings.certificate.display(), "TLS files changed; new connections use them");
-                true
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "TLS files changed but do not load; still serving the previous certificate");
-                false
-            }
-        }
+        self.configs.reload_if_changed()
     }
 
     /// Check the files every `ssl.reload.interval.ms` until dropped.
     pub async fn watch(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(self.settings.reload_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            self.reload_if_changed();
-        }
+        self.configs
+            .clone()
+            .watch(self.settings.reload_interval)
+            .await
     }
-}
-
-fn stamps(settings: &TlsSettings) -> Vec<Option<(SystemTime, u64)>> {
-    settings
-        .files()
-        .into_iter()
-        .map(|p| {
-            // Follows symlinks: a Secret volume swaps its `..data` link.
-            std::fs::metadata(p)
-                .ok()
-                .and_then(|m| Some((m.modified().ok()?, m.len())))
-        })
-        .collect()
 }
 
 /// Accept TCP connections on `listener` and hand tonic the ones whose TLS
 /// handshake succeeds, each with the configuration current when it came.
-/// Handshakes run concurrently, so a slow or silent client holds up
-/// nobody; failures are logged at debug level (scanners, wrong CA).
 pub fn incoming(
     listener: TcpListener,
     tls: Arc<ReloadingTls>,
-) -> ReceiverStream<std::io::Result<TlsStream<TcpStream>>> {
+) -> impl Stream<Item = std::io::Result<TlsStream<TcpStream>>> + Send + 'static {
+    ReceiverStream::new(handshakes(listener, move || tls.grpc())).map(|(stream, _)| Ok(stream))
+}
+
+/// Connections to the HTTP endpoint whose TLS handshake succeeded, with
+/// the peer's address.
+pub fn incoming_http(
+    listener: TcpListener,
+    tls: Arc<ReloadingTls>,
+) -> mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)> {
+    handshakes(listener, move || tls.http())
+}
+
+/// Accept TCP connections on `listener` and pass on those whose handshake
+/// succeeds with the configuration `config` returns at the time. Handshakes
+/// run concurrently, so a slow or silent client holds up nobody; failures
+/// are logged at debug level (scanners, wrong CA).
+fn handshakes(
+    listener: TcpListener,
+    config: impl Fn() -> Arc<rustls::ServerConfig> + Send + 'static,
+) -> mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)> {
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
         loop {
@@ -341,12 +410,12 @@ pub fn incoming(
             }
             // See serve_grpc: Nagle would delay small answers.
             let _ = tcp.set_nodelay(true);
-            let acceptor = tls.acceptor();
+            let acceptor = TlsAcceptor::from(config());
             let tx = tx.clone();
             tokio::spawn(async move {
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => {
-                        let _ = tx.send(Ok(stream)).await;
+                        let _ = tx.send((stream, peer)).await;
                     }
                     Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -354,5 +423,75 @@ pub fn incoming(
             });
         }
     });
-    ReceiverStream::new(rx)
+    rx
+}
+
+#[cfg(test)]
+mod tests {
+    use rcgen::{CertificateParams, KeyPair};
+
+    use super::*;
+
+    /// A self-signed certificate for `key`, and the files of both.
+    fn files(dir: &Path, stem: &str, key: &KeyPair) -> (PathBuf, PathBuf) {
+        let cert = CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .self_signed(key)
+            .unwrap();
+        let (crt, key_path) = (
+            dir.join(format!("{stem}.crt")),
+            dir.join(format!("{stem}.key")),
+        );
+        std::fs::write(&crt, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        (crt, key_path)
+    }
+
+    fn settings(certificate: &Path, key: &Path) -> TlsSettings {
+        TlsSettings {
+            certificate: certificate.to_owned(),
+            key: key.to_owned(),
+            ca: None,
+            client_auth: ClientAuth::None,
+            reload_interval: Duration::from_millis(100),
+        }
+    }
+
+    /// ECDSA P-256 and RSA: a key that is not the certificate's is refused,
+    /// naming both files; at a reload it keeps the previous pair.
+    #[test]
+    fn a_key_that_is_not_the_certificates_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let rsa =
+            |pem: &str| KeyPair::from_pem_and_sign_algo(pem, &rcgen::PKCS_RSA_SHA256).unwrap();
+        let pairs = [
+            (KeyPair::generate().unwrap(), KeyPair::generate().unwrap()),
+            (
+                rsa(include_str!("../../testdata/rsa-a.key")),
+                rsa(include_str!("../../testdata/rsa-b.key")),
+            ),
+        ];
+        for (n, (key, other)) in pairs.iter().enumerate() {
+            let (crt, key_path) = files(dir.path(), &format!("right-{n}"), key);
+            let (_, other_path) = files(dir.path(), &format!("other-{n}"), other);
+            settings(&crt, &key_path).load().unwrap();
+            let err = settings(&crt, &other_path).load().unwrap_err().to_string();
+            assert!(err.contains("does not belong to the certificate"), "{err}");
+            assert!(err.contains(&*crt.to_string_lossy()), "{err}");
+            assert!(err.contains(&*other_path.to_string_lossy()), "{err}");
+
+            let tls = ReloadingTls::new(settings(&crt, &key_path)).unwrap();
+            let before = tls.grpc();
+            // A trailing newline: the length changes, so the change is seen
+            // whatever the filesystem's timestamp resolution.
+            let other_pem = std::fs::read_to_string(&other_path).unwrap();
+            std::fs::write(&key_path, format!("{other_pem}\n")).unwrap();
+            assert!(!tls.reload_if_changed(), "a mismatched pair was loaded");
+            assert!(Arc::ptr_eq(&before, &tls.grpc()), "the old pair is kept");
+            // Its own certificate joins it: now the pair loads.
+            std::fs::copy(dir.path().join(format!("other-{n}.crt")), &crt).unwrap();
+            assert!(tls.reload_if_changed());
+            assert!(!Arc::ptr_eq(&before, &tls.grpc()));
+        }
+    }
 }
