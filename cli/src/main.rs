@@ -114,6 +114,7 @@ impl Global {
                 certificate_location: self.ssl_certificate_location.clone(),
                 key_location: self.ssl_key_location.clone(),
                 server_name: self.ssl_server_name.clone(),
+                pem: None,
             }),
             token: self.token.clone().map(BearerToken::new),
             ..ClientConfig::default()

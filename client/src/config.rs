@@ -97,9 +97,40 @@ pub struct TlsConfig {
     /// client connects to (`ssl.endpoint.identification` override): for
     /// brokers reached by IP address or through a tunnel.
     pub server_name: Option<String>,
+    /// CA bundle and client identity given in memory rather than as files
+    /// (a program that read them from elsewhere, e.g. the operator from a
+    /// Kubernetes Secret). When set, the `*_location` fields are not read.
+    pub pem: Option<TlsPem>,
+}
+
+/// PEM contents for [`TlsConfig::pem`].
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct TlsPem {
+    pub ca: Vec<u8>,
+    /// Client certificate chain and private key.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for TlsPem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the private key.
+        f.debug_struct("TlsPem")
+            .field("ca_bytes", &self.ca.len())
+            .field("identity", &self.identity.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl TlsConfig {
+    /// Trust the CA bundle `ca` (PEM) and, with `identity`, present that
+    /// certificate chain and key (PEM).
+    pub fn from_pem(ca: Vec<u8>, identity: Option<(Vec<u8>, Vec<u8>)>) -> Self {
+        TlsConfig {
+            pem: Some(TlsPem { ca, identity }),
+            ..TlsConfig::default()
+        }
+    }
+
     /// Trust the CA bundle at `ca_location`, present no client certificate.
     pub fn new(ca_location: impl Into<PathBuf>) -> Self {
         TlsConfig {
@@ -124,9 +155,17 @@ impl TlsConfig {
                 ))
             })
         };
-        let mut config = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(read("CA bundle", &self.ca_location)?))
-            .domain_name(self.server_name.as_deref().unwrap_or(host));
+        let config =
+            ClientTlsConfig::new().domain_name(self.server_name.as_deref().unwrap_or(host));
+        if let Some(pem) = &self.pem {
+            let config = config.ca_certificate(Certificate::from_pem(&pem.ca));
+            return Ok(match &pem.identity {
+                Some((cert, key)) => config.identity(Identity::from_pem(cert, key)),
+                None => config,
+            });
+        }
+        let mut config =
+            config.ca_certificate(Certificate::from_pem(read("CA bundle", &self.ca_location)?));
         match (&self.certificate_location, &self.key_location) {
             (Some(cert), Some(key)) => {
                 config = config.identity(Identity::from_pem(

@@ -57,7 +57,7 @@ pub mod serialization;
 pub mod streams;
 
 pub use admin::{Admin, AlterTopic, GroupDescription, PartitionLag};
-pub use config::{BearerToken, ClientConfig, TlsConfig, parse_bootstrap};
+pub use config::{BearerToken, ClientConfig, TlsConfig, TlsPem, parse_bootstrap};
 pub use consumer::{
     AutoOffsetReset, Consumer, ConsumerConfig, ConsumerRecord, Offset, RebalanceListener,
 };

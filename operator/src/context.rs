@@ -6,12 +6,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
-use runnel_client::{Admin, ClientConfig};
+use runnel_client::{Admin, ClientConfig, TlsConfig};
 use tokio::sync::Mutex;
 
 use crate::crd::Cluster;
+use crate::manifests::security;
 use crate::metrics::Metrics;
 use crate::{Error, Result};
 
@@ -106,13 +109,34 @@ impl Connector {
         }
     }
 
-    /// An admin client for `cluster`, connected on first use.
-    pub async fn admin(&self, cluster: &Cluster) -> Result<Admin> {
+    /// An admin client for `cluster`, connected on first use. With
+    /// `spec.security.tls` it speaks TLS, trusting the cluster's CA bundle
+    /// and presenting the operator's certificate (Secret
+    /// `<c>-operator-tls`, read with `kube`); a renewed certificate makes a
+    /// new connection.
+    pub async fn admin(&self, kube: &kube::Client, cluster: &Cluster) -> Result<Admin> {
         let bootstrap = self.bootstrap(cluster);
+        let tls = self.tls(kube, cluster).await?;
+        // What the cached client was made with: address and credentials.
+        let made_with = match &tls {
+            Some(tls) => {
+                let pem = tls.pem.as_ref().expect("from_pem");
+                let identity = pem.identity.as_ref().map(|(c, _)| c.as_slice());
+                format!(
+                    "{bootstrap} {}",
+                    crate::manifests::config::config_hash(&format!(
+                        "{}{}",
+                        String::from_utf8_lossy(&pem.ca),
+                        String::from_utf8_lossy(identity.unwrap_or_default())
+                    ))
+                )
+            }
+            None => bootstrap.clone(),
+        };
         let key = cluster_key(cluster);
         let mut admins = self.admins.lock().await;
-        if let Some((address, admin)) = admins.get(&key)
-            && *address == bootstrap
+        if let Some((made, admin)) = admins.get(&key)
+            && *made == made_with
         {
             return Ok(admin.clone());
         }
@@ -124,9 +148,50 @@ impl Connector {
         config.request_timeout = self.timeout;
         config.connect_timeout = self.timeout;
         config.client_id = "runnel-operator".into();
+        config.tls = tls;
         let admin = Admin::connect(config).await.map_err(runnel_error)?;
-        admins.insert(key.clone(), (bootstrap, admin.clone()));
+        admins.insert(key.clone(), (made_with, admin.clone()));
         Ok(admin)
+    }
+
+    /// TLS settings for `cluster`'s brokers, if its listener has TLS.
+    async fn tls(&self, kube: &kube::Client, cluster: &Cluster) -> Result<Option<TlsConfig>> {
+        if cluster.spec.tls().is_none() {
+            return Ok(None);
+        }
+        let namespace = crate::manifests::namespace(cluster)?;
+        let name = security::operator_tls_secret_name(cluster);
+        let secrets: Api<Secret> = Api::namespaced(kube.clone(), &namespace);
+        let secret = secrets.get_opt(&name).await?;
+        let field = |key: &str| {
+            secret
+                .as_ref()
+                .and_then(|s| s.data.as_ref())
+                .and_then(|d| d.get(key))
+                .map(|v| v.0.clone())
+                .filter(|v| !v.is_empty())
+        };
+        let (Some(ca), Some(cert), Some(key)) = (
+            field(security::CA_CRT),
+            field(security::TLS_CRT),
+            field(security::TLS_KEY),
+        ) else {
+            return Err(Error::Certificate(format!(
+                "Secret {namespace}/{name} (the operator's client certificate) is missing or incomplete"
+            )));
+        };
+        let mut tls = TlsConfig::from_pem(ca, Some((cert, key)));
+        if self.fixed.is_some() {
+            // Port-forwarded or test brokers answer on addresses their
+            // certificate does not name; check it against the client
+            // Service's name instead.
+            tls.server_name = Some(
+                crate::manifests::client_bootstrap(cluster)
+                    .rsplit_once(':')
+                    .map_or_else(String::new, |(host, _)| host.to_owned()),
+            );
+        }
+        Ok(Some(tls))
     }
 
     /// Drop the cached client of `cluster` (after the cluster is deleted).

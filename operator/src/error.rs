@@ -27,6 +27,10 @@ pub enum Error {
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 
+    /// A certificate or key could not be made or read.
+    #[error("certificate: {0}")]
+    Certificate(String),
+
     /// Serializing a manifest or patch failed.
     #[error("serialization: {0}")]
     Serialization(#[from] serde_json::Error),
@@ -41,6 +45,7 @@ impl Error {
             Error::InvalidSpec(_) => "invalid_spec",
             Error::MissingField(_) => "missing_field",
             Error::Finalizer(_) => "finalizer",
+            Error::Certificate(_) => "certificate",
             Error::Serialization(_) => "serialization",
         }
     }

@@ -216,6 +216,8 @@ impl FakeApi {
                         return;
                     }
                     merged["status"] = call.body["status"].clone();
+                } else if let Value::Array(ops) = &call.body {
+                    json_patch(&mut merged, ops);
                 } else {
                     merge(&mut merged, &call.body);
                 }
@@ -254,6 +256,40 @@ impl FakeApi {
 impl Default for FakeApi {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// A JSON Patch (RFC 6902) as kube-runtime's finalizer helper sends it:
+/// `test` is taken as passing; `add`/`replace`/`remove` on object keys and
+/// array indexes.
+fn json_patch(into: &mut Value, ops: &[Value]) {
+    for op in ops {
+        let path = op["path"].as_str().unwrap_or_default();
+        let (parent, last) = path.rsplit_once('/').unwrap_or(("", path));
+        let Some(target) = into.pointer_mut(parent) else {
+            continue;
+        };
+        match (op["op"].as_str(), target) {
+            (Some("remove"), Value::Object(map)) => {
+                map.remove(last);
+            }
+            (Some("remove"), Value::Array(items)) => {
+                if let Ok(i) = last.parse::<usize>()
+                    && i < items.len()
+                {
+                    items.remove(i);
+                }
+            }
+            (Some("add" | "replace"), Value::Object(map)) => {
+                map.insert(last.to_owned(), op["value"].clone());
+            }
+            (Some("add" | "replace"), Value::Array(items)) => match last.parse::<usize>() {
+                Ok(i) if op["op"] == "replace" && i < items.len() => items[i] = op["value"].clone(),
+                Ok(i) if i <= items.len() => items.insert(i, op["value"].clone()),
+                _ => items.push(op["value"].clone()),
+            },
+            _ => {}
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 //! - [`controller`]: one reconciler per kind, and [`controller::run`] that
 //!   starts them.
 
+pub mod certs;
 pub mod context;
 pub mod controller;
 pub mod crd;

@@ -137,7 +137,7 @@ async fn observe(
         cluster: crate::context::cluster_key(&cluster),
         source,
     };
-    let admin = match ctx.connector.admin(&cluster).await {
+    let admin = match ctx.connector.admin(&ctx.client, &cluster).await {
         Ok(admin) => admin,
         Err(error) => return Ok(unavailable(error)),
     };

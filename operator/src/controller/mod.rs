@@ -8,6 +8,8 @@
 //!   the brokers.
 //! - [`consumer_group`]: reports a group's members and lag and applies
 //!   one-shot offset resets.
+//! - [`user`]: a principal's credentials (client certificate or token
+//!   Secret) and ACLs.
 //! - [`apply`]: server-side apply that skips unchanged objects.
 //! - `shared`: what Topic and ConsumerGroup need (finding the Cluster,
 //!   status writes, events).
@@ -17,6 +19,7 @@ pub mod cluster;
 pub mod consumer_group;
 mod shared;
 pub mod topic;
+pub mod user;
 
 #[cfg(test)]
 mod test_support;
@@ -28,13 +31,14 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::api::Api;
 use kube::runtime::controller::Controller;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::{Client, Resource};
+use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
 use crate::Context;
-use crate::crd::{Cluster, ConsumerGroup, Topic};
+use crate::crd::{Cluster, ConsumerGroup, Topic, User};
 
 /// `Api` over one namespace, or all when `namespace` is `None`.
 pub fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -69,6 +73,15 @@ pub async fn run(
         watcher::Config::default().any_semantic(),
     )
     .owns(api::<StatefulSet>(&client, ns), owned)
+    // A User with a token changes the Cluster's token file.
+    .watches(
+        api::<User>(&client, ns),
+        watcher::Config::default(),
+        |user| {
+            let namespace = user.namespace()?;
+            Some(ObjectRef::<Cluster>::new(&user.spec.cluster).within(&namespace))
+        },
+    )
     .graceful_shutdown_on(shutdown.clone())
     .run(cluster::reconcile, cluster::error_policy, ctx.clone())
     .for_each(|result| async move { log_result("Cluster", result) });
@@ -85,12 +98,24 @@ pub async fn run(
         api::<ConsumerGroup>(&client, ns),
         watcher::Config::default().any_semantic(),
     )
-    .graceful_shutdown_on(shutdown)
-    .run(consumer_group::reconcile, consumer_group::error_policy, ctx)
+    .graceful_shutdown_on(shutdown.clone())
+    .run(
+        consumer_group::reconcile,
+        consumer_group::error_policy,
+        ctx.clone(),
+    )
     .for_each(|result| async move { log_result("ConsumerGroup", result) });
 
+    let users = Controller::new(
+        api::<User>(&client, ns),
+        watcher::Config::default().any_semantic(),
+    )
+    .graceful_shutdown_on(shutdown)
+    .run(user::reconcile, user::error_policy, ctx)
+    .for_each(|result| async move { log_result("User", result) });
+
     info!(namespace = ns.unwrap_or("<all>"), "controllers started");
-    futures::join!(clusters, topics, groups);
+    futures::join!(clusters, topics, groups, users);
 }
 
 fn log_result<T: std::fmt::Debug, E: std::fmt::Display>(kind: &str, result: Result<T, E>) {

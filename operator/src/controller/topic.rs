@@ -171,7 +171,7 @@ async fn sync(topic: &Topic, ctx: &Context, api: &Api<Topic>, events: &Events) -
         ctx.metrics.failure(KIND, &error);
         Outcome::not_ready(reason::CLUSTER_UNAVAILABLE, error.to_string())
     };
-    let admin = match ctx.connector.admin(&cluster).await {
+    let admin = match ctx.connector.admin(&ctx.client, &cluster).await {
         Ok(admin) => admin,
         Err(error) => return Ok(unavailable(error)),
     };
@@ -577,7 +577,7 @@ async fn cleanup(topic: &Topic, ctx: &Context, api: &Api<Topic>) -> Result<Actio
             return Ok(Action::await_change());
         }
     };
-    let admin = ctx.connector.admin(&cluster).await?;
+    let admin = ctx.connector.admin(&ctx.client, &cluster).await?;
     match admin.delete_topic(&name).await {
         Ok(()) => {
             Events::new(ctx, topic)

@@ -14,6 +14,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+use super::security::{SecuritySpec, TlsSpec};
+
 /// A broker cluster.
 #[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[cfg_attr(test, x_kube(cel))]
@@ -110,6 +112,18 @@ pub struct ClusterSpec {
     /// Extra pod settings for broker pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<PodTemplateOverrides>,
+
+    /// TLS, authentication and ACL authorization (docs/security.md). Unset:
+    /// plaintext and no access control, as in the quickstart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<SecuritySpec>,
+}
+
+impl ClusterSpec {
+    /// TLS settings, when the listener has TLS.
+    pub fn tls(&self) -> Option<&TlsSpec> {
+        self.security.as_ref().and_then(|s| s.tls.as_ref())
+    }
 }
 
 fn default_replicas() -> i32 {

@@ -5,7 +5,9 @@
 pub mod cluster;
 pub mod condition;
 pub mod consumer_group;
+pub mod security;
 pub mod topic;
+pub mod user;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -13,6 +15,7 @@ use kube::CustomResourceExt;
 pub use cluster::{Cluster, ClusterSpec, ClusterStatus};
 pub use consumer_group::{ConsumerGroup, ConsumerGroupSpec, ConsumerGroupStatus};
 pub use topic::{Topic, TopicSpec, TopicStatus};
+pub use user::{User, UserSpec, UserStatus};
 
 /// The API group of every Runnel resource.
 pub const GROUP: &str = "runnel.dev";
@@ -23,6 +26,7 @@ pub fn crds() -> Vec<(&'static str, CustomResourceDefinition)> {
         ("clusters.runnel.dev.yaml", Cluster::crd()),
         ("topics.runnel.dev.yaml", Topic::crd()),
         ("consumergroups.runnel.dev.yaml", ConsumerGroup::crd()),
+        ("users.runnel.dev.yaml", User::crd()),
     ]
 }
 
@@ -159,6 +163,13 @@ mod example_tests {
                         (
                             serde_json::to_value(&g.spec).unwrap(),
                             ConsumerGroupSpec::validate_cel(spec, None),
+                        )
+                    }
+                    "User" => {
+                        let u: User = serde_json::from_value(value.clone()).unwrap();
+                        (
+                            serde_json::to_value(&u.spec).unwrap(),
+                            UserSpec::validate_cel(spec, None),
                         )
                     }
                     other => panic!("{}: unexpected kind {other}", path.display()),

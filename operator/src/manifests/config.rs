@@ -34,7 +34,7 @@ pub const CONFIG_HASH_ANNOTATION: &str = "runnel.dev/config-hash";
 /// which beat the file), with where their value comes from. A user value
 /// would be silently overridden or, worse, break the cluster's wiring, so
 /// they are refused.
-pub const OPERATOR_OWNED_KEYS: [(&str, &str); 8] = [
+pub const OPERATOR_OWNED_KEYS: [(&str, &str); 18] = [
     ("broker.id", "the pod's StatefulSet index"),
     ("listen", "spec.listeners.grpc"),
     ("http.listen", "spec.listeners.http"),
@@ -43,6 +43,28 @@ pub const OPERATOR_OWNED_KEYS: [(&str, &str); 8] = [
     ("cluster.name", "the Cluster's namespace and name"),
     ("advertised.listener", "the pod's DNS name"),
     ("broker.rack", "spec.rack"),
+    ("ssl.certificate.location", "spec.security.tls"),
+    ("ssl.key.location", "spec.security.tls"),
+    ("ssl.ca.location", "spec.security.tls"),
+    ("ssl.client.auth", "spec.security.tls.clientAuth"),
+    ("authorizer.enable", "spec.security.authorization"),
+    ("super.users", "spec.security.authorization.superUsers"),
+    (
+        "allow.everyone.if.no.acl.found",
+        "spec.security.authorization.allowEveryoneIfNoAclFound",
+    ),
+    (
+        "auth.tokens.file",
+        "User resources with authentication.type Token",
+    ),
+    (
+        "auth.token.review.enable",
+        "spec.security.authentication.serviceAccountTokens",
+    ),
+    (
+        "auth.token.review.audiences",
+        "spec.security.authentication.audiences",
+    ),
 ];
 
 /// The static part of `spec.config` as the broker's TOML config file (the

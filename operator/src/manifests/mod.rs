@@ -26,6 +26,7 @@ pub mod etcd;
 pub mod names;
 pub mod pdb;
 pub mod samples;
+pub mod security;
 pub mod services;
 pub mod statefulset;
 
@@ -51,6 +52,10 @@ pub struct Desired {
     pub client_service: Service,
     /// `None` when `spec.metadataStore.external` is set.
     pub etcd: Option<etcd::EtcdObjects>,
+    /// cert-manager `Certificate`s (`spec.security.tls.certificates.issuer:
+    /// CertManager`); the operator's own issuer makes Secrets instead, in
+    /// the reconciler (they depend on what is stored).
+    pub certificates: Vec<serde_json::Value>,
     pub statefulset: StatefulSet,
     pub pdb: PodDisruptionBudget,
 }
@@ -80,6 +85,16 @@ impl Desired {
             if let Some(pdb) = &etcd.pdb {
                 out.push(manifest(pdb)?);
             }
+        }
+        for certificate in &self.certificates {
+            out.push(Manifest {
+                kind: "Certificate",
+                name: certificate["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                object: certificate.clone(),
+            });
         }
         out.push(manifest(&self.statefulset)?);
         out.push(manifest(&self.pdb)?);
@@ -116,6 +131,7 @@ pub fn desired_with_replicas(
         headless_service: services::headless_service(cluster)?,
         client_service: services::client_service(cluster)?,
         etcd: etcd::etcd_objects(cluster)?,
+        certificates: security::cluster_certificates(cluster)?,
         statefulset: statefulset::statefulset(cluster, replicas, default_image)?,
         pdb: pdb::broker_pdb(cluster)?,
     })
@@ -235,6 +251,8 @@ mod tests {
                 "ConfigMap/events-config",
                 "Service/events-brokers",
                 "Service/events-client",
+                "Certificate/events-broker-tls",
+                "Certificate/events-operator-tls",
                 "StatefulSet/events-broker",
                 "PodDisruptionBudget/events-broker",
             ]

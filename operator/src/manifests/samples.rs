@@ -15,6 +15,10 @@ use crate::crd::cluster::{
     ExternalEtcd, ListenersSpec, MetadataStoreSpec, PodTemplateOverrides, PullPolicy, RackSpec,
     StorageSpec,
 };
+use crate::crd::security::{
+    AuthenticationSpec, AuthorizationSpec, CertificatesSpec, ClientAuth, Issuer, IssuerRef,
+    SecuritySpec, TlsSpec,
+};
 use crate::crd::{Cluster, ClusterSpec};
 
 /// The operator's `--broker-image` in the samples (fixed, so golden files
@@ -34,7 +38,8 @@ pub fn minimal() -> Cluster {
 }
 
 /// Every field set: image, storage, resources, config, rack, external etcd,
-/// listeners and pod template overrides.
+/// listeners, pod template overrides and security (TLS from cert-manager,
+/// authorization, ServiceAccount tokens).
 pub fn full() -> Cluster {
     let spec = ClusterSpec {
         replicas: 5,
@@ -121,6 +126,30 @@ pub fn full() -> Cluster {
             }],
             priority_class_name: Some("runnel-critical".to_owned()),
             service_account_name: Some("runnel-broker".to_owned()),
+        }),
+        security: Some(SecuritySpec {
+            tls: Some(TlsSpec {
+                client_auth: ClientAuth::Required,
+                certificates: CertificatesSpec {
+                    issuer: Issuer::CertManager,
+                    issuer_ref: Some(IssuerRef {
+                        name: "runnel-ca".to_owned(),
+                        kind: "ClusterIssuer".to_owned(),
+                        group: "cert-manager.io".to_owned(),
+                    }),
+                    validity_days: 90,
+                    renew_before_days: 15,
+                    ca_validity_days: 365,
+                },
+            }),
+            authorization: Some(AuthorizationSpec {
+                super_users: vec!["User:platform-admin".to_owned()],
+                allow_everyone_if_no_acl_found: false,
+            }),
+            authentication: Some(AuthenticationSpec {
+                service_account_tokens: true,
+                audiences: vec!["runnel".to_owned()],
+            }),
         }),
     };
     with_metadata(Cluster::new("events", spec), "streaming")

@@ -26,7 +26,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::config::{CONFIG_DIR, CONFIG_FILE, CONFIG_HASH_ANNOTATION};
 use super::services::{GRPC_PORT, HTTP_PORT};
-use super::{config, etcd, names, namespace, object_meta, selector};
+use super::{config, etcd, names, namespace, object_meta, security, selector};
 use crate::Result;
 use crate::crd::Cluster;
 use crate::crd::cluster::StorageSpec;
@@ -73,6 +73,25 @@ pub fn statefulset(cluster: &Cluster, replicas: i32, default_image: &str) -> Res
     }
     spread.extend(template.topology_spread_constraints.iter().cloned());
 
+    let mut volumes = vec![
+        Volume {
+            name: "config".to_owned(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: names::config_map(cluster),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        Volume {
+            name: "tmp".to_owned(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        },
+    ];
+    if let Some(security) = &spec.security {
+        volumes.extend(security::broker_volumes(security, cluster).0);
+    }
+
     let pod = PodSpec {
         containers: vec![broker_container(cluster, default_image)?],
         // Service links would put `<SERVICE>_PORT=tcp://…` variables of
@@ -100,21 +119,7 @@ pub fn statefulset(cluster: &Cluster, replicas: i32, default_image: &str) -> Res
         priority_class_name: template.priority_class_name.clone(),
         service_account_name: template.service_account_name.clone(),
         topology_spread_constraints: non_empty(spread),
-        volumes: Some(vec![
-            Volume {
-                name: "config".to_owned(),
-                config_map: Some(ConfigMapVolumeSource {
-                    name: names::config_map(cluster),
-                    ..ConfigMapVolumeSource::default()
-                }),
-                ..Volume::default()
-            },
-            Volume {
-                name: "tmp".to_owned(),
-                empty_dir: Some(EmptyDirVolumeSource::default()),
-                ..Volume::default()
-            },
-        ]),
+        volumes: Some(volumes),
         ..PodSpec::default()
     };
 
@@ -180,6 +185,11 @@ fn broker_container(cluster: &Cluster, default_image: &str) -> Result<Container>
         value_env("RUNNEL_CLUSTER", format!("{ns}.{name}")),
         value_env("RUNNEL_ETCD_ENDPOINTS", etcd::etcd_endpoints(cluster)),
     ];
+    let mut security_mounts = Vec::new();
+    if let Some(security) = &spec.security {
+        env.extend(security::broker_env(security, cluster));
+        security_mounts = security::broker_volumes(security, cluster).1;
+    }
     if let Some(rack) = &spec.rack {
         // The pod carries its node's topology labels when the API server
         // runs the PodTopologyLabelsAdmission plugin (Kubernetes 1.33+),
@@ -233,26 +243,31 @@ fn broker_container(cluster: &Cluster, default_image: &str) -> Result<Container>
         }),
         resources: spec.resources.clone(),
         security_context: Some(restricted_container_security_context()),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "config".to_owned(),
-                mount_path: CONFIG_DIR.to_owned(),
-                read_only: Some(true),
-                ..VolumeMount::default()
-            },
-            VolumeMount {
-                name: "data".to_owned(),
-                mount_path: DATA_MOUNT.to_owned(),
-                ..VolumeMount::default()
-            },
-            // The root filesystem is read-only; anything that wants a
-            // scratch file gets it here.
-            VolumeMount {
-                name: "tmp".to_owned(),
-                mount_path: "/tmp".to_owned(),
-                ..VolumeMount::default()
-            },
-        ]),
+        volume_mounts: Some(
+            [
+                VolumeMount {
+                    name: "config".to_owned(),
+                    mount_path: CONFIG_DIR.to_owned(),
+                    read_only: Some(true),
+                    ..VolumeMount::default()
+                },
+                VolumeMount {
+                    name: "data".to_owned(),
+                    mount_path: DATA_MOUNT.to_owned(),
+                    ..VolumeMount::default()
+                },
+                // The root filesystem is read-only; anything that wants a
+                // scratch file gets it here.
+                VolumeMount {
+                    name: "tmp".to_owned(),
+                    mount_path: "/tmp".to_owned(),
+                    ..VolumeMount::default()
+                },
+            ]
+            .into_iter()
+            .chain(security_mounts)
+            .collect(),
+        ),
         ..Container::default()
     })
 }

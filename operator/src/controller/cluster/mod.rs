@@ -10,13 +10,14 @@
 
 pub mod roll;
 pub mod scale;
+pub mod security;
 #[cfg(test)]
 mod tests;
 pub mod view;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
@@ -75,7 +76,7 @@ pub async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Actio
 
     // The brokers' own view, when they answer (not yet, on creation).
     let admin = match current {
-        Some(_) => ctx.connector.admin(&cluster).await.ok(),
+        Some(_) => ctx.connector.admin(&ctx.client, &cluster).await.ok(),
         None => None,
     };
     let view = match &admin {
@@ -117,7 +118,23 @@ pub async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Actio
         }
         Err(e) => return Err(e),
     };
-    let written = super::apply::apply_all(&ctx.client, &namespace, objects).await?;
+    // Secrets first: broker pods mount the certificate and token file.
+    let secrets = security::secrets(&ctx.client, &cluster, SystemTime::now()).await?;
+    for (reason, note) in &secrets.done {
+        info!(cluster = %cluster.name_any(), reason, note, "security");
+        Events::new(&ctx, &*cluster)
+            .normal(reason, note.clone())
+            .await;
+    }
+    let mut secret_objects = Vec::new();
+    for secret in secrets.secrets {
+        let mut object = serde_json::to_value(&secret)?;
+        object["apiVersion"] = "v1".into();
+        object["kind"] = "Secret".into();
+        secret_objects.push(object);
+    }
+    let mut written = super::apply::apply_all(&ctx.client, &namespace, secret_objects).await?;
+    written.extend(super::apply::apply_all(&ctx.client, &namespace, objects).await?);
     if !written.is_empty() {
         info!(cluster = %cluster.name_any(), ?written, "applied");
     }
