@@ -37,6 +37,11 @@ pub struct TlsSpec {
     /// Who issues the certificates.
     #[serde(default)]
     pub certificates: CertificatesSpec,
+    /// Serve `/healthz`, `/readyz` and `/metrics` over HTTPS too, with the
+    /// brokers' certificate (`http.ssl.enable`; probes switch to HTTPS, and
+    /// Prometheus must scrape with `scheme: https` and the CA bundle).
+    #[serde(default)]
+    pub https_endpoints: bool,
 }
 
 /// `ssl.client.auth`.

@@ -172,7 +172,7 @@ pub fn statefulset(cluster: &Cluster, etcd: &ManagedEtcd) -> Result<StatefulSet>
         readiness_probe: Some(Probe {
             period_seconds: Some(5),
             failure_threshold: Some(3),
-            ..http_probe("/health", "client")
+            ..http_probe("/health", "client", false)
         }),
         // Alive = this member answers. `serializable=true` asks the member
         // alone: plain /health fails while the cluster has no quorum, and
@@ -182,13 +182,13 @@ pub fn statefulset(cluster: &Cluster, etcd: &ManagedEtcd) -> Result<StatefulSet>
             period_seconds: Some(10),
             timeout_seconds: Some(5),
             failure_threshold: Some(6),
-            ..http_probe("/health?exclude=NOSPACE&serializable=true", "client")
+            ..http_probe("/health?exclude=NOSPACE&serializable=true", "client", false)
         }),
         // Replaying a large WAL after a restart can take a while.
         startup_probe: Some(Probe {
             period_seconds: Some(10),
             failure_threshold: Some(30),
-            ..http_probe("/health?exclude=NOSPACE&serializable=true", "client")
+            ..http_probe("/health?exclude=NOSPACE&serializable=true", "client", false)
         }),
         resources: etcd.resources.clone(),
         security_context: Some(restricted_container_security_context()),

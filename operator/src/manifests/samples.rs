@@ -141,6 +141,7 @@ pub fn full() -> Cluster {
                     renew_before_days: 15,
                     ca_validity_days: 365,
                 },
+                https_endpoints: true,
             }),
             authorization: Some(AuthorizationSpec {
                 super_users: vec!["User:platform-admin".to_owned()],

@@ -185,6 +185,7 @@ fn broker_container(cluster: &Cluster, default_image: &str) -> Result<Container>
         value_env("RUNNEL_CLUSTER", format!("{ns}.{name}")),
         value_env("RUNNEL_ETCD_ENDPOINTS", etcd::etcd_endpoints(cluster)),
     ];
+    let https = spec.tls().is_some_and(|t| t.https_endpoints);
     let mut security_mounts = Vec::new();
     if let Some(security) = &spec.security {
         env.extend(security::broker_env(security, cluster));
@@ -223,7 +224,7 @@ fn broker_container(cluster: &Cluster, default_image: &str) -> Result<Container>
         readiness_probe: Some(Probe {
             period_seconds: Some(5),
             failure_threshold: Some(3),
-            ..http_probe("/readyz", HTTP_PORT)
+            ..http_probe("/readyz", HTTP_PORT, https)
         }),
         // Alive = the process answers; a slow disk or a busy replica
         // fetcher must not get it killed, hence the tolerance.
@@ -231,7 +232,7 @@ fn broker_container(cluster: &Cluster, default_image: &str) -> Result<Container>
             period_seconds: Some(10),
             timeout_seconds: Some(5),
             failure_threshold: Some(6),
-            ..http_probe("/healthz", HTTP_PORT)
+            ..http_probe("/healthz", HTTP_PORT, https)
         }),
         // A broker recovering many partitions after a crash (rereading
         // segments, rebuilding indexes) can take minutes; until it first
@@ -239,7 +240,7 @@ fn broker_container(cluster: &Cluster, default_image: &str) -> Result<Container>
         startup_probe: Some(Probe {
             period_seconds: Some(10),
             failure_threshold: Some(180),
-            ..http_probe("/healthz", HTTP_PORT)
+            ..http_probe("/healthz", HTTP_PORT, https)
         }),
         resources: spec.resources.clone(),
         security_context: Some(restricted_container_security_context()),
@@ -409,11 +410,14 @@ pub(crate) fn container_port(name: &str, number: i32) -> ContainerPort {
     }
 }
 
-pub(crate) fn http_probe(path: &str, port: &str) -> Probe {
+/// An HTTP(S) GET probe. Over HTTPS the kubelet does not verify the
+/// certificate, so the brokers' own certificate serves.
+pub(crate) fn http_probe(path: &str, port: &str, https: bool) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.to_owned()),
             port: IntOrString::String(port.to_owned()),
+            scheme: https.then(|| "HTTPS".to_owned()),
             ..HTTPGetAction::default()
         }),
         ..Probe::default()
