@@ -525,3 +525,70 @@ async fn dynamic_config_is_applied_live_without_a_roll_and_drift_is_reverted() {
     assert!(!now.contains_key("log.retention.bytes"), "{now:?}");
     assert_eq!(now["log.retention.ms"], "7200000");
 }
+
+/// `spec.security` with the operator's CA: the first pass makes the CA,
+/// the bundle, the brokers' and the operator's certificates and the token
+/// file before the StatefulSet that mounts them; the next pass writes
+/// nothing (the certificates are not reissued).
+#[tokio::test]
+async fn security_secrets_come_first_and_are_kept() {
+    let (client, mut mock) = MockApi::new();
+    let ctx = context(client, "127.0.0.1:1");
+    let mut api = FakeApi::new();
+    let spec = json!({"replicas": 3, "security": {"tls": {}, "authorization": {}}});
+    let (_, stored) = run(&mut api, &mut mock, &ctx, cluster(spec)).await;
+    let writes = api.writes();
+    let position = |path: &str| {
+        writes
+            .iter()
+            .position(|w| *w == format!("PATCH {path}"))
+            .unwrap_or_else(|| panic!("no PATCH {path} in {writes:?}"))
+    };
+    let sts = position(STS_PATH);
+    for secret in [
+        "main-cluster-ca",
+        "main-cluster-ca-cert",
+        "main-broker-tls",
+        "main-operator-tls",
+        "main-tokens",
+    ] {
+        assert!(position(&format!("/api/v1/namespaces/ns/secrets/{secret}")) < sts);
+    }
+    let broker_tls = &api.store["/api/v1/namespaces/ns/secrets/main-broker-tls"];
+    assert_eq!(broker_tls["type"], "kubernetes.io/tls");
+    assert_eq!(broker_tls["metadata"]["ownerReferences"][0]["kind"], "Cluster");
+    let env = api.store[STS_PATH]["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
+    assert!(env.contains("RUNNEL_AUTHORIZER_ENABLE"), "{env}");
+
+    run(&mut api, &mut mock, &ctx, stored).await;
+    assert!(api.writes().is_empty(), "{:?}", api.writes());
+}
+
+/// `issuer: CertManager`: Certificates instead of Secrets; the CA bundle
+/// Secret is copied from cert-manager's `ca.crt` once it has issued.
+#[tokio::test]
+async fn cert_manager_issues_and_the_bundle_follows() {
+    let (client, mut mock) = MockApi::new();
+    let ctx = context(client, "127.0.0.1:1");
+    let mut api = FakeApi::new();
+    let spec = json!({"replicas": 1, "security": {"tls": {"certificates": {
+        "issuer": "CertManager", "issuerRef": {"name": "ca", "kind": "ClusterIssuer", "group": "cert-manager.io"},
+        "validityDays": 90, "renewBeforeDays": 10, "caValidityDays": 365}}}});
+    let (_, stored) = run(&mut api, &mut mock, &ctx, cluster(spec)).await;
+    let certificate = "/apis/cert-manager.io/v1/namespaces/ns/certificates/main-broker-tls";
+    assert_eq!(api.store[certificate]["spec"]["issuerRef"]["name"], "ca");
+    assert!(api.store.contains_key("/apis/cert-manager.io/v1/namespaces/ns/certificates/main-operator-tls"));
+    let bundle = "/api/v1/namespaces/ns/secrets/main-cluster-ca-cert";
+    assert!(!api.store.contains_key(bundle));
+    assert!(!api.store.contains_key("/api/v1/namespaces/ns/secrets/main-cluster-ca"));
+
+    // cert-manager has issued.
+    api.insert(
+        "/api/v1/namespaces/ns/secrets/main-broker-tls",
+        json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+               "metadata": {"name": "main-broker-tls", "namespace": "ns"},
+               "data": {"ca.crt": "Q0EgUEVN", "tls.crt": "eA==", "tls.key": "eQ=="}}),
+    );
+    run(&mut api, &mut mock, &ctx, stored).await;
+    assert_eq!(api.store[bundle]["data"]["ca.crt"], "Q0EgUEVN");
+}
