@@ -142,6 +142,9 @@ impl Call {
 pub struct FakeApi {
     pub store: std::collections::BTreeMap<String, Value>,
     pub log: Vec<String>,
+    /// Path prefixes of API groups this server does not serve (404 for
+    /// every request), e.g. `/apis/cert-manager.io/`.
+    pub unserved: Vec<String>,
 }
 
 impl FakeApi {
@@ -149,6 +152,7 @@ impl FakeApi {
         FakeApi {
             store: Default::default(),
             log: Vec::new(),
+            unserved: Vec::new(),
         }
     }
 
@@ -195,6 +199,10 @@ impl FakeApi {
             None => (path.clone(), false),
         };
         self.log.push(format!("{} {}", call.method, path));
+        if self.unserved.iter().any(|p| path.starts_with(p.as_str())) {
+            call.not_found();
+            return;
+        }
         match call.method {
             Method::GET => {
                 if let Some(object) = self.store.get(&object_path) {

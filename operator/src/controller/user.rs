@@ -356,7 +356,24 @@ async fn credentials(
                     false,
                     tls,
                 )?;
-                super::apply::apply_all(&ctx.client, &namespace, vec![certificate]).await?;
+                match super::apply::apply_all(&ctx.client, &namespace, vec![certificate]).await {
+                    Ok(_) => {}
+                    Err(Error::Kube(kube::Error::Api(e))) if e.code == 404 => {
+                        return Ok(Credentials {
+                            waiting: Some((
+                                reason::CERTIFICATE_PENDING,
+                                format!(
+                                    "the API server does not serve cert-manager.io/v1 Certificate ({}): \
+                                     install cert-manager or use issuer: Operator on Cluster {}",
+                                    e.message,
+                                    cluster.name_any()
+                                ),
+                            )),
+                            ..Credentials::default()
+                        });
+                    }
+                    Err(e) => return Err(e),
+                }
                 let expires = current
                     .as_ref()
                     .and_then(|s| s.data.get(TLS_CRT))

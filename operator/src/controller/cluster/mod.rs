@@ -101,20 +101,7 @@ pub async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Actio
     let objects: Vec<serde_json::Value> = match desired {
         Ok(manifests) => manifests.into_iter().map(|m| m.object).collect(),
         Err(Error::InvalidSpec(message)) => {
-            let mut status = base_status(&cluster, view.as_ref());
-            condition::set(
-                &mut status.conditions,
-                "Ready",
-                false,
-                "InvalidSpec",
-                &message,
-                cluster.meta().generation,
-            );
-            patch_status(&ctx, &cluster, status).await?;
-            Events::new(&ctx, &*cluster)
-                .warning("InvalidSpec", message)
-                .await;
-            return Ok(Action::requeue(ctx.config.resync));
+            return report_invalid(&ctx, &cluster, view.as_ref(), "InvalidSpec", message).await;
         }
         Err(e) => return Err(e),
     };
@@ -134,7 +121,20 @@ pub async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Actio
         secret_objects.push(object);
     }
     let mut written = super::apply::apply_all(&ctx.client, &namespace, secret_objects).await?;
-    written.extend(super::apply::apply_all(&ctx.client, &namespace, objects).await?);
+    match super::apply::apply_all(&ctx.client, &namespace, objects).await {
+        Ok(more) => written.extend(more),
+        // The API server does not serve cert-manager's Certificate kind.
+        Err(Error::Kube(kube::Error::Api(e))) if e.code == 404 && uses_cert_manager(&cluster) => {
+            let message = format!(
+                "spec.security.tls.certificates.issuer is CertManager but the API server does not serve \
+                 cert-manager.io/v1 Certificate ({}): install cert-manager or use issuer: Operator",
+                e.message
+            );
+            return report_invalid(&ctx, &cluster, view.as_ref(), "CertManagerMissing", message)
+                .await;
+        }
+        Err(e) => return Err(e),
+    }
     if !written.is_empty() {
         info!(cluster = %cluster.name_any(), ?written, "applied");
     }
@@ -177,6 +177,36 @@ pub async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Actio
     } else {
         ctx.config.resync
     }))
+}
+
+/// Report a spec the operator cannot carry out (`Ready=False` with
+/// `reason`, and a warning Event); look again after the resync period.
+async fn report_invalid(
+    ctx: &Context,
+    cluster: &Cluster,
+    view: Option<&ClusterView>,
+    reason: &str,
+    message: String,
+) -> Result<Action> {
+    let mut status = base_status(cluster, view);
+    condition::set(
+        &mut status.conditions,
+        "Ready",
+        false,
+        reason,
+        &message,
+        cluster.meta().generation,
+    );
+    patch_status(ctx, cluster, status).await?;
+    Events::new(ctx, cluster).warning(reason, message).await;
+    Ok(Action::requeue(ctx.config.resync))
+}
+
+fn uses_cert_manager(cluster: &Cluster) -> bool {
+    cluster
+        .spec
+        .tls()
+        .is_some_and(|t| t.certificates.issuer == crate::crd::security::Issuer::CertManager)
 }
 
 pub fn error_policy(cluster: Arc<Cluster>, error: &Error, ctx: Arc<Context>) -> Action {

@@ -556,7 +556,10 @@ async fn security_secrets_come_first_and_are_kept() {
     }
     let broker_tls = &api.store["/api/v1/namespaces/ns/secrets/main-broker-tls"];
     assert_eq!(broker_tls["type"], "kubernetes.io/tls");
-    assert_eq!(broker_tls["metadata"]["ownerReferences"][0]["kind"], "Cluster");
+    assert_eq!(
+        broker_tls["metadata"]["ownerReferences"][0]["kind"],
+        "Cluster"
+    );
     let env = api.store[STS_PATH]["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
     assert!(env.contains("RUNNEL_AUTHORIZER_ENABLE"), "{env}");
 
@@ -577,10 +580,16 @@ async fn cert_manager_issues_and_the_bundle_follows() {
     let (_, stored) = run(&mut api, &mut mock, &ctx, cluster(spec)).await;
     let certificate = "/apis/cert-manager.io/v1/namespaces/ns/certificates/main-broker-tls";
     assert_eq!(api.store[certificate]["spec"]["issuerRef"]["name"], "ca");
-    assert!(api.store.contains_key("/apis/cert-manager.io/v1/namespaces/ns/certificates/main-operator-tls"));
+    assert!(
+        api.store
+            .contains_key("/apis/cert-manager.io/v1/namespaces/ns/certificates/main-operator-tls")
+    );
     let bundle = "/api/v1/namespaces/ns/secrets/main-cluster-ca-cert";
     assert!(!api.store.contains_key(bundle));
-    assert!(!api.store.contains_key("/api/v1/namespaces/ns/secrets/main-cluster-ca"));
+    assert!(
+        !api.store
+            .contains_key("/api/v1/namespaces/ns/secrets/main-cluster-ca")
+    );
 
     // cert-manager has issued.
     api.insert(
@@ -591,4 +600,27 @@ async fn cert_manager_issues_and_the_bundle_follows() {
     );
     run(&mut api, &mut mock, &ctx, stored).await;
     assert_eq!(api.store[bundle]["data"]["ca.crt"], "Q0EgUEVN");
+}
+
+/// cert-manager asked for but not installed: `Ready=False,
+/// CertManagerMissing` says so instead of a reconcile error loop.
+#[tokio::test]
+async fn cert_manager_missing_is_reported() {
+    let (client, mut mock) = MockApi::new();
+    let ctx = context(client, "127.0.0.1:1");
+    let mut api = FakeApi::new();
+    api.unserved.push("/apis/cert-manager.io/".into());
+    let spec = json!({"replicas": 1, "security": {"tls": {"certificates": {
+        "issuer": "CertManager", "issuerRef": {"name": "ca"}}}}});
+    let (_, stored) = run(&mut api, &mut mock, &ctx, cluster(spec)).await;
+    let ready = condition(&stored, "Ready");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "CertManagerMissing")
+    );
+    assert!(
+        ready.message.contains("install cert-manager"),
+        "{}",
+        ready.message
+    );
 }
