@@ -13,7 +13,7 @@ scripts/test.sh inside the virtualenv it makes:
    kubernetes-validate in strict mode (unknown fields fail).
    kubernetes-validate has no schema for custom kinds and, even with
    --strict, only warns about them and passes, so they are handled here:
-   - runnel.dev (Cluster, Topic): written to charts/runnel/ci/rendered/
+   - runnel.dev (Cluster, Topic, User): written to charts/runnel/ci/rendered/
      <set>.yaml and compared (drift fails; `--update` rewrites them). The
      operator's test `chart_resources_are_valid` deserializes those files
      into its Rust types, refuses unknown fields and runs the CRDs' CEL
@@ -22,7 +22,9 @@ scripts/test.sh inside the virtualenv it makes:
      its fields are checked against what the chart's metrics Service offers
      (selector, port name).
 4. What each value set must produce (RBAC kind and namespace, leader
-   election flags and Lease Role, Cluster metadata store, NOTES address).
+   election flags and Lease Role, Cluster metadata store, NOTES address,
+   Topics and Users, the brokers' TokenReview binding with
+   serviceAccountTokens).
 5. The operator binary accepts the Deployment's arguments: `runnel-operator
    <args> --help` parses (and value-checks) every argument before printing
    help, so an unknown flag or a bad value fails.
@@ -177,7 +179,8 @@ def check_semantics(name: str, values: dict, objects: list[dict], notes: str) ->
         role = operator_roles[0]
         if watch:
             check(role["kind"] == "Role" and role["metadata"]["namespace"] == watch, f"{where}: namespaced Role in {watch}")
-            check(not find(objects, "ClusterRole") and not find(objects, "ClusterRoleBinding"), f"{where}: cluster-wide RBAC with watchNamespace")
+            operator_cluster_bindings = [b for b in find(objects, "ClusterRoleBinding") if b["roleRef"]["name"] != AUTH_DELEGATOR]
+            check(not find(objects, "ClusterRole") and not operator_cluster_bindings, f"{where}: cluster-wide RBAC with watchNamespace")
         else:
             check(role["kind"] == "ClusterRole", f"{where}: ClusterRole without watchNamespace")
         granted = {
@@ -198,8 +201,11 @@ def check_semantics(name: str, values: dict, objects: list[dict], notes: str) ->
         bindings = find(objects, "RoleBinding") + find(objects, "ClusterRoleBinding")
         sa = pod["serviceAccountName"]
         for binding in bindings:
+            if binding["roleRef"]["name"] == AUTH_DELEGATOR:
+                continue  # the brokers' binding, checked below
             check(binding["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": NAMESPACE}], f"{where}: binding subjects {binding['subjects']}")
-    check(bool(find(objects, "ServiceAccount")) == merged["serviceAccount"]["create"], f"{where}: ServiceAccount rendered")
+    operator_accounts = [a for a in find(objects, "ServiceAccount") if a["metadata"]["namespace"] == NAMESPACE and a["metadata"]["name"] == pod["serviceAccountName"]]
+    check(len(operator_accounts) == (1 if merged["serviceAccount"]["create"] else 0), f"{where}: operator ServiceAccount rendered")
 
     check(bool(find(objects, "ServiceMonitor")) == merged["serviceMonitor"]["enabled"], f"{where}: ServiceMonitor")
     check(bool(find(objects, "NetworkPolicy")) == merged["networkPolicy"]["enabled"], f"{where}: NetworkPolicy")
@@ -219,29 +225,84 @@ def check_semantics(name: str, values: dict, objects: list[dict], notes: str) ->
             policies = {p["metadata"]["name"] for p in find(objects, "NetworkPolicy")}
             wanted = {f"{cname}-broker"} | ({f"{cname}-etcd"} if not external else set())
             check(wanted <= policies, f"{where}: NetworkPolicies {policies}")
+        security = merged["cluster"].get("security") or {}
+        check(cluster["spec"].get("security", {}) == security, f"{where}: Cluster spec.security {cluster['spec'].get('security')} for {security} in values")
+        check_broker_token_review(where, merged, cluster, objects, resource_ns)
     else:
         check(not clusters, f"{where}: Cluster rendered with cluster.enabled=false")
+    if not merged["cluster"]["enabled"] or not token_review(merged):
+        check(
+            not any(b["roleRef"]["name"] == AUTH_DELEGATOR for b in find(objects, "ClusterRoleBinding")),
+            f"{where}: {AUTH_DELEGATOR} bound without cluster.security.authentication.serviceAccountTokens",
+        )
     topics = find(objects, "Topic")
     check(len(topics) == len(merged["topics"]), f"{where}: {len(topics)} Topics for {len(merged['topics'])} in values")
     for topic in topics:
         check(topic["metadata"]["namespace"] == resource_ns, f"{where}: Topic namespace")
+    users = find(objects, "User")
+    check(len(users) == len(merged["users"]), f"{where}: {len(users)} Users for {len(merged['users'])} in values")
+    for user in users:
+        check(user["metadata"]["namespace"] == resource_ns, f"{where}: User namespace")
+        check(user["spec"]["cluster"], f"{where}: User {user['metadata']['name']} names no cluster")
     keep = merged["keepResources"]
-    for obj in clusters + topics:
+    for obj in clusters + topics + users:
         policy = obj["metadata"].get("annotations", {}).get("helm.sh/resource-policy")
         check((policy == "keep") == keep, f"{where}: {obj['kind']} resource-policy {policy}")
     check("kind: Topic" in notes, f"{where}: NOTES do not show how to create a Topic")
 
+
+def token_review(merged: dict) -> bool:
+    security = merged["cluster"].get("security") or {}
+    return bool(security.get("authentication", {}).get("serviceAccountTokens"))
+
+
+def check_broker_token_review(where: str, merged: dict, cluster: dict, objects: list[dict], resource_ns: str) -> None:
+    """With serviceAccountTokens the brokers run as a ServiceAccount bound to
+    system:auth-delegator (to create TokenReviews), and nothing else is."""
+    delegations = [b for b in find(objects, "ClusterRoleBinding") if b["roleRef"]["name"] == AUTH_DELEGATOR]
+    named = (merged["cluster"].get("template") or {}).get("serviceAccountName")
+    account = cluster["spec"].get("template", {}).get("serviceAccountName")
+    if not token_review(merged):
+        check(account == named, f"{where}: broker serviceAccountName {account} without serviceAccountTokens")
+        return
+    cname = cluster["metadata"]["name"]
+    wanted = named or f"{cname}-broker"
+    check(account == wanted, f"{where}: broker serviceAccountName {account}, wanted {wanted}")
+    created = [a for a in find(objects, "ServiceAccount") if a["metadata"]["namespace"] == resource_ns and a["metadata"]["name"] == wanted]
+    check(len(created) == (0 if named else 1), f"{where}: {len(created)} broker ServiceAccounts {wanted} (template.serviceAccountName: {named})")
+    # Kept with the Cluster: its brokers outlive an uninstall.
+    keep = merged["keepResources"]
+    for obj in created + delegations:
+        policy = obj["metadata"].get("annotations", {}).get("helm.sh/resource-policy")
+        check((policy == "keep") == keep, f"{where}: {obj['kind']}/{obj['metadata']['name']} resource-policy {policy}")
+    if not merged["rbac"]["create"]:
+        check(not delegations, f"{where}: {AUTH_DELEGATOR} bound with rbac.create=false")
+        return
+    check(len(delegations) == 1, f"{where}: {len(delegations)} {AUTH_DELEGATOR} bindings")
+    for binding in delegations:
+        check(binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": AUTH_DELEGATOR}, f"{where}: roleRef {binding['roleRef']}")
+        check(binding["subjects"] == [{"kind": "ServiceAccount", "name": wanted, "namespace": resource_ns}], f"{where}: {AUTH_DELEGATOR} subjects {binding['subjects']}")
+        name = binding["metadata"]["name"]
+        check(resource_ns in name and cname in name, f"{where}: {AUTH_DELEGATOR} binding {name} lacks the namespace or Cluster name")
+
+
+# The built-in ClusterRole that may create TokenReviews (and
+# SubjectAccessReviews): what brokers verifying ServiceAccount tokens need.
+AUTH_DELEGATOR = "system:auth-delegator"
 
 # The operator's permissions, from its code (docs/install.md explains each).
 OPERATOR_PERMISSIONS = {
     *(("runnel.dev", "clusters", v) for v in ("get", "list", "watch")),
     *(("runnel.dev", "topics", v) for v in ("list", "watch", "patch")),
     *(("runnel.dev", "consumergroups", v) for v in ("list", "watch")),
-    *(("runnel.dev", f"{r}/status", "patch") for r in ("clusters", "topics", "consumergroups")),
+    *(("runnel.dev", "users", v) for v in ("list", "watch", "patch")),
+    *(("runnel.dev", f"{r}/status", "patch") for r in ("clusters", "topics", "consumergroups", "users")),
     *(("apps", "statefulsets", v) for v in ("get", "list", "watch", "create", "patch")),
     *(("", r, v) for r in ("configmaps", "services") for v in ("get", "create", "patch")),
     *(("policy", "poddisruptionbudgets", v) for v in ("get", "create", "patch")),
     *(("", "pods", v) for v in ("list", "delete")),
+    *(("", "secrets", v) for v in ("get", "create", "patch", "delete")),
+    *(("cert-manager.io", "certificates", v) for v in ("get", "create", "patch")),
     *(("events.k8s.io", "events", v) for v in ("create", "patch")),
 }
 
@@ -276,6 +337,16 @@ INVALID_VALUES = {
     "broker config value not a string": {"cluster": {"config": {"num.partitions": 6}}},
     "storage size not a quantity": {"cluster": {"storage": {"size": "ten gigs"}}},
     "pull policy misspelled": {"image": {"pullPolicy": "Sometimes"}},
+    "unknown TLS clientAuth": {"cluster": {"security": {"tls": {"clientAuth": "Optional"}}}},
+    "super user without User: prefix": {"cluster": {"security": {"tls": {}, "authorization": {"superUsers": ["admin"]}}}},
+    "authorization without TLS": {"cluster": {"security": {"authorization": {}}}},
+    "certificate validity out of range": {"cluster": {"security": {"tls": {"certificates": {"validityDays": 1}}}}},
+    "CertManager issuer without issuerRef": {"cluster": {"security": {"tls": {"certificates": {"issuer": "CertManager"}}}}},
+    "unknown security key": {"cluster": {"security": {"tls": {"clientAuthentication": "Required"}}}},
+    "user without a name": {"users": [{"authentication": {"type": "Tls"}}]},
+    "user name not a DNS name": {"users": [{"name": "Orders_App"}]},
+    "unknown ACL operation": {"users": [{"name": "u", "acls": [{"resource": {"type": "Topic", "name": "t"}, "operations": ["Produce"]}]}]},
+    "ServiceAccount user without serviceAccount": {"users": [{"name": "u", "authentication": {"type": "ServiceAccount"}}]},
 }
 
 

@@ -38,7 +38,7 @@ app.kubernetes.io/part-of: runnel
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end }}
 
-{{/* Labels of the Cluster and Topic resources (not the operator's component). */}}
+{{/* Labels of the Cluster, Topic and User resources (not the operator's component). */}}
 {{- define "runnel.resourceLabels" -}}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
@@ -72,7 +72,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end }}
 {{- end }}
 
-{{/* Namespace of the Cluster and Topics: the watched one, or the release's. */}}
+{{/* Namespace of the Cluster, Topics and Users: the watched one, or the release's. */}}
 {{- define "runnel.resourceNamespace" -}}
 {{- default .Release.Namespace .Values.operator.watchNamespace }}
 {{- end }}
@@ -82,7 +82,21 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- if .Values.cluster.metadataStore.external.endpoints }}false{{ else }}true{{ end }}
 {{- end }}
 
-{{/* The helm.sh/resource-policy annotation of the Cluster and Topics. */}}
+{{/*
+With `cluster.security.authentication.serviceAccountTokens`: the
+ServiceAccount the brokers run as, which is bound to system:auth-delegator
+so they may create TokenReviews (`cluster.template.serviceAccountName`, or
+`<cluster.name>-broker`, which the chart creates). Empty otherwise.
+*/}}
+{{- define "runnel.brokerServiceAccount" -}}
+{{- $c := .Values.cluster }}
+{{- $auth := dig "authentication" dict ($c.security | default dict) }}
+{{- if and $c.enabled (dig "serviceAccountTokens" false $auth) }}
+{{- default (printf "%s-broker" $c.name) (dig "serviceAccountName" "" ($c.template | default dict)) }}
+{{- end }}
+{{- end }}
+
+{{/* The helm.sh/resource-policy annotation of the Cluster, Topics, Users and the brokers' ServiceAccount and TokenReview binding. */}}
 {{- define "runnel.keepAnnotation" -}}
 {{- if .Values.keepResources -}}
 annotations:
