@@ -336,6 +336,19 @@ async fn stale_commits_are_fenced_and_resets_wait_for_an_empty_group() {
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);
     admin.delete_group("fenced").await.unwrap();
     assert!(admin.list_groups().await.unwrap().is_empty());
+    // Looking up made-up groups answers a live broker and claims nothing:
+    // no coordinator key, so no group appears.
+    for i in 0..20 {
+        let found = raw
+            .find_coordinator(FindCoordinatorRequest {
+                group_id: format!("ghost-{i}"),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(found.port > 0, "{found:?}");
+    }
+    assert!(admin.list_groups().await.unwrap().is_empty());
 }
 
 /// A `runnel consume --group` process and the values it printed.
