@@ -7,6 +7,15 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# One build from scratch: incremental compilation's caches would only cost
+# disk (gigabytes over the workspace's test binaries) and time here.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+target_dir="${CARGO_TARGET_DIR:-target}"
+# Disk is the resource a full run has run out of before; say how much there
+# is at the start and how much the build took at the end.
+df -h . | sed 's/^/disk: /'
+trap 'du -sh "$target_dir" 2>/dev/null | sed "s/^/build output: /"' EXIT
+
 # --- tools ------------------------------------------------------------------
 # System packages, as "binary:package" pairs: a real etcd for the cluster-mode
 # tests (tests/src/etcd.rs), and protoc for etcd-client's build script (our own
@@ -47,7 +56,7 @@ target/venv/bin/kubernetes-validate --strict --quiet -k 1.33.0 target/manifests/
 # refused by values.schema.json, the operator binary accepting the
 # Deployment's flags, and the Dockerfile's targets, user and ports.
 step "Helm chart and Dockerfile (scripts/check-chart.py)"
-target/venv/bin/python scripts/check-chart.py --operator-bin "${CARGO_TARGET_DIR:-target}/debug/runnel-operator"
+target/venv/bin/python scripts/check-chart.py --operator-bin "$target_dir/debug/runnel-operator"
 
 step "fuzz target builds (run it with: cargo fuzz run batch_decoder)"
 cargo build --manifest-path fuzz/Cargo.toml --target-dir target/fuzz-build --locked
