@@ -4,7 +4,9 @@
 //! Beyond "no panic" it checks a few invariants that hold for any input:
 //! - `batches` yields at most one error, and only as its last item; the Ok
 //!   slices tile the start of the buffer exactly;
-//! - `validate_batch` never accepts what framing rejects;
+//! - `validate_batch` never accepts what framing rejects, and a batch it
+//!   accepts (of a codec this build reads) decodes to exactly its
+//!   `recordsCount` records;
 //! - whatever `records` decodes re-encodes with `BatchBuilder` into a batch
 //!   that validates and decodes to the same keys, values, headers and
 //!   timestamps (a differential check of decoder against encoder).
@@ -17,8 +19,8 @@
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use runnel_proto::batch::{
-    BATCH_HEADER_LEN, BatchBuilder, BatchHeader, Record, batches, records, restamped_header,
-    validate_batch, verify_crc,
+    BATCH_HEADER_LEN, BatchBuilder, BatchHeader, Compression, Record, batches, records,
+    restamped_header, validate_batch, verify_crc,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -27,6 +29,13 @@ fuzz_target!(|data: &[u8]| {
     let _ = verify_crc(data);
     if let Ok(h) = &whole {
         assert_eq!(h.total_size(), data.len());
+        if !matches!(h.compression(), Ok(Compression::Gzip | Compression::Snappy)) {
+            let decoded = records(&Bytes::copy_from_slice(data))
+                .expect("a validated batch has records")
+                .map(|r| r.expect("a validated batch's records decode"))
+                .count();
+            assert_eq!(decoded, h.records_count as usize);
+        }
     }
 
     // Walk the buffer as a log.

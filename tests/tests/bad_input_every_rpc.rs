@@ -437,7 +437,7 @@ async fn broker_service_refuses_bad_input_precisely() {
         ErrorCode::CorruptMessage,
         &format!("at byte {}", good.len()),
     );
-    let cases: [(&str, Bytes, ErrorCode, &str); 6] = [
+    let cases: [(&str, Bytes, ErrorCode, &str); 7] = [
         (
             "batchLength i32::MAX",
             doctored(|b| b[8..12].copy_from_slice(&i32::MAX.to_be_bytes()), false),
@@ -473,6 +473,19 @@ async fn broker_service_refuses_bad_input_precisely() {
             ),
             ErrorCode::CorruptMessage,
             "record count 0",
+        ),
+        (
+            // Kafka refuses it too: the log end would move by the claim.
+            "recordsCount 2^31-1 over the records it holds",
+            doctored(
+                |b| {
+                    b[23..27].copy_from_slice(&(i32::MAX - 1).to_be_bytes());
+                    b[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
+                },
+                true,
+            ),
+            ErrorCode::CorruptMessage,
+            "batch ends before its recordsCount records",
         ),
         (
             "a control batch from a client",

@@ -142,10 +142,15 @@ fn lz4_frame_info() -> lz4_flex::frame::FrameInfo {
 /// [`Error::CorruptCompressed`] when the section is not a valid stream of
 /// its codec, [`Error::DecompressedTooLarge`] when it inflates past the limit.
 pub(crate) fn decompress(compression: Compression, section: Bytes) -> Result<Bytes> {
-    decompress_with_limit(compression, section, MAX_DECOMPRESSED_LEN)
+    match compression {
+        Compression::None => Ok(section),
+        _ => inflate(compression, &section, MAX_DECOMPRESSED_LEN).map(Bytes::from),
+    }
 }
 
-fn decompress_with_limit(compression: Compression, section: Bytes, limit: usize) -> Result<Bytes> {
+/// The plain bytes of a compressed (LZ4 or zstd) records section, at most
+/// `limit` of them. Errors as [`decompress`].
+pub(crate) fn inflate(compression: Compression, section: &[u8], limit: usize) -> Result<Vec<u8>> {
     let corrupt = |e: std::io::Error| Error::CorruptCompressed {
         codec: compression,
         reason: e.to_string(),
@@ -153,7 +158,6 @@ fn decompress_with_limit(compression: Compression, section: Bytes, limit: usize)
     // Streaming decoders behind `take(limit + 1)`: the output never grows
     // past the limit, however much the input claims.
     let reader: Box<dyn Read + '_> = match compression {
-        Compression::None => return Ok(section),
         // Both decoders read no input as no output; but a compressed
         // section always holds at least a frame header.
         Compression::Lz4 | Compression::Zstd if section.is_empty() => {
@@ -162,9 +166,9 @@ fn decompress_with_limit(compression: Compression, section: Bytes, limit: usize)
                 reason: "empty records section".into(),
             });
         }
-        Compression::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(&section[..])),
+        Compression::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(section)),
         Compression::Zstd => {
-            Box::new(zstd::stream::read::Decoder::with_buffer(&section[..]).map_err(corrupt)?)
+            Box::new(zstd::stream::read::Decoder::with_buffer(section).map_err(corrupt)?)
         }
         other => return Err(Error::UnsupportedCompression(other)),
     };
@@ -180,7 +184,7 @@ fn decompress_with_limit(compression: Compression, section: Bytes, limit: usize)
             limit,
         });
     }
-    Ok(plain.into())
+    Ok(plain)
 }
 
 /// Append `plain` (a records section) to `out`, compressed with
@@ -372,16 +376,13 @@ mod tests {
             compress(codec, &plain, &mut c).unwrap();
             let c = c.freeze();
             assert_eq!(
-                decompress_with_limit(codec, c.clone(), 9_999),
+                inflate(codec, &c, 9_999),
                 Err(Error::DecompressedTooLarge {
                     codec,
                     limit: 9_999
                 })
             );
-            assert_eq!(
-                decompress_with_limit(codec, c, 10_000).unwrap().len(),
-                10_000
-            );
+            assert_eq!(inflate(codec, &c, 10_000).unwrap().len(), 10_000);
         }
         assert_eq!(
             Error::DecompressedTooLarge {

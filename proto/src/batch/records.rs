@@ -242,13 +242,24 @@ impl Reader<'_> {
     }
 }
 
-/// Decode the record starting at `pos` in `body`; returns it and the
-/// position just past it.
-fn decode_record(
-    header: &BatchHeader,
-    body: &Bytes,
+/// The fields of one record, as ranges of the body it was read from.
+struct RecordFields {
+    timestamp_delta: i64,
+    offset_delta: i32,
+    key: Option<(usize, usize)>,
+    value: Option<(usize, usize)>,
+    /// Position just past the record.
+    end: usize,
+}
+
+/// Read the record starting at `pos` in `body`, checking every length
+/// against the record's own, and hand each header's key and value range to
+/// `on_header` (keys already checked to be UTF-8). Allocates nothing.
+fn walk_record(
+    body: &[u8],
     pos: usize,
-) -> Result<(Record, usize), &'static str> {
+    mut on_header: impl FnMut(&str, Option<(usize, usize)>),
+) -> Result<RecordFields, &'static str> {
     let (length, n) = get_varint(&body[pos..]).map_err(|_| "bad record length")?;
     let length = usize::try_from(length).map_err(|_| "negative record length")?;
     let start = pos + n;
@@ -264,21 +275,18 @@ fn decode_record(
     let _attributes = r.u8()?; // unused by Kafka; any value is accepted
     let timestamp_delta = r.varlong("bad timestamp delta")?;
     let offset_delta = r.varint("bad offset delta")?;
-    let slice = |range: Option<(usize, usize)>| range.map(|(a, b)| body.slice(a..b));
-    let key = slice(r.field(
+    let key = r.field(
         "bad key length",
         "negative key length",
         "key runs past the end of the record",
-    )?);
-    let value = slice(r.field(
+    )?;
+    let value = r.field(
         "bad value length",
         "negative value length",
         "value runs past the end of the record",
-    )?);
+    )?;
     let count = r.varint("bad header count")?;
     let count = usize::try_from(count).map_err(|_| "negative header count")?;
-    // Each header takes at least 2 bytes; never trust `count` for capacity.
-    let mut headers = Vec::with_capacity(count.min((r.end - r.pos) / 2));
     for _ in 0..count {
         let (a, b) = r
             .field(
@@ -288,35 +296,94 @@ fn decode_record(
             )?
             .ok_or("null header key")?;
         let key = std::str::from_utf8(&body[a..b]).map_err(|_| "header key is not UTF-8")?;
-        let value = slice(r.field(
+        let value = r.field(
             "bad header value length",
             "negative header value length",
             "header value runs past the end of the record",
-        )?);
-        headers.push(RecordHeader {
-            key: key.to_owned(),
-            value,
-        });
+        )?;
+        on_header(key, value);
     }
     if r.pos != r.end {
         return Err("record length does not match its fields");
     }
+    Ok(RecordFields {
+        timestamp_delta,
+        offset_delta,
+        key,
+        value,
+        end: r.end,
+    })
+}
 
-    let offset = header.base_offset.wrapping_add(i64::from(offset_delta));
+/// Decode the record starting at `pos` in `body`; returns it and the
+/// position just past it.
+fn decode_record(
+    header: &BatchHeader,
+    body: &Bytes,
+    pos: usize,
+) -> Result<(Record, usize), &'static str> {
+    let slice = |range: Option<(usize, usize)>| range.map(|(a, b)| body.slice(a..b));
+    let mut headers = Vec::new();
+    let fields = walk_record(body, pos, |key, value| {
+        headers.push(RecordHeader {
+            key: key.to_owned(),
+            value: slice(value),
+        });
+    })?;
+    let offset = header
+        .base_offset
+        .wrapping_add(i64::from(fields.offset_delta));
     let timestamp = match header.timestamp_type() {
-        TimestampType::CreateTime => header.base_timestamp.wrapping_add(timestamp_delta),
+        TimestampType::CreateTime => header.base_timestamp.wrapping_add(fields.timestamp_delta),
         TimestampType::LogAppendTime => header.max_timestamp,
     };
     Ok((
         Record {
             offset,
             timestamp,
-            key,
-            value,
+            key: slice(fields.key),
+            value: slice(fields.value),
             headers,
         },
-        r.end,
+        fields.end,
     ))
+}
+
+/// Check that `body`, the plain records section of a batch with `header`,
+/// holds exactly `recordsCount` well-formed records whose offset deltas are
+/// 0, 1, 2, ... in order: what a producer writes, and what Kafka's broker
+/// checks before it assigns offsets. Without this a batch could claim
+/// 2^31 records (moving the log end that far) while holding one, or carry a
+/// record every consumer fails to decode.
+///
+/// Walks lengths and varints only: no allocation, no copy.
+pub(crate) fn check_records(header: &BatchHeader, body: &[u8]) -> Result<()> {
+    let malformed = |index: i32, reason: &'static str| Error::MalformedRecord { index, reason };
+    let mut pos = 0;
+    for index in 0..header.records_count {
+        if pos == body.len() {
+            return Err(malformed(
+                index,
+                "batch ends before its recordsCount records",
+            ));
+        }
+        let fields =
+            walk_record(body, pos, |_, _| {}).map_err(|reason| malformed(index, reason))?;
+        if fields.offset_delta != index {
+            return Err(malformed(
+                index,
+                "offset delta is not the record's position in the batch",
+            ));
+        }
+        pos = fields.end;
+    }
+    if pos != body.len() {
+        return Err(malformed(
+            header.records_count,
+            "bytes left after the last record",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
