@@ -50,6 +50,12 @@ pub struct Log {
     log_start_offset: AtomicI64,
     /// Published after each append's data and indexes are in place.
     log_end_offset: AtomicI64,
+    /// Retention never deletes a record at or above this offset: the
+    /// replica layer keeps it at the partition's high watermark, so records
+    /// consumers cannot see yet, and followers may not have copied, stay
+    /// (Kafka's rule). `i64::MAX` for a log nobody replicates (tests,
+    /// tools), where everything appended counts.
+    retention_limit: AtomicI64,
     /// Appends (by [`FlushTicket`] number) that a finished flush covers.
     flushed: AtomicU64,
     /// Held by [`Log::flush_through`] for its fsync, so appends that want
@@ -216,6 +222,7 @@ impl Log {
             }),
             log_start_offset: AtomicI64::new(log_start_offset),
             log_end_offset: AtomicI64::new(log_end_offset),
+            retention_limit: AtomicI64::new(i64::MAX),
             flushed: AtomicU64::new(0),
             group_commit: Mutex::new(()),
         })
@@ -227,6 +234,13 @@ impl Log {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Tell retention the partition's high watermark: segments holding any
+    /// offset at or above it are kept.
+    pub fn set_retention_limit(&self, high_watermark: i64) {
+        self.retention_limit
+            .store(high_watermark, Ordering::Release);
     }
 
     /// First offset still stored (base offset of the oldest segment).
@@ -737,8 +751,9 @@ impl Log {
     /// than `retention.ms` before `now_ms`; by size, while the log without
     /// its oldest segment is still at least `retention.bytes`. If that
     /// includes the active segment, it is rolled first so the log keeps an
-    /// (empty) active segment at the log end offset. Returns how many
-    /// segments were deleted.
+    /// (empty) active segment at the log end offset. Only segments wholly
+    /// below the [retention limit](Self::set_retention_limit) (the high
+    /// watermark) go. Returns how many segments were deleted.
     pub fn delete_old_segments(&self, now_ms: i64) -> Result<usize> {
         let config = self.config();
         if config.retention_ms < 0 && config.retention_bytes < 0 {
@@ -750,12 +765,22 @@ impl Log {
         }
         let segments: Vec<Arc<Segment>> = self.segments.read().values().cloned().collect();
         let active_base = w.active.seg.base_offset();
-        // An empty active segment is never deleted: it is where LEO lives.
-        let deletable = |s: &Segment| !(s.base_offset() == active_base && s.size() == 0);
+        let log_end = w.active.next_offset;
+        let limit = self.retention_limit.load(Ordering::Acquire);
+        let deletable = |i: usize| {
+            let s = &segments[i];
+            // An empty active segment is never deleted: it is where LEO lives.
+            let empty_active = s.base_offset() == active_base && s.size() == 0;
+            // Every offset of segment i is below the next one's base.
+            let end = segments
+                .get(i + 1)
+                .map_or(log_end, |next| next.base_offset());
+            !empty_active && end <= limit
+        };
         let mut n = 0;
         if config.retention_ms >= 0 {
             while n < segments.len()
-                && deletable(&segments[n])
+                && deletable(n)
                 && now_ms.saturating_sub(segments[n].largest_timestamp()) > config.retention_ms
             {
                 n += 1;
@@ -765,10 +790,7 @@ impl Log {
         if config.retention_bytes >= 0 {
             let total: u64 = segments[n..].iter().map(|s| s.size()).sum();
             let mut excess = total as i64 - config.retention_bytes;
-            while n < segments.len()
-                && deletable(&segments[n])
-                && excess - segments[n].size() as i64 >= 0
-            {
+            while n < segments.len() && deletable(n) && excess - segments[n].size() as i64 >= 0 {
                 excess -= segments[n].size() as i64;
                 n += 1;
             }

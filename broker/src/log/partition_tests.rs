@@ -751,6 +751,36 @@ fn retention_by_size() {
 }
 
 #[test]
+fn retention_keeps_every_segment_that_reaches_the_high_watermark() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), small(), false);
+    fill(&log, 40, 2, 100);
+    let bases = log.segment_base_offsets();
+    assert!(bases.len() >= 3, "{bases:?}");
+    let mut config = log.config();
+    config.retention_bytes = 0;
+    log.set_config(config);
+    // Followers have copied only part of segment 1: segment 0 may go,
+    // segment 1 holds records above the high watermark and stays.
+    log.set_retention_limit(bases[1] + 1);
+    assert_eq!(log.delete_old_segments(TS).unwrap(), 1);
+    assert_eq!(log.log_start_offset(), bases[1]);
+    // Exactly at the next base: segment 1 is wholly below it.
+    log.set_retention_limit(bases[2]);
+    assert_eq!(log.delete_old_segments(TS).unwrap(), 1);
+    assert_eq!(log.log_start_offset(), bases[2]);
+    // Only when the high watermark reaches the log end may the active
+    // segment roll and go.
+    let end = log.log_end_offset();
+    log.set_retention_limit(end - 1);
+    assert_eq!(log.delete_old_segments(TS).unwrap(), bases.len() - 3);
+    assert_eq!(log.log_start_offset(), bases[bases.len() - 1]);
+    log.set_retention_limit(end);
+    assert_eq!(log.delete_old_segments(TS).unwrap(), 1);
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (end, end));
+}
+
+#[test]
 fn truncate_to_within_a_segment_mid_batch_and_at_a_boundary() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path(), small(), false);

@@ -140,6 +140,7 @@ impl Partition {
         let epochs = LeaderEpochCache::open(log.dir(), log.log_end_offset())?;
         let producers = ProducerStateMap::rebuild(&log)?;
         let leo = log.log_end_offset();
+        log.set_retention_limit(log.log_start_offset());
         Ok(Partition {
             tp,
             broker_id,
@@ -694,7 +695,7 @@ impl Partition {
             self.log_end.send_replace(self.log.log_end_offset());
         }
         let hw = leader_high_watermark.min(self.log.log_end_offset());
-        self.high_watermark.send_if_modified(|cur| {
+        self.update_high_watermark(|cur| {
             let changed = *cur != hw;
             *cur = hw;
             changed
@@ -714,7 +715,7 @@ impl Partition {
         self.epochs.lock().truncate_from_end(end)?;
         *self.producers.lock() = ProducerStateMap::rebuild(&self.log)?;
         self.log_end.send_replace(end);
-        self.high_watermark.send_if_modified(|hw| {
+        self.update_high_watermark(|hw| {
             let changed = *hw > end;
             *hw = (*hw).min(end);
             changed
@@ -733,7 +734,10 @@ impl Partition {
         self.epochs.lock().clear()?;
         *self.producers.lock() = ProducerStateMap::default();
         self.log_end.send_replace(offset);
-        self.high_watermark.send_replace(offset);
+        self.update_high_watermark(|hw| {
+            *hw = offset;
+            true
+        });
         Ok(())
     }
 
@@ -743,6 +747,19 @@ impl Partition {
         let mut producers = self.producers.lock();
         producers.expire(expire_before_ms);
         producers.write_snapshot(self.log.dir(), self.log.log_end_offset())
+    }
+
+    /// Move the high watermark with `update` (which says whether it
+    /// changed it), and pass it on to the log: retention keeps what is at
+    /// or above it.
+    fn update_high_watermark(&self, update: impl FnOnce(&mut i64) -> bool) {
+        self.high_watermark.send_if_modified(|hw| {
+            let changed = update(hw);
+            if changed {
+                self.log.set_retention_limit(*hw);
+            }
+            changed
+        });
     }
 
     /// HW = min LEO over the ISR (the leader's own LEO included); never
@@ -758,7 +775,7 @@ impl Partition {
                 _ => return,
             }
         }
-        self.high_watermark.send_if_modified(|cur| {
+        self.update_high_watermark(|cur| {
             if hw > *cur {
                 *cur = hw;
                 true

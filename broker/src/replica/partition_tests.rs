@@ -9,16 +9,13 @@ use crate::log::test_util::batch_at;
 use crate::meta::records::VERSION;
 
 fn replica(dir: &std::path::Path, broker: i32) -> Partition {
+    replica_with(dir, broker, LogConfig::default())
+}
+
+fn replica_with(dir: &std::path::Path, broker: i32, config: LogConfig) -> Partition {
     let tp = TopicPartition::new("t", 0);
-    let log = Arc::new(
-        Log::open(
-            dir.join(format!("b{broker}")),
-            tp.clone(),
-            LogConfig::default(),
-            false,
-        )
-        .unwrap(),
-    );
+    let log =
+        Arc::new(Log::open(dir.join(format!("b{broker}")), tp.clone(), config, false).unwrap());
     Partition::open(tp, broker, log, vec![1, 2, 3], 2).unwrap()
 }
 
@@ -109,6 +106,42 @@ async fn high_watermark_is_the_lowest_leo_in_the_isr_and_acks_all_waits_for_it()
         f2.read(0, 1024),
         Err(Error::NotLeaderOrFollower { .. })
     ));
+}
+
+#[test]
+fn retention_on_the_leader_keeps_what_followers_have_not_copied() {
+    let dir = tempfile::tempdir().unwrap();
+    // One batch per segment, and a size limit that wants every closed
+    // segment gone.
+    let config = LogConfig {
+        segment_bytes: 1,
+        retention_bytes: 0,
+        ..LogConfig::default()
+    };
+    let l = replica_with(dir.path(), 1, config.clone());
+    let (f2, f3) = (replica(dir.path(), 2), replica(dir.path(), 3));
+    let st = state(1, 3, &[1, 2, 3]);
+    for p in [&l, &f2, &f3] {
+        p.apply_state(&st, &[1, 2, 3], 10).unwrap();
+    }
+    for _ in 0..4 {
+        append(&l, 2, false).unwrap();
+    }
+    assert_eq!(l.high_watermark(), 0);
+    assert_eq!(
+        l.log().delete_old_segments(i64::MAX).unwrap(),
+        0,
+        "nothing below the high watermark yet"
+    );
+    assert_eq!(l.log().log_start_offset(), 0);
+    // Both followers copy everything and report it on their next fetch.
+    for (f, id) in [(&f2, 2), (&f3, 3)] {
+        replicate(&l, f, id);
+        replicate(&l, f, id);
+    }
+    assert_eq!(l.high_watermark(), 8);
+    assert_eq!(l.log().delete_old_segments(i64::MAX).unwrap(), 4);
+    assert_eq!(l.log().log_start_offset(), 8);
 }
 
 #[tokio::test]
