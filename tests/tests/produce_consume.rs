@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use runnel_client::{
-    Admin, ClientConfig, Consumer, ConsumerConfig, Offset, Producer, ProducerConfig, ProducerRecord,
+    Admin, AlterTopic, ClientConfig, Consumer, ConsumerConfig, Offset, Producer, ProducerConfig,
+    ProducerRecord,
 };
 use runnel_tests::BrokerProcess;
 
@@ -203,4 +204,102 @@ async fn pipelined_requests_of_one_partition_keep_send_order() {
             next += 1;
         }
     }
+}
+
+/// The (log start, log end) offsets of partition 0 of `topic`.
+async fn offsets(admin: &Admin, topic: &str) -> (i64, i64) {
+    let t = admin.describe_topic(topic).await.unwrap();
+    let p = &t.partitions[0];
+    (p.log_start_offset, p.log_end_offset)
+}
+
+/// Poll until `pred` holds for the partition's offsets; fail after 15 s.
+async fn wait_offsets(
+    broker: &BrokerProcess,
+    admin: &Admin,
+    topic: &str,
+    pred: impl Fn((i64, i64)) -> bool,
+) -> (i64, i64) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = offsets(admin, topic).await;
+        if pred(now) {
+            return now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "offsets stuck at {now:?}; broker log:\n{}",
+            broker.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Retention on a running broker: retention stops at the high watermark,
+/// which on a single replica is the log end after every append and after a
+/// restart with no new appends, so old segments do go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_old_segments_up_to_the_high_watermark() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = BrokerProcess::start(
+        &dir.path().join("data"),
+        &["--log-retention-check-interval-ms", "100"],
+    )
+    .unwrap();
+    let admin = Admin::connect(ClientConfig::new(&broker.bootstrap()).unwrap())
+        .await
+        .unwrap();
+    admin
+        .create_topic(
+            "aged",
+            1,
+            1,
+            &[("segment.bytes", "65536"), ("retention.bytes", "131072")],
+        )
+        .await
+        .unwrap();
+    let producer = Producer::connect(
+        ClientConfig::new(&broker.bootstrap()).unwrap(),
+        ProducerConfig::default(),
+    )
+    .await
+    .unwrap();
+    // Ten flushed rounds of 100 KiB: a segment rolls between produce
+    // requests (one request's batches share a segment), so this makes ten.
+    let value = vec![b'r'; 1024];
+    for _ in 0..10 {
+        let mut deliveries = Vec::new();
+        for _ in 0..100 {
+            deliveries.push(
+                producer
+                    .send(ProducerRecord::new("aged", value.clone()))
+                    .await
+                    .unwrap(),
+            );
+        }
+        producer.flush().await;
+        for d in deliveries {
+            d.await.unwrap();
+        }
+    }
+    producer.close().await;
+    let (start, end) = wait_offsets(&broker, &admin, "aged", |(start, _)| start > 0).await;
+    assert_eq!(end, 1_000);
+    assert!(start < end, "the active segment is not due: {start}");
+
+    // After a restart nothing new is appended; the HW is the log end once
+    // the partition leads again, so an alter that wants everything gone
+    // empties the log down to its end.
+    broker.restart().unwrap();
+    let admin = Admin::connect(ClientConfig::new(&broker.bootstrap()).unwrap())
+        .await
+        .unwrap();
+    admin
+        .alter_topic(AlterTopic::new("aged").set_config("retention.bytes", "0"))
+        .await
+        .unwrap();
+    assert_eq!(
+        wait_offsets(&broker, &admin, "aged", |(start, _)| start == 1_000).await,
+        (1_000, 1_000)
+    );
 }
