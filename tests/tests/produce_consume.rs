@@ -303,3 +303,72 @@ async fn retention_deletes_old_segments_up_to_the_high_watermark() {
         (1_000, 1_000)
     );
 }
+
+/// acks=0 as in Kafka: a record counts as sent once its request goes to the
+/// broker, with offset -1, and nobody waits for the answer — here a broker
+/// frozen by SIGSTOP never gives one until it is resumed. The records still
+/// arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_zero_does_not_wait_for_the_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&dir.path().join("data"), &[]).unwrap();
+    let config = ClientConfig::new(&broker.bootstrap()).unwrap();
+    Admin::connect(config.clone())
+        .await
+        .unwrap()
+        .create_topic("fire", 1, 1, &[])
+        .await
+        .unwrap();
+    let producer = Producer::connect(
+        config.clone(),
+        ProducerConfig {
+            acks: runnel_client::Acks::None,
+            enable_idempotence: false,
+            linger: Duration::ZERO,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    // The first send also fetches the topic's metadata.
+    let first = producer
+        .send(ProducerRecord::new("fire", "one"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(first.offset, -1);
+    // A partition still has one request out at a time (that keeps its
+    // order over HTTP/2): let the broker answer the first before freezing
+    // it, or the second would wait for that answer to be sent at all.
+    let admin = Admin::connect(config.clone()).await.unwrap();
+    wait_offsets(&broker, &admin, "fire", |(_, end)| end == 1).await;
+    producer.flush().await;
+
+    broker.pause().unwrap();
+    let sent = producer
+        .send(ProducerRecord::new("fire", "two"))
+        .await
+        .unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(5), sent).await;
+    broker.resume().unwrap();
+    let meta = outcome
+        .expect("acks=0 waited for a frozen broker's answer")
+        .unwrap();
+    assert_eq!(meta.offset, -1);
+    producer.close().await;
+
+    let mut consumer = Consumer::connect(config, ConsumerConfig::default())
+        .await
+        .unwrap();
+    consumer.assign([("fire", 0)]);
+    consumer.seek("fire", 0, Offset::Earliest).await.unwrap();
+    let mut values = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while values.len() < 2 && Instant::now() < deadline {
+        for r in consumer.poll(Duration::from_secs(1)).await.unwrap() {
+            values.push(r.value.unwrap());
+        }
+    }
+    assert_eq!(values, vec!["one".as_bytes(), "two".as_bytes()]);
+}

@@ -55,7 +55,9 @@ use sender::Shared;
 /// How many replicas must have a batch before it is acknowledged (`acks`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Acks {
-    /// `acks=0`: the broker answers before appending; offsets are -1.
+    /// `acks=0`: a record counts as sent once its request goes to the
+    /// leader; nobody waits for the broker's answer, offsets are -1 (as in
+    /// Kafka).
     None,
     /// `acks=1`: the leader has appended the batch.
     Leader,

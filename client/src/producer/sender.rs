@@ -29,12 +29,12 @@ use tokio::time::Instant;
 
 use crate::cluster::{Cluster, UNKNOWN_BROKER};
 use crate::error::{Error, Result};
-use crate::producer::ProducerConfig;
 use crate::producer::accumulator::{
     Accumulator, PartitionBatches, ProducerStamp, Request, SealedBatch,
 };
 use crate::producer::delivery::BatchAck;
 use crate::producer::wire::{self, PartitionBody, ProduceBody, TopicBody};
+use crate::producer::{Acks, ProducerConfig};
 
 /// What the sender and its request tasks share with the `Producer`.
 pub(crate) struct Shared {
@@ -162,6 +162,22 @@ pub(crate) fn backoff(config: &ProducerConfig, attempts: u32) -> Duration {
 /// the batches back for a retry.
 async fn send(shared: Arc<Shared>, request: Request) {
     let started = Instant::now();
+    if shared.config.acks == Acks::None && request.broker != UNKNOWN_BROKER {
+        // Kafka's acks=0: a record counts as sent once its request goes to
+        // the leader, with offset -1; nobody waits for the broker. Its
+        // answer still frees the request's slot (so memory stays bounded),
+        // and a retriable error is still retried, best effort, although
+        // the application was already told "sent" (the first outcome wins).
+        let sent = Ok(BatchAck {
+            base_offset: -1,
+            log_append_time: -1,
+        });
+        for pb in &request.partitions {
+            for batch in &pb.batches {
+                batch.result.complete(sent.clone());
+            }
+        }
+    }
     let outcome = if request.broker == UNKNOWN_BROKER {
         // Metadata was invalidated and not refreshed yet, or the partition
         // has no leader right now (an election): retry like Kafka does.
