@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
-use runnel_proto::batch::{BatchHeader, batches, records, validate_batch};
+use runnel_proto::batch::{BatchHeader, batches, records, validate_batch, validate_batch_header};
 use tracing::{debug, info, warn};
 
 use super::segment::{ActiveSegment, Segment, SegmentPaths, truncate_segment};
@@ -301,9 +301,24 @@ impl Log {
         }
     }
 
-    /// Check every batch of an append (framing, CRC, record count, size <=
-    /// `max.message.bytes`, nothing left over) without writing anything.
+    /// Check every batch of an append (framing, CRC, record count, every
+    /// record there and well-formed, size <= `max.message.bytes`, nothing
+    /// left over) without writing anything.
     pub fn validate(&self, records: &[u8]) -> Result<ValidatedRecords> {
+        self.validate_with(records, validate_batch)
+    }
+
+    /// [`validate`](Self::validate) for batches the leader already checked
+    /// in full (a follower's copies): the records are not walked again.
+    pub fn validate_replicated(&self, records: &[u8]) -> Result<ValidatedRecords> {
+        self.validate_with(records, validate_batch_header)
+    }
+
+    fn validate_with(
+        &self,
+        records: &[u8],
+        check: fn(&[u8]) -> runnel_proto::Result<BatchHeader>,
+    ) -> Result<ValidatedRecords> {
         let max_message_bytes = self.config().max_message_bytes;
         let mut out = ValidatedRecords {
             batches: Vec::new(),
@@ -323,7 +338,7 @@ impl Log {
                     max: max_message_bytes,
                 });
             }
-            let header = validate_batch(batch).map_err(|e| self.corrupt(at, e))?;
+            let header = check(batch).map_err(|e| self.corrupt(at, e))?;
             out.records = out.records.saturating_add(header.records_count as u32);
             out.offsets += i64::from(header.last_offset_delta) + 1;
             out.max_timestamp = out.max_timestamp.max(header.max_timestamp);

@@ -683,7 +683,7 @@ impl Partition {
             return Ok(());
         }
         if !records.is_empty() {
-            let valid = self.log.validate(records)?;
+            let valid = self.log.validate_replicated(records)?;
             let info = self.log.append_as_follower(records, &valid, now_ms)?;
             let mut epochs = self.epochs.lock();
             let mut producers = self.producers.lock();

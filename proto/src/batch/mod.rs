@@ -68,6 +68,7 @@
 //! - Clients: [`BatchBuilder`].
 //! - Broker, produce path: [`validate_batch`], then [`restamped_header`] (or
 //!   [`set_base_offset`] / [`set_partition_leader_epoch`] in place).
+//! - Broker, follower copying the leader's batches: [`validate_batch_header`].
 //! - Broker, log recovery and fetch: [`batches`], [`verify_crc`].
 //! - Consumers: [`records`].
 //!
@@ -90,7 +91,7 @@ pub use compression::{Compression, MAX_DECOMPRESSED_LEN};
 pub use header::{BatchHeader, TimestampType};
 pub use records::{Record, RecordHeader, RecordIter, records};
 pub use restamp::{restamped_header, set_base_offset, set_partition_leader_epoch};
-pub use validate::{validate_batch, verify_crc};
+pub use validate::{validate_batch, validate_batch_header, verify_crc};
 pub use walk::{Batches, batches};
 
 /// The only `magic` (format version) Runnel reads and writes.
