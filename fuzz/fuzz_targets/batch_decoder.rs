@@ -12,7 +12,11 @@
 //!   timestamps (a differential check of decoder against encoder).
 //!
 //! CRCs of random bytes almost never match, so the record decoder is reached
-//! through `records`, which does not check the CRC.
+//! through `records`, which does not check the CRC; and the input is also
+//! wrapped as the records section of an uncompressed batch with a correct
+//! CRC, so `validate_batch`'s record walk sees arbitrary records. It must
+//! accept exactly the sections that `records` decodes to the claimed count
+//! with offset deltas 0, 1, 2, ...
 
 #![no_main]
 
@@ -68,7 +72,43 @@ fuzz_target!(|data: &[u8]| {
 
     // The buffer as one batch, even if framing is off.
     decode(&Bytes::copy_from_slice(data));
+
+    // The buffer as a records section under a valid header and CRC.
+    if let Some((&count, section)) = data.split_first() {
+        walk_agrees_with_decoder(i32::from(count % 16) + 1, section);
+    }
 });
+
+/// `validate_batch` accepts `section` as `count` records exactly when the
+/// decoder reads `count` records from it with dense offset deltas.
+fn walk_agrees_with_decoder(count: i32, section: &[u8]) {
+    let header = BatchHeader {
+        base_offset: 0,
+        batch_length: (BATCH_HEADER_LEN - 12 + section.len()) as i32,
+        partition_leader_epoch: -1,
+        magic: 2,
+        crc: 0,
+        attributes: 0,
+        last_offset_delta: count - 1,
+        base_timestamp: 0,
+        max_timestamp: 0,
+        producer_id: -1,
+        producer_epoch: -1,
+        base_sequence: -1,
+        records_count: count,
+    };
+    let mut batch = [&header.to_bytes()[..], section].concat();
+    let crc = crc32c::crc32c(&batch[21..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    let accepted = validate_batch(&batch).is_ok();
+    let decoded: Result<Vec<Record>, _> = records(&Bytes::from(batch))
+        .expect("framing and header are valid")
+        .collect();
+    let dense = decoded.as_ref().is_ok_and(|recs| {
+        recs.len() == count as usize && recs.iter().enumerate().all(|(i, r)| r.offset == i as i64)
+    });
+    assert_eq!(accepted, dense, "validate_batch and records disagree");
+}
 
 fn decode(batch: &Bytes) {
     let Ok(iter) = records(batch) else { return };
