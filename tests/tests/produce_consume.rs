@@ -14,22 +14,38 @@ use runnel_tests::BrokerProcess;
 const RECORDS: usize = 100_000;
 const PARTITIONS: u32 = 4;
 
+/// A broker on a data dir under `dir`, started with `args`, a client config
+/// for it, and an admin that has created `topic` (`partitions`, RF 1,
+/// `configs`).
+async fn broker_with_topic(
+    dir: &std::path::Path,
+    args: &[&str],
+    topic: &str,
+    partitions: u32,
+    configs: &[(&str, &str)],
+) -> (BrokerProcess, ClientConfig, Admin) {
+    let broker = BrokerProcess::start(&dir.join("data"), args).unwrap();
+    let config = ClientConfig::new(&broker.bootstrap()).unwrap();
+    let admin = Admin::connect(config.clone()).await.unwrap();
+    admin
+        .create_topic(topic, partitions, 1, configs)
+        .await
+        .unwrap();
+    (broker, config, admin)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_thousand_records_round_trip_in_order() {
     let dir = tempfile::tempdir().unwrap();
     // Small segments: the records span many segments and index lookups.
-    let broker = BrokerProcess::start(
-        &dir.path().join("data"),
+    let (_broker, config, _) = broker_with_topic(
+        dir.path(),
         &["--log-segment-bytes", "1048576"],
+        "bulk",
+        PARTITIONS,
+        &[],
     )
-    .unwrap();
-    let config = ClientConfig::new(&broker.bootstrap()).unwrap();
-    Admin::connect(config.clone())
-        .await
-        .unwrap()
-        .create_topic("bulk", PARTITIONS, 1, &[])
-        .await
-        .unwrap();
+    .await;
 
     let producer = Producer::connect(config.clone(), ProducerConfig::default())
         .await
@@ -108,14 +124,7 @@ async fn hundred_thousand_records_round_trip_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_poll_returns_when_data_arrives() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = BrokerProcess::start(&dir.path().join("data"), &[]).unwrap();
-    let config = ClientConfig::new(&broker.bootstrap()).unwrap();
-    Admin::connect(config.clone())
-        .await
-        .unwrap()
-        .create_topic("wake", 1, 1, &[])
-        .await
-        .unwrap();
+    let (_broker, config, _) = broker_with_topic(dir.path(), &[], "wake", 1, &[]).await;
 
     let consumer_config = ConsumerConfig {
         fetch_max_wait: Duration::from_secs(10),
@@ -158,14 +167,8 @@ async fn long_poll_returns_when_data_arrives() {
 async fn pipelined_requests_of_one_partition_keep_send_order() {
     const N: usize = 20_000;
     let dir = tempfile::tempdir().unwrap();
-    let broker = BrokerProcess::start(&dir.path().join("data"), &[]).unwrap();
-    let config = ClientConfig::new(&broker.bootstrap()).unwrap();
-    Admin::connect(config.clone())
-        .await
-        .unwrap()
-        .create_topic("piped", 1, 1, &[("flush.messages", "1")])
-        .await
-        .unwrap();
+    let (_broker, config, _) =
+        broker_with_topic(dir.path(), &[], "piped", 1, &[("flush.messages", "1")]).await;
     let producer = Producer::connect(
         config.clone(),
         ProducerConfig {
@@ -241,29 +244,17 @@ async fn wait_offsets(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_deletes_old_segments_up_to_the_high_watermark() {
     let dir = tempfile::tempdir().unwrap();
-    let mut broker = BrokerProcess::start(
-        &dir.path().join("data"),
+    let (mut broker, config, admin) = broker_with_topic(
+        dir.path(),
         &["--log-retention-check-interval-ms", "100"],
+        "aged",
+        1,
+        &[("segment.bytes", "65536"), ("retention.bytes", "131072")],
     )
-    .unwrap();
-    let admin = Admin::connect(ClientConfig::new(&broker.bootstrap()).unwrap())
+    .await;
+    let producer = Producer::connect(config, ProducerConfig::default())
         .await
         .unwrap();
-    admin
-        .create_topic(
-            "aged",
-            1,
-            1,
-            &[("segment.bytes", "65536"), ("retention.bytes", "131072")],
-        )
-        .await
-        .unwrap();
-    let producer = Producer::connect(
-        ClientConfig::new(&broker.bootstrap()).unwrap(),
-        ProducerConfig::default(),
-    )
-    .await
-    .unwrap();
     // Ten flushed rounds of 100 KiB: a segment rolls between produce
     // requests (one request's batches share a segment), so this makes ten.
     let value = vec![b'r'; 1024];
@@ -311,14 +302,7 @@ async fn retention_deletes_old_segments_up_to_the_high_watermark() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_zero_does_not_wait_for_the_broker() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = BrokerProcess::start(&dir.path().join("data"), &[]).unwrap();
-    let config = ClientConfig::new(&broker.bootstrap()).unwrap();
-    Admin::connect(config.clone())
-        .await
-        .unwrap()
-        .create_topic("fire", 1, 1, &[])
-        .await
-        .unwrap();
+    let (broker, config, admin) = broker_with_topic(dir.path(), &[], "fire", 1, &[]).await;
     let producer = Producer::connect(
         config.clone(),
         ProducerConfig {
@@ -341,7 +325,6 @@ async fn acks_zero_does_not_wait_for_the_broker() {
     // A partition still has one request out at a time (that keeps its
     // order over HTTP/2): let the broker answer the first before freezing
     // it, or the second would wait for that answer to be sent at all.
-    let admin = Admin::connect(config.clone()).await.unwrap();
     wait_offsets(&broker, &admin, "fire", |(_, end)| end == 1).await;
     producer.flush().await;
 
