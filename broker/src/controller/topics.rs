@@ -97,6 +97,18 @@ impl TopicController {
         Ok(())
     }
 
+    /// The view follows the store through a watch, a moment behind: a
+    /// broker that registered just now may be missing from it. Before a
+    /// replication factor is refused for too few live brokers, read the
+    /// registrations themselves (a broker that left is still removed by
+    /// the watch alone).
+    async fn catch_up_brokers(&self) -> Result<()> {
+        for kv in self.store.range(&self.keys.brokers_prefix()).await? {
+            self.sync.apply(WatchEvent::Put(kv))?;
+        }
+        Ok(())
+    }
+
     fn plan_create(&self, new: &NewTopic) -> Result<PlannedTopic> {
         validate_topic_name(&new.name)?;
         if self.replicas.topic(&new.name).is_ok() {
@@ -181,6 +193,14 @@ impl TopicController {
         let _guard = self.lock.lock().await;
         if topics.is_empty() {
             return Err(Error::InvalidRequest("no topics given".into()));
+        }
+        let live = self.live_brokers().len();
+        let wanted = |t: &NewTopic| match t.replication_factor {
+            0 => self.default_replication_factor,
+            rf => rf,
+        };
+        if topics.iter().any(|t| wanted(t) as usize > live) {
+            self.catch_up_brokers().await?;
         }
         let mut seen = HashSet::new();
         let mut plans = Vec::with_capacity(topics.len());
@@ -489,4 +509,94 @@ fn new_topic_id() -> String {
         &hex[16..20],
         &hex[20..32]
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::cluster::ClusterView;
+    use crate::config::BrokerConfig;
+    use crate::log::LogManager;
+    use crate::meta::embedded::EmbeddedStore;
+    use crate::meta::records::BrokerRecord;
+    use crate::replica::fetcher::{FetchSettings, FetcherManager};
+
+    fn controller(store: Arc<dyn MetadataStore>, dir: &std::path::Path) -> TopicController {
+        let keys = Keys::new("test");
+        let fetchers = Arc::new(FetcherManager::new(
+            1,
+            Default::default(),
+            FetchSettings {
+                max_wait: Duration::from_millis(100),
+                max_bytes: 1 << 20,
+                backoff: Duration::from_millis(100),
+                tls: None,
+            },
+        ));
+        let replicas = Arc::new(ReplicaManager::new(
+            1,
+            LogManager::open(dir).unwrap(),
+            BrokerConfig::default().topic_defaults().unwrap(),
+            fetchers,
+        ));
+        let view = Arc::new(ClusterView::new(Default::default()));
+        let sync = Arc::new(MetadataSync::new(
+            store.clone(),
+            keys.clone(),
+            view,
+            replicas.clone(),
+        ));
+        TopicController::new(store, keys, replicas, sync, 1, 1)
+    }
+
+    fn new_topic(name: &str, replication_factor: u32) -> NewTopic {
+        NewTopic {
+            name: name.into(),
+            partitions: 1,
+            replication_factor,
+            configs: Default::default(),
+        }
+    }
+
+    /// Two brokers registered in the store, but the view has not seen them
+    /// yet (its watch is a moment behind): a topic with RF 2 is created, not
+    /// refused, and RF 3 is refused naming the two.
+    #[tokio::test]
+    async fn brokers_registered_but_not_yet_watched_count_as_live() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn MetadataStore> =
+            Arc::new(EmbeddedStore::open(&dir.path().join("meta")).unwrap());
+        let keys = Keys::new("test");
+        for id in [1, 2] {
+            let record = BrokerRecord {
+                version: VERSION,
+                broker_id: id,
+                host: "127.0.0.1".into(),
+                port: 9092,
+                rack: None,
+                http_port: None,
+            };
+            store
+                .put(&keys.broker(id), records::encode(&record))
+                .await
+                .unwrap();
+        }
+        let topics = controller(store, &dir.path().join("logs"));
+        assert!(topics.live_brokers().is_empty(), "nothing watched yet");
+        assert_eq!(
+            topics
+                .create_topics(&[new_topic("two", 2)], false)
+                .await
+                .unwrap(),
+            vec!["two".to_owned()]
+        );
+        let err = topics
+            .create_topics(&[new_topic("three", 3)], false)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("2 live broker(s) [1, 2]"), "{err}");
+    }
 }
