@@ -12,6 +12,13 @@ use runnel_bench::systems::{self, System};
 use runnel_bench::workload::Workload;
 use runnel_bench::{baseline, suite};
 
+// jemalloc instead of glibc's malloc, which maps and unmaps every buffer of
+// 128 KiB or more: with megabyte produce requests that was page faults and
+// page zeroing on every request (docs/benchmarks.md, "allocator").
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "runnel-bench", version, about)]
 struct Cli {

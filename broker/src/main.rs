@@ -7,6 +7,13 @@ use clap::Parser;
 use runnel_broker::{Broker, BrokerArgs, BrokerConfig};
 use tokio::net::TcpListener;
 
+// jemalloc instead of glibc's malloc, which maps and unmaps every buffer of
+// 128 KiB or more: with megabyte produce requests that was page faults and
+// page zeroing on every request (docs/benchmarks.md, "allocator").
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -18,6 +18,13 @@ mod perf;
 mod produce;
 mod topic;
 
+// jemalloc instead of glibc's malloc, which maps and unmaps every buffer of
+// 128 KiB or more: with megabyte produce requests that was page faults and
+// page zeroing on every request (docs/benchmarks.md, "allocator").
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
