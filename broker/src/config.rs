@@ -120,6 +120,8 @@ knobs! {
     log_index_interval_bytes: i64, file = "log.index.interval.bytes", env = "RUNNEL_LOG_INDEX_INTERVAL_BYTES";
     /// Default segment.index.bytes: maximum size of a segment's offset index.
     log_index_size_max_bytes: i64, file = "log.index.size.max.bytes", env = "RUNNEL_LOG_INDEX_SIZE_MAX_BYTES";
+    /// Default page.cache.drop.behind.bytes: keep only this much of the end of each active segment in the page cache (-1 = leave it to the kernel).
+    log_page_cache_drop_behind_bytes: i64, file = "log.page.cache.drop.behind.bytes", env = "RUNNEL_LOG_PAGE_CACHE_DROP_BEHIND_BYTES";
     /// Default min.insync.replicas for acks=all.
     min_insync_replicas: i64, file = "min.insync.replicas", env = "RUNNEL_MIN_INSYNC_REPLICAS";
     /// Largest gRPC request the broker accepts, in bytes.
@@ -205,6 +207,9 @@ pub struct BrokerConfig {
     pub log_flush_scheduler_interval_ms: u64,
     pub log_index_interval_bytes: i64,
     pub log_index_size_max_bytes: i64,
+    /// -1 (off) by default: Kafka leaves the page cache to the kernel.
+    /// See `log::drop_behind`.
+    pub log_page_cache_drop_behind_bytes: i64,
     pub min_insync_replicas: i64,
     /// Kafka's default, 100 MiB.
     pub socket_request_max_bytes: usize,
@@ -269,6 +274,7 @@ impl Default for BrokerConfig {
             log_flush_scheduler_interval_ms: 200,
             log_index_interval_bytes: 4096,
             log_index_size_max_bytes: 10 * 1024 * 1024,
+            log_page_cache_drop_behind_bytes: -1,
             min_insync_replicas: 1,
             socket_request_max_bytes: 100 * 1024 * 1024,
             request_timeout_ms: 30_000,
@@ -477,6 +483,11 @@ pub const DYNAMIC_CONFIGS: &[DynamicConfig] = &[
         broker_key: "log.index.size.max.bytes",
         topic_key: "segment.index.bytes",
         value: |c| c.log_index_size_max_bytes.to_string(),
+    },
+    DynamicConfig {
+        broker_key: "log.page.cache.drop.behind.bytes",
+        topic_key: "page.cache.drop.behind.bytes",
+        value: |c| c.log_page_cache_drop_behind_bytes.to_string(),
     },
     DynamicConfig {
         broker_key: "log.retention.bytes",
@@ -731,7 +742,7 @@ mod tests {
                 d.broker_key
             );
         }
-        assert_eq!(DYNAMIC_CONFIGS.len(), 11);
+        assert_eq!(DYNAMIC_CONFIGS.len(), 12);
         assert!(is_dynamic("log.retention.ms"));
         assert!(!is_dynamic("retention.ms"));
         assert!(!is_dynamic("data.dir"));

@@ -15,6 +15,8 @@
 //! - `segment`: one segment's three files. `Segment` is
 //!   the shared read side; `ActiveSegment` adds the append-only state only
 //!   the writer touches (fluvio's active/sealed split).
+//! - `drop_behind`: optional page-cache drop-behind for the active
+//!   segment (`page.cache.drop.behind.bytes`).
 //! - `partition`: [`Log`], the segments of one partition.
 //! - `manager`: [`LogManager`].
 //! - `cleaner`: the background task that applies `retention.*` and
@@ -26,6 +28,7 @@
 //! watermark, passed in by the caller as `max_offset` on reads).
 
 mod cleaner;
+mod drop_behind;
 mod index;
 mod manager;
 mod partition;
@@ -141,6 +144,11 @@ pub struct LogConfig {
     /// `flush.ms`: [`Log::maybe_flush`] fsyncs when the last flush is older
     /// than this; `u64::MAX` never flushes by time.
     pub flush_ms: u64,
+    /// `page.cache.drop.behind.bytes`: keep only this many bytes at the end
+    /// of the active segment in the OS page cache, dropping older pages as
+    /// they reach the disk (`drop_behind`); negative leaves caching to the
+    /// kernel, as Kafka does.
+    pub page_cache_drop_behind_bytes: i64,
 }
 
 impl Default for LogConfig {
@@ -156,6 +164,7 @@ impl Default for LogConfig {
             segment_index_bytes: 10 * 1024 * 1024,
             flush_messages: u64::MAX,
             flush_ms: u64::MAX,
+            page_cache_drop_behind_bytes: -1,
         }
     }
 }

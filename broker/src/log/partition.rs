@@ -479,6 +479,7 @@ impl Log {
             config.index_interval_bytes,
         )?;
         debug_assert_eq!(w.active.next_offset, last_offset + 1);
+        w.active.drop_behind(config.page_cache_drop_behind_bytes);
         self.log_end_offset
             .store(w.active.next_offset, Ordering::Release);
         w.unflushed_messages += u64::from(valid.records);
@@ -515,9 +516,18 @@ impl Log {
         self.segments.write().insert(base_offset, new.seg.clone());
         let old = std::mem::replace(&mut w.active, new);
         let segment = old.seg.clone();
+        let drop_behind = config.page_cache_drop_behind_bytes >= 0;
         let fsync = std::thread::Builder::new()
             .name("runnel-seal-fsync".to_owned())
-            .spawn(move || segment.flush())
+            .spawn(move || {
+                segment.flush()?;
+                if drop_behind {
+                    // Clean now: with drop-behind on, the whole sealed
+                    // segment leaves the page cache (advice; errors ignored).
+                    let _ = segment.drop_cached(segment.size());
+                }
+                Ok(())
+            })
             .map_err(|e| Error::io("spawning fsync thread", &self.dir, e))?;
         w.sealing = Some(Sealing {
             segment: old.seg.clone(),

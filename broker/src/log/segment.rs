@@ -28,6 +28,7 @@ use parking_lot::RwLock;
 use runnel_proto::batch::{BATCH_HEADER_LEN, BatchHeader, restamped_header, verify_crc};
 use tracing::{info, warn};
 
+use super::drop_behind::DropBehind;
 use super::index::{INDEX_ENTRY_SIZE, OffsetIndex};
 use super::scan::{BatchScanner, Step, read_full_at};
 use super::time_index::{TIME_INDEX_ENTRY_SIZE, TimeIndex};
@@ -370,6 +371,18 @@ impl Segment {
             .map_err(|e| Error::io("syncing segment", &self.paths.log, e))
     }
 
+    /// Advise the kernel to drop this segment's cached `.log` pages below
+    /// byte `upto` (`POSIX_FADV_DONTNEED`): clean pages leave the page
+    /// cache, dirty ones start their writeback (see `drop_behind`).
+    pub(crate) fn drop_cached(&self, upto: u64) -> io::Result<()> {
+        // A zero length would mean "to the end of the file".
+        let Some(len) = std::num::NonZeroU64::new(upto) else {
+            return Ok(());
+        };
+        rustix::fs::fadvise(&self.file, 0, Some(len), rustix::fs::Advice::DontNeed)
+            .map_err(io::Error::from)
+    }
+
     /// fsync the `.log` and msync + fsync both indexes.
     pub(crate) fn flush(&self) -> Result<()> {
         self.flush_log()?;
@@ -671,6 +684,8 @@ pub(crate) struct ActiveSegment {
     /// the first batch's max timestamp, as Kafka does); `segment.ms` counts
     /// from here. `None` while the segment is empty.
     pub(crate) rolling_base_ms: Option<i64>,
+    /// How much of this segment `page.cache.drop.behind.bytes` dropped.
+    drop_behind: DropBehind,
 }
 
 impl ActiveSegment {
@@ -686,6 +701,7 @@ impl ActiveSegment {
             next_offset: base_offset,
             cursor: IndexCursor::new(base_offset),
             rolling_base_ms: None,
+            drop_behind: DropBehind::default(),
         })
     }
 
@@ -795,6 +811,7 @@ impl ActiveSegment {
             next_offset: replay.next_offset,
             cursor: replay.cursor,
             rolling_base_ms,
+            drop_behind: DropBehind::default(),
         })
     }
 
@@ -878,6 +895,13 @@ impl ActiveSegment {
         self.next_offset = offset;
         self.rolling_base_ms.get_or_insert(now_ms);
         Ok(())
+    }
+
+    /// After an append: apply `page.cache.drop.behind.bytes` (`behind`,
+    /// negative = off) to the pages now far enough from the end.
+    pub(crate) fn drop_behind(&mut self, behind: i64) {
+        self.drop_behind
+            .after_append(&self.seg, self.seg.size(), behind);
     }
 
     /// Make the on-disk segment final, for a roll or a clean close: add the

@@ -82,6 +82,14 @@ const DEFS: &[Def] = &[
         default: "1",
     },
     Def {
+        name: "page.cache.drop.behind.bytes",
+        kind: Kind::Int {
+            min: -1,
+            max: NEVER,
+        },
+        default: "-1",
+    },
+    Def {
         name: "retention.bytes",
         kind: Kind::Int {
             min: -1,
@@ -342,6 +350,7 @@ impl TopicConfig {
             segment_index_bytes: self.int("segment.index.bytes") as usize,
             flush_messages: self.as_u64("flush.messages"),
             flush_ms: self.as_u64("flush.ms"),
+            page_cache_drop_behind_bytes: self.int("page.cache.drop.behind.bytes"),
         }
     }
 
