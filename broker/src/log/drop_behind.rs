@@ -36,6 +36,9 @@ use super::segment::Segment;
 /// 4 MiB appended keeps the cost out of sight.
 pub(crate) const STEP: u64 = 4 << 20;
 
+/// A drop for the background thread: the segment and where to stop.
+type Job = (Arc<Segment>, u64);
+
 /// Per active segment: how far its last drop reached.
 #[derive(Debug, Default)]
 pub(crate) struct DropBehind {
@@ -62,7 +65,7 @@ impl DropBehind {
 /// thread (the call may start writeback, which is block allocation and I/O
 /// submission: not work for an append's thread).
 fn submit(segment: Arc<Segment>, upto: u64) {
-    static WORKER: OnceLock<Option<Sender<(Arc<Segment>, u64)>>> = OnceLock::new();
+    static WORKER: OnceLock<Option<Sender<Job>>> = OnceLock::new();
     let worker = WORKER.get_or_init(|| {
         let (tx, rx) = channel();
         let spawned = std::thread::Builder::new()
@@ -82,7 +85,7 @@ fn submit(segment: Arc<Segment>, upto: u64) {
     }
 }
 
-fn run(rx: Receiver<(Arc<Segment>, u64)>) {
+fn run(rx: Receiver<Job>) {
     while let Ok((segment, upto)) = rx.recv() {
         if let Err(e) = segment.drop_cached(upto) {
             // Advice only: the next drop tries again, nothing else depends on it.
