@@ -34,7 +34,7 @@ use super::segment::Segment;
 
 /// Grow this much past the last drop before asking again: one syscall per
 /// 4 MiB appended keeps the cost out of sight.
-pub(crate) const STEP: u64 = 4 << 20;
+const STEP: u64 = 4 << 20;
 
 /// A drop for the background thread: the segment and where to stop.
 type Job = (Arc<Segment>, u64);
@@ -46,14 +46,14 @@ pub(crate) struct DropBehind {
 }
 
 impl DropBehind {
-    /// After an append that left the active segment `size` bytes long:
-    /// queue a drop when `behind` (the topic's setting, negative = off)
-    /// allows one and the segment grew by [`STEP`] since the last.
-    pub(crate) fn after_append(&mut self, segment: &Arc<Segment>, size: u64, behind: i64) {
+    /// After an append to the active `segment`: queue a drop when `behind`
+    /// (the topic's setting, negative = off) allows one and the segment grew
+    /// by [`STEP`] since the last.
+    pub(crate) fn after_append(&mut self, segment: &Arc<Segment>, behind: i64) {
         let Ok(behind) = u64::try_from(behind) else {
             return;
         };
-        let upto = size.saturating_sub(behind);
+        let upto = segment.size().saturating_sub(behind);
         if upto >= self.dropped_to + STEP {
             self.dropped_to = upto;
             submit(segment.clone(), upto);

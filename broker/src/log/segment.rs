@@ -900,8 +900,7 @@ impl ActiveSegment {
     /// After an append: apply `page.cache.drop.behind.bytes` (`behind`,
     /// negative = off) to the pages now far enough from the end.
     pub(crate) fn drop_behind(&mut self, behind: i64) {
-        self.drop_behind
-            .after_append(&self.seg, self.seg.size(), behind);
+        self.drop_behind.after_append(&self.seg, behind);
     }
 
     /// Make the on-disk segment final, for a roll or a clean close: add the
