@@ -34,7 +34,7 @@ pub async fn run(opts: &Options) -> Result<Report> {
     let started = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let baselines = match opts.baseline {
         Some((mb, secs)) => {
-            eprintln!("measuring machine baselines (dd {mb} MiB twice, iperf3 {secs} s)");
+            eprintln!("measuring machine baselines (dd {mb} MiB three times, iperf3 {secs} s)");
             let b = tokio::task::block_in_place(|| baseline::measure(&opts.baseline_dir, mb, secs));
             eprintln!(
                 "  dd page cache {} MB/s, dd conv=fdatasync {} MB/s, iperf3 loopback {} MB/s",
