@@ -71,8 +71,9 @@ use crate::server::Context;
 /// File in the data dir holding the broker's current lease id.
 const LEASE_FILE: &str = "broker.lease";
 
-/// How often producer state snapshots are written.
-const PRODUCER_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(30);
+/// How often producer state snapshots are written and leader epoch caches
+/// trimmed to their log start.
+const REPLICA_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(30);
 
 /// How long shutdown waits for in-flight gRPC requests before closing
 /// connections anyway (well under Kubernetes' default 30 s grace period).
@@ -258,7 +259,7 @@ impl Broker {
                     .clone()
                     .run_shrinker(ctx.replicas.clone(), lag / 2, lag),
             ),
-            tokio::spawn(snapshot_producers(ctx.clone())),
+            tokio::spawn(checkpoint_replicas(ctx.clone())),
             tokio::spawn(ctx.groups.clone().run_reaper()),
         ];
         background.extend(ctx.authenticator.watcher().map(tokio::spawn));
@@ -402,14 +403,15 @@ fn broker_record(config: &BrokerConfig) -> BrokerRecord {
 }
 
 /// Write producer state snapshots now and then, so a restart replays
-/// little of the log.
-async fn snapshot_producers(ctx: Arc<Context>) {
-    let mut tick = tokio::time::interval(PRODUCER_SNAPSHOT_INTERVAL);
+/// little of the log, and trim leader epoch caches to what retention left.
+async fn checkpoint_replicas(ctx: Arc<Context>) {
+    let mut tick = tokio::time::interval(REPLICA_CHECKPOINT_INTERVAL);
     tick.tick().await;
     loop {
         tick.tick().await;
         let ctx = ctx.clone();
         let _ = tokio::task::spawn_blocking(move || {
+            ctx.replicas.trim_leader_epochs();
             ctx.replicas.snapshot_producer_state(
                 crate::log::wall_clock_ms(),
                 ctx.config.producer_id_expiration_ms,

@@ -41,10 +41,12 @@ pub struct LeaderEpochCache {
 }
 
 impl LeaderEpochCache {
-    /// Load the checkpoint in `dir` (none = empty cache), dropping entries
-    /// that start at or past `log_end_offset`: after a crash the checkpoint
-    /// may be ahead of the log it describes.
-    pub fn open(dir: &Path, log_end_offset: i64) -> Result<Self> {
+    /// Load the checkpoint in `dir` (none = empty cache), fitted to the log
+    /// it describes: entries that start at or past `log_end_offset` go
+    /// (after a crash the checkpoint may be ahead of the log), and so do
+    /// those wholly before `log_start_offset` (retention deleted their
+    /// records while the broker was down, or before the last trim).
+    pub fn open(dir: &Path, log_start_offset: i64, log_end_offset: i64) -> Result<Self> {
         let path = dir.join(FILE_NAME);
         let entries = match std::fs::read_to_string(&path) {
             Ok(text) => parse(&text).map_err(|reason| Error::Storage {
@@ -56,6 +58,7 @@ impl LeaderEpochCache {
         };
         let mut cache = LeaderEpochCache { path, entries };
         cache.truncate_from_end(log_end_offset)?;
+        cache.truncate_from_start(log_start_offset)?;
         Ok(cache)
     }
 
@@ -208,7 +211,7 @@ mod tests {
     use super::*;
 
     fn cache(dir: &Path, entries: &[(i32, i64)]) -> LeaderEpochCache {
-        let mut c = LeaderEpochCache::open(dir, i64::MAX).unwrap();
+        let mut c = LeaderEpochCache::open(dir, 0, i64::MAX).unwrap();
         for &(e, o) in entries {
             c.assign(e, o).unwrap();
         }
@@ -232,7 +235,7 @@ mod tests {
             c.end_offset_for(0, 300),
             (UNDEFINED_EPOCH, UNDEFINED_OFFSET)
         );
-        let empty = LeaderEpochCache::open(tempfile::tempdir().unwrap().path(), 0).unwrap();
+        let empty = LeaderEpochCache::open(tempfile::tempdir().unwrap().path(), 0, 0).unwrap();
         assert_eq!(
             empty.end_offset_for(0, 0),
             (UNDEFINED_EPOCH, UNDEFINED_OFFSET)
@@ -279,9 +282,9 @@ mod tests {
             }]
         );
         // Reopened: what was persisted, cut to the log end offset.
-        let again = LeaderEpochCache::open(dir.path(), 1000).unwrap();
+        let again = LeaderEpochCache::open(dir.path(), 0, 1000).unwrap();
         assert_eq!(again.entries(), c.entries());
-        let cut = LeaderEpochCache::open(dir.path(), 120).unwrap();
+        let cut = LeaderEpochCache::open(dir.path(), 0, 120).unwrap();
         assert!(
             cut.entries().is_empty(),
             "an epoch starting at the LEO has no records"
@@ -289,10 +292,38 @@ mod tests {
     }
 
     #[test]
+    fn open_fits_the_checkpoint_to_the_log_start() {
+        let dir = tempfile::tempdir().unwrap();
+        cache(dir.path(), &[(1, 0), (3, 100), (4, 250)]);
+        // Retention deleted offsets below 180 since the checkpoint was
+        // written: epoch 1 is gone and epoch 3 now starts at 180.
+        let c = LeaderEpochCache::open(dir.path(), 180, 300).unwrap();
+        assert_eq!(
+            c.entries(),
+            &[
+                EpochEntry {
+                    epoch: 3,
+                    start_offset: 180
+                },
+                EpochEntry {
+                    epoch: 4,
+                    start_offset: 250
+                }
+            ]
+        );
+        assert_eq!(
+            c.end_offset_for(2, 300),
+            (UNDEFINED_EPOCH, UNDEFINED_OFFSET)
+        );
+        let text = std::fs::read_to_string(dir.path().join(FILE_NAME)).unwrap();
+        assert_eq!(text, "0\n2\n3 180\n4 250\n", "the trim is persisted");
+    }
+
+    #[test]
     fn corrupt_checkpoint_is_a_storage_error() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(FILE_NAME), "0\n2\n3 10\n1 20\n").unwrap();
-        let err = LeaderEpochCache::open(dir.path(), 100)
+        let err = LeaderEpochCache::open(dir.path(), 0, 100)
             .unwrap_err()
             .to_string();
         assert!(err.contains("out of order"), "{err}");

@@ -369,6 +369,16 @@ impl ReplicaManager {
             }
         }
     }
+
+    /// Trim every hosted partition's leader epoch cache to its log start
+    /// offset (run after retention, periodically).
+    pub fn trim_leader_epochs(&self) {
+        for part in self.hosted() {
+            if let Err(e) = part.trim_leader_epochs() {
+                tracing::warn!(tp = %part.tp, error = %e, "trimming the leader epoch cache failed");
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -137,7 +137,8 @@ impl Partition {
         replicas: Vec<i32>,
         min_insync_replicas: u32,
     ) -> Result<Self> {
-        let epochs = LeaderEpochCache::open(log.dir(), log.log_end_offset())?;
+        let epochs =
+            LeaderEpochCache::open(log.dir(), log.log_start_offset(), log.log_end_offset())?;
         let producers = ProducerStateMap::rebuild(&log)?;
         let leo = log.log_end_offset();
         log.set_retention_limit(log.log_start_offset());
@@ -739,6 +740,16 @@ impl Partition {
             true
         });
         Ok(())
+    }
+
+    /// Forget leader epochs whose records retention has deleted (Kafka's
+    /// `truncateFromStart` on a log start offset increment), so the cache
+    /// and its checkpoint stay as long as the log, not the partition's
+    /// history of leader changes.
+    pub fn trim_leader_epochs(&self) -> Result<()> {
+        self.epochs
+            .lock()
+            .truncate_from_start(self.log.log_start_offset())
     }
 
     /// Write the producer state snapshot (periodically and at shutdown), and

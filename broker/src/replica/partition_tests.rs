@@ -7,6 +7,7 @@ use super::*;
 use crate::log::LogConfig;
 use crate::log::test_util::batch_at;
 use crate::meta::records::VERSION;
+use crate::replica::epoch_cache;
 
 fn replica(dir: &std::path::Path, broker: i32) -> Partition {
     replica_with(dir, broker, LogConfig::default())
@@ -142,6 +143,42 @@ fn retention_on_the_leader_keeps_what_followers_have_not_copied() {
     assert_eq!(l.high_watermark(), 8);
     assert_eq!(l.log().delete_old_segments(i64::MAX).unwrap(), 4);
     assert_eq!(l.log().log_start_offset(), 8);
+}
+
+#[test]
+fn retention_trims_the_leader_epoch_cache_to_the_log_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 1,
+        retention_bytes: 0,
+        ..LogConfig::default()
+    };
+    let l = replica_with(dir.path(), 1, config);
+    // Three leader epochs of two records each: 3 at 0, 5 at 2, 7 at 4.
+    for epoch in [3, 5, 7] {
+        l.apply_state(&state(1, epoch, &[1]), &[1, 2, 3], 10)
+            .unwrap();
+        append(&l, 2, false).unwrap();
+    }
+    assert_eq!(l.high_watermark(), 6);
+    assert_eq!(l.end_offset_for_epoch(5), (5, 4));
+    l.trim_leader_epochs().unwrap();
+    assert_eq!(l.end_offset_for_epoch(5), (5, 4), "nothing deleted yet");
+    assert_eq!(l.log().delete_old_segments(i64::MAX).unwrap(), 3);
+    assert_eq!(l.log().log_start_offset(), 6);
+    l.trim_leader_epochs().unwrap();
+    assert_eq!(
+        l.end_offset_for_epoch(5),
+        (epoch_cache::UNDEFINED_EPOCH, epoch_cache::UNDEFINED_OFFSET),
+        "epoch 5's records are gone"
+    );
+    assert_eq!(
+        l.latest_epoch(),
+        7,
+        "the latest epoch stays, now starting at 6"
+    );
+    let checkpoint = std::fs::read_to_string(l.log().dir().join(epoch_cache::FILE_NAME)).unwrap();
+    assert_eq!(checkpoint, "0\n1\n7 6\n");
 }
 
 #[tokio::test]
