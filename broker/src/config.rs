@@ -120,6 +120,8 @@ knobs! {
     log_index_interval_bytes: i64, file = "log.index.interval.bytes", env = "RUNNEL_LOG_INDEX_INTERVAL_BYTES";
     /// Default segment.index.bytes: maximum size of a segment's offset index.
     log_index_size_max_bytes: i64, file = "log.index.size.max.bytes", env = "RUNNEL_LOG_INDEX_SIZE_MAX_BYTES";
+    /// Default message.timestamp.type: CreateTime (the producer's clock) or LogAppendTime (the leader's clock when it appends).
+    log_message_timestamp_type: String, file = "log.message.timestamp.type", env = "RUNNEL_LOG_MESSAGE_TIMESTAMP_TYPE";
     /// Default page.cache.drop.behind.bytes: keep only this much of the end of each active segment in the page cache (-1 = leave it to the kernel).
     log_page_cache_drop_behind_bytes: i64, file = "log.page.cache.drop.behind.bytes", env = "RUNNEL_LOG_PAGE_CACHE_DROP_BEHIND_BYTES";
     /// Default min.insync.replicas for acks=all.
@@ -209,6 +211,7 @@ pub struct BrokerConfig {
     pub log_index_size_max_bytes: i64,
     /// -1 (off) by default: Kafka leaves the page cache to the kernel.
     /// See `log::drop_behind`.
+    pub log_message_timestamp_type: String,
     pub log_page_cache_drop_behind_bytes: i64,
     pub min_insync_replicas: i64,
     /// Kafka's default, 100 MiB.
@@ -274,6 +277,7 @@ impl Default for BrokerConfig {
             log_flush_scheduler_interval_ms: 200,
             log_index_interval_bytes: 4096,
             log_index_size_max_bytes: 10 * 1024 * 1024,
+            log_message_timestamp_type: "CreateTime".into(),
             log_page_cache_drop_behind_bytes: -1,
             min_insync_replicas: 1,
             socket_request_max_bytes: 100 * 1024 * 1024,
@@ -483,6 +487,11 @@ pub const DYNAMIC_CONFIGS: &[DynamicConfig] = &[
         broker_key: "log.index.size.max.bytes",
         topic_key: "segment.index.bytes",
         value: |c| c.log_index_size_max_bytes.to_string(),
+    },
+    DynamicConfig {
+        broker_key: "log.message.timestamp.type",
+        topic_key: "message.timestamp.type",
+        value: |c| c.log_message_timestamp_type.clone(),
     },
     DynamicConfig {
         broker_key: "log.page.cache.drop.behind.bytes",
@@ -742,7 +751,7 @@ mod tests {
                 d.broker_key
             );
         }
-        assert_eq!(DYNAMIC_CONFIGS.len(), 12);
+        assert_eq!(DYNAMIC_CONFIGS.len(), 13);
         assert!(is_dynamic("log.retention.ms"));
         assert!(!is_dynamic("retention.ms"));
         assert!(!is_dynamic("data.dir"));

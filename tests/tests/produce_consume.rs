@@ -355,3 +355,93 @@ async fn acks_zero_does_not_wait_for_the_broker() {
     }
     assert_eq!(values, vec!["one".as_bytes(), "two".as_bytes()]);
 }
+
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Every record of partition 0 of `topic` as `(offset, timestamp)`.
+async fn timestamps(config: &ClientConfig, topic: &str, expect: usize) -> Vec<(i64, i64)> {
+    let mut consumer = Consumer::connect(config.clone(), ConsumerConfig::default())
+        .await
+        .unwrap();
+    consumer.assign([(topic, 0)]);
+    consumer.seek(topic, 0, Offset::Earliest).await.unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while out.len() < expect && Instant::now() < deadline {
+        for r in consumer.poll(Duration::from_millis(500)).await.unwrap() {
+            out.push((r.offset, r.timestamp));
+        }
+    }
+    out
+}
+
+/// `message.timestamp.type=LogAppendTime`: the broker's clock replaces the
+/// producer's, in the acknowledgement and for consumers; CreateTime keeps
+/// the producer's; switching a topic over affects only later appends; a
+/// bad value is refused with the accepted ones named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_append_time_topics_carry_the_brokers_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, config, admin) = broker_with_topic(
+        dir.path(),
+        &[],
+        "stamped",
+        1,
+        &[("message.timestamp.type", "LogAppendTime")],
+    )
+    .await;
+    admin.create_topic("created", 1, 1, &[]).await.unwrap();
+    let producer = Producer::connect(config.clone(), ProducerConfig::default())
+        .await
+        .unwrap();
+    let send = |topic: &'static str| {
+        let producer = producer.clone();
+        async move {
+            let record = ProducerRecord::new(topic, "v").timestamp(1_000);
+            producer.send(record).await.unwrap().await.unwrap()
+        }
+    };
+    let before = wall_clock_ms();
+    let stamped = send("stamped").await;
+    let after = wall_clock_ms();
+    assert!(
+        (before..=after).contains(&stamped.timestamp),
+        "append time {} not within [{before}, {after}]",
+        stamped.timestamp
+    );
+    assert_eq!(send("created").await.timestamp, 1_000);
+    assert_eq!(
+        timestamps(&config, "stamped", 1).await,
+        [(0, stamped.timestamp)]
+    );
+
+    admin
+        .alter_topic(
+            AlterTopic::new("created").set_config("message.timestamp.type", "LogAppendTime"),
+        )
+        .await
+        .unwrap();
+    let later = send("created").await;
+    assert!(later.timestamp >= after, "{later:?}");
+    assert_eq!(
+        timestamps(&config, "created", 2).await,
+        [(0, 1_000), (1, later.timestamp)],
+        "the switch does not rewrite what is stored"
+    );
+    producer.close().await;
+
+    let err = admin
+        .create_topic("bad", 1, 1, &[("message.timestamp.type", "WallClock")])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("message.timestamp.type") && err.contains("CreateTime, LogAppendTime"),
+        "{err}"
+    );
+}

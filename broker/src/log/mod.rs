@@ -39,6 +39,8 @@ mod time_index;
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use runnel_proto::batch::TimestampType;
+
 pub use manager::LogManager;
 pub use partition::{Log, ValidatedRecords};
 
@@ -149,6 +151,11 @@ pub struct LogConfig {
     /// they reach the disk (`drop_behind`); negative leaves caching to the
     /// kernel, as Kafka does.
     pub page_cache_drop_behind_bytes: i64,
+    /// `message.timestamp.type`: `LogAppendTime` makes the leader stamp
+    /// every batch with its own clock on append (records keep their bytes;
+    /// the batch's timestamp type and `maxTimestamp` change); `CreateTime`
+    /// keeps the producer's timestamps.
+    pub message_timestamp_type: TimestampType,
 }
 
 impl Default for LogConfig {
@@ -165,6 +172,7 @@ impl Default for LogConfig {
             flush_messages: u64::MAX,
             flush_ms: u64::MAX,
             page_cache_drop_behind_bytes: -1,
+            message_timestamp_type: TimestampType::CreateTime,
         }
     }
 }
@@ -180,8 +188,12 @@ pub struct LogAppendInfo {
     pub records: u32,
     /// Bytes appended (the size of the input).
     pub bytes: usize,
-    /// Largest batch `max_timestamp` among the appended batches.
+    /// Largest batch `max_timestamp` among the appended batches (the
+    /// append time for a `LogAppendTime` topic).
     pub max_timestamp: i64,
+    /// The broker's clock stamped on the batches (`LogAppendTime`), or -1
+    /// (`CreateTime`, and a follower's copies).
+    pub log_append_time_ms: i64,
     /// Set by [`Log::append_deferring_flush`] when the flush policy wants
     /// this append on disk before it is acknowledged: pass it to
     /// [`Log::flush_through`].

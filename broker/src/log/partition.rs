@@ -13,7 +13,8 @@ use tracing::{debug, info, warn};
 use super::segment::{ActiveSegment, Segment, SegmentPaths, truncate_segment};
 use super::{
     FlushTicket, INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, LogAppendInfo, LogConfig, LogReadInfo,
-    TIME_INDEX_FILE_SUFFIX, TopicPartition, fsync_dir, parse_segment_file_name, wall_clock_ms,
+    TIME_INDEX_FILE_SUFFIX, TimestampType, TopicPartition, fsync_dir, parse_segment_file_name,
+    wall_clock_ms,
 };
 use crate::{Error, Result};
 
@@ -471,10 +472,16 @@ impl Log {
         ) {
             self.roll(&mut w, &config, reason)?;
         }
+        // The leader's clock, for a LogAppendTime topic; a follower keeps
+        // what its leader stamped.
+        let log_append_time = (leader_epoch.is_some()
+            && config.message_timestamp_type == TimestampType::LogAppendTime)
+            .then_some(now_ms);
         w.active.append(
             records,
             &valid.batches,
             leader_epoch,
+            log_append_time,
             now_ms,
             config.index_interval_bytes,
         )?;
@@ -491,7 +498,8 @@ impl Log {
             last_offset,
             records: valid.records,
             bytes: records.len(),
-            max_timestamp: valid.max_timestamp,
+            max_timestamp: log_append_time.unwrap_or(valid.max_timestamp),
+            log_append_time_ms: log_append_time.unwrap_or(-1),
             flush,
         })
     }

@@ -76,6 +76,7 @@ fn append_stamps_offsets_and_epoch_and_reads_back() {
             records: 5,
             bytes: two.len(),
             max_timestamp: TS + 6,
+            log_append_time_ms: -1,
             flush: None,
         }
     );
@@ -1229,4 +1230,59 @@ fn drop_behind_keeps_only_the_end_of_the_log_in_the_page_cache() {
     // not passing because fincore sees nothing.
     let all = run(-1);
     assert!(all >= 40 * MIB, "without drop-behind, {all} bytes cached");
+}
+
+#[test]
+fn log_append_time_stamps_the_leaders_clock_and_followers_keep_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        message_timestamp_type: TimestampType::LogAppendTime,
+        ..small()
+    };
+    let leader = open(dir.path(), config.clone(), false);
+    // The producer's clock says TS; the leader's says an hour later.
+    let appended_at = TS + 3_600_000;
+    let info = leader.append(&batch_at(TS, 3, 20), 5, appended_at).unwrap();
+    assert_eq!(info.log_append_time_ms, appended_at);
+    assert_eq!(info.max_timestamp, appended_at);
+    let read = leader.read(0, usize::MAX, i64::MAX).unwrap();
+    let records = decode(&read.records);
+    assert!(
+        records.iter().all(|r| r.1 == appended_at),
+        "every record reads as the append time: {records:?}"
+    );
+    let values: Vec<Vec<u8>> = records.into_iter().map(|r| r.2).collect();
+    assert_eq!(
+        values,
+        (0..3).map(|i| value_for(TS, i, 20)).collect::<Vec<_>>()
+    );
+    let (header, _) = batches(&read.records).next().unwrap().unwrap();
+    assert_eq!(header.timestamp_type(), TimestampType::LogAppendTime);
+    assert_eq!(
+        header.base_timestamp, TS,
+        "the producer's base timestamp stays"
+    );
+    // Time lookups and retention see the append time.
+    assert_eq!(
+        leader.offset_for_timestamp(TS + 10).unwrap(),
+        Some((0, appended_at))
+    );
+
+    // A follower with the same topic config copies the stamped bytes as
+    // they are, even though its own clock differs.
+    let follower = Log::open(dir.path().join("f-0"), tp(), config, false).unwrap();
+    let valid = follower.validate_replicated(&read.records).unwrap();
+    let copied = follower
+        .append_as_follower(&read.records, &valid, appended_at + 999)
+        .unwrap();
+    assert_eq!(copied.log_append_time_ms, -1);
+    let again = follower.read(0, usize::MAX, i64::MAX).unwrap();
+    assert_eq!(again.records, read.records, "byte-identical to the leader");
+
+    // CreateTime (the default) keeps the producer's timestamps.
+    let create = open(&dir.path().join("c"), small(), false);
+    let info = create.append(&batch_at(TS, 2, 20), 5, appended_at).unwrap();
+    assert_eq!((info.log_append_time_ms, info.max_timestamp), (-1, TS + 1));
+    let stamps: Vec<i64> = read_all(&create).iter().map(|r| r.1).collect();
+    assert_eq!(stamps, [TS, TS + 1]);
 }

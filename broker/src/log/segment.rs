@@ -25,7 +25,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::UNIX_EPOCH;
 
 use parking_lot::RwLock;
-use runnel_proto::batch::{BATCH_HEADER_LEN, BatchHeader, restamped_header, verify_crc};
+use runnel_proto::batch::{
+    BATCH_HEADER_LEN, BatchHeader, restamped_header, set_log_append_time, verify_crc,
+};
 use tracing::{info, warn};
 
 use super::drop_behind::DropBehind;
@@ -834,14 +836,17 @@ impl ActiveSegment {
 
     /// Append already validated batches, assigning offsets from
     /// `next_offset`: one `writev` of `[restamped header, rest of batch]`
-    /// pairs, so the batch bodies are never copied. Then index them and
-    /// publish the new size. On a write error the file is cut back to where
-    /// it was and nothing is published.
+    /// pairs, so the batch bodies are never copied. With `log_append_time`
+    /// each header also gets that time and a CRC computed again (one pass
+    /// over the body, no copy). Then index them and publish the new size.
+    /// On a write error the file is cut back to where it was and nothing is
+    /// published.
     pub(crate) fn append(
         &mut self,
         input: &[u8],
         batches: &[(usize, BatchHeader)],
         leader_epoch: Option<i32>,
+        log_append_time: Option<i64>,
         now_ms: i64,
         interval: usize,
     ) -> Result<()> {
@@ -851,7 +856,12 @@ impl ActiveSegment {
         for (at, header) in batches {
             // A follower keeps the epoch the leader stamped (None).
             let epoch = leader_epoch.unwrap_or(header.partition_leader_epoch);
-            headers.push(restamped_header(&input[*at..], offset, epoch));
+            let mut stamped = restamped_header(&input[*at..], offset, epoch);
+            if let Some(time) = log_append_time {
+                let body = &input[at + BATCH_HEADER_LEN..at + header.total_size()];
+                set_log_append_time(&mut stamped, body, time);
+            }
+            headers.push(stamped);
             offset += i64::from(header.last_offset_delta) + 1;
         }
         let mut slices = Vec::with_capacity(batches.len() * 2);
@@ -879,7 +889,7 @@ impl ActiveSegment {
                     offset,
                     pos32,
                     size,
-                    header.max_timestamp,
+                    log_append_time.unwrap_or(header.max_timestamp),
                     interval,
                 );
                 position += size as u64;

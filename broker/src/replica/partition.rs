@@ -362,6 +362,7 @@ impl Partition {
                     records: 0,
                     bytes: 0,
                     max_timestamp: -1,
+                    log_append_time_ms: -1,
                     flush: self.log.pending_flush(),
                 },
                 s.leader_epoch,

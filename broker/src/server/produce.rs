@@ -165,6 +165,7 @@ pub(crate) async fn handle(ctx: &Context, req: ProduceRequest) -> Result<Produce
                         .get_or_create(&labels)
                         .inc_by(u64::from(info.records));
                     result.base_offset = info.first_offset;
+                    result.log_append_time_ms = info.log_append_time_ms;
                     result.log_start_offset = part.log().log_start_offset();
                     let replicated = acks_all.then_some((info.last_offset + 1, epoch));
                     if info.flush.is_some() || replicated.is_some() {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use runnel_proto::v1::{ConfigEntry, ConfigSource};
 
-use crate::log::LogConfig;
+use crate::log::{LogConfig, TimestampType};
 use crate::{Error, Result};
 
 /// Value kinds we can validate.
@@ -72,6 +72,11 @@ const DEFS: &[Def] = &[
             max: i32::MAX as i64,
         },
         default: "1048588",
+    },
+    Def {
+        name: "message.timestamp.type",
+        kind: Kind::Enum(&["CreateTime", "LogAppendTime"]),
+        default: "CreateTime",
     },
     Def {
         name: "min.insync.replicas",
@@ -351,6 +356,10 @@ impl TopicConfig {
             flush_messages: self.as_u64("flush.messages"),
             flush_ms: self.as_u64("flush.ms"),
             page_cache_drop_behind_bytes: self.int("page.cache.drop.behind.bytes"),
+            message_timestamp_type: match self.values["message.timestamp.type"].0.trim() {
+                "LogAppendTime" => TimestampType::LogAppendTime,
+                _ => TimestampType::CreateTime,
+            },
         }
     }
 

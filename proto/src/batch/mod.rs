@@ -90,7 +90,9 @@ pub use builder::BatchBuilder;
 pub use compression::{Compression, MAX_DECOMPRESSED_LEN};
 pub use header::{BatchHeader, TimestampType};
 pub use records::{Record, RecordHeader, RecordIter, records};
-pub use restamp::{restamped_header, set_base_offset, set_partition_leader_epoch};
+pub use restamp::{
+    restamped_header, set_base_offset, set_log_append_time, set_partition_leader_epoch,
+};
 pub use validate::{validate_batch, validate_batch_header, verify_crc};
 pub use walk::{Batches, batches};
 

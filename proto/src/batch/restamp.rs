@@ -1,9 +1,15 @@
-//! Rewriting the two header fields the broker owns. Both sit before the CRC
-//! field, outside the checked region, so the CRC the producer computed stays
-//! valid and the records are never touched.
+//! Rewriting the header fields the broker owns. `baseOffset` and
+//! `partitionLeaderEpoch` sit before the CRC field, outside the checked
+//! region, so the CRC the producer computed stays valid and the records are
+//! never touched. A `LogAppendTime` topic also owns the timestamp type and
+//! `maxTimestamp`, which the CRC covers: [`set_log_append_time`] computes it
+//! again.
 
 use super::BATCH_HEADER_LEN;
-use super::header::{BASE_OFFSET_OFFSET, PARTITION_LEADER_EPOCH_OFFSET};
+use super::header::{
+    ATTRIBUTES_OFFSET, BASE_OFFSET_OFFSET, CRC_OFFSET, MAX_TIMESTAMP_OFFSET,
+    PARTITION_LEADER_EPOCH_OFFSET, TIMESTAMP_TYPE_BIT,
+};
 
 /// Overwrite `baseOffset` (bytes 0..8) in place.
 ///
@@ -48,10 +54,26 @@ pub fn restamped_header(
     header
 }
 
+/// Stamp a batch with the broker's clock (`message.timestamp.type =
+/// LogAppendTime`, as Kafka does): set the timestamp-type bit, set
+/// `maxTimestamp` to `append_time_ms`, and compute the CRC again over the
+/// changed header and the unchanged `body` (the batch after its 61 header
+/// bytes). Record timestamps then read as `append_time_ms`
+/// ([`records`](super::records)); the record bytes are not touched.
+pub fn set_log_append_time(header: &mut [u8; BATCH_HEADER_LEN], body: &[u8], append_time_ms: i64) {
+    let attributes = i16::from_be_bytes([header[ATTRIBUTES_OFFSET], header[ATTRIBUTES_OFFSET + 1]])
+        | TIMESTAMP_TYPE_BIT;
+    header[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+    header[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8]
+        .copy_from_slice(&append_time_ms.to_be_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&header[ATTRIBUTES_OFFSET..]), body);
+    header[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{BatchBuilder, validate_batch};
+    use crate::batch::{BatchBuilder, BatchHeader, validate_batch};
 
     fn sample() -> Vec<u8> {
         let mut b = BatchBuilder::new();
@@ -93,6 +115,29 @@ mod tests {
         set_base_offset(&mut in_place, 1000);
         set_partition_leader_epoch(&mut in_place, 3);
         assert_eq!(joined, in_place);
+    }
+
+    #[test]
+    fn log_append_time_rewrites_the_timestamps_and_the_crc() {
+        use crate::batch::{TimestampType, records};
+        let batch = sample();
+        let mut header = restamped_header(&batch, 7, 2);
+        set_log_append_time(&mut header, &batch[BATCH_HEADER_LEN..], 1_700_000_000_123);
+        let joined = [&header[..], &batch[BATCH_HEADER_LEN..]].concat();
+        let h = validate_batch(&joined).expect("the new CRC matches");
+        assert_eq!(h.timestamp_type(), TimestampType::LogAppendTime);
+        assert_eq!(h.max_timestamp, 1_700_000_000_123);
+        assert_eq!((h.base_offset, h.partition_leader_epoch), (7, 2));
+        let original = BatchHeader::parse(&batch).unwrap();
+        assert_eq!(h.base_timestamp, original.base_timestamp);
+        assert_eq!(h.compression().unwrap(), original.compression().unwrap());
+        let stamps: Vec<i64> = records(&bytes::Bytes::from(joined.clone()))
+            .unwrap()
+            .map(|r| r.unwrap().timestamp)
+            .collect();
+        assert_eq!(stamps, [1_700_000_000_123, 1_700_000_000_123]);
+        // The body is the producer's, byte for byte.
+        assert_eq!(&joined[BATCH_HEADER_LEN..], &batch[BATCH_HEADER_LEN..]);
     }
 
     #[test]
