@@ -77,6 +77,11 @@ pub struct ProducePerf {
     /// Records per second to aim for; -1 for as fast as possible.
     #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
     throughput: i64,
+    /// Also print a line per window of this length (e.g. 5s, as Kafka's
+    /// tool does) to stderr: records, rate, average and max latency of the
+    /// acknowledgements in it, so a burst of slow ones shows when it happened.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    reporting_interval: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -233,12 +238,15 @@ async fn produce(global: &Global, args: ProducePerf) -> Result<()> {
     // never waits for them; a batch's records all complete at once, so
     // awaiting in order costs little accuracy.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, DeliveryFuture)>();
+    let (reporting_interval, record_size) = (args.reporting_interval, args.record_size);
     let collector = tokio::spawn({
         let bar = bar.clone();
         async move {
             let mut latency = latency_histogram();
             let (mut ok, mut failed, mut first_error) = (0u64, 0u64, None);
             let mut last_ack = Instant::now();
+            let mut window =
+                reporting_interval.map(|every| Window::new(every, record_size, Instant::now()));
             // When this task catches up a completed future it was finished
             // by the last wake-up at the latest: reuse that clock reading
             // (one per batch, not per record) unless the record is newer.
@@ -252,8 +260,12 @@ async fn produce(global: &Global, args: ProducePerf) -> Result<()> {
                 match outcome {
                     Ok(_) => {
                         last_ack = now;
-                        latency.saturating_record((now - sent_at).as_micros().max(1) as u64);
+                        let micros = (now - sent_at).as_micros().max(1) as u64;
+                        latency.saturating_record(micros);
                         ok += 1;
+                        if let Some(w) = &mut window {
+                            w.record(micros, now, &bar);
+                        }
                     }
                     Err(e) => {
                         failed += 1;
@@ -319,6 +331,55 @@ async fn produce(global: &Global, args: ProducePerf) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `perf produce --reporting-interval`: acknowledgements of the current
+/// window, printed as one line (Kafka's per-window format) when it ends.
+struct Window {
+    every: Duration,
+    record_size: usize,
+    started: Instant,
+    records: u64,
+    latency_sum_us: u64,
+    latency_max_us: u64,
+}
+
+impl Window {
+    fn new(every: Duration, record_size: usize, now: Instant) -> Self {
+        Window {
+            every,
+            record_size,
+            started: now,
+            records: 0,
+            latency_sum_us: 0,
+            latency_max_us: 0,
+        }
+    }
+
+    fn record(&mut self, micros: u64, now: Instant, bar: &ProgressBar) {
+        self.records += 1;
+        self.latency_sum_us += micros;
+        self.latency_max_us = self.latency_max_us.max(micros);
+        let elapsed = now.saturating_duration_since(self.started);
+        if elapsed >= self.every {
+            let line = self.line(elapsed);
+            bar.suspend(|| eprintln!("{line}"));
+            *self = Window::new(self.every, self.record_size, now);
+        }
+    }
+
+    fn line(&self, elapsed: Duration) -> String {
+        let secs = elapsed.as_secs_f64();
+        let rate = self.records as f64 / secs;
+        format!(
+            "{} records sent, {:.1} records/sec ({:.2} MB/sec), {:.2} ms avg latency, {:.2} ms max latency.",
+            self.records,
+            rate,
+            rate * self.record_size as f64 / MB,
+            self.latency_sum_us as f64 / self.records as f64 / 1000.0,
+            ms(self.latency_max_us),
+        )
+    }
 }
 
 /// Results of `perf consume`.
@@ -582,6 +643,24 @@ mod tests {
             (v["latency_ms"]["max"].as_f64().unwrap() - 4.0).abs() < 0.01,
             "{v}"
         );
+    }
+
+    #[test]
+    fn window_line_reads_like_kafkas() {
+        let start = Instant::now();
+        let mut w = Window::new(Duration::from_secs(5), 1024, start);
+        let bar = ProgressBar::hidden();
+        for micros in [1_000, 3_000] {
+            w.record(micros, start, &bar);
+        }
+        assert_eq!(w.records, 2, "the window is still open");
+        assert_eq!(
+            w.line(Duration::from_secs(2)),
+            "2 records sent, 1.0 records/sec (0.00 MB/sec), 2.00 ms avg latency, 3.00 ms max latency."
+        );
+        // An acknowledgement after the interval prints and starts a new window.
+        w.record(9_000, start + Duration::from_secs(5), &bar);
+        assert_eq!((w.records, w.latency_max_us), (0, 0));
     }
 
     #[test]
