@@ -120,6 +120,10 @@ knobs! {
     log_index_interval_bytes: i64, file = "log.index.interval.bytes", env = "RUNNEL_LOG_INDEX_INTERVAL_BYTES";
     /// Default segment.index.bytes: maximum size of a segment's offset index.
     log_index_size_max_bytes: i64, file = "log.index.size.max.bytes", env = "RUNNEL_LOG_INDEX_SIZE_MAX_BYTES";
+    /// Default message.timestamp.after.max.ms: refuse records timestamped more than this far ahead of the broker's clock.
+    log_message_timestamp_after_max_ms: i64, file = "log.message.timestamp.after.max.ms", env = "RUNNEL_LOG_MESSAGE_TIMESTAMP_AFTER_MAX_MS";
+    /// Default message.timestamp.before.max.ms: refuse records timestamped more than this far behind the broker's clock.
+    log_message_timestamp_before_max_ms: i64, file = "log.message.timestamp.before.max.ms", env = "RUNNEL_LOG_MESSAGE_TIMESTAMP_BEFORE_MAX_MS";
     /// Default message.timestamp.type: CreateTime (the producer's clock) or LogAppendTime (the leader's clock when it appends).
     log_message_timestamp_type: String, file = "log.message.timestamp.type", env = "RUNNEL_LOG_MESSAGE_TIMESTAMP_TYPE";
     /// Default page.cache.drop.behind.bytes: keep only this much of the end of each active segment in the page cache (-1 = leave it to the kernel).
@@ -211,6 +215,8 @@ pub struct BrokerConfig {
     pub log_index_size_max_bytes: i64,
     /// -1 (off) by default: Kafka leaves the page cache to the kernel.
     /// See `log::drop_behind`.
+    pub log_message_timestamp_after_max_ms: i64,
+    pub log_message_timestamp_before_max_ms: i64,
     pub log_message_timestamp_type: String,
     pub log_page_cache_drop_behind_bytes: i64,
     pub min_insync_replicas: i64,
@@ -277,6 +283,8 @@ impl Default for BrokerConfig {
             log_flush_scheduler_interval_ms: 200,
             log_index_interval_bytes: 4096,
             log_index_size_max_bytes: 10 * 1024 * 1024,
+            log_message_timestamp_after_max_ms: 3_600_000,
+            log_message_timestamp_before_max_ms: i64::MAX,
             log_message_timestamp_type: "CreateTime".into(),
             log_page_cache_drop_behind_bytes: -1,
             min_insync_replicas: 1,
@@ -487,6 +495,16 @@ pub const DYNAMIC_CONFIGS: &[DynamicConfig] = &[
         broker_key: "log.index.size.max.bytes",
         topic_key: "segment.index.bytes",
         value: |c| c.log_index_size_max_bytes.to_string(),
+    },
+    DynamicConfig {
+        broker_key: "log.message.timestamp.after.max.ms",
+        topic_key: "message.timestamp.after.max.ms",
+        value: |c| c.log_message_timestamp_after_max_ms.to_string(),
+    },
+    DynamicConfig {
+        broker_key: "log.message.timestamp.before.max.ms",
+        topic_key: "message.timestamp.before.max.ms",
+        value: |c| c.log_message_timestamp_before_max_ms.to_string(),
     },
     DynamicConfig {
         broker_key: "log.message.timestamp.type",
@@ -751,7 +769,7 @@ mod tests {
                 d.broker_key
             );
         }
-        assert_eq!(DYNAMIC_CONFIGS.len(), 13);
+        assert_eq!(DYNAMIC_CONFIGS.len(), 15);
         assert!(is_dynamic("log.retention.ms"));
         assert!(!is_dynamic("retention.ms"));
         assert!(!is_dynamic("data.dir"));

@@ -31,6 +31,25 @@ pub enum Error {
         #[source]
         source: runnel_proto::Error,
     },
+    /// A produced record's CreateTime is too far from the broker's clock
+    /// (`message.timestamp.before.max.ms` / `after.max.ms`).
+    #[error(
+        "record {index} of a batch for {topic_partition} has timestamp {timestamp}, {distance} ms \
+         {direction} the broker's clock ({now}), beyond {config}={limit}; fix the producer's \
+         clock or timestamps, or raise the topic's {config}"
+    )]
+    InvalidTimestamp {
+        topic_partition: String,
+        /// Record position in its batch; -1 for an unwalked (gzip, snappy)
+        /// batch's first or largest timestamp.
+        index: i32,
+        timestamp: i64,
+        now: i64,
+        distance: i64,
+        direction: &'static str,
+        config: &'static str,
+        limit: i64,
+    },
     /// A produced batch is larger than the topic's `max.message.bytes`.
     #[error(
         "record batch of {size} bytes for {topic_partition} exceeds max.message.bytes={max}; \

@@ -112,4 +112,16 @@ pub enum Error {
         /// What was wrong with it.
         reason: &'static str,
     },
+
+    /// A record's CreateTime lies outside the range the broker accepts
+    /// ([`validate_batch_in`](crate::batch::validate_batch_in)); for a
+    /// batch whose records are not walked (gzip, snappy) `index` is -1 and
+    /// the timestamp is the batch's first or largest.
+    #[error("record {index} has timestamp {timestamp}, outside the accepted range")]
+    TimestampOutOfRange {
+        /// Which record (0 = first).
+        index: i32,
+        /// Its timestamp, ms since the Unix epoch.
+        timestamp: i64,
+    },
 }

@@ -445,3 +445,57 @@ async fn log_append_time_topics_carry_the_brokers_clock() {
         "{err}"
     );
 }
+
+/// `message.timestamp.after.max.ms` (1 h by default, as in Kafka 4) and
+/// `before.max.ms`: a record stamped too far from the broker's clock is
+/// refused with INVALID_TIMESTAMP naming the config, and nothing is stored;
+/// raising the config lets it in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_stamped_too_far_from_the_brokers_clock_are_refused() {
+    const HOUR: i64 = 3_600_000;
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, config, admin) = broker_with_topic(
+        dir.path(),
+        &[],
+        "clocked",
+        1,
+        &[("message.timestamp.before.max.ms", "86400000")],
+    )
+    .await;
+    let producer = Producer::connect(config.clone(), ProducerConfig::default())
+        .await
+        .unwrap();
+    let send = |timestamp: i64| {
+        let producer = producer.clone();
+        async move {
+            let record = ProducerRecord::new("clocked", "v").timestamp(timestamp);
+            producer.send(record).await.unwrap().await
+        }
+    };
+    let now = wall_clock_ms();
+    let ahead = send(now + 2 * HOUR).await.unwrap_err().to_string();
+    assert!(
+        ahead.contains("message.timestamp.after.max.ms=3600000"),
+        "{ahead}"
+    );
+    let behind = send(now - 3 * 24 * HOUR).await.unwrap_err().to_string();
+    assert!(
+        behind.contains("message.timestamp.before.max.ms=86400000"),
+        "{behind}"
+    );
+    wait_offsets(&broker, &admin, "clocked", |(_, end)| end == 0).await;
+
+    send(now).await.unwrap();
+    admin
+        .alter_topic(
+            AlterTopic::new("clocked").set_config("message.timestamp.after.max.ms", "86400000"),
+        )
+        .await
+        .unwrap();
+    send(now + 2 * HOUR).await.unwrap();
+    producer.close().await;
+    assert_eq!(
+        timestamps(&config, "clocked", 2).await,
+        [(0, now), (1, now + 2 * HOUR)]
+    );
+}

@@ -156,6 +156,11 @@ pub struct LogConfig {
     /// the batch's timestamp type and `maxTimestamp` change); `CreateTime`
     /// keeps the producer's timestamps.
     pub message_timestamp_type: TimestampType,
+    /// `message.timestamp.before.max.ms`: a CreateTime record may be at
+    /// most this much older than the leader's clock.
+    pub message_timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: ... and at most this much newer.
+    pub message_timestamp_after_max_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -173,6 +178,8 @@ impl Default for LogConfig {
             flush_ms: u64::MAX,
             page_cache_drop_behind_bytes: -1,
             message_timestamp_type: TimestampType::CreateTime,
+            message_timestamp_before_max_ms: i64::MAX,
+            message_timestamp_after_max_ms: 60 * 60 * 1000,
         }
     }
 }

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
-use runnel_proto::batch::{BatchHeader, batches, records, validate_batch, validate_batch_header};
+use runnel_proto::batch::{
+    BatchHeader, batches, records, validate_batch, validate_batch_header, validate_batch_in,
+};
 use tracing::{debug, info, warn};
 
 use super::segment::{ActiveSegment, Segment, SegmentPaths, truncate_segment};
@@ -304,9 +306,47 @@ impl Log {
 
     /// Check every batch of an append (framing, CRC, record count, every
     /// record there and well-formed, size <= `max.message.bytes`, nothing
-    /// left over) without writing anything.
+    /// left over, and for a CreateTime topic every record's timestamp
+    /// within `message.timestamp.before.max.ms` / `after.max.ms` of this
+    /// broker's clock) without writing anything.
     pub fn validate(&self, records: &[u8]) -> Result<ValidatedRecords> {
-        self.validate_with(records, validate_batch)
+        let config = self.config();
+        let (before, after) = (
+            config.message_timestamp_before_max_ms,
+            config.message_timestamp_after_max_ms,
+        );
+        if config.message_timestamp_type == TimestampType::LogAppendTime
+            || (before == i64::MAX && after == i64::MAX)
+        {
+            return self.validate_with(records, validate_batch);
+        }
+        let now = wall_clock_ms();
+        let range = now.saturating_sub(before)..=now.saturating_add(after);
+        self.validate_with(records, |batch| validate_batch_in(batch, range.clone()))
+            .map_err(|e| match e {
+                Error::CorruptBatch {
+                    topic_partition,
+                    source: runnel_proto::Error::TimestampOutOfRange { index, timestamp },
+                    ..
+                } => {
+                    let late = timestamp > now;
+                    Error::InvalidTimestamp {
+                        topic_partition,
+                        index,
+                        timestamp,
+                        now,
+                        distance: timestamp.abs_diff(now).min(i64::MAX as u64) as i64,
+                        direction: if late { "after" } else { "before" },
+                        config: if late {
+                            "message.timestamp.after.max.ms"
+                        } else {
+                            "message.timestamp.before.max.ms"
+                        },
+                        limit: if late { after } else { before },
+                    }
+                }
+                other => other,
+            })
     }
 
     /// [`validate`](Self::validate) for batches the leader already checked
@@ -318,7 +358,7 @@ impl Log {
     fn validate_with(
         &self,
         records: &[u8],
-        check: fn(&[u8]) -> runnel_proto::Result<BatchHeader>,
+        check: impl Fn(&[u8]) -> runnel_proto::Result<BatchHeader>,
     ) -> Result<ValidatedRecords> {
         let max_message_bytes = self.config().max_message_bytes;
         let mut out = ValidatedRecords {

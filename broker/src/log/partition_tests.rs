@@ -1286,3 +1286,75 @@ fn log_append_time_stamps_the_leaders_clock_and_followers_keep_it() {
     let stamps: Vec<i64> = read_all(&create).iter().map(|r| r.1).collect();
     assert_eq!(stamps, [TS, TS + 1]);
 }
+
+#[test]
+fn create_time_outside_the_configured_window_is_refused_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    const HOUR: i64 = 3_600_000;
+    let config = LogConfig {
+        message_timestamp_before_max_ms: 24 * HOUR,
+        ..small()
+    };
+    assert_eq!(
+        config.message_timestamp_after_max_ms, HOUR,
+        "Kafka 4's default"
+    );
+    let log = open(dir.path(), config.clone(), false);
+    let now = wall_clock_ms();
+    log.append(&batch_at(now - HOUR, 2, 10), 1, now).unwrap();
+    log.append(&batch_at(now + HOUR / 2, 2, 10), 1, now)
+        .unwrap();
+
+    let err = log
+        .append(&batch_at(now + 2 * HOUR, 3, 10), 1, now)
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidTimestamp {
+                index: 0,
+                config: "message.timestamp.after.max.ms",
+                limit: HOUR,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(message.contains("after the broker's clock"), "{message}");
+    let err = log
+        .append(&batch_at(now - 2 * 24 * HOUR, 1, 10), 1, now)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidTimestamp {
+                config: "message.timestamp.before.max.ms",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // A good batch followed by a bad one in the same request: nothing of it.
+    let mixed = [batch_at(now, 1, 10), batch_at(now + 3 * HOUR, 1, 10)].concat();
+    assert!(matches!(
+        log.append(&mixed, 1, now),
+        Err(Error::InvalidTimestamp { .. })
+    ));
+    assert_eq!(log.log_end_offset(), 4, "refused appends wrote nothing");
+
+    // LogAppendTime replaces the producer's clock, so any CreateTime goes.
+    let stamped = Log::open(
+        dir.path().join("s-0"),
+        tp(),
+        LogConfig {
+            message_timestamp_type: TimestampType::LogAppendTime,
+            ..config
+        },
+        false,
+    )
+    .unwrap();
+    stamped
+        .append(&batch_at(now + 5 * HOUR, 1, 10), 1, now)
+        .unwrap();
+}

@@ -20,6 +20,7 @@ impl Error {
                 _ => ErrorCode::CorruptMessage,
             },
             Error::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
+            Error::InvalidTimestamp { .. } => ErrorCode::InvalidTimestamp,
             Error::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
             Error::Metadata(_) | Error::LeaseExpired { .. } | Error::BrokerIdInUse { .. } => {
                 ErrorCode::UnknownServerError
@@ -66,6 +67,7 @@ impl Error {
             Error::Io { .. } | Error::Storage { .. } | Error::Metadata(_) => Code::Internal,
             Error::LeaseExpired { .. } => Code::Unavailable,
             Error::CorruptBatch { .. }
+            | Error::InvalidTimestamp { .. }
             | Error::InvalidTopic { .. }
             | Error::InvalidConfig { .. }
             | Error::InvalidRequest(_)

@@ -74,6 +74,16 @@ const DEFS: &[Def] = &[
         default: "1048588",
     },
     Def {
+        name: "message.timestamp.after.max.ms",
+        kind: Kind::Int { min: 0, max: NEVER },
+        default: "3600000",
+    },
+    Def {
+        name: "message.timestamp.before.max.ms",
+        kind: Kind::Int { min: 0, max: NEVER },
+        default: "9223372036854775807",
+    },
+    Def {
         name: "message.timestamp.type",
         kind: Kind::Enum(&["CreateTime", "LogAppendTime"]),
         default: "CreateTime",
@@ -360,6 +370,8 @@ impl TopicConfig {
                 "LogAppendTime" => TimestampType::LogAppendTime,
                 _ => TimestampType::CreateTime,
             },
+            message_timestamp_before_max_ms: self.int("message.timestamp.before.max.ms"),
+            message_timestamp_after_max_ms: self.int("message.timestamp.after.max.ms"),
         }
     }
 

@@ -93,7 +93,7 @@ pub use records::{Record, RecordHeader, RecordIter, records};
 pub use restamp::{
     restamped_header, set_base_offset, set_log_append_time, set_partition_leader_epoch,
 };
-pub use validate::{validate_batch, validate_batch_header, verify_crc};
+pub use validate::{validate_batch, validate_batch_header, validate_batch_in, verify_crc};
 pub use walk::{Batches, batches};
 
 /// The only `magic` (format version) Runnel reads and writes.

@@ -22,6 +22,7 @@
 
 use std::fmt;
 use std::iter::FusedIterator;
+use std::ops::RangeInclusive;
 
 use bytes::Bytes;
 
@@ -356,8 +357,14 @@ fn decode_record(
 /// 2^31 records (moving the log end that far) while holding one, or carry a
 /// record every consumer fails to decode.
 ///
-/// Walks lengths and varints only: no allocation, no copy.
-pub(crate) fn check_records(header: &BatchHeader, body: &[u8]) -> Result<()> {
+/// Walks lengths and varints only: no allocation, no copy. With
+/// `timestamps`, every record's CreateTime must also lie in that range
+/// ([`Error::TimestampOutOfRange`] otherwise).
+pub(crate) fn check_records(
+    header: &BatchHeader,
+    body: &[u8],
+    timestamps: Option<&RangeInclusive<i64>>,
+) -> Result<()> {
     let malformed = |index: i32, reason: &'static str| Error::MalformedRecord { index, reason };
     let mut pos = 0;
     for index in 0..header.records_count {
@@ -374,6 +381,12 @@ pub(crate) fn check_records(header: &BatchHeader, body: &[u8]) -> Result<()> {
                 index,
                 "offset delta is not the record's position in the batch",
             ));
+        }
+        if let Some(range) = timestamps {
+            let timestamp = header.base_timestamp.wrapping_add(fields.timestamp_delta);
+            if !range.contains(&timestamp) {
+                return Err(Error::TimestampOutOfRange { index, timestamp });
+            }
         }
         pos = fields.end;
     }

@@ -3,10 +3,12 @@
 //! pass over the bytes (the CRC) plus one over the record boundaries; keys,
 //! values and headers are not copied.
 
-use super::BATCH_HEADER_LEN;
+use std::ops::RangeInclusive;
+
 use super::compression::{Compression, MAX_DECOMPRESSED_LEN, inflate};
 use super::header::{ATTRIBUTES_OFFSET, BatchHeader, frame_size};
 use super::records::check_records;
+use super::{BATCH_HEADER_LEN, TimestampType};
 use crate::error::{Error, Result};
 
 /// Check that `batch` is exactly one batch: its header is readable, the
@@ -69,16 +71,47 @@ fn check_crc(batch: &[u8], stored: u32) -> Result<()> {
 /// not decode), and for compressed sections [`Error::CorruptCompressed`]
 /// and [`Error::DecompressedTooLarge`].
 pub fn validate_batch(batch: &[u8]) -> Result<BatchHeader> {
+    check_batch(batch, None)
+}
+
+/// [`validate_batch`], and every record's timestamp must lie in
+/// `timestamps` (the broker's `message.timestamp.before.max.ms` and
+/// `after.max.ms` around its clock), checked in the same walk. Only
+/// CreateTime batches are checked: a LogAppendTime one gets the broker's
+/// clock anyway. Gzip and snappy sections are not walked, so for them the
+/// batch's first (`baseTimestamp`) and largest (`maxTimestamp`) are checked.
+///
+/// # Errors
+///
+/// As [`validate_batch`], and [`Error::TimestampOutOfRange`].
+pub fn validate_batch_in(batch: &[u8], timestamps: RangeInclusive<i64>) -> Result<BatchHeader> {
+    check_batch(batch, Some(&timestamps))
+}
+
+fn check_batch(batch: &[u8], timestamps: Option<&RangeInclusive<i64>>) -> Result<BatchHeader> {
     let header = validate_batch_header(batch)?;
     let section = &batch[BATCH_HEADER_LEN..];
     let compression = header.compression()?;
+    let timestamps = timestamps.filter(|_| header.timestamp_type() == TimestampType::CreateTime);
     match compression {
-        Compression::None => check_records(&header, section)?,
+        Compression::None => check_records(&header, section, timestamps)?,
         Compression::Lz4 | Compression::Zstd => check_records(
             &header,
             &inflate(compression, section, MAX_DECOMPRESSED_LEN)?,
+            timestamps,
         )?,
-        Compression::Gzip | Compression::Snappy => {}
+        Compression::Gzip | Compression::Snappy => {
+            if let Some(range) = timestamps {
+                for timestamp in [header.base_timestamp, header.max_timestamp] {
+                    if !range.contains(&timestamp) {
+                        return Err(Error::TimestampOutOfRange {
+                            index: -1,
+                            timestamp,
+                        });
+                    }
+                }
+            }
+        }
     }
     Ok(header)
 }
@@ -138,6 +171,33 @@ mod tests {
     fn fix_crc(batch: &mut [u8]) {
         let crc = compute_crc(batch);
         batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    }
+
+    #[test]
+    fn timestamps_are_checked_per_record_in_the_walk() {
+        // Records at 1000, 1010 and 990: the first is not the smallest.
+        let batch = sample();
+        assert!(validate_batch_in(&batch, 990..=1010).is_ok());
+        assert!(matches!(
+            validate_batch_in(&batch, 991..=1010),
+            Err(Error::TimestampOutOfRange {
+                index: 2,
+                timestamp: 990
+            })
+        ));
+        assert!(matches!(
+            validate_batch_in(&batch, 990..=1009),
+            Err(Error::TimestampOutOfRange {
+                index: 1,
+                timestamp: 1010
+            })
+        ));
+        // A LogAppendTime batch gets the broker's clock: not checked.
+        let mut stamped = [0u8; BATCH_HEADER_LEN];
+        stamped.copy_from_slice(&batch[..BATCH_HEADER_LEN]);
+        crate::batch::set_log_append_time(&mut stamped, &batch[BATCH_HEADER_LEN..], 5);
+        let stamped = [&stamped[..], &batch[BATCH_HEADER_LEN..]].concat();
+        assert!(validate_batch_in(&stamped, 2000..=3000).is_ok());
     }
 
     #[test]
