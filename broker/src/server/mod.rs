@@ -14,6 +14,7 @@ pub mod http;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
+mod oversize;
 pub(crate) mod produce;
 mod reassignments;
 mod replication;
@@ -401,6 +402,7 @@ pub async fn serve_grpc(
     let group = GroupServer::new(service.clone()).max_decoding_message_size(max);
     let admin = AdminServer::new(service).max_decoding_message_size(max);
     let router = tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(oversize::rewrite(max)))
         // Loopback and LAN links carry megabyte batches: the HTTP/2 default
         // 64 KiB windows would cap throughput at a few hundred MB/s.
         .initial_stream_window_size(Some(8 << 20))
