@@ -40,8 +40,7 @@ pub enum Error {
     )]
     InvalidTimestamp {
         topic_partition: String,
-        /// Record position in its batch; -1 for an unwalked (gzip, snappy)
-        /// batch's first or largest timestamp.
+        /// Record position in its batch.
         index: i32,
         timestamp: i64,
         now: i64,

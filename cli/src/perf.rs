@@ -59,7 +59,7 @@ pub struct ProducePerf {
     /// --acks all, else false].
     #[arg(long, value_name = "true|false")]
     idempotence: Option<bool>,
-    /// Codec for each batch (compression.type): none, lz4 or zstd.
+    /// Codec for each batch (compression.type): none, gzip, snappy, lz4 or zstd.
     #[arg(long, default_value = "none", value_parser = crate::produce::parse_compression)]
     compression: Compression,
     /// Producer batch.size in bytes.

@@ -72,11 +72,6 @@ pub enum Error {
     #[error("unknown compression codec id {0}")]
     UnknownCompression(u8),
 
-    /// The codec is valid but this build cannot compress or decompress it
-    /// (gzip, snappy).
-    #[error("unsupported compression codec {0}")]
-    UnsupportedCompression(Compression),
-
     /// A `compression.type` name that is none of Kafka's (`none`, `gzip`,
     /// `snappy`, `lz4`, `zstd`).
     #[error("unknown compression type {0:?}; expected none, gzip, snappy, lz4 or zstd")]
@@ -114,9 +109,7 @@ pub enum Error {
     },
 
     /// A record's CreateTime lies outside the range the broker accepts
-    /// ([`validate_batch_in`](crate::batch::validate_batch_in)); for a
-    /// batch whose records are not walked (gzip, snappy) `index` is -1 and
-    /// the timestamp is the batch's first or largest.
+    /// ([`validate_batch_in`](crate::batch::validate_batch_in)).
     #[error("record {index} has timestamp {timestamp}, outside the accepted range")]
     TimestampOutOfRange {
         /// Which record (0 = first).

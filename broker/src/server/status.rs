@@ -13,12 +13,7 @@ impl Error {
     pub fn error_code(&self) -> ErrorCode {
         match self {
             Error::Io { .. } | Error::Storage { .. } => ErrorCode::KafkaStorageError,
-            Error::CorruptBatch { source, .. } => match source {
-                runnel_proto::Error::UnsupportedCompression(_) => {
-                    ErrorCode::UnsupportedCompressionType
-                }
-                _ => ErrorCode::CorruptMessage,
-            },
+            Error::CorruptBatch { .. } => ErrorCode::CorruptMessage,
             Error::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
             Error::InvalidTimestamp { .. } => ErrorCode::InvalidTimestamp,
             Error::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,

@@ -416,9 +416,8 @@ impl Accumulator {
                 }
             },
         };
-        let mut builder = BatchBuilder::with_capacity(capacity)
-            .compression(self.limits.compression)
-            .map_err(|e| Error::Config(format!("compression: {e}")))?;
+        let mut builder =
+            BatchBuilder::with_capacity(capacity).compression(self.limits.compression);
         let id = *next_id;
         *next_id += 1;
         incomplete.insert(id);

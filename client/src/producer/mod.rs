@@ -163,10 +163,10 @@ pub struct ProducerConfig {
     /// for a broker without `InitProducerId`.
     pub enable_idempotence: bool,
     /// `compression.type`: codec for each batch's records. Default
-    /// [`Compression::None`]; [`Compression::Lz4`] (fast, the usual choice)
-    /// and [`Compression::Zstd`] (smaller, more CPU) are built in; gzip and
-    /// snappy are refused by [`Producer::connect`]. Parse Kafka's names
-    /// with `"lz4".parse()`.
+    /// [`Compression::None`]; every Kafka codec is built in: `lz4` (fast,
+    /// the usual choice), `zstd` (smaller, more CPU), `snappy` and `gzip`
+    /// (for consumers that expect them). Parse Kafka's names with
+    /// `"lz4".parse()`.
     pub compression: Compression,
     /// `interceptor.classes`: interceptors that see every record before it
     /// is partitioned (and may change it) and every record's outcome, in
@@ -223,12 +223,6 @@ impl ProducerConfig {
                 "enable_idempotence requires acks=all (acks is {}); set acks=all or \
                  enable_idempotence=false",
                 self.acks
-            ));
-        }
-        if !self.compression.is_supported() {
-            return bad(format!(
-                "compression {} is not supported; use none, lz4 or zstd",
-                self.compression
             ));
         }
         let largest = self.batch_size.max(self.max_request_size);
@@ -603,25 +597,18 @@ mod tests {
     #[test]
     fn compression_config() {
         assert_eq!(ProducerConfig::default().compression, Compression::None);
-        for codec in [Compression::None, Compression::Lz4, Compression::Zstd] {
+        for codec in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
             let c = ProducerConfig {
                 compression: codec,
                 ..Default::default()
             };
             c.validate().unwrap();
-        }
-        for codec in [Compression::Gzip, Compression::Snappy] {
-            let c = ProducerConfig {
-                compression: codec,
-                ..Default::default()
-            };
-            assert_eq!(
-                c.validate().unwrap_err().to_string(),
-                format!(
-                    "invalid configuration: compression {codec} is not supported; \
-                     use none, lz4 or zstd"
-                )
-            );
         }
     }
 

@@ -2,11 +2,12 @@
 //! one place that turns a batch's records section into plain record bytes
 //! ([`decompress`]) and back ([`compress`]).
 //!
-//! Built in: [`Compression::None`], [`Compression::Lz4`] (the LZ4 *frame*
-//! format, as Kafka writes it since magic 1) and [`Compression::Zstd`].
-//! Gzip and snappy are valid Kafka ids that the broker stores as they are,
-//! but this crate neither writes nor reads them
-//! ([`Error::UnsupportedCompression`]). Everything downstream of
+//! Every Kafka codec is built in: [`Compression::None`],
+//! [`Compression::Gzip`] (a gzip stream, several members allowed),
+//! [`Compression::Snappy`] (written as one raw snappy block, as sarama and
+//! librdkafka do; read raw or in the xerial framing Kafka's Java client
+//! writes), [`Compression::Lz4`] (the LZ4 *frame* format, as Kafka writes it
+//! since magic 1) and [`Compression::Zstd`]. Everything downstream of
 //! [`decompress`] iterates a plain `Bytes` of records and does not care
 //! where it came from.
 
@@ -31,7 +32,7 @@ pub enum Compression {
     None,
     /// Id 1: gzip (RFC 1952).
     Gzip,
-    /// Id 2: snappy, in the xerial framing Kafka uses.
+    /// Id 2: snappy (raw, or in the xerial framing Kafka's Java client uses).
     Snappy,
     /// Id 3: LZ4 frame format.
     Lz4,
@@ -63,12 +64,6 @@ impl Compression {
         }
     }
 
-    /// Whether this build can write and read batches with this codec
-    /// (none, lz4, zstd). Gzip and snappy are not built in.
-    pub const fn is_supported(self) -> bool {
-        matches!(self, Self::None | Self::Lz4 | Self::Zstd)
-    }
-
     /// Kafka's `compression.type` name: `none`, `gzip`, `snappy`, `lz4`, `zstd`.
     pub const fn name(self) -> &'static str {
         match self {
@@ -91,9 +86,7 @@ impl FromStr for Compression {
     type Err = Error;
 
     /// Kafka's `compression.type` names, case-insensitive: `none`, `gzip`,
-    /// `snappy`, `lz4`, `zstd`. Parsing does not check
-    /// [`is_supported`](Self::is_supported): a config layer decides whether
-    /// an unsupported codec is an error.
+    /// `snappy`, `lz4`, `zstd`.
     fn from_str(s: &str) -> Result<Self> {
         match s.trim().to_ascii_lowercase().as_str() {
             "none" => Ok(Self::None),
@@ -133,12 +126,11 @@ fn lz4_frame_info() -> lz4_flex::frame::FrameInfo {
 
 /// The plain record bytes of a records section stored with `compression`.
 ///
-/// For [`Compression::None`] this is `section` itself (no copy); for LZ4 and
-/// zstd a new buffer of at most [`MAX_DECOMPRESSED_LEN`] bytes.
+/// For [`Compression::None`] this is `section` itself (no copy); for the
+/// codecs a new buffer of at most [`MAX_DECOMPRESSED_LEN`] bytes.
 ///
 /// # Errors
 ///
-/// [`Error::UnsupportedCompression`] for gzip and snappy,
 /// [`Error::CorruptCompressed`] when the section is not a valid stream of
 /// its codec, [`Error::DecompressedTooLarge`] when it inflates past the limit.
 pub(crate) fn decompress(compression: Compression, section: Bytes) -> Result<Bytes> {
@@ -148,8 +140,8 @@ pub(crate) fn decompress(compression: Compression, section: Bytes) -> Result<Byt
     }
 }
 
-/// The plain bytes of a compressed (LZ4 or zstd) records section, at most
-/// `limit` of them. Errors as [`decompress`].
+/// The plain bytes of a compressed records section, at most `limit` of
+/// them. Errors as [`decompress`].
 pub(crate) fn inflate(compression: Compression, section: &[u8], limit: usize) -> Result<Vec<u8>> {
     let corrupt = |e: std::io::Error| Error::CorruptCompressed {
         codec: compression,
@@ -158,19 +150,21 @@ pub(crate) fn inflate(compression: Compression, section: &[u8], limit: usize) ->
     // Streaming decoders behind `take(limit + 1)`: the output never grows
     // past the limit, however much the input claims.
     let reader: Box<dyn Read + '_> = match compression {
-        // Both decoders read no input as no output; but a compressed
+        // The decoders read no input as no output; but a compressed
         // section always holds at least a frame header.
-        Compression::Lz4 | Compression::Zstd if section.is_empty() => {
+        _ if section.is_empty() && compression != Compression::None => {
             return Err(Error::CorruptCompressed {
                 codec: compression,
                 reason: "empty records section".into(),
             });
         }
+        Compression::None => Box::new(section),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(section)),
+        Compression::Snappy => return snappy::inflate(section, limit),
         Compression::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(section)),
         Compression::Zstd => {
             Box::new(zstd::stream::read::Decoder::with_buffer(section).map_err(corrupt)?)
         }
-        other => return Err(Error::UnsupportedCompression(other)),
     };
     // A guess at the ratio, to skip the first few reallocations.
     let mut plain = Vec::with_capacity(section.len().saturating_mul(2).min(limit));
@@ -192,13 +186,21 @@ pub(crate) fn inflate(compression: Compression, section: &[u8], limit: usize) ->
 ///
 /// # Errors
 ///
-/// [`Error::UnsupportedCompression`] for gzip and snappy. Compressing into
-/// memory cannot otherwise fail (the writer is a growing buffer and the
-/// parameters are fixed), so LZ4 and zstd always succeed.
+/// Compressing into memory cannot fail (the writer is a growing buffer and
+/// the parameters are fixed) except for snappy's size limit of 2^32 − 1
+/// bytes ([`Error::CorruptCompressed`]), far above any batch.
 pub(crate) fn compress(compression: Compression, plain: &[u8], out: &mut BytesMut) -> Result<()> {
     const INFALLIBLE: &str = "compressing into a growing in-memory buffer cannot fail";
     match compression {
         Compression::None => out.extend_from_slice(plain),
+        Compression::Gzip => {
+            // Kafka's default compression.gzip.level (-1) is zlib's 6.
+            let mut encoder =
+                flate2::write::GzEncoder::new(out.writer(), flate2::Compression::new(6));
+            encoder.write_all(plain).expect(INFALLIBLE);
+            encoder.finish().expect(INFALLIBLE);
+        }
+        Compression::Snappy => snappy::compress(plain, out)?,
         Compression::Lz4 => {
             let mut encoder =
                 lz4_flex::frame::FrameEncoder::with_frame_info(lz4_frame_info(), out.writer());
@@ -208,9 +210,85 @@ pub(crate) fn compress(compression: Compression, plain: &[u8], out: &mut BytesMu
         Compression::Zstd => {
             zstd::stream::copy_encode(plain, out.writer(), ZSTD_LEVEL).expect(INFALLIBLE);
         }
-        other => return Err(Error::UnsupportedCompression(other)),
     }
     Ok(())
+}
+
+/// Kafka's snappy sections: raw snappy, or xerial's framing (an 8-byte
+/// magic, two version ints, then `[u32 length][raw block]` chunks) as
+/// Kafka's Java client writes through snappy-java.
+mod snappy {
+    use bytes::BytesMut;
+
+    use super::Compression;
+    use crate::error::{Error, Result};
+
+    const XERIAL_MAGIC: &[u8; 8] = b"\x82SNAPPY\0";
+    /// Magic plus version and compatible-version ints.
+    const XERIAL_HEADER_LEN: usize = 16;
+
+    fn corrupt(reason: impl Into<String>) -> Error {
+        Error::CorruptCompressed {
+            codec: Compression::Snappy,
+            reason: reason.into(),
+        }
+    }
+
+    /// One raw block written as it is: what sarama and librdkafka send,
+    /// and what snappy-java (Kafka's Java consumer) reads when the xerial
+    /// magic is absent.
+    pub(super) fn compress(plain: &[u8], out: &mut BytesMut) -> Result<()> {
+        let block = snap::raw::Encoder::new()
+            .compress_vec(plain)
+            .map_err(|e| corrupt(e.to_string()))?;
+        out.extend_from_slice(&block);
+        Ok(())
+    }
+
+    pub(super) fn inflate(section: &[u8], limit: usize) -> Result<Vec<u8>> {
+        let mut plain = Vec::new();
+        match section.strip_prefix(XERIAL_MAGIC) {
+            Some(_) if section.len() < XERIAL_HEADER_LEN => {
+                return Err(corrupt("xerial header cut short"));
+            }
+            Some(_) => {
+                let mut rest = &section[XERIAL_HEADER_LEN..];
+                while !rest.is_empty() {
+                    let Some((len, tail)) = rest.split_first_chunk::<4>() else {
+                        return Err(corrupt("xerial chunk length cut short"));
+                    };
+                    let len = u32::from_be_bytes(*len) as usize;
+                    if len > tail.len() {
+                        return Err(corrupt("xerial chunk runs past the section"));
+                    }
+                    let (block, next) = tail.split_at(len);
+                    append_block(block, limit, &mut plain)?;
+                    rest = next;
+                }
+            }
+            None => append_block(section, limit, &mut plain)?,
+        }
+        Ok(plain)
+    }
+
+    /// Decompress one raw block onto `plain`, refusing before allocating if
+    /// the block's declared length would take `plain` past `limit`.
+    fn append_block(block: &[u8], limit: usize, plain: &mut Vec<u8>) -> Result<()> {
+        let len = snap::raw::decompress_len(block).map_err(|e| corrupt(e.to_string()))?;
+        if plain.len() + len > limit {
+            return Err(Error::DecompressedTooLarge {
+                codec: Compression::Snappy,
+                limit,
+            });
+        }
+        let start = plain.len();
+        plain.resize(start + len, 0);
+        let written = snap::raw::Decoder::new()
+            .decompress(block, &mut plain[start..])
+            .map_err(|e| corrupt(e.to_string()))?;
+        plain.truncate(start + written);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -245,27 +323,66 @@ mod tests {
         assert_eq!(out.as_ptr(), section.as_ptr());
     }
 
-    #[test]
-    fn gzip_and_snappy_are_unsupported_both_ways() {
-        for codec in [Compression::Gzip, Compression::Snappy] {
-            assert!(!codec.is_supported());
-            let err = decompress(codec, Bytes::from_static(b"x")).unwrap_err();
-            assert_eq!(err, Error::UnsupportedCompression(codec));
-            assert_eq!(
-                err.to_string(),
-                format!("unsupported compression codec {codec}")
-            );
-            let mut out = BytesMut::new();
-            assert_eq!(
-                compress(codec, b"x", &mut out),
-                Err(Error::UnsupportedCompression(codec))
-            );
-            assert!(out.is_empty());
+    /// A section in xerial's framing, as Kafka's Java client writes
+    /// snappy: magic, version 1, compatible version 1, then one
+    /// `[length][raw block]` chunk per block.
+    fn xerial(blocks: &[&[u8]]) -> Vec<u8> {
+        let mut out = b"\x82SNAPPY\0\0\0\0\x01\0\0\0\x01".to_vec();
+        for block in blocks {
+            let raw = snap::raw::Encoder::new().compress_vec(block).unwrap();
+            out.extend_from_slice(&(raw.len() as u32).to_be_bytes());
+            out.extend_from_slice(&raw);
         }
-        for codec in [Compression::None, Compression::Lz4, Compression::Zstd] {
-            assert!(codec.is_supported());
-        }
+        out
     }
+
+    #[test]
+    fn snappy_reads_raw_blocks_and_xerial_frames() {
+        let raw = round_trip(Compression::Snappy, b"raw snappy, as sarama writes it");
+        assert_eq!(&raw[..1], &[31], "a raw block starts with its length");
+        let framed = xerial(&[b"first block, ", b"second block"]);
+        assert_eq!(
+            inflate(Compression::Snappy, &framed, 100).unwrap(),
+            b"first block, second block"
+        );
+        assert_eq!(
+            inflate(Compression::Snappy, &framed, 24),
+            Err(Error::DecompressedTooLarge {
+                codec: Compression::Snappy,
+                limit: 24
+            })
+        );
+        for (bad, why) in [
+            (framed[..12].to_vec(), "header cut short"),
+            (framed[..18].to_vec(), "chunk length cut short"),
+            (framed[..framed.len() - 1].to_vec(), "runs past"),
+        ] {
+            let err = inflate(Compression::Snappy, &bad, 100).unwrap_err();
+            assert!(err.to_string().contains(why), "{why}: {err}");
+        }
+        // A raw block claiming 2^32 bytes is refused before any allocation.
+        let huge = [0xff, 0xff, 0xff, 0xff, 0x0f, 0];
+        assert!(matches!(
+            inflate(Compression::Snappy, &huge, 1 << 20),
+            Err(Error::DecompressedTooLarge { .. }) | Err(Error::CorruptCompressed { .. })
+        ));
+    }
+
+    #[test]
+    fn gzip_reads_concatenated_members() {
+        let mut two = BytesMut::new();
+        compress(Compression::Gzip, b"one ", &mut two).unwrap();
+        compress(Compression::Gzip, b"two", &mut two).unwrap();
+        assert_eq!(&two[..2], &[0x1f, 0x8b], "gzip magic");
+        assert_eq!(inflate(Compression::Gzip, &two, 100).unwrap(), b"one two");
+    }
+
+    const CODECS: [Compression; 4] = [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
 
     fn round_trip(codec: Compression, plain: &[u8]) -> Bytes {
         let mut out = BytesMut::from(&b"prefix"[..]);
@@ -341,14 +458,14 @@ mod tests {
 
     #[test]
     fn empty_input_round_trips() {
-        for codec in [Compression::Lz4, Compression::Zstd] {
+        for codec in CODECS {
             round_trip(codec, b"");
         }
     }
 
     #[test]
     fn corrupt_sections_are_errors_not_panics() {
-        for codec in [Compression::Lz4, Compression::Zstd] {
+        for codec in CODECS {
             let good = round_trip(codec, &b"0123456789".repeat(50));
             for bad in [
                 Bytes::from_static(b""),
@@ -371,7 +488,7 @@ mod tests {
     #[test]
     fn decompression_stops_at_the_limit() {
         let plain = vec![0u8; 10_000];
-        for codec in [Compression::Lz4, Compression::Zstd] {
+        for codec in CODECS {
             let mut c = BytesMut::new();
             compress(codec, &plain, &mut c).unwrap();
             let c = c.freeze();
@@ -418,6 +535,16 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn gzip_round_trips(plain in proptest::collection::vec(proptest::num::u8::ANY, 0..20_000)) {
+            round_trip(Compression::Gzip, &plain);
+        }
+
+        #[test]
+        fn snappy_round_trips(plain in proptest::collection::vec(proptest::num::u8::ANY, 0..20_000)) {
+            round_trip(Compression::Snappy, &plain);
+        }
+
         #[test]
         fn lz4_round_trips(plain in proptest::collection::vec(proptest::num::u8::ANY, 0..20_000)) {
             round_trip(Compression::Lz4, &plain);
