@@ -373,7 +373,14 @@ impl Partition {
             .append_deferring_flush(records, valid, s.leader_epoch, now_ms)?;
         let mut offset = info.first_offset;
         for h in headers {
-            producers.record(h, offset);
+            // A LogAppendTime topic stored the leader's clock: producer
+            // expiry goes by it, as it will after a restart rebuilds the
+            // state from the log.
+            let mut h = *h;
+            if info.log_append_time_ms >= 0 {
+                h.max_timestamp = info.log_append_time_ms;
+            }
+            producers.record(&h, offset);
             offset = offset + i64::from(h.last_offset_delta) + 1;
         }
         drop(producers);

@@ -390,3 +390,27 @@ async fn a_gap_nobody_fills_is_refused_at_the_deadline_and_writes_nothing() {
     assert!(matches!(err, Error::OutOfOrderSequence { .. }), "{err}");
     assert_eq!(start.elapsed(), Duration::ZERO);
 }
+
+#[test]
+fn log_append_time_producers_expire_by_the_append_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        message_timestamp_type: crate::log::TimestampType::LogAppendTime,
+        ..LogConfig::default()
+    };
+    let l = replica_with(dir.path(), 1, config);
+    l.apply_state(&state(1, 1, &[1]), &[1, 2, 3], 10).unwrap();
+    // The producer's clock says 1000; the leader's says `now`.
+    let now = 1_800_000_000_000;
+    let first = sequenced(0, 3);
+    let valid = l.log().validate(&first).unwrap();
+    l.append_as_leader(&first, &valid, now, false).unwrap();
+    // Producers idle since before now - 1 s go: this one wrote at `now`.
+    l.snapshot_producer_state(now - 1000).unwrap();
+    let next = sequenced(3, 1);
+    let valid = l.log().validate(&next).unwrap();
+    let (info, _) = l
+        .append_as_leader(&next, &valid, now, false)
+        .expect("the producer is still known, so its next sequence is accepted");
+    assert_eq!(info.first_offset, 3);
+}
