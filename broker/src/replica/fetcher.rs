@@ -175,7 +175,7 @@ impl FetchLoop {
             }
             let s = session.as_mut().expect("connected above");
             match self.round(s, &wanted).await {
-                Ok(response) => self.handle(&wanted, response).await,
+                Ok(response) => self.handle(&wanted, response),
                 Err(e) => {
                     tracing::debug!(leader = self.leader, error = %e, "replica fetch failed; reconnecting");
                     session = None;
@@ -263,134 +263,80 @@ impl FetchLoop {
         }
     }
 
-    async fn handle(
+    fn handle(
         &mut self,
         wanted: &[(Arc<Partition>, FollowerFetchState)],
         response: ReplicaFetchResponse,
     ) {
-        let bytes: usize = response.partitions.iter().map(|r| r.records.len()).sum();
-        let jobs: Vec<_> = response
-            .partitions
-            .into_iter()
-            .filter_map(|result| {
-                wanted
-                    .iter()
-                    .find(|(p, _)| p.tp.topic == result.topic && p.tp.partition == result.partition)
-                    .map(|(part, sent)| (part.clone(), *sent, result))
-            })
-            .collect();
-        let leader = self.leader;
-        // Appends and truncations are disk writes: into the page cache, but
-        // a megabyte of them can take milliseconds on a busy machine. Big
-        // ones run on a blocking thread (Kafka's fetcher threads are apart
-        // from its request handlers), so this broker's async threads keep
-        // answering producers and consumers meanwhile; small ones are
-        // cheaper inline than the hand-off.
-        let delayed = if bytes >= BLOCKING_APPLY_BYTES {
-            match tokio::task::spawn_blocking(move || apply_all(leader, jobs)).await {
-                Ok(delayed) => delayed,
-                Err(e) => {
-                    tracing::error!(leader, error = %e, "applying a replica fetch panicked");
-                    return;
-                }
+        let now_ms = crate::log::wall_clock_ms();
+        for result in response.partitions {
+            let Some((part, sent)) = wanted
+                .iter()
+                .find(|(p, _)| p.tp.topic == result.topic && p.tp.partition == result.partition)
+            else {
+                continue;
+            };
+            if let Err(e) = self.apply(part, sent, result, now_ms) {
+                tracing::warn!(tp = %part.tp, leader = self.leader, error = %e, "replication failed; backing off");
+                self.delay(&part.tp);
             }
-        } else {
-            apply_all(leader, jobs)
-        };
-        for tp in delayed {
-            self.delay(&tp);
         }
+    }
+
+    fn apply(
+        &mut self,
+        part: &Partition,
+        sent: &FollowerFetchState,
+        result: ReplicaFetchPartitionResult,
+        now_ms: i64,
+    ) -> crate::Result<()> {
+        let epoch = sent.leader_epoch;
+        let code = result.error.as_ref().map_or(ErrorCode::None, |e| {
+            ErrorCode::try_from(e.code).unwrap_or(ErrorCode::UnknownServerError)
+        });
+        match code {
+            ErrorCode::None => {}
+            ErrorCode::OffsetOutOfRange => {
+                if sent.fetch_offset < result.log_start_offset {
+                    tracing::warn!(tp = %part.tp, fetch_offset = sent.fetch_offset, leader_log_start = result.log_start_offset,
+                        "leader no longer has our offset; restarting the log at its start");
+                    return part.restart_at(epoch, result.log_start_offset);
+                }
+                return part.truncate_to(epoch, result.log_end_offset);
+            }
+            // The leader has not caught up with the metadata yet, or we have
+            // not: the metadata sync will move us; try again shortly.
+            _ => {
+                tracing::debug!(tp = %part.tp, ?code, message = ?result.error.map(|e| e.message), "replica fetch refused");
+                self.delay(&part.tp);
+                return Ok(());
+            }
+        }
+        if let Some(diverging) = result.diverging_epoch {
+            let offset = if diverging.epoch == UNDEFINED_EPOCH {
+                // The leader knows no epoch this old: fall back to our HW.
+                part.high_watermark()
+            } else {
+                let (_, own_end) = part.end_offset_for_epoch(diverging.epoch);
+                diverging.end_offset.min(own_end)
+            };
+            tracing::info!(tp = %part.tp, leader = self.leader, epoch = diverging.epoch,
+                leader_end_offset = diverging.end_offset, truncate_to = offset, "log diverged from the leader's; truncating");
+            let before = (part.log().log_end_offset(), part.latest_epoch());
+            part.truncate_to(epoch, offset)?;
+            if (part.log().log_end_offset(), part.latest_epoch()) == before {
+                // No progress: asking again at once would spin. The metadata
+                // or the leader's log will have moved by the next try.
+                tracing::warn!(tp = %part.tp, offset, "truncation changed nothing; backing off");
+                self.delay(&part.tp);
+            }
+            return Ok(());
+        }
+        part.append_as_follower(epoch, &result.records, result.high_watermark, now_ms)
     }
 
     fn delay(&mut self, tp: &TopicPartition) {
         self.delayed
             .insert(tp.clone(), Instant::now() + self.settings.backoff);
     }
-}
-
-/// Fetch responses carrying at least this many record bytes are applied on
-/// a blocking thread.
-const BLOCKING_APPLY_BYTES: usize = 256 * 1024;
-
-/// What became of one partition's fetch result.
-enum Applied {
-    Done,
-    /// Ask again after the backoff, not at once.
-    Backoff,
-}
-
-/// Apply every partition's result; returns the partitions to back off.
-fn apply_all(
-    leader: i32,
-    jobs: Vec<(
-        Arc<Partition>,
-        FollowerFetchState,
-        ReplicaFetchPartitionResult,
-    )>,
-) -> Vec<TopicPartition> {
-    let now_ms = crate::log::wall_clock_ms();
-    jobs.into_iter()
-        .filter_map(|(part, sent, result)| match apply(leader, &part, &sent, result, now_ms) {
-            Ok(Applied::Done) => None,
-            Ok(Applied::Backoff) => Some(part.tp.clone()),
-            Err(e) => {
-                tracing::warn!(tp = %part.tp, leader, error = %e, "replication failed; backing off");
-                Some(part.tp.clone())
-            }
-        })
-        .collect()
-}
-
-fn apply(
-    leader: i32,
-    part: &Partition,
-    sent: &FollowerFetchState,
-    result: ReplicaFetchPartitionResult,
-    now_ms: i64,
-) -> crate::Result<Applied> {
-    let epoch = sent.leader_epoch;
-    let code = result.error.as_ref().map_or(ErrorCode::None, |e| {
-        ErrorCode::try_from(e.code).unwrap_or(ErrorCode::UnknownServerError)
-    });
-    match code {
-        ErrorCode::None => {}
-        ErrorCode::OffsetOutOfRange => {
-            if sent.fetch_offset < result.log_start_offset {
-                tracing::warn!(tp = %part.tp, fetch_offset = sent.fetch_offset, leader_log_start = result.log_start_offset,
-                    "leader no longer has our offset; restarting the log at its start");
-                part.restart_at(epoch, result.log_start_offset)?;
-            } else {
-                part.truncate_to(epoch, result.log_end_offset)?;
-            }
-            return Ok(Applied::Done);
-        }
-        // The leader has not caught up with the metadata yet, or we have
-        // not: the metadata sync will move us; try again shortly.
-        _ => {
-            tracing::debug!(tp = %part.tp, ?code, message = ?result.error.map(|e| e.message), "replica fetch refused");
-            return Ok(Applied::Backoff);
-        }
-    }
-    if let Some(diverging) = result.diverging_epoch {
-        let offset = if diverging.epoch == UNDEFINED_EPOCH {
-            // The leader knows no epoch this old: fall back to our HW.
-            part.high_watermark()
-        } else {
-            let (_, own_end) = part.end_offset_for_epoch(diverging.epoch);
-            diverging.end_offset.min(own_end)
-        };
-        tracing::info!(tp = %part.tp, leader, epoch = diverging.epoch,
-            leader_end_offset = diverging.end_offset, truncate_to = offset, "log diverged from the leader's; truncating");
-        let before = (part.log().log_end_offset(), part.latest_epoch());
-        part.truncate_to(epoch, offset)?;
-        if (part.log().log_end_offset(), part.latest_epoch()) == before {
-            // No progress: asking again at once would spin. The metadata
-            // or the leader's log will have moved by the next try.
-            tracing::warn!(tp = %part.tp, offset, "truncation changed nothing; backing off");
-            return Ok(Applied::Backoff);
-        }
-        return Ok(Applied::Done);
-    }
-    part.append_as_follower(epoch, &result.records, result.high_watermark, now_ms)?;
-    Ok(Applied::Done)
 }
