@@ -310,57 +310,64 @@ impl Log {
     /// within `message.timestamp.before.max.ms` / `after.max.ms` of this
     /// broker's clock) without writing anything.
     pub fn validate(&self, records: &[u8]) -> Result<ValidatedRecords> {
-        let config = self.config();
-        let (before, after) = (
-            config.message_timestamp_before_max_ms,
-            config.message_timestamp_after_max_ms,
-        );
-        if config.message_timestamp_type == TimestampType::LogAppendTime
+        let (max, timestamp_type, before, after) = {
+            let c = self.config.read();
+            (
+                c.max_message_bytes,
+                c.message_timestamp_type,
+                c.message_timestamp_before_max_ms,
+                c.message_timestamp_after_max_ms,
+            )
+        };
+        if timestamp_type == TimestampType::LogAppendTime
             || (before == i64::MAX && after == i64::MAX)
         {
-            return self.validate_with(records, validate_batch);
+            return self.validate_with(records, max, validate_batch);
         }
         let now = wall_clock_ms();
         let range = now.saturating_sub(before)..=now.saturating_add(after);
-        self.validate_with(records, |batch| validate_batch_in(batch, range.clone()))
-            .map_err(|e| match e {
-                Error::CorruptBatch {
+        self.validate_with(records, max, |batch| {
+            validate_batch_in(batch, range.clone())
+        })
+        .map_err(|e| match e {
+            Error::CorruptBatch {
+                topic_partition,
+                source: runnel_proto::Error::TimestampOutOfRange { index, timestamp },
+                ..
+            } => {
+                let late = timestamp > now;
+                Error::InvalidTimestamp {
                     topic_partition,
-                    source: runnel_proto::Error::TimestampOutOfRange { index, timestamp },
-                    ..
-                } => {
-                    let late = timestamp > now;
-                    Error::InvalidTimestamp {
-                        topic_partition,
-                        index,
-                        timestamp,
-                        now,
-                        distance: timestamp.abs_diff(now).min(i64::MAX as u64) as i64,
-                        direction: if late { "after" } else { "before" },
-                        config: if late {
-                            "message.timestamp.after.max.ms"
-                        } else {
-                            "message.timestamp.before.max.ms"
-                        },
-                        limit: if late { after } else { before },
-                    }
+                    index,
+                    timestamp,
+                    now,
+                    distance: timestamp.abs_diff(now).min(i64::MAX as u64) as i64,
+                    direction: if late { "after" } else { "before" },
+                    config: if late {
+                        "message.timestamp.after.max.ms"
+                    } else {
+                        "message.timestamp.before.max.ms"
+                    },
+                    limit: if late { after } else { before },
                 }
-                other => other,
-            })
+            }
+            other => other,
+        })
     }
 
     /// [`validate`](Self::validate) for batches the leader already checked
     /// in full (a follower's copies): the records are not walked again.
     pub fn validate_replicated(&self, records: &[u8]) -> Result<ValidatedRecords> {
-        self.validate_with(records, validate_batch_header)
+        let max = self.config.read().max_message_bytes;
+        self.validate_with(records, max, validate_batch_header)
     }
 
     fn validate_with(
         &self,
         records: &[u8],
+        max_message_bytes: usize,
         check: impl Fn(&[u8]) -> runnel_proto::Result<BatchHeader>,
     ) -> Result<ValidatedRecords> {
-        let max_message_bytes = self.config().max_message_bytes;
         let mut out = ValidatedRecords {
             batches: Vec::new(),
             records: 0,

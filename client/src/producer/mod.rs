@@ -597,13 +597,7 @@ mod tests {
     #[test]
     fn compression_config() {
         assert_eq!(ProducerConfig::default().compression, Compression::None);
-        for codec in [
-            Compression::None,
-            Compression::Gzip,
-            Compression::Snappy,
-            Compression::Lz4,
-            Compression::Zstd,
-        ] {
+        for codec in Compression::ALL {
             let c = ProducerConfig {
                 compression: codec,
                 ..Default::default()
