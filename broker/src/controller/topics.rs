@@ -99,9 +99,11 @@ impl TopicController {
 
     /// The view follows the store through a watch, a moment behind: a
     /// broker that registered just now may be missing from it. Before a
-    /// replication factor is refused for too few live brokers, read the
+    /// replication factor is refused for too few live brokers, new
+    /// partitions are placed or a reassignment target is checked, read the
     /// registrations themselves (a broker that left is still removed by
-    /// the watch alone).
+    /// the watch alone). The operator scales out and then reassigns onto
+    /// the new brokers at once, so this race is the normal case there.
     async fn catch_up_brokers(&self) -> Result<()> {
         for kv in self.store.range(&self.keys.brokers_prefix()).await? {
             self.sync.apply(WatchEvent::Put(kv))?;
@@ -351,6 +353,7 @@ impl TopicController {
                     ),
                 });
             }
+            self.catch_up_brokers().await?;
             let brokers = self.live_brokers();
             if (record.replication_factor as usize) > brokers.len() {
                 return Err(Error::InvalidReplicationFactor {
@@ -407,6 +410,7 @@ impl TopicController {
         if requests.is_empty() {
             return Err(Error::InvalidRequest("no reassignments given".into()));
         }
+        self.catch_up_brokers().await?;
         let live: BTreeSet<i32> = self.live_brokers().iter().map(|b| b.id).collect();
         let mut by_topic: BTreeMap<&str, Vec<&PartitionReassignment>> = BTreeMap::new();
         for r in requests {
@@ -560,6 +564,62 @@ mod tests {
         }
     }
 
+    async fn register(store: &Arc<dyn MetadataStore>, id: i32) {
+        let record = BrokerRecord {
+            version: VERSION,
+            broker_id: id,
+            host: "127.0.0.1".into(),
+            port: 9092,
+            rack: None,
+            http_port: None,
+        };
+        store
+            .put(&Keys::new("test").broker(id), records::encode(&record))
+            .await
+            .unwrap();
+    }
+
+    /// A broker registered after the view last caught up (an operator
+    /// scale-out) gets new partitions of a topic and can be a reassignment
+    /// target right away, not once the watch delivers it.
+    #[tokio::test]
+    async fn partition_increase_and_reassignment_see_just_registered_brokers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn MetadataStore> =
+            Arc::new(EmbeddedStore::open(&dir.path().join("meta")).unwrap());
+        register(&store, 1).await;
+        let topics = controller(store.clone(), &dir.path().join("logs"));
+        topics
+            .create_topics(&[new_topic("t", 1)], false)
+            .await
+            .unwrap();
+        register(&store, 2).await;
+        register(&store, 3).await;
+        topics
+            .alter_topic(&AlterTopicRequest {
+                name: "t".into(),
+                partitions: 4,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        register(&store, 4).await;
+        topics
+            .alter_reassignments(&[PartitionReassignment {
+                topic: "t".into(),
+                partition: 0,
+                replicas: vec![4],
+            }])
+            .await
+            .unwrap();
+        let key = Keys::new("test").topic("t");
+        let stored = store.get(&key).await.unwrap().unwrap();
+        let record: TopicRecord = records::decode(&key, &stored.value).unwrap();
+        let used: BTreeSet<i32> = record.assignment[1..].iter().flatten().copied().collect();
+        assert_eq!(used, BTreeSet::from([1, 2, 3]), "{:?}", record.assignment);
+        assert_eq!(record.reassignments[&0].target, vec![4]);
+    }
+
     /// Two brokers registered in the store, but the view has not seen them
     /// yet (its watch is a moment behind): a topic with RF 2 is created, not
     /// refused, and RF 3 is refused naming the two.
@@ -568,21 +628,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn MetadataStore> =
             Arc::new(EmbeddedStore::open(&dir.path().join("meta")).unwrap());
-        let keys = Keys::new("test");
-        for id in [1, 2] {
-            let record = BrokerRecord {
-                version: VERSION,
-                broker_id: id,
-                host: "127.0.0.1".into(),
-                port: 9092,
-                rack: None,
-                http_port: None,
-            };
-            store
-                .put(&keys.broker(id), records::encode(&record))
-                .await
-                .unwrap();
-        }
+        register(&store, 1).await;
+        register(&store, 2).await;
         let topics = controller(store, &dir.path().join("logs"));
         assert!(topics.live_brokers().is_empty(), "nothing watched yet");
         assert_eq!(
