@@ -1,6 +1,6 @@
 //! The machine's own limits, measured next to every benchmark run: `dd`
-//! into the page cache and with `conv=fdatasync`, and `iperf3` over
-//! loopback. Absolute numbers on shared VMs move between runs; ratios to
+//! into the page cache and with `conv=fdatasync`, `iperf3` over
+//! loopback, and the produce floor ([`crate::floor`]). Absolute numbers on shared VMs move between runs; ratios to
 //! these, taken in the same run, move less.
 
 use std::path::Path;
@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+use crate::floor::{self, Sink};
 use crate::results::Baselines;
 
 /// Measure all three; a tool that is missing or fails leaves its figure
@@ -38,9 +39,34 @@ pub fn measure(dir: &Path, megabytes: u32, seconds: u32) -> Baselines {
         Ok(v) => b.iperf3_loopback_mb_s = Some(v),
         Err(e) => b.notes.push(format!("iperf3: {e:#}")),
     }
+    let floor = |sink| {
+        floor::measure(
+            sink,
+            1024,
+            1 << 20,
+            Duration::from_secs(seconds.into()),
+            dir,
+        )
+        .map(|f| f.payload_mb_s)
+    };
+    match (floor(Sink::PageCache), floor(Sink::PageCacheRecycled)) {
+        (Ok(fresh), Ok(recycled)) => {
+            b.floor_page_cache_mb_s = Some(fresh.max(recycled));
+            b.notes.push(format!(
+                "floor: {fresh:.0} MB/s into fresh page-cache pages, {recycled:.0} MB/s into recycled ones"
+            ));
+        }
+        (Err(e), _) | (_, Err(e)) => b.notes.push(format!("floor (page cache): {e:#}")),
+    }
+    match floor(Sink::FsyncPerBatch) {
+        Ok(v) => b.floor_fsync_per_batch_mb_s = Some(v),
+        Err(e) => b.notes.push(format!("floor (fsync per batch): {e:#}")),
+    }
     b.notes.push(format!(
         "dd if=/dev/zero of={}/baseline.dd bs=1M count={megabytes} [conv=fdatasync], \
-         after one unmeasured dd of the same size; iperf3 -c 127.0.0.1 -t {seconds} (one stream)",
+         after one unmeasured dd of the same size; iperf3 -c 127.0.0.1 -t {seconds} (one stream); \
+         runnel-bench floor --dir {} --duration {seconds}s",
+        dir.display(),
         dir.display()
     ));
     b

@@ -16,6 +16,7 @@
 
 pub mod baseline;
 pub mod driver;
+pub mod floor;
 pub mod report;
 pub mod results;
 pub mod runner;

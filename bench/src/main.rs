@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use runnel_bench::results::Report;
 use runnel_bench::systems::{self, System};
 use runnel_bench::workload::Workload;
-use runnel_bench::{baseline, suite};
+use runnel_bench::{baseline, floor, suite};
 
 // jemalloc instead of glibc's malloc, which maps and unmaps every buffer of
 // 128 KiB or more: with megabyte produce requests that was page faults and
@@ -66,6 +66,20 @@ enum Command {
     },
     /// Write the .md and .svg of a results .json again.
     Render { json: PathBuf },
+    /// The produce ceiling of any Kafka-style design here: two threads,
+    /// one loopback TCP connection, batch + CRC32C on one side, CRC check
+    /// + page-cache append on the other, nothing else (bench/src/floor.rs).
+    Floor {
+        /// Directory the log file goes in (on the disk under test).
+        #[arg(long, default_value = "target")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1024)]
+        record_size: usize,
+        #[arg(long, default_value_t = 1 << 20)]
+        batch_bytes: usize,
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+    },
 }
 
 fn main() -> Result<()> {
@@ -133,6 +147,18 @@ fn main() -> Result<()> {
         } => {
             let b = baseline::measure(&dir, megabytes, seconds);
             println!("{}", serde_json::to_string_pretty(&b)?);
+            Ok(())
+        }
+        Command::Floor {
+            dir,
+            record_size,
+            batch_bytes,
+            duration,
+        } => {
+            for sink in floor::Sink::ALL {
+                let f = floor::measure(sink, record_size, batch_bytes, duration, &dir)?;
+                println!("{}", serde_json::to_string(&f)?);
+            }
             Ok(())
         }
         Command::Render { json } => {

@@ -418,6 +418,19 @@ fn baseline(v: Option<f64>) -> Option<f64> {
     v.filter(|v| v.is_finite() && *v > 0.0)
 }
 
+/// "; the floor: F MB/s = X% of the baseline; runnel Y% of the floor", so
+/// a target above what any design reaches here reads as such.
+fn floor_note(ours: f64, floor: Option<f64>, base: f64) -> String {
+    baseline(floor).map_or_else(String::new, |f| {
+        format!(
+            "; the produce floor here (`runnel-bench floor`) {} MB/s = {:.0}% of it, {RUNNEL} at {:.0}% of the floor",
+            fmt_mb(f),
+            100.0 * f / base,
+            100.0 * ours / f
+        )
+    })
+}
+
 /// `runnel` ≥ 60% of min(iperf3 loopback, dd page cache).
 fn page_cache_target(report: &Report) -> TargetCheck {
     let target = format!(
@@ -438,12 +451,13 @@ fn page_cache_target(report: &Report) -> TargetCheck {
             let limit = 0.6 * iperf.min(dd);
             (
                 format!(
-                    "{} MB/s on {w} vs 60% × min({}, {}) = {} MB/s ({:.0}% of the min)",
+                    "{} MB/s on {w} vs 60% × min({}, {}) = {} MB/s ({:.0}% of the min){}",
                     fmt_mb(v),
                     fmt_mb(iperf),
                     fmt_mb(dd),
                     fmt_mb(limit),
-                    100.0 * v / iperf.min(dd)
+                    100.0 * v / iperf.min(dd),
+                    floor_note(v, b.floor_page_cache_mb_s, iperf.min(dd))
                 ),
                 Some(v >= limit),
             )
@@ -472,11 +486,12 @@ fn fdatasync_target(report: &Report) -> TargetCheck {
             let limit = 0.7 * dd;
             (
                 format!(
-                    "{} MB/s on {w} vs 70% × {} = {} MB/s ({:.0}% of dd)",
+                    "{} MB/s on {w} vs 70% × {} = {} MB/s ({:.0}% of dd){}",
                     fmt_mb(v),
                     fmt_mb(dd),
                     fmt_mb(limit),
-                    100.0 * v / dd
+                    100.0 * v / dd,
+                    floor_note(v, report.baselines.floor_fsync_per_batch_mb_s, dd)
                 ),
                 Some(v >= limit),
             )
@@ -601,6 +616,16 @@ fn baselines_md(out: &mut String, report: &Report) {
         out,
         "| iperf3 loopback (one stream) | {} |",
         opt(b.iperf3_loopback_mb_s, fmt_mb)
+    );
+    putln!(
+        out,
+        "| produce floor, 1 KiB in 1 MiB batches (`runnel-bench floor`) | {} |",
+        opt(b.floor_page_cache_mb_s, fmt_mb)
+    );
+    putln!(
+        out,
+        "| produce floor, fdatasync per batch | {} |",
+        opt(b.floor_fsync_per_batch_mb_s, fmt_mb)
     );
     putln!(out);
     if !b.notes.is_empty() {
@@ -1319,6 +1344,8 @@ mod tests {
                 dd_page_cache_mb_s: Some(2000.0),
                 dd_fdatasync_mb_s: Some(100.0),
                 iperf3_loopback_mb_s: None,
+                floor_page_cache_mb_s: None,
+                floor_fsync_per_batch_mb_s: Some(160.0),
                 notes: vec!["iperf3 not installed".to_string()],
             },
             systems: vec![
@@ -1415,6 +1442,13 @@ mod tests {
         let fsync = find(&checks, "runnel-fsync produce on the best 1 KiB");
         assert_eq!(fsync.met, Some(true), "{fsync:?}");
         assert!(fsync.result.contains("80.0 MB/s on big"), "{fsync:?}");
+        // The floor is named next to the verdict, relative to dd and to us.
+        assert!(
+            fsync
+                .result
+                .contains("floor here (`runnel-bench floor`) 160.0 MB/s = 160% of it, runnel at 50% of the floor"),
+            "{fsync:?}"
+        );
     }
 
     #[test]

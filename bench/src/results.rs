@@ -40,6 +40,14 @@ pub struct Baselines {
     pub dd_fdatasync_mb_s: Option<f64>,
     /// `iperf3` over loopback (one stream).
     pub iperf3_loopback_mb_s: Option<f64>,
+    /// `runnel-bench floor`, 1 KiB records in 1 MiB batches: the produce
+    /// ceiling of any Kafka-style design here (bench/src/floor.rs), best
+    /// of appending into fresh and into recycled page-cache pages.
+    #[serde(default)]
+    pub floor_page_cache_mb_s: Option<f64>,
+    /// The same with an `fdatasync` after every batch.
+    #[serde(default)]
+    pub floor_fsync_per_batch_mb_s: Option<f64>,
     pub notes: Vec<String>,
 }
 

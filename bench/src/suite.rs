@@ -136,7 +136,7 @@ async fn throughput_phases(
     label: &str,
     run: &mut SystemRun,
 ) -> Result<()> {
-    let (server, driver) = tokio::task::block_in_place(|| system.start())
+    let (server, driver) = tokio::task::block_in_place(|| system.start(&w.runnel_producer))
         .with_context(|| format!("starting {}", system.name()))?;
     let topic = "bench";
     let d = driver.as_ref();
@@ -160,7 +160,7 @@ async fn throughput_phases(
 }
 
 async fn latency_phase(w: &Workload, system: System, label: &str, rate: f64) -> Result<Phase> {
-    let (server, driver) = tokio::task::block_in_place(|| system.start())
+    let (server, driver) = tokio::task::block_in_place(|| system.start(&w.runnel_producer))
         .with_context(|| format!("starting {}", system.name()))?;
     let d = driver.as_ref();
     let label = format!("{label} {} end-to-end at {rate:.0} msg/s", system.name());

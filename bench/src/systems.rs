@@ -27,6 +27,7 @@ use crate::driver::nats::{ACKS_IN_FLIGHT, NatsDriver};
 use crate::driver::redis::{PIPELINE, PIPELINES_IN_FLIGHT, RedisDriver};
 use crate::driver::runnel::RunnelDriver;
 use crate::results::SystemInfo;
+use crate::workload::ProducerSettings;
 
 /// Every system, in table order.
 pub const ALL: &[System] = &[
@@ -88,7 +89,7 @@ impl System {
         }
     }
 
-    fn runnel_driver(self, bootstrap: Vec<String>) -> RunnelDriver {
+    fn runnel_driver(self, bootstrap: Vec<String>, producer: &ProducerSettings) -> RunnelDriver {
         let (rf, configs, acks) = match self {
             System::RunnelFsync => (1, vec![("flush.messages", "1")], Acks::All),
             System::RunnelRf3 => (3, vec![("min.insync.replicas", "2")], Acks::All),
@@ -102,6 +103,7 @@ impl System {
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect(),
             acks,
+            producer: producer.clone(),
         }
     }
 
@@ -109,7 +111,9 @@ impl System {
     pub fn info(self) -> SystemInfo {
         let (kind, version, replicas, durability, client) = match self {
             System::Runnel | System::RunnelFsync | System::RunnelRf3 => {
-                let p = self.runnel_driver(Vec::new()).producer_config();
+                let p = self
+                    .runnel_driver(Vec::new(), &ProducerSettings::default())
+                    .producer_config();
                 let client = format!(
                     "runnel-client: acks={:?}, batch.size={} B, linger.ms={}, {} requests in flight",
                     p.acks,
@@ -166,19 +170,20 @@ impl System {
     }
 
     /// Start this system's server(s) in a fresh directory; the driver
-    /// talks to them. Dropping the [`Server`] stops everything.
-    pub fn start(self) -> Result<(Server, Box<dyn Driver>)> {
+    /// talks to them (a Runnel driver with the workload's producer
+    /// settings). Dropping the [`Server`] stops everything.
+    pub fn start(self, producer: &ProducerSettings) -> Result<(Server, Box<dyn Driver>)> {
         match self {
             System::Runnel | System::RunnelFsync => {
                 let dir = tempfile::tempdir()?;
                 let broker = BrokerProcess::start(&dir.path().join("data"), &[])?;
-                let driver = self.runnel_driver(vec![broker.bootstrap()]);
+                let driver = self.runnel_driver(vec![broker.bootstrap()], producer);
                 Ok((Server::Broker(broker, dir), Box::new(driver)))
             }
             System::RunnelRf3 => {
                 let cluster = TestCluster::start(3, &[])?;
                 let bootstrap = cluster.brokers.iter().map(|b| b.bootstrap()).collect();
-                let driver = self.runnel_driver(bootstrap);
+                let driver = self.runnel_driver(bootstrap, producer);
                 Ok((Server::Cluster(Box::new(cluster)), Box::new(driver)))
             }
             System::Nats => {

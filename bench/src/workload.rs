@@ -19,6 +19,22 @@ pub struct Workload {
     /// Length of the max-throughput phase and of the fixed-rate phase.
     #[serde(with = "humantime_serde_compat")]
     pub duration: Duration,
+    /// Runnel's producer settings for this workload, where they differ
+    /// from the suite's (a batch-friendly workload). The peers' clients
+    /// have no batch size or linger of their own and run as always.
+    #[serde(default)]
+    pub runnel_producer: ProducerSettings,
+}
+
+/// Kafka's `batch.size`, `linger.ms` and `max.request.size` of the Runnel
+/// producer; unset = the suite's defaults (see `driver::runnel`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProducerSettings {
+    pub batch_size: Option<usize>,
+    #[serde(default, with = "humantime_serde_compat::option")]
+    pub linger: Option<Duration>,
+    pub max_request_size: Option<usize>,
 }
 
 /// `duration = "10s"` through humantime.
@@ -30,6 +46,16 @@ mod humantime_serde_compat {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let s = String::deserialize(d)?;
         humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+
+    pub mod option {
+        use std::time::Duration;
+
+        use serde::Deserializer;
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            super::deserialize(d).map(Some)
+        }
     }
 }
 
@@ -48,6 +74,17 @@ impl Workload {
         }
         if w.duration.is_zero() {
             bail!("duration must be more than 0");
+        }
+        let p = &w.runnel_producer;
+        if p.batch_size == Some(0) {
+            bail!("runnel_producer.batch_size must be at least 1 byte");
+        }
+        if let (Some(batch), Some(request)) = (p.batch_size, p.max_request_size)
+            && request < batch
+        {
+            bail!(
+                "runnel_producer.max_request_size ({request}) must be at least batch_size ({batch})"
+            );
         }
         Ok(w)
     }
@@ -91,12 +128,26 @@ mod tests {
         .unwrap();
         assert_eq!((w.partitions, w.message_size), (16, 1024));
         assert_eq!(w.duration, Duration::from_secs(10));
+        assert_eq!(w.runnel_producer, ProducerSettings::default());
+        let w = Workload::parse(
+            "name = \"a\"\ndescription = \"d\"\npartitions = 1\nmessage_size = 1024\nduration = \"10s\"\n\
+             [runnel_producer]\nbatch_size = 1048576\nlinger = \"5ms\"\n",
+        )
+        .unwrap();
+        assert_eq!(w.runnel_producer.batch_size, Some(1 << 20));
+        assert_eq!(w.runnel_producer.linger, Some(Duration::from_millis(5)));
 
         let bad = [
             ("partitions = 0", "partitions must be"),
             ("message_size = 4", "message_size must be"),
             ("duration = \"0s\"", "duration must be"),
             ("colour = 1", "unknown field"),
+            ("[runnel_producer]\nbatch_size = 0", "batch_size must be"),
+            (
+                "[runnel_producer]\nbatch_size = 2048\nmax_request_size = 1024",
+                "must be at least batch_size",
+            ),
+            ("[runnel_producer]\nlinger = \"soon\"", "linger"),
         ];
         for (line, expected) in bad {
             let mut text = String::from("name = \"a\"\ndescription = \"d\"\n");
@@ -127,5 +178,11 @@ mod tests {
                 "no workload with {p} partitions of {size} B"
             );
         }
+        // The machine-ratio targets are judged on a batch-friendly one.
+        assert!(
+            all.iter().any(|w| w.message_size == 1024
+                && w.runnel_producer.batch_size.is_some_and(|b| b >= 1 << 20)),
+            "no batch-friendly 1 KiB workload"
+        );
     }
 }

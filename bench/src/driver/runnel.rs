@@ -14,6 +14,7 @@ use runnel_client::{
 };
 
 use super::{AckFuture, Consumer, Driver, Producer};
+use crate::workload::ProducerSettings;
 
 /// Client settings of one Runnel system.
 #[derive(Debug, Clone)]
@@ -23,6 +24,8 @@ pub struct RunnelDriver {
     /// Topic configs (flush policy, min.insync.replicas).
     pub topic_configs: Vec<(String, String)>,
     pub acks: Acks,
+    /// The workload's overrides of [`RunnelDriver::producer_config`].
+    pub producer: ProducerSettings,
 }
 
 impl RunnelDriver {
@@ -42,10 +45,14 @@ impl RunnelDriver {
     /// while batches still grow under load, because a partition's next
     /// batches pile up while its request is in flight.
     pub fn producer_config(&self) -> ProducerConfig {
+        let defaults = ProducerConfig::default();
+        let p = &self.producer;
         ProducerConfig {
             acks: self.acks,
-            linger: Duration::ZERO,
-            ..ProducerConfig::default()
+            linger: p.linger.unwrap_or(Duration::ZERO),
+            batch_size: p.batch_size.unwrap_or(defaults.batch_size),
+            max_request_size: p.max_request_size.unwrap_or(defaults.max_request_size),
+            ..defaults
         }
     }
 }
