@@ -193,14 +193,19 @@ impl IndexFile {
     /// the entries in use) and map it again. `bytes = 0` trims to the used
     /// size. Dropping the old mapping before `set_len` is what keeps the map
     /// in [`map`] sound.
+    ///
+    /// No `msync` here, as in Kafka's `AbstractIndex.resize`: entries written
+    /// through the old mapping stay dirty in the page cache after it is
+    /// dropped, and the segment's fsync ([`flush`](Self::flush)) writes
+    /// them. A roll trims the sealed segment's indexes under the partition's
+    /// writer lock, and a synchronous `msync` there held every append to the
+    /// partition for 200-300 ms on the benchmark VM (docs/benchmarks.md).
     pub(crate) fn resize(&mut self, bytes: usize) -> io::Result<()> {
         let len = (bytes - bytes % self.entry_size).max(self.entries * self.entry_size);
         if len == self.bytes().len() && len as u64 == self.file.metadata()?.len() {
             return Ok(());
         }
-        if let Some(mmap) = self.mmap.take() {
-            mmap.flush()?;
-        }
+        drop(self.mmap.take());
         self.file.set_len(len as u64)?;
         self.mmap = Some(map(&self.file)?);
         Ok(())

@@ -553,6 +553,8 @@ impl Log {
 
     /// Seal the active segment and start a new one at the log end offset.
     fn roll(&self, w: &mut Writer, config: &LogConfig, reason: &'static str) -> Result<()> {
+        // Appends to the partition wait for this: its time is in the log.
+        let started = std::time::Instant::now();
         let base_offset = w.active.next_offset;
         // At most one sealed segment may be unflushed (recovery relies on
         // it): wait for the previous roll's fsync. It had a whole segment's
@@ -594,7 +596,8 @@ impl Log {
         w.unflushed_messages = 0;
         info!(
             topic = %self.tp.topic, partition = self.tp.partition, base_offset,
-            previous_size = old.size(), reason, "rolled segment"
+            previous_size = old.size(), reason,
+            elapsed_us = started.elapsed().as_micros() as u64, "rolled segment"
         );
         Ok(())
     }
