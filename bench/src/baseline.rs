@@ -1,7 +1,8 @@
 //! The machine's own limits, measured next to every benchmark run: `dd`
-//! into the page cache and with `conv=fdatasync`, `iperf3` over
-//! loopback, and the produce floor ([`crate::floor`]). Absolute numbers on shared VMs move between runs; ratios to
-//! these, taken in the same run, move less.
+//! into the page cache and with `conv=fdatasync`, `iperf3` over loopback,
+//! and the produce floor ([`crate::floor`]). Absolute numbers on shared
+//! VMs move between runs; ratios to these, taken in the same run, move
+//! less.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -12,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use crate::floor::{self, Sink};
 use crate::results::Baselines;
 
-/// Measure all three; a tool that is missing or fails leaves its figure
+/// Measure each; a tool that is missing or fails leaves its figure
 /// empty with the reason in `notes`.
 pub fn measure(dir: &Path, megabytes: u32, seconds: u32) -> Baselines {
     let mut b = Baselines::default();

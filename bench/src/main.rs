@@ -54,7 +54,7 @@ enum Command {
         #[arg(long, default_value_t = 1024)]
         baseline_mb: u32,
     },
-    /// Measure only the machine baselines (dd, iperf3).
+    /// Measure only the machine baselines (dd, iperf3, the produce floor).
     Baseline {
         /// Directory dd writes in (on the disk under test).
         #[arg(long, default_value = "target")]

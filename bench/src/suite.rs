@@ -37,10 +37,13 @@ pub async fn run(opts: &Options) -> Result<Report> {
             eprintln!("measuring machine baselines (dd {mb} MiB three times, iperf3 {secs} s)");
             let b = tokio::task::block_in_place(|| baseline::measure(&opts.baseline_dir, mb, secs));
             eprintln!(
-                "  dd page cache {} MB/s, dd conv=fdatasync {} MB/s, iperf3 loopback {} MB/s",
+                "  dd page cache {} MB/s, dd conv=fdatasync {} MB/s, iperf3 loopback {} MB/s, \
+                 produce floor {} MB/s (fsync per batch {} MB/s)",
                 fmt(b.dd_page_cache_mb_s),
                 fmt(b.dd_fdatasync_mb_s),
-                fmt(b.iperf3_loopback_mb_s)
+                fmt(b.iperf3_loopback_mb_s),
+                fmt(b.floor_page_cache_mb_s),
+                fmt(b.floor_fsync_per_batch_mb_s)
             );
             b
         }
