@@ -602,31 +602,21 @@ fn baselines_md(out: &mut String, report: &Report) {
     putln!(out);
     putln!(out, "| Baseline | MB/s |");
     putln!(out, "|---|---:|");
-    putln!(
-        out,
-        "| dd page cache (`bs=1M`) | {} |",
-        opt(b.dd_page_cache_mb_s, fmt_mb)
-    );
-    putln!(
-        out,
-        "| dd `conv=fdatasync` | {} |",
-        opt(b.dd_fdatasync_mb_s, fmt_mb)
-    );
-    putln!(
-        out,
-        "| iperf3 loopback (one stream) | {} |",
-        opt(b.iperf3_loopback_mb_s, fmt_mb)
-    );
-    putln!(
-        out,
-        "| produce floor, 1 KiB in 1 MiB batches (`runnel-bench floor`) | {} |",
-        opt(b.floor_page_cache_mb_s, fmt_mb)
-    );
-    putln!(
-        out,
-        "| produce floor, fdatasync per batch | {} |",
-        opt(b.floor_fsync_per_batch_mb_s, fmt_mb)
-    );
+    for (baseline, mb_s) in [
+        ("dd page cache (`bs=1M`)", b.dd_page_cache_mb_s),
+        ("dd `conv=fdatasync`", b.dd_fdatasync_mb_s),
+        ("iperf3 loopback (one stream)", b.iperf3_loopback_mb_s),
+        (
+            "produce floor, 1 KiB in 1 MiB batches (`runnel-bench floor`)",
+            b.floor_page_cache_mb_s,
+        ),
+        (
+            "produce floor, fdatasync per batch",
+            b.floor_fsync_per_batch_mb_s,
+        ),
+    ] {
+        putln!(out, "| {baseline} | {} |", opt(mb_s, fmt_mb));
+    }
     putln!(out);
     if !b.notes.is_empty() {
         for note in &b.notes {
