@@ -128,6 +128,8 @@ knobs! {
     log_message_timestamp_type: String, file = "log.message.timestamp.type", env = "RUNNEL_LOG_MESSAGE_TIMESTAMP_TYPE";
     /// Default page.cache.drop.behind.bytes: keep only this much of the end of each active segment in the page cache (-1 = leave it to the kernel).
     log_page_cache_drop_behind_bytes: i64, file = "log.page.cache.drop.behind.bytes", env = "RUNNEL_LOG_PAGE_CACHE_DROP_BEHIND_BYTES";
+    /// Default preallocate: reserve each segment's disk before appending to it (see docs/storage.md).
+    log_preallocate: bool, file = "log.preallocate", env = "RUNNEL_LOG_PREALLOCATE";
     /// Default min.insync.replicas for acks=all.
     min_insync_replicas: i64, file = "min.insync.replicas", env = "RUNNEL_MIN_INSYNC_REPLICAS";
     /// Largest gRPC request the broker accepts, in bytes.
@@ -219,6 +221,8 @@ pub struct BrokerConfig {
     pub log_message_timestamp_before_max_ms: i64,
     pub log_message_timestamp_type: String,
     pub log_page_cache_drop_behind_bytes: i64,
+    /// Off by default, as in Kafka. See `log::preallocate`.
+    pub log_preallocate: bool,
     pub min_insync_replicas: i64,
     /// Kafka's default, 100 MiB.
     pub socket_request_max_bytes: usize,
@@ -287,6 +291,7 @@ impl Default for BrokerConfig {
             log_message_timestamp_before_max_ms: i64::MAX,
             log_message_timestamp_type: "CreateTime".into(),
             log_page_cache_drop_behind_bytes: -1,
+            log_preallocate: false,
             min_insync_replicas: 1,
             socket_request_max_bytes: 100 * 1024 * 1024,
             request_timeout_ms: 30_000,
@@ -515,6 +520,11 @@ pub const DYNAMIC_CONFIGS: &[DynamicConfig] = &[
         broker_key: "log.page.cache.drop.behind.bytes",
         topic_key: "page.cache.drop.behind.bytes",
         value: |c| c.log_page_cache_drop_behind_bytes.to_string(),
+    },
+    DynamicConfig {
+        broker_key: "log.preallocate",
+        topic_key: "preallocate",
+        value: |c| c.log_preallocate.to_string(),
     },
     DynamicConfig {
         broker_key: "log.retention.bytes",
@@ -769,7 +779,7 @@ mod tests {
                 d.broker_key
             );
         }
-        assert_eq!(DYNAMIC_CONFIGS.len(), 15);
+        assert_eq!(DYNAMIC_CONFIGS.len(), 16);
         assert!(is_dynamic("log.retention.ms"));
         assert!(!is_dynamic("retention.ms"));
         assert!(!is_dynamic("data.dir"));

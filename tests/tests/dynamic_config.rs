@@ -355,5 +355,5 @@ async fn dynamic_defaults_on_a_single_node() {
             .all(|c| c.source() != ConfigSource::DynamicDefault),
         "{configs:?}"
     );
-    assert_eq!(configs.len(), 15, "every dynamic key is listed");
+    assert_eq!(configs.len(), 16, "every dynamic key is listed");
 }

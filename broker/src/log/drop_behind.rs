@@ -25,19 +25,16 @@
 //! Readers and durability are unaffected: dropping clean pages loses
 //! nothing, and fsync (`flush.*`) still decides what is durable.
 
-use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use tracing::warn;
 
+use super::background::Background;
 use super::segment::Segment;
 
 /// Grow this much past the last drop before asking again: one syscall per
 /// 4 MiB appended keeps the cost out of sight.
 const STEP: u64 = 4 << 20;
-
-/// A drop for the background thread: the segment and where to stop.
-type Job = (Arc<Segment>, u64);
 
 /// Per active segment: how far its last drop reached.
 #[derive(Debug, Default)]
@@ -65,31 +62,11 @@ impl DropBehind {
 /// thread (the call may start writeback, which is block allocation and I/O
 /// submission: not work for an append's thread).
 fn submit(segment: Arc<Segment>, upto: u64) {
-    static WORKER: OnceLock<Option<Sender<Job>>> = OnceLock::new();
-    let worker = WORKER.get_or_init(|| {
-        let (tx, rx) = channel();
-        let spawned = std::thread::Builder::new()
-            .name("runnel-drop-behind".to_owned())
-            .spawn(move || run(rx));
-        match spawned {
-            Ok(_) => Some(tx),
-            Err(e) => {
-                warn!(error = %e, "cannot start the page-cache drop-behind thread; pages stay cached");
-                None
-            }
-        }
-    });
-    if let Some(tx) = worker {
-        // The thread never exits while the sender lives, so this cannot fail.
-        let _ = tx.send((segment, upto));
-    }
-}
-
-fn run(rx: Receiver<Job>) {
-    while let Ok((segment, upto)) = rx.recv() {
+    static WORKER: Background = Background::new("runnel-drop-behind");
+    WORKER.submit(move || {
         if let Err(e) = segment.drop_cached(upto) {
             // Advice only: the next drop tries again, nothing else depends on it.
             warn!(path = %segment.paths().log.display(), error = %e, "page-cache drop-behind failed");
         }
-    }
+    });
 }

@@ -11,7 +11,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use super::{CLEAN_SHUTDOWN_FILE, Log, LogConfig, TopicPartition, cleaner, fsync_dir};
+use super::{
+    CLEAN_SHUTDOWN_FILE, Log, LogConfig, TopicPartition, cleaner, delete_dir_later,
+    delete_leftover_dirs, fsync_dir,
+};
 use crate::{Error, Result};
 
 /// Owns the data directory: one subdirectory per partition
@@ -54,6 +57,7 @@ impl LogManager {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
             Err(e) => return Err(Error::io("removing clean-shutdown marker", &marker, e)),
         };
+        delete_leftover_dirs(data_dir)?;
         info!(data_dir = %data_dir.display(), clean_shutdown, "opened log manager");
         Ok(Arc::new(LogManager {
             data_dir: data_dir.to_owned(),
@@ -127,15 +131,9 @@ impl LogManager {
         match log {
             Some(log) => log.delete(),
             None => {
-                let dir = self.data_dir.join(tp.dir_name());
-                match std::fs::remove_dir_all(&dir) {
-                    Ok(()) => {
-                        info!(topic = %tp.topic, partition = tp.partition, "deleted log");
-                        Ok(())
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                    Err(e) => Err(Error::io("deleting partition directory", &dir, e)),
-                }
+                delete_dir_later(&self.data_dir.join(tp.dir_name()))?;
+                info!(topic = %tp.topic, partition = tp.partition, "deleted log");
+                Ok(())
             }
         }
     }
@@ -295,5 +293,52 @@ mod tests {
         m.remove(&tp(7)).unwrap();
         assert!(!dir.path().join("orders-7").exists());
         m.remove(&tp(8)).unwrap();
+    }
+
+    /// Names in `dir`, sorted.
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Wait (at most 10 s) until no `-delete` directory is left in `dir`.
+    fn wait_for_deletions(dir: &Path) -> Vec<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let names = listing(dir);
+            if !names.iter().any(|n| n.ends_with("-delete"))
+                || std::time::Instant::now() > deadline
+            {
+                return names;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn removed_partitions_are_renamed_at_once_and_deleted_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        // Left by a run that crashed while deleting.
+        let leftover = dir.path().join("orders-3.18c1e2-delete");
+        std::fs::create_dir(&leftover).unwrap();
+        std::fs::write(leftover.join("00000000000000000000.log"), b"old").unwrap();
+        let m = LogManager::open(dir.path()).unwrap();
+        let log = m.get_or_create(&tp(0), LogConfig::default()).unwrap();
+        log.append(&batch_at(1, 10, 100), 0, 0).unwrap();
+        m.get_or_create(&tp(1), LogConfig::default()).unwrap();
+        assert_eq!(wait_for_deletions(dir.path()), vec!["orders-0", "orders-1"]);
+
+        m.remove(&tp(0)).unwrap();
+        // Gone from its place at once: neither a partition on disk nor one
+        // a new log of the same name would collide with.
+        assert!(!dir.path().join("orders-0").exists());
+        assert_eq!(m.existing_partitions().unwrap(), vec![tp(1)]);
+        let again = m.get_or_create(&tp(0), LogConfig::default()).unwrap();
+        assert_eq!(again.log_end_offset(), 0);
+        assert_eq!(wait_for_deletions(dir.path()), vec!["orders-0", "orders-1"]);
     }
 }

@@ -15,8 +15,12 @@
 //! - `segment`: one segment's three files. `Segment` is
 //!   the shared read side; `ActiveSegment` adds the append-only state only
 //!   the writer touches (fluvio's active/sealed split).
+//! - `background`: the thread slow chores (page-cache drops, deleting
+//!   removed partitions' files) run on.
 //! - `drop_behind`: optional page-cache drop-behind for the active
 //!   segment (`page.cache.drop.behind.bytes`).
+//! - `preallocate`: optional disk reservation for segments
+//!   (`preallocate`), prepared off the append path.
 //! - `partition`: [`Log`], the segments of one partition.
 //! - `manager`: [`LogManager`].
 //! - `cleaner`: the background task that applies `retention.*` and
@@ -27,11 +31,13 @@
 //! *base offset* (first offset of a segment or a batch), *HW* (high
 //! watermark, passed in by the caller as `max_offset` on reads).
 
+mod background;
 mod cleaner;
 mod drop_behind;
 mod index;
 mod manager;
 mod partition;
+mod preallocate;
 mod scan;
 mod segment;
 mod time_index;
@@ -151,6 +157,10 @@ pub struct LogConfig {
     /// they reach the disk (`drop_behind`); negative leaves caching to the
     /// kernel, as Kafka does.
     pub page_cache_drop_behind_bytes: i64,
+    /// `preallocate`: reserve `segment_bytes` of disk for each segment
+    /// before it is appended to, so that writeback does not allocate
+    /// blocks under the appends' feet (`preallocate`). Off, as in Kafka.
+    pub preallocate: bool,
     /// `message.timestamp.type`: `LogAppendTime` makes the leader stamp
     /// every batch with its own clock on append (records keep their bytes;
     /// the batch's timestamp type and `maxTimestamp` change); `CreateTime`
@@ -177,6 +187,7 @@ impl Default for LogConfig {
             flush_messages: u64::MAX,
             flush_ms: u64::MAX,
             page_cache_drop_behind_bytes: -1,
+            preallocate: false,
             message_timestamp_type: TimestampType::CreateTime,
             message_timestamp_before_max_ms: i64::MAX,
             message_timestamp_after_max_ms: 60 * 60 * 1000,
@@ -247,6 +258,75 @@ pub(crate) fn wall_clock_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// Suffix of a partition directory on its way out (Kafka's too): not a
+/// partition name, so nothing opens it again.
+const DELETE_DIR_SUFFIX: &str = "-delete";
+
+/// Where removed partitions' files are deleted.
+static DELETER: background::Background = background::Background::new("runnel-delete-logs");
+
+/// Remove a partition directory without making the caller wait for it:
+/// rename it out of the way (one metadata operation), then delete the files
+/// in the background. Unlinking gigabytes of segments takes seconds (more
+/// with the `discard` mount option), and the caller is the metadata sync:
+/// a topic deletion that stalled it cost every broker its etcd lease.
+/// A directory that is not there is already deleted.
+pub(crate) fn delete_dir_later(dir: &std::path::Path) -> crate::Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let doomed = dir.with_file_name(format!(
+        "{name}.{:x}{:x}{DELETE_DIR_SUFFIX}",
+        wall_clock_ms(),
+        SEQUENCE.fetch_add(1, Ordering::Relaxed)
+    ));
+    match std::fs::rename(dir, &doomed) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(crate::Error::io(
+                "renaming partition directory to delete it",
+                dir,
+                e,
+            ));
+        }
+    }
+    DELETER.submit(move || remove_dir(&doomed));
+    Ok(())
+}
+
+/// Delete what an earlier run renamed for deletion but did not finish
+/// (in the background, like [`delete_dir_later`]).
+pub(crate) fn delete_leftover_dirs(data_dir: &std::path::Path) -> crate::Result<()> {
+    let entries = std::fs::read_dir(data_dir)
+        .map_err(|e| crate::Error::io("listing data directory", data_dir, e))?;
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .ends_with(DELETE_DIR_SUFFIX)
+        {
+            let doomed = entry.path();
+            DELETER.submit(move || remove_dir(&doomed));
+        }
+    }
+    Ok(())
+}
+
+fn remove_dir(dir: &std::path::Path) {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => tracing::debug!(dir = %dir.display(), "deleted partition files"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        // The next start tries again (`delete_leftover_dirs`).
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "deleting partition files failed")
+        }
+    }
 }
 
 /// fsync a directory, so that files created or removed in it survive a

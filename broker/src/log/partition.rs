@@ -12,11 +12,12 @@ use runnel_proto::batch::{
 };
 use tracing::{debug, info, warn};
 
+use super::preallocate::{self, Spare};
 use super::segment::{ActiveSegment, Segment, SegmentPaths, truncate_segment};
 use super::{
     FlushTicket, INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, LogAppendInfo, LogConfig, LogReadInfo,
-    TIME_INDEX_FILE_SUFFIX, TimestampType, TopicPartition, fsync_dir, parse_segment_file_name,
-    wall_clock_ms,
+    TIME_INDEX_FILE_SUFFIX, TimestampType, TopicPartition, delete_dir_later, fsync_dir,
+    parse_segment_file_name, wall_clock_ms,
 };
 use crate::{Error, Result};
 
@@ -97,6 +98,10 @@ struct Writer {
     /// at most one sealed segment is ever unflushed: the one recovery
     /// checks along with the active segment.
     sealing: Option<Sealing>,
+    /// The next segment's `.log`, being preallocated in the background
+    /// (`preallocate`): started when the active segment is half full,
+    /// taken by the next roll.
+    spare: Option<Spare>,
     state: State,
 }
 
@@ -169,6 +174,7 @@ impl Log {
             }
         }
         let bases = scan_dir(&dir)?;
+        preallocate::remove_leftover(&dir);
         let mut segments = BTreeMap::new();
         let active = match bases.split_last() {
             None => ActiveSegment::create(&dir, 0, &config)?,
@@ -221,6 +227,7 @@ impl Log {
                 last_flush_ms: wall_clock_ms(),
                 dir_dirty: bases.is_empty(),
                 sealing: None,
+                spare: None,
                 state: State::Open,
             }),
             log_start_offset: AtomicI64::new(log_start_offset),
@@ -534,6 +541,9 @@ impl Log {
         )?;
         debug_assert_eq!(w.active.next_offset, last_offset + 1);
         w.active.drop_behind(config.page_cache_drop_behind_bytes);
+        if config.preallocate && w.spare.is_none() && w.active.size() >= config.segment_bytes / 2 {
+            w.spare = Spare::start(&self.dir, config.segment_bytes);
+        }
         self.log_end_offset
             .store(w.active.next_offset, Ordering::Release);
         w.unflushed_messages += u64::from(valid.records);
@@ -563,7 +573,8 @@ impl Log {
             sealing.wait()?;
         }
         w.active.seal()?;
-        let new = match ActiveSegment::create(&self.dir, base_offset, config) {
+        let spare = w.spare.take().and_then(Spare::finish);
+        let new = match ActiveSegment::create_on_roll(&self.dir, base_offset, config, spare) {
             Ok(new) => new,
             Err(e) => {
                 let _ = w.active.reopen_indexes(config);
@@ -577,6 +588,7 @@ impl Log {
         let fsync = std::thread::Builder::new()
             .name("runnel-seal-fsync".to_owned())
             .spawn(move || {
+                segment.trim_preallocation()?;
                 segment.flush()?;
                 if drop_behind {
                     // Clean now: with drop-behind on, the whole sealed
@@ -985,6 +997,9 @@ impl Log {
         if let Some(sealing) = w.sealing.take() {
             sealing.wait()?;
         }
+        if let Some(spare) = w.spare.take() {
+            spare.discard();
+        }
         w.active.seal()?;
         w.active.seg.flush()?;
         if w.dir_dirty {
@@ -1005,11 +1020,11 @@ impl Log {
             return Ok(());
         }
         w.state = State::Deleted;
-        match std::fs::remove_dir_all(&self.dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("deleting partition directory", &self.dir, e)),
+        // Its thread must not create the file while the directory goes.
+        if let Some(spare) = w.spare.take() {
+            spare.discard();
         }
+        delete_dir_later(&self.dir)?;
         info!(topic = %self.tp.topic, partition = self.tp.partition, "deleted log");
         Ok(())
     }

@@ -1358,3 +1358,82 @@ fn create_time_outside_the_configured_window_is_refused_and_writes_nothing() {
         .append(&batch_at(now + 5 * HOUR, 1, 10), 1, now)
         .unwrap();
 }
+
+/// Disk blocks allocated to `path`, in bytes.
+fn allocated(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).unwrap().blocks() * 512
+}
+
+#[test]
+fn preallocate_reserves_segments_off_the_append_path_and_trims_sealed_ones() {
+    const MIB: u64 = 1 << 20;
+    const LATER: i64 = TS + 3_600_000;
+    let config = |preallocate| LogConfig {
+        segment_bytes: 8 * MIB,
+        segment_ms: 60_000,
+        preallocate,
+        ..LogConfig::default()
+    };
+    let batch = batch_at(TS, 64, 1000);
+    let write = |log: &Log, bytes: u64| {
+        for _ in 0..bytes.div_ceil(batch.len() as u64) {
+            log.append(&batch, 0, TS).unwrap();
+        }
+    };
+    let spare = |dir: &Path| dir.join("t-0").join(preallocate::SPARE_FILE_NAME);
+    let len = |path: &Path| std::fs::metadata(path).unwrap().len();
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), config(true), false);
+    // A new log's first segment is reserved at once; its size stays 0.
+    let first = paths(dir.path(), 0).log;
+    assert_eq!(len(&first), 0);
+    assert!(allocated(&first) >= 8 * MIB, "{}", allocated(&first));
+    write(&log, 4 * MIB + MIB / 2);
+    // Half full: the spare is on its way, on its own thread.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !spare(dir.path()).exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(spare(dir.path()).exists(), "no spare after half a segment");
+    // An hour later segment.ms rolls the half-full segment; the new one is
+    // the spare, renamed into place.
+    let second = log.log_end_offset();
+    log.append(&batch_at(LATER, 64, 1000), 0, LATER).unwrap();
+    assert_eq!(log.num_segments(), 2);
+    log.close().unwrap();
+    assert!(!spare(dir.path()).exists(), "close discards the spare");
+    assert!(
+        allocated(&first) <= len(&first).next_multiple_of(4096) + MIB,
+        "the sealed segment gives back what it did not use: {} bytes for {} of data",
+        allocated(&first),
+        len(&first)
+    );
+    let active = paths(dir.path(), second).log;
+    assert!(len(&active) < MIB);
+    assert!(
+        allocated(&active) >= 8 * MIB,
+        "the segment the roll started came from the spare: {}",
+        allocated(&active)
+    );
+    let end = log.log_end_offset();
+    drop(log);
+    // A spare left by a crash is removed; the reserved tail of the active
+    // segment is not data: recovery finds the same log end.
+    std::fs::write(spare(dir.path()), b"leftover").unwrap();
+    let log = open(dir.path(), config(true), true);
+    assert!(!spare(dir.path()).exists());
+    assert_eq!(log.log_end_offset(), end);
+    assert_dense(&log, 0);
+    drop(log);
+
+    // Off (the default): no reservation, no spare.
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), config(false), false);
+    write(&log, 5 * MIB);
+    assert!(!spare(dir.path()).exists());
+    log.close().unwrap();
+    let first = paths(dir.path(), 0).log;
+    assert!(allocated(&first) <= len(&first).next_multiple_of(4096) + MIB);
+}

@@ -32,6 +32,7 @@ use tracing::{info, warn};
 
 use super::drop_behind::DropBehind;
 use super::index::{INDEX_ENTRY_SIZE, OffsetIndex};
+use super::preallocate;
 use super::scan::{BatchScanner, Step, read_full_at};
 use super::time_index::{TIME_INDEX_ENTRY_SIZE, TimeIndex};
 use super::{
@@ -105,7 +106,15 @@ impl Segment {
     /// Create a new, empty segment with preallocated indexes. A leftover
     /// file of the same name (from a crash in the middle of a roll) is
     /// replaced.
-    pub(crate) fn create(dir: &Path, base_offset: i64, index_bytes: usize) -> Result<Segment> {
+    ///
+    /// With `spare` (a `.log` prepared by `preallocate::Spare`), that file
+    /// is renamed into place instead of a new one being created.
+    pub(crate) fn create(
+        dir: &Path,
+        base_offset: i64,
+        index_bytes: usize,
+        spare: Option<(PathBuf, File)>,
+    ) -> Result<Segment> {
         let paths = SegmentPaths::new(dir, base_offset);
         for path in [&paths.log, &paths.index, &paths.time_index] {
             match std::fs::remove_file(path) {
@@ -114,12 +123,19 @@ impl Segment {
                 Err(e) => return Err(Error::io("removing leftover segment file", path, e)),
             }
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create_new(true)
-            .open(&paths.log)
-            .map_err(|e| Error::io("creating segment", &paths.log, e))?;
+        let file = match spare {
+            Some((spare_path, file)) => {
+                std::fs::rename(&spare_path, &paths.log)
+                    .map_err(|e| Error::io("renaming preallocated segment", &paths.log, e))?;
+                file
+            }
+            None => OpenOptions::new()
+                .read(true)
+                .append(true)
+                .create_new(true)
+                .open(&paths.log)
+                .map_err(|e| Error::io("creating segment", &paths.log, e))?,
+        };
         let mut index = OffsetIndex::open(&paths.index, base_offset)
             .map_err(|e| Error::io("creating offset index", &paths.index, e))?;
         index.file_mut().reset();
@@ -383,6 +399,13 @@ impl Segment {
         };
         rustix::fs::fadvise(&self.file, 0, Some(len), rustix::fs::Advice::DontNeed)
             .map_err(io::Error::from)
+    }
+
+    /// Give back disk reserved past the end of the `.log` (a sealed
+    /// segment; see `preallocate`).
+    pub(crate) fn trim_preallocation(&self) -> Result<()> {
+        preallocate::trim(&self.file)
+            .map_err(|e| Error::io("trimming preallocated segment", &self.paths.log, e))
     }
 
     /// fsync the `.log` and msync + fsync both indexes.
@@ -691,13 +714,31 @@ pub(crate) struct ActiveSegment {
 }
 
 impl ActiveSegment {
-    /// Create a new empty active segment at `base_offset`.
+    /// Create a new empty active segment at `base_offset` (a new or
+    /// emptied log), its disk reserved now if the topic preallocates.
     pub(crate) fn create(
         dir: &Path,
         base_offset: i64,
         config: &LogConfig,
     ) -> Result<ActiveSegment> {
-        let seg = Segment::create(dir, base_offset, config.segment_index_bytes)?;
+        let active = ActiveSegment::create_on_roll(dir, base_offset, config, None)?;
+        if config.preallocate {
+            let seg = &active.seg;
+            preallocate::reserve(&seg.file, &seg.paths.log, config.segment_bytes);
+        }
+        Ok(active)
+    }
+
+    /// Create the segment a roll starts, from the `spare` prepared for it
+    /// if there is one. Never reserves disk itself: that would stall the
+    /// appends waiting for the roll.
+    pub(crate) fn create_on_roll(
+        dir: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+        spare: Option<(PathBuf, File)>,
+    ) -> Result<ActiveSegment> {
+        let seg = Segment::create(dir, base_offset, config.segment_index_bytes, spare)?;
         Ok(ActiveSegment {
             seg: Arc::new(seg),
             next_offset: base_offset,

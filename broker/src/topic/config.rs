@@ -105,6 +105,11 @@ const DEFS: &[Def] = &[
         default: "-1",
     },
     Def {
+        name: "preallocate",
+        kind: Kind::Bool,
+        default: "false",
+    },
+    Def {
         name: "retention.bytes",
         kind: Kind::Int {
             min: -1,
@@ -366,6 +371,7 @@ impl TopicConfig {
             flush_messages: self.as_u64("flush.messages"),
             flush_ms: self.as_u64("flush.ms"),
             page_cache_drop_behind_bytes: self.int("page.cache.drop.behind.bytes"),
+            preallocate: self.values["preallocate"].0.trim() == "true",
             message_timestamp_type: match self.values["message.timestamp.type"].0.trim() {
                 "LogAppendTime" => TimestampType::LogAppendTime,
                 _ => TimestampType::CreateTime,
