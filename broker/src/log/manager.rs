@@ -310,8 +310,7 @@ mod tests {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             let names = listing(dir);
-            if !names.iter().any(|n| n.ends_with("-delete"))
-                || std::time::Instant::now() > deadline
+            if !names.iter().any(|n| n.ends_with("-delete")) || std::time::Instant::now() > deadline
             {
                 return names;
             }
@@ -329,6 +328,10 @@ mod tests {
         let m = LogManager::open(dir.path()).unwrap();
         let log = m.get_or_create(&tp(0), LogConfig::default()).unwrap();
         log.append(&batch_at(1, 10, 100), 0, 0).unwrap();
+        // A segment big enough to be cut in steps before it is unlinked.
+        std::fs::File::create(dir.path().join("orders-0/00000000000000001000.log"))
+            .and_then(|f| f.set_len(40 << 20))
+            .unwrap();
         m.get_or_create(&tp(1), LogConfig::default()).unwrap();
         assert_eq!(wait_for_deletions(dir.path()), vec!["orders-0", "orders-1"]);
 

@@ -319,14 +319,54 @@ pub(crate) fn delete_leftover_dirs(data_dir: &std::path::Path) -> crate::Result<
 }
 
 fn remove_dir(dir: &std::path::Path) {
-    match std::fs::remove_dir_all(dir) {
-        Ok(()) => tracing::debug!(dir = %dir.display(), "deleted partition files"),
+    let started = std::time::Instant::now();
+    match remove_files_paced(dir).and_then(|bytes| std::fs::remove_dir(dir).map(|()| bytes)) {
+        Ok(bytes) => tracing::info!(
+            dir = %dir.display(), bytes, elapsed_ms = started.elapsed().as_millis() as u64,
+            "deleted partition files"
+        ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         // The next start tries again (`delete_leftover_dirs`).
         Err(e) => {
             tracing::warn!(dir = %dir.display(), error = %e, "deleting partition files failed")
         }
     }
+}
+
+/// How much of a file one step of a paced deletion frees.
+const DELETE_CHUNK_BYTES: u64 = 16 << 20;
+/// How fast a paced deletion frees disk and page cache.
+const DELETE_BYTES_PER_SEC: u64 = 256 << 20;
+
+/// Delete the files in `dir` (a partition directory: no subdirectories),
+/// cutting big segment `.log`s from the end in [`DELETE_CHUNK_BYTES`] steps at
+/// [`DELETE_BYTES_PER_SEC`] before unlinking them, as RocksDB's
+/// `DeleteScheduler` does. Unlinking a 1 GiB segment frees its page cache
+/// and its blocks (a discard, on a filesystem mounted with `discard`) in
+/// one go; nine of them at once held every broker of the benchmark
+/// cluster's acks=all produce requests for 0.5 s. Returns the bytes freed.
+fn remove_files_paced(dir: &std::path::Path) -> std::io::Result<u64> {
+    let step =
+        std::time::Duration::from_secs_f64(DELETE_CHUNK_BYTES as f64 / DELETE_BYTES_PER_SEC as f64);
+    let mut freed = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+        let mut len = file.metadata()?.len();
+        freed += len;
+        // Only `.log` files: a reader still holding the segment gets a short
+        // `pread` from a cut one, while a cut memory-mapped index would
+        // fault (SIGBUS).
+        let is_log = path.extension().is_some_and(|e| e == LOG_FILE_SUFFIX);
+        while is_log && len > DELETE_CHUNK_BYTES {
+            len -= DELETE_CHUNK_BYTES;
+            file.set_len(len)?;
+            std::thread::sleep(step);
+        }
+        drop(file);
+        std::fs::remove_file(&path)?;
+    }
+    Ok(freed)
 }
 
 /// fsync a directory, so that files created or removed in it survive a
