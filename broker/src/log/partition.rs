@@ -588,7 +588,11 @@ impl Log {
         let fsync = std::thread::Builder::new()
             .name("runnel-seal-fsync".to_owned())
             .spawn(move || {
-                segment.trim_preallocation()?;
+                if let Err(e) = segment.trim_preallocation() {
+                    // Only disk the segment keeps reserved until retention
+                    // deletes it: not worth failing the roll for.
+                    warn!(error = %e, "cannot trim a sealed segment's preallocation");
+                }
                 segment.flush()?;
                 if drop_behind {
                     // Clean now: with drop-behind on, the whole sealed

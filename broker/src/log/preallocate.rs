@@ -22,13 +22,15 @@
 //! The cost: up to two segments' worth of disk per partition is reserved
 //! (the active segment and the spare), which `df` shows as used.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, sync_channel};
 
 use tracing::{debug, warn};
+
+use super::segment::create_log_file;
 
 /// The spare's name in the partition directory: not a segment name, so a
 /// directory scan passes over it; a leftover is removed when the log opens.
@@ -124,13 +126,7 @@ fn remove(path: &Path) {
 
 fn create(path: &Path, bytes: u64) -> io::Result<File> {
     remove(path);
-    // The options every segment `.log` is opened with: reads by `pread`,
-    // writes by appending.
-    let file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create_new(true)
-        .open(path)?;
+    let file = create_log_file(path)?;
     reserve(&file, path, bytes);
     Ok(file)
 }

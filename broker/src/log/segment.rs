@@ -129,11 +129,7 @@ impl Segment {
                     .map_err(|e| Error::io("renaming preallocated segment", &paths.log, e))?;
                 file
             }
-            None => OpenOptions::new()
-                .read(true)
-                .append(true)
-                .create_new(true)
-                .open(&paths.log)
+            None => create_log_file(&paths.log)
                 .map_err(|e| Error::io("creating segment", &paths.log, e))?,
         };
         let mut index = OffsetIndex::open(&paths.index, base_offset)
@@ -971,6 +967,17 @@ impl ActiveSegment {
     pub(crate) fn reopen_indexes(&self, config: &LogConfig) -> Result<()> {
         self.seg.expand_indexes(config.segment_index_bytes)
     }
+}
+
+/// Create a segment `.log` that does not exist yet, opened as every segment
+/// is: read + append (readers use `pread`, the writer `writev`; neither
+/// moves a shared cursor).
+pub(crate) fn create_log_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create_new(true)
+        .open(path)
 }
 
 /// `writev` until every slice is written.
