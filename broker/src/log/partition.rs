@@ -572,15 +572,11 @@ impl Log {
         if let Some(sealing) = w.sealing.take() {
             sealing.wait()?;
         }
-        w.active.seal()?;
+        w.active.seal_time_index();
         let spare = w.spare.take().and_then(Spare::finish);
-        let new = match ActiveSegment::create_on_roll(&self.dir, base_offset, config, spare) {
-            Ok(new) => new,
-            Err(e) => {
-                let _ = w.active.reopen_indexes(config);
-                return Err(e);
-            }
-        };
+        // On failure the active segment stays as it is (its indexes are
+        // trimmed only after a successful roll) and takes the next append.
+        let new = ActiveSegment::create_on_roll(&self.dir, base_offset, config, spare)?;
         self.segments.write().insert(base_offset, new.seg.clone());
         let old = std::mem::replace(&mut w.active, new);
         let segment = old.seg.clone();
@@ -588,6 +584,7 @@ impl Log {
         let fsync = std::thread::Builder::new()
             .name("runnel-seal-fsync".to_owned())
             .spawn(move || {
+                segment.trim_indexes()?;
                 if let Err(e) = segment.trim_preallocation() {
                     // Only disk the segment keeps reserved until retention
                     // deletes it: not worth failing the roll for.
@@ -933,6 +930,11 @@ impl Log {
         let old_end = w.active.next_offset;
         if offset >= old_end {
             return Ok(());
+        }
+        // The segment the cut reopens may be the one whose indexes the last
+        // roll's thread is trimming: let it finish first.
+        if let Some(sealing) = w.sealing.take() {
+            sealing.wait()?;
         }
         if offset < self.log_start_offset() {
             return self.truncate_fully(&mut w, offset, &config);

@@ -950,22 +950,24 @@ impl ActiveSegment {
         self.drop_behind.after_append(&self.seg, behind);
     }
 
-    /// Make the on-disk segment final, for a roll or a clean close: add the
-    /// time index entry for the largest timestamp and trim both indexes to
-    /// their entries. The caller fsyncs ([`Segment::flush`]).
+    /// Make the on-disk segment final, for a clean close: add the time
+    /// index entry for the largest timestamp and trim both indexes to their
+    /// entries. The caller fsyncs ([`Segment::flush`]).
     pub(crate) fn seal(&self) -> Result<()> {
+        self.seal_time_index();
+        self.seg.trim_indexes()
+    }
+
+    /// The part of [`seal`](Self::seal) a roll does under the writer lock:
+    /// the final time index entry. The trim (a truncate and a remap of both
+    /// index files, 1.4-11 ms measured on a busy machine) follows on the
+    /// roll's background thread.
+    pub(crate) fn seal_time_index(&self) {
         self.seg.time_index.write().maybe_append(
             self.cursor.max_timestamp,
             self.cursor.offset_of_max_timestamp,
             true,
         );
-        self.seg.trim_indexes()
-    }
-
-    /// Grow the indexes again after [`seal`](Self::seal) (a roll whose new
-    /// segment could not be created).
-    pub(crate) fn reopen_indexes(&self, config: &LogConfig) -> Result<()> {
-        self.seg.expand_indexes(config.segment_index_bytes)
     }
 }
 
