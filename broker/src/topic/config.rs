@@ -484,6 +484,7 @@ mod tests {
             ("retention.ms", "-2", "between -1"),
             ("cleanup.policy", "compact", "compaction is not supported"),
             ("unclean.leader.election.enable", "yes", "true or false"),
+            ("preallocate", "1", "true or false"),
             ("retention.msec", "1", "supported keys: cleanup.policy"),
             ("segment.bytes", "10", "between 1024"),
         ] {
