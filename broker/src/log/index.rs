@@ -61,9 +61,21 @@ pub(crate) struct IndexFile {
     problem: Option<String>,
 }
 
-/// Map `file` read-write.
+/// Map `file` read-write. `used` is the length of its entries: when the
+/// file is longer (the preallocated tail of an active segment's index, a
+/// hole), kernel readahead is turned off for the mapping.
+///
+/// Why: the first write into a page of the hole faults, and with the
+/// default advice the fault reads ahead, which for a hole means allocating
+/// and zeroing up to `read_ahead_kb` of page cache (8 MiB on the benchmark
+/// VM) on the thread that appends, under the partition's writer lock. After
+/// a roll that cost ~15 ms of CPU per new segment on the append path
+/// (docs/benchmarks.md, "What a roll costs"). Appends move one page at a
+/// time and lookups are binary searches, so the mapping loses nothing by
+/// going without. A trimmed (sealed) index keeps the default advice: a
+/// cold lookup then reads it in one go.
 #[allow(unsafe_code)]
-fn map(file: &File) -> io::Result<MmapMut> {
+fn map(file: &File, used: usize) -> io::Result<MmapMut> {
     // SAFETY: memory-mapping is unsafe because another process or another
     // mapping could change or shrink the file underneath us. The file lives
     // in a partition directory that only this broker process uses (the
@@ -71,7 +83,12 @@ fn map(file: &File) -> io::Result<MmapMut> {
     // `IndexFile`, every access goes through `&self`/`&mut self` of that
     // `IndexFile` (under the segment's lock), and it is only resized by
     // `IndexFile::resize`, which drops this mapping before `set_len`.
-    unsafe { MmapMut::map_mut(file) }
+    let mmap = unsafe { MmapMut::map_mut(file) }?;
+    if mmap.len() > used {
+        // Advice: a kernel that refuses it only reads ahead as before.
+        let _ = mmap.advise(memmap2::Advice::Random);
+    }
+    Ok(mmap)
 }
 
 impl IndexFile {
@@ -100,8 +117,10 @@ impl IndexFile {
                 "size {len} is not a multiple of the {entry_size}-byte entry"
             ));
         }
-        let mmap = map(&file)?;
         let usable = len - len % entry_size;
+        // Readahead stays on while the entries are looked for: the scan
+        // reads the whole file (the advice is set below once they are known).
+        let mmap = map(&file, len)?;
         let zero = vec![0u8; entry_size];
         let entries = mmap[..usable]
             .chunks_exact(entry_size)
@@ -111,6 +130,10 @@ impl IndexFile {
             problem = Some(format!(
                 "non-zero bytes after the end of the {entries} entries"
             ));
+        }
+        if entries * entry_size < len {
+            // See `map`: the rest is the preallocated tail appends go to.
+            let _ = mmap.advise(memmap2::Advice::Random);
         }
         Ok(IndexFile {
             path: path.to_owned(),
@@ -207,7 +230,7 @@ impl IndexFile {
         }
         drop(self.mmap.take());
         self.file.set_len(len as u64)?;
-        self.mmap = Some(map(&self.file)?);
+        self.mmap = Some(map(&self.file, self.entries * self.entry_size)?);
         Ok(())
     }
 

@@ -578,9 +578,10 @@ impl Log {
         // trimmed only after a successful roll) and takes the next append.
         let new = ActiveSegment::create_on_roll(&self.dir, base_offset, config, spare)?;
         self.segments.write().insert(base_offset, new.seg.clone());
-        let old = std::mem::replace(&mut w.active, new);
+        let mut old = std::mem::replace(&mut w.active, new);
+        let drop_behind = (config.page_cache_drop_behind_bytes >= 0)
+            .then(|| w.active.continue_drop_behind(&mut old));
         let segment = old.seg.clone();
-        let drop_behind = config.page_cache_drop_behind_bytes >= 0;
         let fsync = std::thread::Builder::new()
             .name("runnel-seal-fsync".to_owned())
             .spawn(move || {
@@ -591,10 +592,9 @@ impl Log {
                     warn!(error = %e, "cannot trim a sealed segment's preallocation");
                 }
                 segment.flush()?;
-                if drop_behind {
-                    // Clean now: with drop-behind on, the whole sealed
-                    // segment leaves the page cache (advice; errors ignored).
-                    let _ = segment.drop_cached(segment.size());
+                if let Some(sealed) = drop_behind {
+                    // Clean now: what the window has already passed can go.
+                    sealed.flushed();
                 }
                 Ok(())
             })

@@ -1233,6 +1233,54 @@ fn drop_behind_keeps_only_the_end_of_the_log_in_the_page_cache() {
 }
 
 #[test]
+fn drop_behind_window_spans_a_roll() {
+    const MIB: u64 = 1 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 16 * MIB,
+        page_cache_drop_behind_bytes: 8 * MIB as i64,
+        ..LogConfig::default()
+    };
+    let log = open(dir.path(), config, false);
+    let batch = batch_at(TS, 64, 1000);
+    let write = |bytes: u64| {
+        for _ in 0..bytes.div_ceil(batch.len() as u64) {
+            log.append(&batch, 0, TS).unwrap();
+        }
+    };
+    let sealed = dir.path().join("t-0").join("00000000000000000000.log");
+    // Cached bytes of the sealed segment once the background drops are done
+    // (`settled` says when).
+    let sealed_cached = |settled: &dyn Fn(u64) -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let cached = cached_bytes(&sealed);
+            if settled(cached) || std::time::Instant::now() >= deadline {
+                return cached;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    // Roll once, make every page clean, then grow the new segment to ~5 MiB:
+    // the last 8 MiB of the log are the new segment's 5 and the sealed
+    // one's last 3-4 (drops go in 4 MiB steps), and only those stay.
+    write(17 * MIB);
+    assert_eq!(log.num_segments(), 2);
+    log.flush().unwrap();
+    write(4 * MIB);
+    let cached = sealed_cached(&|c| c <= 6 * MIB);
+    assert!(
+        (2 * MIB..=6 * MIB).contains(&cached),
+        "right after a roll the sealed segment's end is still in the window: {cached} bytes cached"
+    );
+    // Once the new segment holds the whole window, none of the sealed one is left.
+    write(8 * MIB);
+    assert_eq!(log.num_segments(), 2);
+    let cached = sealed_cached(&|c| c == 0);
+    assert_eq!(cached, 0, "the window has moved past the sealed segment");
+}
+
+#[test]
 fn log_append_time_stamps_the_leaders_clock_and_followers_keep_it() {
     let dir = tempfile::tempdir().unwrap();
     let config = LogConfig {

@@ -30,7 +30,7 @@ use runnel_proto::batch::{
 };
 use tracing::{info, warn};
 
-use super::drop_behind::DropBehind;
+use super::drop_behind::{DropBehind, Sealed};
 use super::index::{INDEX_ENTRY_SIZE, OffsetIndex};
 use super::preallocate;
 use super::scan::{BatchScanner, Step, read_full_at};
@@ -948,6 +948,15 @@ impl ActiveSegment {
     /// negative = off) to the pages now far enough from the end.
     pub(crate) fn drop_behind(&mut self, behind: i64) {
         self.drop_behind.after_append(&self.seg, behind);
+    }
+
+    /// Carry `sealed`'s page-cache drop-behind on into this segment, which
+    /// a roll just started after it; the roll's fsync reports to the
+    /// handle returned.
+    pub(crate) fn continue_drop_behind(&mut self, sealed: &mut ActiveSegment) -> Arc<Sealed> {
+        let (next, handle) = sealed.drop_behind.after_roll(&sealed.seg);
+        self.drop_behind = next;
+        handle
     }
 
     /// Make the on-disk segment final, for a clean close: add the time
