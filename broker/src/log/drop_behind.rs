@@ -33,8 +33,8 @@
 //! Readers and durability are unaffected: dropping clean pages loses
 //! nothing, and fsync (`flush.*`) still decides what is durable.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
 use tracing::warn;
 
@@ -60,7 +60,9 @@ pub(crate) struct DropBehind {
 /// second drops what the window has passed: with sequentially consistent
 /// stores and loads at least one of them sees the other's.
 pub(crate) struct Sealed {
-    segment: Arc<Segment>,
+    /// Weak, so that a segment retention deletes meanwhile is not kept
+    /// open (its disk is freed with the last handle).
+    segment: Weak<Segment>,
     /// How far the window has passed, in bytes from the segment's start.
     passed: AtomicU64,
     clean: AtomicBool,
@@ -71,14 +73,16 @@ impl Sealed {
     /// passed so far (on the caller's thread, already a background one).
     pub(crate) fn flushed(&self) {
         self.clean.store(true, Ordering::SeqCst);
-        drop_now(&self.segment, self.passed.load(Ordering::SeqCst));
+        if let Some(segment) = self.segment.upgrade() {
+            drop_now(&segment, self.passed.load(Ordering::SeqCst));
+        }
     }
 
     /// The window has passed byte `upto` of the segment.
-    fn pass(self: &Arc<Self>, upto: u64) {
+    fn pass(&self, segment: Arc<Segment>, upto: u64) {
         self.passed.store(upto, Ordering::SeqCst);
         if self.clean.load(Ordering::SeqCst) {
-            submit(self.segment.clone(), upto);
+            submit(segment, upto);
         }
     }
 }
@@ -95,14 +99,20 @@ impl DropBehind {
         };
         let size = segment.size();
         if let Some(sealed) = &self.sealed {
-            // The window takes from the sealed segment what the active one
-            // does not fill yet.
-            let end = sealed.segment.size();
-            let upto = end.saturating_sub(behind.saturating_sub(size));
-            if upto == end || upto >= sealed.passed.load(Ordering::Relaxed) + STEP {
-                sealed.pass(upto);
-                if upto == end {
-                    self.sealed = None;
+            match sealed.segment.upgrade() {
+                // Deleted (retention): its pages went with it.
+                None => self.sealed = None,
+                Some(segment) => {
+                    // The window takes from the sealed segment what the
+                    // active one does not fill yet.
+                    let end = segment.size();
+                    let upto = end.saturating_sub(behind.saturating_sub(size));
+                    if upto == end || upto >= sealed.passed.load(Ordering::Relaxed) + STEP {
+                        sealed.pass(segment, upto);
+                        if upto == end {
+                            self.sealed = None;
+                        }
+                    }
                 }
             }
         }
@@ -119,11 +129,14 @@ impl DropBehind {
     /// before, still partly in the window (it was shorter than the window),
     /// is let go whole now.
     pub(crate) fn after_roll(&mut self, segment: &Arc<Segment>) -> (DropBehind, Arc<Sealed>) {
-        if let Some(older) = self.sealed.take() {
-            older.pass(older.segment.size());
+        if let Some(older) = self.sealed.take()
+            && let Some(segment) = older.segment.upgrade()
+        {
+            let end = segment.size();
+            older.pass(segment, end);
         }
         let sealed = Arc::new(Sealed {
-            segment: segment.clone(),
+            segment: Arc::downgrade(segment),
             passed: AtomicU64::new(self.dropped_to),
             clean: AtomicBool::new(false),
         });

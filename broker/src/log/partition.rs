@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -106,7 +106,11 @@ struct Writer {
 }
 
 struct Sealing {
-    segment: Arc<Segment>,
+    /// Weak: retention may delete the segment before the next roll (an
+    /// idle partition keeps its last `Sealing` indefinitely), and its disk
+    /// is only freed once no one holds the open file.
+    segment: Weak<Segment>,
+    path: PathBuf,
     fsync: std::thread::JoinHandle<Result<()>>,
 }
 
@@ -115,7 +119,7 @@ impl Sealing {
     fn wait(self) -> Result<()> {
         self.fsync.join().unwrap_or_else(|_| {
             Err(Error::Storage {
-                path: self.segment.paths().log.clone(),
+                path: self.path,
                 reason: "background fsync of a sealed segment panicked".to_owned(),
             })
         })
@@ -600,7 +604,8 @@ impl Log {
             })
             .map_err(|e| Error::io("spawning fsync thread", &self.dir, e))?;
         w.sealing = Some(Sealing {
-            segment: old.seg.clone(),
+            segment: Arc::downgrade(&old.seg),
+            path: old.seg.paths().log.clone(),
             fsync,
         });
         w.dir_dirty = true;
@@ -788,7 +793,7 @@ impl Log {
                 .sealing
                 .as_ref()
                 .filter(|s| !s.fsync.is_finished())
-                .map(|s| s.segment.clone());
+                .and_then(|s| s.segment.upgrade());
             (
                 w.active.seg.clone(),
                 sealed,

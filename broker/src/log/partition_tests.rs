@@ -697,6 +697,41 @@ fn retention_by_time() {
 }
 
 #[test]
+fn expired_segments_free_their_disk_without_waiting_for_the_next_roll() {
+    // Open files of `dir` that are deleted: disk that is not free yet.
+    let deleted_but_open = |dir: &Path| -> Vec<String> {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .map(|p| p.display().to_string())
+            .filter(|p| p.starts_with(&dir.display().to_string()) && p.ends_with(" (deleted)"))
+            .collect()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        retention_ms: 10_000,
+        // Its window holds on to the sealed segment too.
+        page_cache_drop_behind_bytes: 1 << 20,
+        ..small()
+    };
+    let log = open(dir.path(), config, false);
+    fill(&log, 40, 2, 100);
+    // Everything expires, the active segment too: it rolls, and the
+    // partition then stays idle, so no later roll comes to let go of it.
+    assert!(log.delete_old_segments(TS + 1_000_000).unwrap() >= 3);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !deleted_but_open(dir.path()).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        deleted_but_open(dir.path()),
+        Vec::<String>::new(),
+        "deleted segments still open"
+    );
+    assert_eq!(log.num_segments(), 1);
+}
+
+#[test]
 fn retention_by_time_stops_at_the_first_young_segment() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(
