@@ -1510,6 +1510,35 @@ fn preallocate_reserves_segments_off_the_append_path_and_trims_sealed_ones() {
     assert_eq!(log.log_end_offset(), end);
     assert_dense(&log, 0);
     drop(log);
+    // A torn write cut by recovery, then a follower's truncation: each cut
+    // frees the reserved tail with the data past it, and the segment is
+    // reserved again.
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&active)
+            .unwrap();
+        f.write_all(&[0xAB; 3000]).unwrap();
+    }
+    let torn = len(&active);
+    let log = open(dir.path(), config(true), true);
+    assert!(len(&active) < torn, "recovery cut the torn tail");
+    assert_eq!(log.log_end_offset(), end);
+    assert!(
+        allocated(&active) >= 8 * MIB,
+        "reserved again after recovery: {}",
+        allocated(&active)
+    );
+    log.truncate_to(second).unwrap();
+    assert_eq!(log.log_end_offset(), second);
+    assert_eq!(len(&active), 0);
+    assert!(
+        allocated(&active) >= 8 * MIB,
+        "reserved again after truncation: {}",
+        allocated(&active)
+    );
+    drop(log);
 
     // Off (the default): no reservation, no spare.
     let dir = tempfile::tempdir().unwrap();

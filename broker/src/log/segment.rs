@@ -845,6 +845,15 @@ impl ActiveSegment {
         } else {
             None
         };
+        if config.preallocate {
+            // A cut (a torn tail, a follower's truncation) gave back the
+            // reserved blocks past it with the data; without them the rest
+            // of the segment would be allocated under the appends' feet
+            // (`preallocate`). No append runs here: the caller holds the
+            // log's writer lock or has not shared the log yet. On a segment
+            // still reserved this only walks its extents.
+            preallocate::reserve(&seg.file, &seg.paths.log, config.segment_bytes);
+        }
         Ok(ActiveSegment {
             seg,
             next_offset: replay.next_offset,
