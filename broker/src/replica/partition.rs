@@ -108,7 +108,13 @@ pub struct Partition {
     /// Bumped on every role, epoch or ISR change, to wake acks=all waiters.
     changes: watch::Sender<u64>,
     epochs: Mutex<LeaderEpochCache>,
+    /// Held by every path that appends to or cuts the log, across the log
+    /// change and the state update, so that the state and the log end
+    /// offset read under it always agree (what a snapshot needs).
     producers: Mutex<ProducerStateMap>,
+    /// One snapshot writer at a time: the periodic task and shutdown share
+    /// the temporary file.
+    snapshot_writer: Mutex<()>,
     min_insync_replicas: AtomicU32,
 }
 
@@ -160,6 +166,7 @@ impl Partition {
             }),
             epochs: Mutex::new(epochs),
             producers: Mutex::new(producers),
+            snapshot_writer: Mutex::new(()),
             min_insync_replicas: min_insync_replicas.into(),
         })
     }
@@ -693,9 +700,9 @@ impl Partition {
         }
         if !records.is_empty() {
             let valid = self.log.validate_replicated(records)?;
+            let mut producers = self.producers.lock();
             let info = self.log.append_as_follower(records, &valid, now_ms)?;
             let mut epochs = self.epochs.lock();
-            let mut producers = self.producers.lock();
             for h in valid.headers() {
                 epochs.assign(h.partition_leader_epoch, h.base_offset)?;
                 producers.record(h, h.base_offset);
@@ -719,10 +726,12 @@ impl Partition {
         if !matches!(s.role, Role::Follower { .. }) || s.leader_epoch != leader_epoch {
             return Ok(());
         }
+        let mut producers = self.producers.lock();
         self.log.truncate_to(offset)?;
         let end = self.log.log_end_offset();
         self.epochs.lock().truncate_from_end(end)?;
-        *self.producers.lock() = ProducerStateMap::rebuild(&self.log)?;
+        *producers = ProducerStateMap::rebuild(&self.log)?;
+        drop(producers);
         self.log_end.send_replace(end);
         self.update_high_watermark(|hw| {
             let changed = *hw > end;
@@ -739,9 +748,11 @@ impl Partition {
         if !matches!(s.role, Role::Follower { .. }) || s.leader_epoch != leader_epoch {
             return Ok(());
         }
+        let mut producers = self.producers.lock();
         self.log.truncate_fully_and_start_at(offset)?;
         self.epochs.lock().clear()?;
-        *self.producers.lock() = ProducerStateMap::default();
+        *producers = ProducerStateMap::default();
+        drop(producers);
         self.log_end.send_replace(offset);
         self.update_high_watermark(|hw| {
             *hw = offset;
@@ -763,9 +774,17 @@ impl Partition {
     /// Write the producer state snapshot (periodically and at shutdown), and
     /// forget producers idle since before `expire_before_ms`.
     pub fn snapshot_producer_state(&self, expire_before_ms: i64) -> Result<()> {
-        let mut producers = self.producers.lock();
-        producers.expire(expire_before_ms);
-        producers.write_snapshot(self.log.dir(), self.log.log_end_offset())
+        let _writer = self.snapshot_writer.lock();
+        let (state, offset) = {
+            let mut producers = self.producers.lock();
+            producers.expire(expire_before_ms);
+            (producers.clone(), self.log.log_end_offset())
+        };
+        // Written and fsynced without the producers lock: every append to
+        // the partition takes it, and an fsync on a disk busy with
+        // writeback held them all for up to 165 ms every 30 s
+        // (docs/benchmarks.md, "What a roll costs").
+        state.write_snapshot(self.log.dir(), offset)
     }
 
     /// Move the high watermark with `update` (which says whether it

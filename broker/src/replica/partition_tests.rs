@@ -392,6 +392,57 @@ async fn a_gap_nobody_fills_is_refused_at_the_deadline_and_writes_nothing() {
 }
 
 #[test]
+fn appends_do_not_wait_for_a_producer_state_snapshot_being_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Arc::new(replica(dir.path(), 1));
+    l.apply_state(&state(1, 1, &[1]), &[1, 2, 3], 10).unwrap();
+    let first = sequenced(0, 3);
+    let valid = l.log().validate(&first).unwrap();
+    l.append_as_leader(&first, &valid, 0, false).unwrap();
+    // A FIFO where the snapshot's temporary file goes: opening it for
+    // writing blocks until someone reads it, as a slow fsync would.
+    let tmp = l
+        .log()
+        .dir()
+        .join(crate::replica::producer_state::SNAPSHOT_FILE)
+        .with_extension("tmp");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&tmp)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let writer = {
+        let l = l.clone();
+        std::thread::spawn(move || l.snapshot_producer_state(0))
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!writer.is_finished(), "the snapshot is stuck in its write");
+    // The producer's next batch is appended meanwhile.
+    let (done, appended) = std::sync::mpsc::channel();
+    let appender = {
+        let l = l.clone();
+        std::thread::spawn(move || {
+            let next = sequenced(3, 2);
+            let valid = l.log().validate(&next).unwrap();
+            let _ = done.send(
+                l.append_as_leader(&next, &valid, 0, false)
+                    .map(|(i, _)| i.first_offset),
+            );
+        })
+    };
+    let got = appended.recv_timeout(Duration::from_secs(5));
+    // Unblock the writer either way (it then fails: a FIFO cannot be
+    // fsynced), so that nothing is left hanging.
+    let _ = std::fs::read(&tmp);
+    let _ = writer.join().unwrap();
+    appender.join().unwrap();
+    let first_offset = got
+        .expect("the append waited for the snapshot's file write")
+        .unwrap();
+    assert_eq!(first_offset, 3);
+}
+
+#[test]
 fn log_append_time_producers_expire_by_the_append_time() {
     let dir = tempfile::tempdir().unwrap();
     let config = LogConfig {

@@ -13,6 +13,7 @@
 //! [`SNAPSHOT_FILE`] (written periodically and at shutdown) says what it was
 //! at some offset, and the batch headers after that offset are replayed.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -67,11 +68,11 @@ pub struct ProducerStateMap {
 }
 
 #[derive(Serialize, Deserialize)]
-struct Snapshot {
+struct Snapshot<'a> {
     version: u32,
     /// The state covers every batch below this offset.
     offset: i64,
-    state: ProducerStateMap,
+    state: Cow<'a, ProducerStateMap>,
 }
 
 /// Kafka's sequence arithmetic: sequences wrap from `i32::MAX` to 0.
@@ -230,7 +231,7 @@ impl ProducerStateMap {
     pub fn rebuild(log: &Log) -> Result<Self> {
         let (mut state, from) = match read_snapshot(log.dir())? {
             Some(s) if s.offset <= log.log_end_offset() && s.offset >= log.log_start_offset() => {
-                (s.state, s.offset)
+                (s.state.into_owned(), s.offset)
             }
             _ => (ProducerStateMap::default(), log.log_start_offset()),
         };
@@ -245,7 +246,7 @@ impl ProducerStateMap {
         let body = serde_json::to_vec(&Snapshot {
             version: 1,
             offset,
-            state: self.clone(),
+            state: Cow::Borrowed(self),
         })
         .expect("producer state serializes");
         let write = || -> std::io::Result<()> {
@@ -262,7 +263,7 @@ fn snapshot_path(dir: &Path) -> PathBuf {
     dir.join(SNAPSHOT_FILE)
 }
 
-fn read_snapshot(dir: &Path) -> Result<Option<Snapshot>> {
+fn read_snapshot(dir: &Path) -> Result<Option<Snapshot<'static>>> {
     let path = snapshot_path(dir);
     match std::fs::read(&path) {
         // An unreadable snapshot only costs a longer replay.
