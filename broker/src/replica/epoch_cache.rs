@@ -10,10 +10,16 @@
 //! Persisted as `leader-epoch-checkpoint` in the partition directory, in
 //! Kafka's text format (version, count, then `epoch start_offset` lines),
 //! replaced atomically on every change. Changes happen once per leader
-//! change, never per append.
+//! change, never per append, and when retention moves the log start. The
+//! last kind is written after the caller lets go of the cache
+//! ([`Checkpoint`]), as Kafka does since KAFKA-15046: appends read the
+//! cache, and an fsync on a busy disk must not hold them.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use crate::{Error, Result};
 
@@ -38,6 +44,42 @@ pub struct LeaderEpochCache {
     path: PathBuf,
     /// Ascending in both epoch and start offset.
     entries: Vec<EpochEntry>,
+    /// Bumped by every change that is to be written.
+    version: u64,
+    /// The version on disk; held while writing, so writers take turns and
+    /// an older state never replaces a newer one.
+    written: Arc<Mutex<u64>>,
+}
+
+/// The cache as of one change, to be written to its file.
+#[derive(Debug)]
+#[must_use = "a checkpoint does nothing until written"]
+pub struct Checkpoint {
+    path: PathBuf,
+    text: String,
+    version: u64,
+    written: Arc<Mutex<u64>>,
+}
+
+impl Checkpoint {
+    /// Write to a temp file, fsync, rename over the old one; skipped if a
+    /// later change is on disk already.
+    pub fn write(self) -> Result<()> {
+        let mut written = self.written.lock();
+        if *written >= self.version {
+            return Ok(());
+        }
+        let tmp = self.path.with_extension("tmp");
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(self.text.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &self.path)
+        };
+        write().map_err(|e| Error::io("writing leader epoch checkpoint", &self.path, e))?;
+        *written = self.version;
+        Ok(())
+    }
 }
 
 impl LeaderEpochCache {
@@ -56,9 +98,16 @@ impl LeaderEpochCache {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(Error::io("reading leader epoch checkpoint", &path, e)),
         };
-        let mut cache = LeaderEpochCache { path, entries };
+        let mut cache = LeaderEpochCache {
+            path,
+            entries,
+            version: 0,
+            written: Arc::new(Mutex::new(0)),
+        };
         cache.truncate_from_end(log_end_offset)?;
-        cache.truncate_from_start(log_start_offset)?;
+        if let Some(checkpoint) = cache.truncate_from_start(log_start_offset) {
+            checkpoint.write()?;
+        }
         Ok(cache)
     }
 
@@ -123,24 +172,23 @@ impl LeaderEpochCache {
         Ok(())
     }
 
-    /// The log now starts at `start_offset` (retention, or a follower
-    /// restarting its log at the leader's start): entries wholly before it
-    /// go, and the epoch covering it now starts there.
-    pub fn truncate_from_start(&mut self, start_offset: i64) -> Result<()> {
+    /// The log now starts at `start_offset` (retention): entries wholly
+    /// before it go, and the epoch covering it now starts there. Returns
+    /// the checkpoint to write if anything changed; the caller writes it
+    /// once it has let go of the cache. Losing it costs nothing: opening
+    /// the cache trims to the log start again.
+    pub fn truncate_from_start(&mut self, start_offset: i64) -> Option<Checkpoint> {
         let covering = self
             .entries
             .partition_point(|e| e.start_offset <= start_offset);
         if covering == 0 {
-            return Ok(());
+            return None;
         }
         let mut kept = self.entries.split_off(covering - 1);
         kept[0].start_offset = start_offset;
         let changed = kept != self.entries || covering > 1;
         self.entries = kept;
-        if changed {
-            self.persist()?;
-        }
-        Ok(())
+        changed.then(|| self.checkpoint())
     }
 
     /// Forget everything (the log was emptied).
@@ -152,20 +200,25 @@ impl LeaderEpochCache {
         self.persist()
     }
 
-    /// Write the checkpoint to a temp file, fsync, rename over the old one.
-    fn persist(&self) -> Result<()> {
-        let tmp = self.path.with_extension("tmp");
+    /// The cache as it is now, for [`Checkpoint::write`].
+    fn checkpoint(&mut self) -> Checkpoint {
+        self.version += 1;
         let mut text = format!("0\n{}\n", self.entries.len());
         for e in &self.entries {
             text.push_str(&format!("{} {}\n", e.epoch, e.start_offset));
         }
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &self.path)
-        };
-        write().map_err(|e| Error::io("writing leader epoch checkpoint", &self.path, e))
+        Checkpoint {
+            path: self.path.clone(),
+            text,
+            version: self.version,
+            written: self.written.clone(),
+        }
+    }
+
+    /// Write the checkpoint now (changes a reader of the cache must not
+    /// see before they are on disk: a new epoch, a truncation).
+    fn persist(&mut self) -> Result<()> {
+        self.checkpoint().write()
     }
 }
 
@@ -268,12 +321,28 @@ mod tests {
     }
 
     #[test]
+    fn a_late_retention_checkpoint_never_replaces_a_newer_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = cache(dir.path(), &[(1, 0), (3, 100)]);
+        // Taken under the lock, written after it is released ...
+        let late = c.truncate_from_start(120).expect("a change to write");
+        // ... by which time a new epoch was written.
+        c.assign(5, 200).unwrap();
+        late.write().unwrap();
+        let text = std::fs::read_to_string(dir.path().join(FILE_NAME)).unwrap();
+        assert_eq!(text, "0\n2\n3 120\n5 200\n");
+    }
+
+    #[test]
     fn truncation_and_persistence() {
         let dir = tempfile::tempdir().unwrap();
         let mut c = cache(dir.path(), &[(1, 0), (3, 100), (4, 250)]);
         c.truncate_from_end(250).unwrap();
         assert_eq!(c.latest_epoch(), Some(3));
-        c.truncate_from_start(120).unwrap();
+        c.truncate_from_start(120)
+            .expect("a change to write")
+            .write()
+            .unwrap();
         assert_eq!(
             c.entries(),
             &[EpochEntry {

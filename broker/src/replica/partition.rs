@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use super::epoch_cache::LeaderEpochCache;
+use super::epoch_cache::{Checkpoint, LeaderEpochCache};
 use super::producer_state::{ProducerStateMap, SequenceCheck, sequence_ahead};
 use crate::log::{Log, LogAppendInfo, LogReadInfo, TopicPartition, ValidatedRecords};
 use crate::meta::records::PartitionState;
@@ -766,9 +766,12 @@ impl Partition {
     /// and its checkpoint stay as long as the log, not the partition's
     /// history of leader changes.
     pub fn trim_leader_epochs(&self) -> Result<()> {
-        self.epochs
+        let checkpoint = self
+            .epochs
             .lock()
-            .truncate_from_start(self.log.log_start_offset())
+            .truncate_from_start(self.log.log_start_offset());
+        // Written without the lock: follower appends take it.
+        checkpoint.map_or(Ok(()), Checkpoint::write)
     }
 
     /// Write the producer state snapshot (periodically and at shutdown), and

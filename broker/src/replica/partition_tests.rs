@@ -181,6 +181,60 @@ fn retention_trims_the_leader_epoch_cache_to_the_log_start() {
     assert_eq!(checkpoint, "0\n1\n7 6\n");
 }
 
+#[test]
+fn readers_of_the_epoch_cache_do_not_wait_for_its_retention_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 1,
+        retention_bytes: 0,
+        ..LogConfig::default()
+    };
+    let l = Arc::new(replica_with(dir.path(), 1, config));
+    for epoch in [3, 5] {
+        l.apply_state(&state(1, epoch, &[1]), &[1, 2, 3], 10)
+            .unwrap();
+        append(&l, 2, false).unwrap();
+    }
+    assert_eq!(l.log().delete_old_segments(i64::MAX).unwrap(), 2);
+    // A FIFO where the checkpoint's temp file goes: opening it for writing
+    // blocks until someone reads it, as a slow fsync would.
+    let tmp = l
+        .log()
+        .dir()
+        .join(epoch_cache::FILE_NAME)
+        .with_extension("tmp");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&tmp)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let trim = {
+        let l = l.clone();
+        std::thread::spawn(move || l.trim_leader_epochs())
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!trim.is_finished(), "the checkpoint is stuck in its write");
+    // Follower appends and OffsetForLeaderEpoch answers read the cache
+    // meanwhile.
+    let (done, read) = std::sync::mpsc::channel();
+    let reader = {
+        let l = l.clone();
+        std::thread::spawn(move || {
+            let _ = done.send(l.latest_epoch());
+        })
+    };
+    let got = read.recv_timeout(Duration::from_secs(5));
+    // Unblock the writer either way (it then fails: a FIFO cannot be
+    // fsynced), so that nothing is left hanging.
+    let _ = std::fs::read(&tmp);
+    let _ = trim.join().unwrap();
+    reader.join().unwrap();
+    assert_eq!(
+        got.expect("reading the cache waited for the checkpoint's write"),
+        5
+    );
+}
+
 #[tokio::test]
 async fn acks_all_fails_precisely_when_leadership_moves_or_time_runs_out() {
     let dir = tempfile::tempdir().unwrap();
