@@ -181,6 +181,35 @@ fn retention_trims_the_leader_epoch_cache_to_the_log_start() {
     assert_eq!(checkpoint, "0\n1\n7 6\n");
 }
 
+/// Put a FIFO at `tmp`, the temp file `write` goes through, so that
+/// `write` blocks opening it (as a slow fsync would), and run `meanwhile`
+/// while it is stuck. Returns what `meanwhile` gave, or `None` if it was
+/// still waiting after 5 s. The writer is released either way (it then
+/// fails: a FIFO cannot be fsynced), so nothing is left hanging.
+fn while_a_write_is_stuck<T: Send + 'static>(
+    tmp: &std::path::Path,
+    write: impl FnOnce() -> Result<()> + Send + 'static,
+    meanwhile: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let made = std::process::Command::new("mkfifo")
+        .arg(tmp)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let writer = std::thread::spawn(write);
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!writer.is_finished(), "the write is stuck opening its file");
+    let (done, result) = std::sync::mpsc::channel();
+    let other = std::thread::spawn(move || {
+        let _ = done.send(meanwhile());
+    });
+    let got = result.recv_timeout(Duration::from_secs(5)).ok();
+    let _ = std::fs::read(tmp);
+    let _ = writer.join().unwrap();
+    other.join().unwrap();
+    got
+}
+
 #[test]
 fn readers_of_the_epoch_cache_do_not_wait_for_its_retention_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
@@ -196,39 +225,18 @@ fn readers_of_the_epoch_cache_do_not_wait_for_its_retention_checkpoint() {
         append(&l, 2, false).unwrap();
     }
     assert_eq!(l.log().delete_old_segments(i64::MAX).unwrap(), 2);
-    // A FIFO where the checkpoint's temp file goes: opening it for writing
-    // blocks until someone reads it, as a slow fsync would.
     let tmp = l
         .log()
         .dir()
         .join(epoch_cache::FILE_NAME)
         .with_extension("tmp");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&tmp)
-        .status()
-        .unwrap();
-    assert!(made.success());
+    // Follower appends and OffsetForLeaderEpoch answers read the cache
+    // while its checkpoint is being written.
     let trim = {
         let l = l.clone();
-        std::thread::spawn(move || l.trim_leader_epochs())
+        move || l.trim_leader_epochs()
     };
-    std::thread::sleep(Duration::from_millis(50));
-    assert!(!trim.is_finished(), "the checkpoint is stuck in its write");
-    // Follower appends and OffsetForLeaderEpoch answers read the cache
-    // meanwhile.
-    let (done, read) = std::sync::mpsc::channel();
-    let reader = {
-        let l = l.clone();
-        std::thread::spawn(move || {
-            let _ = done.send(l.latest_epoch());
-        })
-    };
-    let got = read.recv_timeout(Duration::from_secs(5));
-    // Unblock the writer either way (it then fails: a FIFO cannot be
-    // fsynced), so that nothing is left hanging.
-    let _ = std::fs::read(&tmp);
-    let _ = trim.join().unwrap();
-    reader.join().unwrap();
+    let got = while_a_write_is_stuck(&tmp, trim, move || l.latest_epoch());
     assert_eq!(
         got.expect("reading the cache waited for the checkpoint's write"),
         5
@@ -453,43 +461,22 @@ fn appends_do_not_wait_for_a_producer_state_snapshot_being_written() {
     let first = sequenced(0, 3);
     let valid = l.log().validate(&first).unwrap();
     l.append_as_leader(&first, &valid, 0, false).unwrap();
-    // A FIFO where the snapshot's temporary file goes: opening it for
-    // writing blocks until someone reads it, as a slow fsync would.
     let tmp = l
         .log()
         .dir()
         .join(crate::replica::producer_state::SNAPSHOT_FILE)
         .with_extension("tmp");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&tmp)
-        .status()
-        .unwrap();
-    assert!(made.success());
-    let writer = {
+    // The producer's next batch is appended while the snapshot is written.
+    let snapshot = {
         let l = l.clone();
-        std::thread::spawn(move || l.snapshot_producer_state(0))
+        move || l.snapshot_producer_state(0)
     };
-    std::thread::sleep(Duration::from_millis(50));
-    assert!(!writer.is_finished(), "the snapshot is stuck in its write");
-    // The producer's next batch is appended meanwhile.
-    let (done, appended) = std::sync::mpsc::channel();
-    let appender = {
-        let l = l.clone();
-        std::thread::spawn(move || {
-            let next = sequenced(3, 2);
-            let valid = l.log().validate(&next).unwrap();
-            let _ = done.send(
-                l.append_as_leader(&next, &valid, 0, false)
-                    .map(|(i, _)| i.first_offset),
-            );
-        })
-    };
-    let got = appended.recv_timeout(Duration::from_secs(5));
-    // Unblock the writer either way (it then fails: a FIFO cannot be
-    // fsynced), so that nothing is left hanging.
-    let _ = std::fs::read(&tmp);
-    let _ = writer.join().unwrap();
-    appender.join().unwrap();
+    let got = while_a_write_is_stuck(&tmp, snapshot, move || {
+        let next = sequenced(3, 2);
+        let valid = l.log().validate(&next).unwrap();
+        l.append_as_leader(&next, &valid, 0, false)
+            .map(|(i, _)| i.first_offset)
+    });
     let first_offset = got
         .expect("the append waited for the snapshot's file write")
         .unwrap();
