@@ -63,6 +63,8 @@ pub(crate) struct Sealed {
     /// Weak, so that a segment retention deletes meanwhile is not kept
     /// open (its disk is freed with the last handle).
     segment: Weak<Segment>,
+    /// Its size: final, nothing appends to a sealed segment.
+    end: u64,
     /// How far the window has passed, in bytes from the segment's start.
     passed: AtomicU64,
     clean: AtomicBool,
@@ -78,10 +80,13 @@ impl Sealed {
         }
     }
 
-    /// The window has passed byte `upto` of the segment.
-    fn pass(&self, segment: Arc<Segment>, upto: u64) {
+    /// The window has passed byte `upto` of the segment. A segment
+    /// retention deleted meanwhile took its pages with it.
+    fn pass(&self, upto: u64) {
         self.passed.store(upto, Ordering::SeqCst);
-        if self.clean.load(Ordering::SeqCst) {
+        if self.clean.load(Ordering::SeqCst)
+            && let Some(segment) = self.segment.upgrade()
+        {
             submit(segment, upto);
         }
     }
@@ -99,20 +104,14 @@ impl DropBehind {
         };
         let size = segment.size();
         if let Some(sealed) = &self.sealed {
-            match sealed.segment.upgrade() {
-                // Deleted (retention): its pages went with it.
-                None => self.sealed = None,
-                Some(segment) => {
-                    // The window takes from the sealed segment what the
-                    // active one does not fill yet.
-                    let end = segment.size();
-                    let upto = end.saturating_sub(behind.saturating_sub(size));
-                    if upto == end || upto >= sealed.passed.load(Ordering::Relaxed) + STEP {
-                        sealed.pass(segment, upto);
-                        if upto == end {
-                            self.sealed = None;
-                        }
-                    }
+            // The window takes from the sealed segment what the active one
+            // does not fill yet.
+            let end = sealed.end;
+            let upto = end.saturating_sub(behind.saturating_sub(size));
+            if upto == end || upto >= sealed.passed.load(Ordering::Relaxed) + STEP {
+                sealed.pass(upto);
+                if upto == end {
+                    self.sealed = None;
                 }
             }
         }
@@ -129,14 +128,12 @@ impl DropBehind {
     /// before, still partly in the window (it was shorter than the window),
     /// is let go whole now.
     pub(crate) fn after_roll(&mut self, segment: &Arc<Segment>) -> (DropBehind, Arc<Sealed>) {
-        if let Some(older) = self.sealed.take()
-            && let Some(segment) = older.segment.upgrade()
-        {
-            let end = segment.size();
-            older.pass(segment, end);
+        if let Some(older) = self.sealed.take() {
+            older.pass(older.end);
         }
         let sealed = Arc::new(Sealed {
             segment: Arc::downgrade(segment),
+            end: segment.size(),
             passed: AtomicU64::new(self.dropped_to),
             clean: AtomicBool::new(false),
         });
