@@ -251,9 +251,9 @@ pub enum Error {
         "member {member:?} is not in group {group:?} (its session expired or the group moved); join again"
     )]
     UnknownMemberId { group: String, member: String },
-    /// A request from an older generation than the member's current one.
+    /// A request from another generation than the member's current one.
     #[error(
-        "generation {generation} of member {member:?} in group {group:?} is stale (current {current}); the group rebalanced, heartbeat to learn the new assignment"
+        "generation {generation} of member {member:?} in group {group:?} is stale (current {current}); the group rebalanced: a Runnel consumer learns its new assignment from its next heartbeat, a Kafka consumer must rejoin (JoinGroup)"
     )]
     IllegalGeneration {
         group: String,
@@ -267,6 +267,50 @@ pub enum Error {
     /// No such group.
     #[error("group {0:?} does not exist")]
     GroupIdNotFound(String),
+    /// Kafka's classic protocol: the group is rebalancing, and the member
+    /// must send JoinGroup to be part of the next generation.
+    #[error(
+        "group {group:?} is rebalancing; rejoin it (JoinGroup) to get the next generation's assignment"
+    )]
+    RebalanceInProgress { group: String },
+    /// KIP-394: a JoinGroup (v4+) without a member id is given one and must
+    /// be sent again with it; only then does the member count.
+    #[error(
+        "group {group:?} requires a known member id (KIP-394): send JoinGroup again with member id {member:?}"
+    )]
+    MemberIdRequired { group: String, member: String },
+    /// Kafka's classic protocol: a member whose protocol type or protocols
+    /// the group cannot use, or a group already run by the other protocol.
+    #[error("group {group:?} cannot take this member: {reason}")]
+    InconsistentGroupProtocol { group: String, reason: String },
+    /// Static membership: another consumer joined with this
+    /// `group.instance.id` and took the slot over.
+    #[error(
+        "group.instance.id {instance:?} in group {group:?} now belongs to member {current:?}, not {member:?}: \
+         another consumer joined with the same group.instance.id; give every consumer its own"
+    )]
+    FencedInstanceId {
+        group: String,
+        instance: String,
+        member: String,
+        current: String,
+    },
+    /// The group's in-memory state is gone (deleted, or this broker lost
+    /// its claim) while the request was in flight.
+    #[error(
+        "the coordinator of group {group:?} is not available ({reason}); find its coordinator again and retry"
+    )]
+    CoordinatorNotAvailable { group: String, reason: String },
+    /// A session timeout outside what the coordinator accepts.
+    #[error(
+        "session timeout {timeout_ms} ms for group {group:?} is outside {min_ms}..={max_ms} ms; set session.timeout.ms within it"
+    )]
+    InvalidSessionTimeout {
+        group: String,
+        timeout_ms: u64,
+        min_ms: u64,
+        max_ms: u64,
+    },
     /// The broker is shutting down or not ready yet.
     #[error("broker not available: {0}")]
     NotAvailable(String),

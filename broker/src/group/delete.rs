@@ -12,14 +12,13 @@ pub async fn handle(
 ) -> Result<DeleteGroupResponse> {
     let existed = !offsets::read_all(coord, &req.group_id).await?.is_empty();
     let entry = coord.entry(&req.group_id).await?;
-    {
-        let state = entry.state.lock();
-        if !state.members.is_empty() {
-            return Err(Error::NonEmptyGroup {
-                group: req.group_id.clone(),
-                members: state.members.len(),
-            });
-        }
+    // Members of either protocol (Runnel's or Kafka's classic one).
+    let members = entry.member_count();
+    if members > 0 {
+        return Err(Error::NonEmptyGroup {
+            group: req.group_id.clone(),
+            members,
+        });
     }
     let keys = coord.keys();
     let outcome = coord

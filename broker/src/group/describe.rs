@@ -1,4 +1,5 @@
-//! DescribeGroup: state, members, assignments and committed offsets.
+//! DescribeGroup: state, members, assignments and committed offsets, for
+//! groups of either protocol.
 
 use runnel_proto::v1::{
     DescribeGroupRequest, DescribeGroupResponse, GroupMember, OffsetSpec, PartitionLag,
@@ -26,6 +27,34 @@ pub async fn handle(
             lag: if end < 0 { -1 } else { (end - c.offset).max(0) },
         })
         .collect();
+    let classic = entry.classic.lock();
+    let group = &classic.group;
+    if group.member_count() > 0 {
+        // Kafka's classic protocol runs the group: its state names, the
+        // chosen protocol (the assignor) and members with their client ids.
+        // Their subscriptions and assignments are the clients' own bytes
+        // (decoding Kafka's consumer protocol is the front end's business).
+        let description = group.describe();
+        return Ok(DescribeGroupResponse {
+            group_id: req.group_id.clone(),
+            state: description.state,
+            generation: group.generation(),
+            assignor: group.protocol_name().unwrap_or_default().to_owned(),
+            coordinator_id: coord.broker_id(),
+            members: description
+                .members
+                .into_iter()
+                .map(|m| GroupMember {
+                    member_id: m.member_id,
+                    client_id: m.client_id,
+                    ..GroupMember::default()
+                })
+                .collect(),
+            offsets: offsets::to_wire(&committed),
+            lag,
+        });
+    }
+    drop(classic);
     let state = entry.state.lock();
     Ok(DescribeGroupResponse {
         group_id: req.group_id.clone(),

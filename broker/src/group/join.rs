@@ -5,15 +5,16 @@ use std::time::{Duration, Instant};
 
 use runnel_proto::v1::{JoinGroupRequest, JoinGroupResponse};
 
-use super::assignor::Assignor;
-use super::{DEFAULT_SESSION_TIMEOUT, GroupCoordinator, to_wire};
+use super::assignor::{Assignor, TopicPartition};
+use super::state::PartitionCounts;
+use super::{DEFAULT_SESSION_TIMEOUT, GroupCoordinator, GroupEntry, to_wire};
 use crate::{Error, Result};
 
 /// Shortest and longest session timeouts accepted (Kafka's
 /// group.min/max.session.timeout.ms are 6 s and 30 min; ours allow short
 /// ones for tests and fast failover).
-const MIN_SESSION: Duration = Duration::from_millis(500);
-const MAX_SESSION: Duration = Duration::from_secs(1800);
+pub(super) const MIN_SESSION: Duration = Duration::from_millis(500);
+pub(super) const MAX_SESSION: Duration = Duration::from_secs(1800);
 
 pub async fn handle(coord: &GroupCoordinator, req: JoinGroupRequest) -> Result<JoinGroupResponse> {
     let assignor = if req.assignor.is_empty() {
@@ -46,7 +47,8 @@ pub async fn handle(coord: &GroupCoordinator, req: JoinGroupRequest) -> Result<J
         crate::topic::validate_topic_name(t)?;
     }
     let entry = coord.entry(&req.group_id).await?;
-    let (member_id, generation, assignment) = entry.state.lock().join(
+    let (member_id, generation, assignment) = join_members(
+        &entry,
         &req.member_id,
         &req.client_id,
         topics,
@@ -54,11 +56,39 @@ pub async fn handle(coord: &GroupCoordinator, req: JoinGroupRequest) -> Result<J
         session,
         Instant::now(),
         &|t| coord.partition_count(t),
-    );
+    )?;
     Ok(JoinGroupResponse {
         member_id,
         generation,
         heartbeat_interval_ms: GroupCoordinator::heartbeat_interval(session).as_millis() as u32,
         assignment: to_wire(assignment),
     })
+}
+
+/// Join Runnel's protocol, unless Kafka's classic protocol runs the group.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn join_members(
+    entry: &GroupEntry,
+    member_id: &str,
+    client_id: &str,
+    topics: BTreeSet<String>,
+    assignor: Assignor,
+    session: Duration,
+    now: Instant,
+    counts: PartitionCounts<'_>,
+) -> Result<(String, i32, Vec<TopicPartition>)> {
+    let mut state = entry.state.lock();
+    // Checked under `state`, which a classic JoinGroup also takes first: no
+    // Kafka member joins meanwhile.
+    let classic = entry.classic.lock().group.member_count();
+    if classic > 0 {
+        return Err(Error::InconsistentGroupProtocol {
+            group: state.group_id.clone(),
+            reason: format!(
+                "it has {classic} member(s) using Kafka's classic group protocol (Kafka \
+                 consumers); a Runnel consumer can join once they have left, or use another group id"
+            ),
+        });
+    }
+    Ok(state.join(member_id, client_id, topics, assignor, session, now, counts))
 }

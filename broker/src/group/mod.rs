@@ -8,12 +8,28 @@
 //! with it, the next broker asked claims the group, members join again and
 //! consumption resumes from the committed offsets.
 //!
-//! One file per operation (`find_coordinator`, `join`, `heartbeat`, `leave`,
+//! A group speaks one of two protocols at a time, sharing the coordinator
+//! claim ([`GroupCoordinator::entry`]) and the committed-offset store:
+//! - Runnel's own, heartbeat-driven with broker-side assignment
+//!   ([`state::GroupState`]): `join`, `heartbeat`, `leave`.
+//! - Kafka's classic protocol, for Kafka clients through the Kafka front end
+//!   ([`classic::ClassicGroup`], client-side assignment): `classic_join`,
+//!   `classic_sync`, `classic_heartbeat`, `classic_leave`,
+//!   `classic_describe` (with Kafka's ListGroups view).
+//!
+//! One file per operation (the above, and `find_coordinator`,
 //! `offset_commit`, `offset_fetch`, `list`, `describe`, `delete`,
 //! `reset_offsets`); [`assignor`] holds the assignment strategies and
-//! [`offsets`] the store side of committed offsets.
+//! [`offsets`] the store side of committed offsets. Start with this file,
+//! then `state.rs` or `classic.rs`.
 
 pub mod assignor;
+pub mod classic;
+pub mod classic_describe;
+pub mod classic_heartbeat;
+pub mod classic_join;
+pub mod classic_leave;
+pub mod classic_sync;
 pub mod delete;
 pub mod describe;
 pub mod find_coordinator;
@@ -36,6 +52,7 @@ use parking_lot::Mutex;
 use runnel_proto::v1::TopicPartitions;
 
 use self::assignor::TopicPartition;
+use self::classic::{Classic, INITIAL_REBALANCE_DELAY};
 use self::state::GroupState;
 use crate::cluster::ClusterView;
 use crate::meta::keys::Keys;
@@ -52,16 +69,70 @@ pub const MAX_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(3);
 /// How often silent members are looked for.
 const REAPER_INTERVAL: Duration = Duration::from_millis(100);
 
-/// A group this broker coordinates.
+/// A group this broker coordinates. It holds both protocols' state; at
+/// most one has members at a time (each protocol's JoinGroup refuses while
+/// the other's members exist). Lock order: `state`, then `classic`.
 #[derive(Debug)]
 pub struct GroupEntry {
+    /// Runnel's own protocol.
     pub state: Mutex<GroupState>,
+    /// Kafka's classic protocol, with its parked requests.
+    pub classic: Mutex<Classic>,
     /// The lease our `coordinator` key is under; a new registration lease
     /// means the key (and so the group) was lost.
     lease: LeaseId,
     /// Revision of our `coordinator` key: offset writes compare it, so a
     /// deposed coordinator cannot commit.
     claim_revision: i64,
+}
+
+impl GroupEntry {
+    fn new(group: &str, lease: LeaseId, claim_revision: i64, initial_delay: Duration) -> Self {
+        GroupEntry {
+            state: Mutex::new(GroupState::new(group)),
+            classic: Mutex::new(Classic::new(group, initial_delay)),
+            lease,
+            claim_revision,
+        }
+    }
+
+    /// Members in either protocol.
+    pub fn member_count(&self) -> usize {
+        let runnel = self.state.lock().members.len();
+        runnel + self.classic.lock().group.member_count()
+    }
+
+    /// May this committer commit? The classic group's rules while it has
+    /// members, else Runnel's (which also cover a group with no members).
+    pub fn check_commit(
+        &self,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<()> {
+        let state = self.state.lock();
+        let classic = self.classic.lock();
+        if classic.group.member_count() > 0 {
+            classic
+                .group
+                .check_commit(member_id, group_instance_id, generation)
+        } else {
+            state.check_commit(member_id, generation)
+        }
+    }
+
+    /// What the reaper does for one group: expire silent members of either
+    /// protocol and act on the classic group's deadlines. Returns who went.
+    pub fn tick(
+        &self,
+        now: Instant,
+        classic_now: tokio::time::Instant,
+        counts: state::PartitionCounts<'_>,
+    ) -> Vec<String> {
+        let mut gone = self.state.lock().expire(now, counts);
+        gone.extend(self.classic.lock().tick(classic_now));
+        gone
+    }
 }
 
 /// The coordinator side of every group this broker coordinates.
@@ -73,6 +144,8 @@ pub struct GroupCoordinator {
     view: Arc<ClusterView>,
     replicas: Arc<ReplicaManager>,
     groups: Mutex<HashMap<String, Arc<GroupEntry>>>,
+    /// `group.initial.rebalance.delay.ms` for classic groups.
+    initial_rebalance_delay: Duration,
 }
 
 impl std::fmt::Debug for GroupCoordinator {
@@ -120,7 +193,15 @@ impl GroupCoordinator {
             view,
             replicas,
             groups: Mutex::new(HashMap::new()),
+            initial_rebalance_delay: INITIAL_REBALANCE_DELAY,
         }
+    }
+
+    /// Set `group.initial.rebalance.delay.ms` for classic groups (default
+    /// [`INITIAL_REBALANCE_DELAY`]; tests use shorter ones, zero disables).
+    pub fn with_initial_rebalance_delay(mut self, delay: Duration) -> Self {
+        self.initial_rebalance_delay = delay;
+        self
     }
 
     pub fn keys(&self) -> &Keys {
@@ -220,31 +301,29 @@ impl GroupCoordinator {
     }
 
     fn remember(&self, group: &str, lease: LeaseId, claim_revision: i64) -> Arc<GroupEntry> {
+        let delay = self.initial_rebalance_delay;
+        let fresh = || Arc::new(GroupEntry::new(group, lease, claim_revision, delay));
         let mut groups = self.groups.lock();
         let entry = groups
             .entry(group.to_owned())
             .and_modify(|e| {
                 if e.lease != lease {
-                    *e = Arc::new(GroupEntry {
-                        state: Mutex::new(GroupState::new(group)),
-                        lease,
-                        claim_revision,
-                    });
+                    kill(e, "this broker lost its claim on the group");
+                    *e = fresh();
                 }
             })
-            .or_insert_with(|| {
-                Arc::new(GroupEntry {
-                    state: Mutex::new(GroupState::new(group)),
-                    lease,
-                    claim_revision,
-                })
-            });
+            .or_insert_with(fresh);
         entry.clone()
     }
 
     /// Forget a group (deleted, or its claim was lost).
     pub fn forget(&self, group: &str) {
-        self.groups.lock().remove(group);
+        if let Some(e) = self.groups.lock().remove(group) {
+            kill(
+                &e,
+                "the group was deleted or this broker lost its claim on it",
+            );
+        }
     }
 
     /// Groups coordinated here.
@@ -260,8 +339,9 @@ impl GroupCoordinator {
             tick.tick().await;
             let entries: Vec<Arc<GroupEntry>> = self.groups.lock().values().cloned().collect();
             let now = Instant::now();
+            let classic_now = tokio::time::Instant::now();
             for e in entries {
-                let gone = e.state.lock().expire(now, &|t| self.partition_count(t));
+                let gone = e.tick(now, classic_now, &|t| self.partition_count(t));
                 for member in gone {
                     tracing::info!(%member, "group member's session expired");
                 }
@@ -273,6 +353,15 @@ impl GroupCoordinator {
     pub fn heartbeat_interval(session_timeout: Duration) -> Duration {
         (session_timeout / 3).min(MAX_HEARTBEAT_INTERVAL)
     }
+}
+
+/// Requests parked on a dropped entry's classic group are told to find the
+/// coordinator again, instead of waiting for deadlines of a group nobody
+/// will see again.
+fn kill(entry: &GroupEntry, reason: &str) {
+    let mut classic = entry.classic.lock();
+    classic.group.kill(reason);
+    classic.deliver();
 }
 
 /// Wire form of a partition list, grouped by topic.

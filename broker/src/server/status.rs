@@ -47,6 +47,12 @@ impl Error {
             Error::IllegalGeneration { .. } => ErrorCode::IllegalGeneration,
             Error::NonEmptyGroup { .. } => ErrorCode::NonEmptyGroup,
             Error::GroupIdNotFound(_) => ErrorCode::GroupIdNotFound,
+            Error::RebalanceInProgress { .. } => ErrorCode::RebalanceInProgress,
+            Error::MemberIdRequired { .. } => ErrorCode::MemberIdRequired,
+            Error::InconsistentGroupProtocol { .. } => ErrorCode::InconsistentGroupProtocol,
+            Error::FencedInstanceId { .. } => ErrorCode::FencedInstanceId,
+            Error::CoordinatorNotAvailable { .. } => ErrorCode::CoordinatorNotAvailable,
+            Error::InvalidSessionTimeout { .. } => ErrorCode::InvalidSessionTimeout,
             Error::AuthorizationFailed { resource_type, .. } => match resource_type {
                 ResourceType::Topic => ErrorCode::TopicAuthorizationFailed,
                 ResourceType::Group => ErrorCode::GroupAuthorizationFailed,
@@ -91,6 +97,13 @@ impl Error {
             | Error::IllegalGeneration { .. }
             | Error::NonEmptyGroup { .. } => Code::FailedPrecondition,
             Error::GroupIdNotFound(_) => Code::NotFound,
+            // Retry at a higher level: the whole join/sync sequence.
+            Error::RebalanceInProgress { .. } => Code::Aborted,
+            Error::MemberIdRequired { .. }
+            | Error::InconsistentGroupProtocol { .. }
+            | Error::FencedInstanceId { .. } => Code::FailedPrecondition,
+            Error::CoordinatorNotAvailable { .. } => Code::Unavailable,
+            Error::InvalidSessionTimeout { .. } => Code::InvalidArgument,
             Error::AuthorizationFailed { .. } => Code::PermissionDenied,
             Error::AuthenticationFailed(_) => Code::Unauthenticated,
         }
