@@ -496,10 +496,11 @@ impl ClassicGroup {
             self.protocol_type = Some(req.protocol_type.clone());
         }
         // Kafka extends only the very first rebalance of a new group.
-        if self.state == ClassicState::PreparingRebalance && self.generation == 0 {
-            if let Some(initial) = &mut self.initial {
-                initial.new_member_added = true;
-            }
+        if self.state == ClassicState::PreparingRebalance
+            && self.generation == 0
+            && let Some(initial) = &mut self.initial
+        {
+            initial.new_member_added = true;
         }
         self.next_seq += 1;
         if let Some(instance) = &req.group_instance_id {
@@ -1153,10 +1154,10 @@ impl ClassicGroup {
         let Some(m) = self.members.remove(id) else {
             return;
         };
-        if let Some(instance) = &m.group_instance_id {
-            if self.static_members.get(instance).map(String::as_str) == Some(id) {
-                self.static_members.remove(instance);
-            }
+        if let Some(instance) = &m.group_instance_id
+            && self.static_members.get(instance).map(String::as_str) == Some(id)
+        {
+            self.static_members.remove(instance);
         }
         if m.awaiting_join {
             self.outbox.push(Reply::Join {
