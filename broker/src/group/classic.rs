@@ -61,8 +61,8 @@ pub struct ClassicJoin {
     pub client_id: String,
     pub client_host: String,
     pub session_timeout: Duration,
-    /// How long a rebalance may wait for this member to rejoin (JoinGroup
-    /// v0 has none: pass the session timeout, as Kafka does).
+    /// How long a rebalance may wait for this member to rejoin. JoinGroup
+    /// v0 has none: zero means the session timeout, as in Kafka.
     pub rebalance_timeout: Duration,
     /// `consumer` for consumers; the group's first member sets it.
     pub protocol_type: String,
@@ -341,6 +341,9 @@ impl ClassicGroup {
     /// The next time [`tick`](Self::tick) has a deadline to act on (session
     /// expiry aside, which the reaper looks for).
     pub fn next_deadline(&self) -> Option<Instant> {
+        if self.state == ClassicState::Dead {
+            return None;
+        }
         let join = self
             .join_deadline
             .filter(|_| self.state == ClassicState::PreparingRebalance);
@@ -518,7 +521,7 @@ impl ClassicGroup {
                 client_id: req.client_id.clone(),
                 client_host: req.client_host.clone(),
                 session_timeout: req.session_timeout,
-                rebalance_timeout: req.rebalance_timeout,
+                rebalance_timeout: rebalance_timeout_of(req),
                 protocol_type: req.protocol_type.clone(),
                 protocols: req.protocols.clone(),
                 assignment: Bytes::new(),
@@ -543,7 +546,7 @@ impl ClassicGroup {
         let member = self.members.get_mut(id).expect("checked by the caller");
         member.protocols = req.protocols.clone();
         member.session_timeout = req.session_timeout;
-        member.rebalance_timeout = req.rebalance_timeout;
+        member.rebalance_timeout = rebalance_timeout_of(req);
         member.awaiting_join = true;
         member.last_heartbeat = now;
         self.maybe_prepare_rebalance(now);
@@ -596,7 +599,7 @@ impl ClassicGroup {
         member.client_host = req.client_host.clone();
         member.protocols = req.protocols.clone();
         member.session_timeout = req.session_timeout;
-        member.rebalance_timeout = req.rebalance_timeout;
+        member.rebalance_timeout = rebalance_timeout_of(req);
         member.last_heartbeat = now;
         member.awaiting_join = false;
         member.awaiting_sync = false;
@@ -1080,6 +1083,9 @@ impl ClassicGroup {
         self.static_members.clear();
         self.pending.clear();
         self.pending_sync.clear();
+        self.join_deadline = None;
+        self.sync_deadline = None;
+        self.initial = None;
         self.state = ClassicState::Dead;
     }
 
@@ -1249,6 +1255,17 @@ impl ClassicGroup {
     }
 }
 
+/// The member's rebalance timeout; JoinGroup v0 has none, and Kafka uses
+/// the session timeout then. (A zero timeout would also end every join
+/// phase at once.)
+fn rebalance_timeout_of(req: &ClassicJoin) -> Duration {
+    if req.rebalance_timeout.is_zero() {
+        req.session_timeout
+    } else {
+        req.rebalance_timeout
+    }
+}
+
 /// Kafka's member id: `{client_id}-{uuid}`.
 fn new_member_id(client_id: &str) -> String {
     let hex = format!("{:032x}", rand::random::<u128>());
@@ -1340,6 +1357,9 @@ pub async fn wait<T>(entry: &GroupEntry, mut rx: oneshot::Receiver<Result<T>>) -
             }
         };
         tokio::select! {
+            // The answer first: a tick that just answered must not be
+            // followed by another wait.
+            biased;
             answer = &mut rx => {
                 // The sender is dropped only when the member sent the same
                 // request again, which the newer request answers.

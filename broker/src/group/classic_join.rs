@@ -301,6 +301,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn parked_requests_are_told_when_the_group_is_dropped() {
+        tokio::time::pause();
+        let e = entry(Duration::from_millis(100));
+        let j = spawn_join(&e, join_req("", &["range"]));
+        settle().await;
+        super::super::kill(&e, "test");
+        let err = j.await.unwrap().unwrap_err();
+        assert!(
+            matches!(err, Error::CoordinatorNotAvailable { .. }),
+            "{err}"
+        );
+        let err = join(&e, join_req("", &["range"])).await.unwrap_err();
+        assert!(
+            matches!(err, Error::CoordinatorNotAvailable { .. }),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
     async fn classic_and_runnel_members_exclude_each_other() {
         tokio::time::pause();
         let e = entry(Duration::ZERO);
