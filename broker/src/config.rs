@@ -68,6 +68,12 @@ knobs! {
     http_listen: SocketAddr, file = "http.listen", env = "RUNNEL_HTTP_LISTEN";
     /// host:port clients should use to reach this broker (default: the listen address).
     advertise: String, file = "advertised.listener", env = "RUNNEL_ADVERTISE";
+    /// An extra Kafka-protocol-only listener, host:port (empty = none). The Kafka protocol is also served on --listen unless --kafka-shared-listener=false.
+    kafka_listen: String, file = "kafka.listen", env = "RUNNEL_KAFKA_LISTEN";
+    /// host:port Kafka clients are told to use for this broker's --kafka-listen listener (default: its listen address).
+    kafka_advertise: String, file = "kafka.advertised.listener", env = "RUNNEL_KAFKA_ADVERTISE";
+    /// Serve the Kafka protocol next to gRPC on --listen (told apart by a connection's first bytes).
+    kafka_shared_listener: bool, file = "kafka.shared.listener", env = "RUNNEL_KAFKA_SHARED_LISTENER";
     /// This broker's id.
     broker_id: i32, file = "broker.id", env = "RUNNEL_BROKER_ID";
     /// Rack (failure domain) of this broker, for rack-aware replica placement.
@@ -178,6 +184,13 @@ pub struct BrokerConfig {
     pub http_listen: SocketAddr,
     /// Empty = derive from `listen`.
     pub advertise: String,
+    /// Empty = no Kafka-only listener.
+    pub kafka_listen: String,
+    /// Empty = derive from `kafka_listen`.
+    pub kafka_advertise: String,
+    /// True: Kafka clients can use the gRPC port (the README's
+    /// `kcat -b 127.0.0.1:9092` works out of the box).
+    pub kafka_shared_listener: bool,
     pub broker_id: i32,
     pub rack: String,
     pub cluster: String,
@@ -261,6 +274,9 @@ impl Default for BrokerConfig {
             listen: "127.0.0.1:9092".parse().expect("valid"),
             http_listen: "127.0.0.1:9095".parse().expect("valid"),
             advertise: String::new(),
+            kafka_listen: String::new(),
+            kafka_advertise: String::new(),
+            kafka_shared_listener: true,
             broker_id: 0,
             rack: String::new(),
             cluster: "runnel".into(),
@@ -364,6 +380,16 @@ impl BrokerConfig {
                 ),
             });
         }
+        self.kafka_listen_address()?;
+        if !self.kafka_advertise.is_empty() && self.kafka_listen.is_empty() {
+            return Err(Error::InvalidConfig {
+                key: "kafka.advertised.listener".into(),
+                value: self.kafka_advertise.clone(),
+                reason: "is set but kafka.listen is not; the shared listener is advertised by \
+                         advertised.listener"
+                    .into(),
+            });
+        }
         let tls = crate::server::tls::TlsSettings::from_config(self)?;
         if self.http_ssl_enable && tls.is_none() {
             return Err(Error::InvalidConfig {
@@ -450,6 +476,33 @@ impl BrokerConfig {
         } else {
             self.advertise.clone()
         }
+    }
+
+    /// The Kafka-only listener's address, if one is configured.
+    pub fn kafka_listen_address(&self) -> Result<Option<SocketAddr>> {
+        if self.kafka_listen.is_empty() {
+            return Ok(None);
+        }
+        self.kafka_listen
+            .parse()
+            .map(Some)
+            .map_err(|e| Error::InvalidConfig {
+                key: "kafka.listen".into(),
+                value: self.kafka_listen.clone(),
+                reason: format!("{e}; give an IP address and port, e.g. 0.0.0.0:9093"),
+            })
+    }
+
+    /// host:port Kafka clients should use for this broker: the Kafka-only
+    /// listener's when there is one, else the shared listener's.
+    pub fn kafka_advertised_address(&self) -> Option<String> {
+        if !self.kafka_advertise.is_empty() {
+            return Some(self.kafka_advertise.clone());
+        }
+        if !self.kafka_listen.is_empty() {
+            return Some(self.kafka_listen.clone());
+        }
+        None
     }
 
     /// Broker-level defaults for topic configs (Kafka's broker → topic key

@@ -19,6 +19,8 @@
 //!   placement, topic creation, alteration and deletion.
 //! - [`group`]: the consumer group coordinator (membership, assignment,
 //!   committed offsets).
+//! - [`kafka`]: the Kafka wire protocol on the same operations (one file
+//!   per API), and the listener that tells Kafka clients from gRPC ones.
 //! - [`server`]: gRPC operations (one file each), error → status mapping,
 //!   HTTP health and metrics.
 //! - [`auth`]: principals (bearer tokens: static file, Kubernetes
@@ -32,6 +34,7 @@ pub mod config;
 pub mod controller;
 pub mod error;
 pub mod group;
+pub mod kafka;
 pub mod log;
 pub mod meta;
 pub mod metrics;
@@ -235,12 +238,15 @@ impl Broker {
         })
     }
 
-    /// Serve gRPC on `grpc` and HTTP on `http` until `shutdown` resolves;
+    /// Serve gRPC (and, unless `kafka.shared.listener=false`, the Kafka
+    /// protocol) on `grpc`, the Kafka protocol alone on `kafka`, and HTTP on
+    /// `http` until `shutdown` resolves;
     /// then stop accepting requests, flush every log and write the
     /// clean-shutdown marker.
     pub async fn serve(
         self,
         grpc: TcpListener,
+        kafka: Option<TcpListener>,
         http: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<()> {
@@ -275,10 +281,30 @@ impl Broker {
         // The HTTP endpoint shares the listener's certificate (and its
         // reloads) when asked to; the gRPC server watches the files.
         let http_tls = tls.clone().filter(|_| ctx.config.http_ssl_enable);
+        if let Some(kafka) = kafka {
+            tracing::info!(addr = %kafka.local_addr().map_err(|e| Error::io("kafka listener", "kafka.listen", e))?, "Kafka-only listener");
+            // Connections are served by the accept loop; it stops with the
+            // broker.
+            drop(kafka::accept(
+                ctx.clone(),
+                kafka,
+                tls.clone(),
+                kafka::listener::Protocols::Kafka,
+            ));
+        }
+        let protocols = if ctx.config.kafka_shared_listener {
+            kafka::listener::Protocols::Both
+        } else {
+            kafka::listener::Protocols::Grpc
+        };
+        if tls.is_some() {
+            tracing::info!("gRPC listener speaks TLS");
+            tokio::spawn(tls.clone().expect("checked").watch());
+        }
+        let incoming = kafka::accept(ctx.clone(), grpc, tls, protocols);
         let grpc_task = tokio::spawn(server::serve_grpc(
             ctx.clone(),
-            grpc,
-            tls,
+            incoming,
             stopped(stop_rx.clone()),
         ));
         let http_task = tokio::spawn(server::http::serve_http(
@@ -399,6 +425,21 @@ fn broker_record(config: &BrokerConfig) -> BrokerRecord {
         port,
         rack: (!config.rack.is_empty()).then(|| config.rack.clone()),
         http_port: Some(config.http_listen.port()),
+        kafka: config.kafka_advertised_address().map(|address| {
+            let (host, port) = split_host_port(&address);
+            crate::meta::records::KafkaEndpoint {
+                host,
+                port: port.unwrap_or(9092),
+            }
+        }),
+    }
+}
+
+/// `host:port` (brackets around an IPv6 host removed); no port → `None`.
+pub(crate) fn split_host_port(address: &str) -> (String, Option<u16>) {
+    match address.rsplit_once(':') {
+        Some((host, port)) => (host.trim_matches(['[', ']']).to_owned(), port.parse().ok()),
+        None => (address.to_owned(), None),
     }
 }
 

@@ -53,7 +53,19 @@ async fn run(args: BrokerArgs) -> Result<(), Box<dyn std::error::Error>> {
             config.http_listen
         )
     })?;
+    let kafka = match config.kafka_listen_address()? {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} (--kafka-listen): {e}"))?,
+        ),
+        None => None,
+    };
     let (grpc_addr, http_addr) = (grpc.local_addr()?, http.local_addr()?);
+    let kafka_addr = kafka.as_ref().map(|k| k.local_addr()).transpose()?;
+    if let Some(addr) = kafka_addr {
+        config.kafka_listen = addr.to_string();
+    }
     // With port 0 the OS picked the ports: advertise the real ones.
     config.listen = grpc_addr;
     config.http_listen = http_addr;
@@ -62,11 +74,14 @@ async fn run(args: BrokerArgs) -> Result<(), Box<dyn std::error::Error>> {
     let broker = Broker::open(config).await?;
     // One machine-readable line on stdout: scripts and tests started with
     // port 0 learn the real ports from it.
+    let kafka_field = kafka_addr
+        .map(|a| format!(" kafka={a}"))
+        .unwrap_or_default();
     println!(
-        "runnel-broker ready grpc={grpc_addr} http={http_addr} data-dir={}",
+        "runnel-broker ready grpc={grpc_addr} http={http_addr}{kafka_field} data-dir={}",
         data_dir.display()
     );
-    broker.serve(grpc, http, shutdown).await?;
+    broker.serve(grpc, kafka, http, shutdown).await?;
     Ok(())
 }
 

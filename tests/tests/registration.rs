@@ -37,6 +37,7 @@ fn broker(id: i32, host: &str, port: u16) -> BrokerRecord {
         port,
         rack: None,
         http_port: Some(port + 1),
+        kafka: None,
     }
 }
 

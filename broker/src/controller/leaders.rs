@@ -239,6 +239,7 @@ mod tests {
                     port: 1,
                     rack: None,
                     http_port: None,
+                    kafka: None,
                 },
             );
         }

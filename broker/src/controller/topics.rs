@@ -572,6 +572,7 @@ mod tests {
             port: 9092,
             rack: None,
             http_port: None,
+            kafka: None,
         };
         store
             .put(&Keys::new("test").broker(id), records::encode(&record))

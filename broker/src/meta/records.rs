@@ -71,6 +71,17 @@ pub struct BrokerRecord {
     /// Port of /healthz, /readyz and /metrics, if served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_port: Option<u16>,
+    /// Advertised Kafka-protocol listener, when it is not `host:port`
+    /// (a Kafka-only port); Kafka Metadata returns it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<KafkaEndpoint>,
+}
+
+/// Where Kafka clients reach a broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KafkaEndpoint {
+    pub host: String,
+    pub port: u16,
 }
 
 /// `/runnel/<cluster>/controller`: the broker acting as controller, held

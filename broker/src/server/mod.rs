@@ -5,15 +5,15 @@
 //! service traits, timing every call and turning [`crate::Error`] into a
 //! precise [`tonic::Status`] (see [`status`]).
 
-mod access;
-mod acls;
-mod admin;
-mod cluster_configs;
-mod fetch;
+pub(crate) mod access;
+pub(crate) mod acls;
+pub(crate) mod admin;
+pub(crate) mod cluster_configs;
+pub(crate) mod fetch;
 pub mod http;
-mod init_producer_id;
-mod list_offsets;
-mod metadata;
+pub(crate) mod init_producer_id;
+pub(crate) mod list_offsets;
+pub(crate) mod metadata;
 mod oversize;
 pub(crate) mod produce;
 mod reassignments;
@@ -31,8 +31,6 @@ use runnel_proto::v1::broker_server::{Broker, BrokerServer};
 use runnel_proto::v1::group_server::{Group, GroupServer};
 use runnel_proto::v1::replication_server::{Replication, ReplicationServer};
 use runnel_proto::v1::*;
-use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
 use crate::auth::principal::principal_of;
@@ -106,8 +104,7 @@ pub struct Service {
 }
 
 impl Service {
-    /// Authenticate, authorize ([`access::Access`]), run `handler`, and
-    /// leave out of listings what the principal may not see.
+    /// Authenticate the gRPC request, then run it as [`run`] does.
     async fn serve<T, R, F, Fut>(
         &self,
         api: &'static str,
@@ -120,7 +117,7 @@ impl Service {
         Fut: Future<Output = Result<R>>,
     {
         let ctx = &self.ctx;
-        self.call(api, async move {
+        let outcome = observed(ctx, api, async move {
             let who = principal_of(&req, &ctx.authenticator)
                 .await
                 .inspect_err(|e| {
@@ -130,41 +127,97 @@ impl Service {
                         ctx.metrics.authentication_failed.inc();
                     }
                 })?;
-            req.get_ref().authorize(&ctx.authorizer, &who)?;
-            let mut response = handler(req.into_inner()).await?;
-            if ctx.authorizer.is_enabled() {
-                T::filter(&mut response, &ctx.authorizer, &who);
-            }
-            Ok(response)
-        })
-        .await
+            authorized(ctx, &who, req.into_inner(), handler).await
+        });
+        outcome.await.map(Response::new).map_err(Status::from)
     }
+}
 
-    async fn call<R>(
-        &self,
-        api: &'static str,
-        fut: impl Future<Output = Result<R>>,
-    ) -> Result<Response<R>, Status> {
-        let started = Instant::now();
-        let result = if self.ctx.is_ready() {
-            fut.await
-        } else {
-            Err(Error::NotAvailable(
-                "the broker is starting or shutting down; retry shortly".into(),
-            ))
-        };
-        let code = match &result {
-            Ok(_) => tonic::Code::Ok,
-            Err(e) => e.grpc_code(),
-        };
-        self.ctx
-            .metrics
-            .observe_request(api, code, started.elapsed().as_secs_f64());
-        if let Err(e) = &result {
-            tracing::debug!(api, error = %e, "request failed");
-        }
-        result.map(Response::new).map_err(Status::from)
+/// One operation, whichever protocol asked for it (gRPC here, Kafka in
+/// [`crate::kafka`]): refused while the broker is not ready, authorized for
+/// `who` ([`access::Access`]) before anything runs, timed, and listings
+/// filtered to what `who` may see.
+pub(crate) async fn run<T, R, F, Fut>(
+    ctx: &Context,
+    api: &'static str,
+    who: &crate::auth::Principal,
+    req: T,
+    handler: F,
+) -> Result<R>
+where
+    T: access::Access<Response = R>,
+    F: FnOnce(T) -> Fut,
+    Fut: Future<Output = Result<R>>,
+{
+    observed(ctx, api, authorized(ctx, who, req, handler)).await
+}
+
+/// [`run`] for an operation whose result is not its response (a produce's
+/// appends, answered later) and so is not filtered: only for requests
+/// whose [`access::Access`] filters nothing.
+pub(crate) async fn run_unfiltered<T, O, F, Fut>(
+    ctx: &Context,
+    api: &'static str,
+    who: &crate::auth::Principal,
+    req: T,
+    handler: F,
+) -> Result<O>
+where
+    T: access::Access,
+    F: FnOnce(T) -> Fut,
+    Fut: Future<Output = Result<O>>,
+{
+    observed(ctx, api, async move {
+        req.authorize(&ctx.authorizer, who)?;
+        handler(req).await
+    })
+    .await
+}
+
+/// Authorize `req` for `who`, run `handler`, filter its listing.
+async fn authorized<T, R, F, Fut>(
+    ctx: &Context,
+    who: &crate::auth::Principal,
+    req: T,
+    handler: F,
+) -> Result<R>
+where
+    T: access::Access<Response = R>,
+    F: FnOnce(T) -> Fut,
+    Fut: Future<Output = Result<R>>,
+{
+    req.authorize(&ctx.authorizer, who)?;
+    let mut response = handler(req).await?;
+    if ctx.authorizer.is_enabled() {
+        T::filter(&mut response, &ctx.authorizer, who);
     }
+    Ok(response)
+}
+
+/// Run `fut` if the broker is ready, recording its latency and outcome.
+async fn observed<R>(
+    ctx: &Context,
+    api: &'static str,
+    fut: impl Future<Output = Result<R>>,
+) -> Result<R> {
+    let started = Instant::now();
+    let result = if ctx.is_ready() {
+        fut.await
+    } else {
+        Err(Error::NotAvailable(
+            "the broker is starting or shutting down; retry shortly".into(),
+        ))
+    };
+    let code = match &result {
+        Ok(_) => tonic::Code::Ok,
+        Err(e) => e.grpc_code(),
+    };
+    ctx.metrics
+        .observe_request(api, code, started.elapsed().as_secs_f64());
+    if let Err(e) = &result {
+        tracing::debug!(api, error = %e, "request failed");
+    }
+    result
 }
 
 #[tonic::async_trait]
@@ -383,12 +436,11 @@ impl Admin for Service {
     }
 }
 
-/// Serve the gRPC API on `listener` (with TLS when `tls` is given) until
-/// `shutdown` resolves.
+/// Serve the gRPC API on the connections of `incoming` (TLS or not, as
+/// the listener accepted them) until `shutdown` resolves.
 pub async fn serve_grpc(
     ctx: Arc<Context>,
-    listener: TcpListener,
-    tls: Option<Arc<tls::ReloadingTls>>,
+    incoming: crate::kafka::GrpcIncoming,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
     let max = ctx.config.socket_request_max_bytes;
@@ -413,23 +465,17 @@ pub async fn serve_grpc(
         .add_service(admin)
         .add_service(replication)
         .add_service(group);
-    let served = match tls {
-        Some(tls) => {
-            tracing::info!("gRPC listener speaks TLS");
-            tokio::spawn(tls.clone().watch());
+    // TCP_NODELAY is set by the accept loop (crate::kafka::listener): with
+    // Nagle on, small responses stall behind delayed ACKs (~40 ms).
+    let served = match incoming {
+        crate::kafka::GrpcIncoming::Tls(incoming) => {
             router
-                .serve_with_incoming_shutdown(tls::incoming(listener, tls), shutdown)
+                .serve_with_incoming_shutdown(incoming, shutdown)
                 .await
         }
-        // TCP_NODELAY must be set on the incoming stream: the builder's
-        // `tcp_nodelay` only applies when tonic binds the socket itself, and
-        // with Nagle on, small responses stall behind delayed ACKs (~40 ms).
-        None => {
+        crate::kafka::GrpcIncoming::Plain(incoming) => {
             router
-                .serve_with_incoming_shutdown(
-                    TcpIncoming::from(listener).with_nodelay(Some(true)),
-                    shutdown,
-                )
+                .serve_with_incoming_shutdown(incoming, shutdown)
                 .await
         }
     };

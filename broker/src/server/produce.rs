@@ -51,6 +51,25 @@ struct Pending {
 }
 
 pub(crate) async fn handle(ctx: &Context, req: ProduceRequest) -> Result<ProduceResponse> {
+    Ok(append(ctx, req).await?.answer().await)
+}
+
+/// A produce request whose appends are done and whose answer waits for
+/// their fsyncs and replication ([`Appended::answer`]).
+///
+/// Kafka clients pipeline produce requests on one connection and expect
+/// them appended in the order sent (without idempotence too), but the
+/// waits of several requests may overlap: the Kafka front end appends one
+/// request after another and lets the answers wait side by side.
+pub(crate) struct Appended {
+    topics: Vec<TopicProduceResult>,
+    pending: Vec<Pending>,
+    /// When the request's `timeout_ms` runs out.
+    deadline: tokio::time::Instant,
+}
+
+/// Validate and append every partition of `req` (phases 1 and 2).
+pub(crate) async fn append(ctx: &Context, req: ProduceRequest) -> Result<Appended> {
     // An unknown acks value (say Kafka's -1) must not quietly mean acks=1.
     let acks = Acks::try_from(req.acks).map_err(|_| {
         Error::InvalidRequest(format!(
@@ -193,34 +212,49 @@ pub(crate) async fn handle(ctx: &Context, req: ProduceRequest) -> Result<Produce
         });
     }
 
-    // Phase 3: wait for every appended partition at once.
-    if !pending.is_empty() {
-        let remaining = (started + timeout).saturating_duration_since(tokio::time::Instant::now());
-        let waits = pending.iter().map(|p| async move {
-            if let Some(ticket) = p.flush {
-                flush(p.part.log().clone(), ticket).await?;
-            }
-            match p.replicated {
-                Some((end_offset, epoch)) => {
-                    p.part
-                        .wait_for_replication(end_offset, epoch, remaining)
-                        .await
+    Ok(Appended {
+        topics,
+        pending,
+        deadline: started + timeout,
+    })
+}
+
+impl Appended {
+    /// Phase 3: wait for every appended partition at once.
+    pub(crate) async fn answer(self) -> ProduceResponse {
+        let Appended {
+            mut topics,
+            pending,
+            deadline,
+        } = self;
+        if !pending.is_empty() {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let waits = pending.iter().map(|p| async move {
+                if let Some(ticket) = p.flush {
+                    flush(p.part.log().clone(), ticket).await?;
                 }
-                None => Ok(()),
-            }
-        });
-        let outcomes = futures::future::join_all(waits).await;
-        for (p, outcome) in pending.iter().zip(outcomes) {
-            if let Err(e) = outcome {
-                let result = &mut topics[p.topic].partitions[p.slot];
-                result.error = Some(e.to_proto());
+                match p.replicated {
+                    Some((end_offset, epoch)) => {
+                        p.part
+                            .wait_for_replication(end_offset, epoch, remaining)
+                            .await
+                    }
+                    None => Ok(()),
+                }
+            });
+            let outcomes = futures::future::join_all(waits).await;
+            for (p, outcome) in pending.iter().zip(outcomes) {
+                if let Err(e) = outcome {
+                    let result = &mut topics[p.topic].partitions[p.slot];
+                    result.error = Some(e.to_proto());
+                }
             }
         }
+        ProduceResponse {
+            topics,
+            throttle_time_ms: 0,
+        }
     }
-    Ok(ProduceResponse {
-        topics,
-        throttle_time_ms: 0,
-    })
 }
 
 /// The fsync `flush.messages` wants before the answer, on a blocking

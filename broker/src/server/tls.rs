@@ -31,8 +31,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::{Stream, StreamExt};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use crate::config::BrokerConfig;
@@ -342,7 +340,7 @@ impl ReloadingTls {
     }
 
     /// The configuration for the next gRPC connection.
-    fn grpc(&self) -> Arc<rustls::ServerConfig> {
+    pub(crate) fn grpc(&self) -> Arc<rustls::ServerConfig> {
         self.configs.current().grpc.clone()
     }
 
@@ -367,15 +365,6 @@ impl ReloadingTls {
     }
 }
 
-/// Accept TCP connections on `listener` and hand tonic the ones whose TLS
-/// handshake succeeds, each with the configuration current when it came.
-pub fn incoming(
-    listener: TcpListener,
-    tls: Arc<ReloadingTls>,
-) -> impl Stream<Item = std::io::Result<TlsStream<TcpStream>>> + Send + 'static {
-    ReceiverStream::new(handshakes(listener, move || tls.grpc())).map(|(stream, _)| Ok(stream))
-}
-
 /// Connections to the HTTP endpoint whose TLS handshake succeeded, with
 /// the peer's address.
 pub fn incoming_http(
@@ -389,7 +378,7 @@ pub fn incoming_http(
 /// succeeds with the configuration `config` returns at the time. Handshakes
 /// run concurrently, so a slow or silent client holds up nobody; failures
 /// are logged at debug level (scanners, wrong CA).
-fn handshakes(
+pub(crate) fn handshakes(
     listener: TcpListener,
     config: impl Fn() -> Arc<rustls::ServerConfig> + Send + 'static,
 ) -> mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)> {
