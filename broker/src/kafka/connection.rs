@@ -58,6 +58,9 @@ pub struct Conn {
     /// The TLS client certificate's principal, or (after SASL) the
     /// authenticated one; anonymous otherwise.
     principal: Mutex<Principal>,
+    /// The client's `client.id`, from its request headers (group members
+    /// are described with it).
+    client_id: Mutex<String>,
 }
 
 impl std::fmt::Debug for Conn {
@@ -72,6 +75,18 @@ impl Conn {
     /// Who this connection's requests act as.
     pub fn principal(&self) -> Principal {
         self.principal.lock().clone()
+    }
+
+    /// The client id its last request named.
+    pub fn client_id(&self) -> String {
+        self.client_id.lock().clone()
+    }
+
+    pub fn set_client_id(&self, client_id: &str) {
+        let mut current = self.client_id.lock();
+        if *current != client_id {
+            *current = client_id.to_owned();
+        }
     }
 
     /// After a successful SASL exchange.
@@ -92,6 +107,7 @@ where
         ctx,
         peer,
         principal: Mutex::new(principal.unwrap_or_else(|| Principal(ANONYMOUS.to_owned()))),
+        client_id: Mutex::new(String::new()),
     });
     let (mut reader, mut writer) = tokio::io::split(stream);
     let (queue, mut answers) =

@@ -89,6 +89,13 @@ apis! {
     OffsetCommit => offset_commit::OffsetCommitRequest, inline;
     OffsetFetch => offset_fetch::OffsetFetchRequest, inline;
     FindCoordinator => find_coordinator::FindCoordinatorRequest, inline;
+    JoinGroup => join_group::JoinGroupRequest, concurrent;
+    Heartbeat => heartbeat::HeartbeatRequest, inline;
+    LeaveGroup => leave_group::LeaveGroupRequest, inline;
+    SyncGroup => sync_group::SyncGroupRequest, concurrent;
+    DescribeGroups => describe_groups::DescribeGroupsRequest, inline;
+    ListGroups => list_groups::ListGroupsRequest, inline;
+    DeleteGroups => delete_groups::DeleteGroupsRequest, inline;
     ApiVersions => api_versions::ApiVersionsRequest, inline;
     CreateTopics => create_topics::CreateTopicsRequest, inline;
     DeleteTopics => delete_topics::DeleteTopicsRequest, inline;
@@ -119,6 +126,9 @@ pub async fn dispatch(conn: &Arc<Conn>, body: Bytes) -> Result<Reply, Close> {
                 "{key:?} v{version} request header does not decode: {e:#}"
             ))
         })?;
+    if let Some(client_id) = &header.client_id {
+        conn.set_client_id(client_id);
+    }
     route(conn, key, header, buf).await
 }
 
