@@ -1,3 +1,6 @@
+//! `runnel cluster describe`: the live brokers with their gRPC and Kafka
+//! addresses, racks and which one is the controller (Kafka's
+//! `kafka-broker-api-versions` / `kafka-metadata-quorum describe`);
 //! `runnel cluster config describe|alter`: the dynamic cluster-wide defaults
 //! of topic configs (Kafka's `kafka-configs --entity-type brokers
 //! --entity-default`).
@@ -21,6 +24,8 @@ pub struct ClusterArgs {
 
 #[derive(Debug, Subcommand)]
 enum ClusterCommand {
+    /// The live brokers: id, gRPC and Kafka addresses, rack, controller.
+    Describe,
     /// Dynamic cluster-wide defaults of topic configs.
     Config {
         #[command(subcommand)]
@@ -55,7 +60,10 @@ enum ConfigCommand {
 pub async fn run(global: &Global, args: ClusterArgs) -> Result<()> {
     let admin = Admin::connect(global.client_config()).await?;
     let json = global.output == OutputFormat::Json;
-    let ClusterCommand::Config { command } = args.command;
+    let command = match args.command {
+        ClusterCommand::Describe => return describe(&admin, json).await,
+        ClusterCommand::Config { command } => command,
+    };
     match command {
         ConfigCommand::Describe => {
             let configs = admin.describe_cluster_configs().await?;
@@ -151,4 +159,56 @@ mod tests {
         );
         assert_eq!(configs_json(&configs)[0]["source"], "dynamic");
     }
+}
+
+/// `runnel cluster describe`.
+async fn describe(admin: &Admin, json: bool) -> Result<()> {
+    let metadata = admin.metadata(&[]).await?;
+    let mut brokers = metadata.brokers.clone();
+    brokers.sort_by_key(|b| b.id);
+    let address = |host: &str, port: u32| {
+        if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        }
+    };
+    if json {
+        output::print_json(&json!({
+            "cluster_id": metadata.cluster_id,
+            "controller_id": metadata.controller_id,
+            "brokers": brokers.iter().map(|b| json!({
+                "id": b.id,
+                "grpc": address(&b.host, b.port),
+                "kafka": address(&b.kafka_host, b.kafka_port),
+                "rack": b.rack,
+                "controller": b.id == metadata.controller_id,
+            })).collect::<Vec<Value>>(),
+        }))?;
+        return Ok(());
+    }
+    let rows = brokers.iter().map(|b| {
+        vec![
+            b.id.to_string(),
+            address(&b.host, b.port),
+            address(&b.kafka_host, b.kafka_port),
+            if b.rack.is_empty() {
+                "-".to_owned()
+            } else {
+                b.rack.clone()
+            },
+            if b.id == metadata.controller_id {
+                "yes".to_owned()
+            } else {
+                String::new()
+            },
+        ]
+    });
+    let table = output::table(&["ID", "GRPC", "KAFKA", "RACK", "CONTROLLER"], rows);
+    output::print_line(&format!(
+        "Cluster: {}  Brokers: {}\n\n{table}",
+        metadata.cluster_id,
+        brokers.len()
+    ))?;
+    Ok(())
 }

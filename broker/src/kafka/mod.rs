@@ -42,6 +42,6 @@ mod offset_commit;
 mod offset_fetch;
 mod produce;
 mod sync_group;
-mod topics;
+pub(crate) mod topics;
 
 pub use listener::{GrpcIncoming, accept};

@@ -15,11 +15,16 @@ pub(crate) async fn handle(ctx: &Context, req: MetadataRequest) -> Result<Metada
     let brokers: Vec<BrokerInfo> = view.read(|i| {
         i.brokers
             .values()
-            .map(|b| BrokerInfo {
-                id: b.broker_id,
-                host: b.host.clone(),
-                port: u32::from(b.port),
-                rack: b.rack.clone().unwrap_or_default(),
+            .map(|b| {
+                let (kafka_host, kafka_port) = crate::kafka::topics::kafka_endpoint(b);
+                BrokerInfo {
+                    id: b.broker_id,
+                    host: b.host.clone(),
+                    port: u32::from(b.port),
+                    rack: b.rack.clone().unwrap_or_default(),
+                    kafka_host,
+                    kafka_port: kafka_port as u32,
+                }
             })
             .collect()
     });

@@ -702,6 +702,8 @@ impl Broker for MockBroker {
                     host: addr.ip().to_string(),
                     port: u32::from(addr.port()),
                     rack: String::new(),
+                    kafka_host: addr.ip().to_string(),
+                    kafka_port: u32::from(addr.port()),
                 })
                 .collect(),
             topics,
