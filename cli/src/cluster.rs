@@ -138,29 +138,6 @@ fn configs_json(configs: &[ClusterConfigEntry]) -> Value {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use runnel_client::ConfigSource;
-
-    use super::*;
-
-    #[test]
-    fn table_and_json_show_name_value_source() {
-        let configs = [ClusterConfigEntry {
-            name: "log.retention.ms".into(),
-            value: "3600000".into(),
-            source: ConfigSource::DynamicDefault as i32,
-            topic_config: "retention.ms".into(),
-        }];
-        let table = configs_table(&configs);
-        assert!(
-            table.contains("log.retention.ms  3600000  dynamic  retention.ms"),
-            "{table}"
-        );
-        assert_eq!(configs_json(&configs)[0]["source"], "dynamic");
-    }
-}
-
 /// `runnel cluster describe`.
 async fn describe(admin: &Admin, json: bool) -> Result<()> {
     let metadata = admin.metadata(&[]).await?;
@@ -211,4 +188,27 @@ async fn describe(admin: &Admin, json: bool) -> Result<()> {
         brokers.len()
     ))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use runnel_client::ConfigSource;
+
+    use super::*;
+
+    #[test]
+    fn table_and_json_show_name_value_source() {
+        let configs = [ClusterConfigEntry {
+            name: "log.retention.ms".into(),
+            value: "3600000".into(),
+            source: ConfigSource::DynamicDefault as i32,
+            topic_config: "retention.ms".into(),
+        }];
+        let table = configs_table(&configs);
+        assert!(
+            table.contains("log.retention.ms  3600000  dynamic  retention.ms"),
+            "{table}"
+        );
+        assert_eq!(configs_json(&configs)[0]["source"], "dynamic");
+    }
 }
