@@ -2,6 +2,7 @@
 //! listener: both addresses, the controller flag.
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use runnel_tests::{BrokerProcess, binary};
 use serde_json::Value;
