@@ -48,10 +48,11 @@ macro_rules! apis {
                             Close(format!("{key:?} v{version} request does not decode: {e:#}"))
                         })?;
                         if body.has_remaining() {
-                            return Err(Close(format!(
-                                "{} bytes after the end of a {key:?} v{version} request",
-                                body.remaining()
-                            )));
+                            // Kafka's broker ignores bytes after a request's
+                            // last field, and clients rely on it (librdkafka
+                            // 2.x sends Metadata v12 with fields v10 dropped).
+                            tracing::debug!(peer = %conn.peer, api = ?key, version, extra = body.remaining(),
+                                "bytes after the end of a Kafka request, ignored");
                         }
                         Ok(apis!(@run $kind, conn, correlation_id, version, $module, req))
                     }
@@ -96,6 +97,11 @@ apis! {
     DescribeGroups => describe_groups::DescribeGroupsRequest, inline;
     ListGroups => list_groups::ListGroupsRequest, inline;
     DeleteGroups => delete_groups::DeleteGroupsRequest, inline;
+    CreatePartitions => create_partitions::CreatePartitionsRequest, inline;
+    DescribeConfigs => describe_configs::DescribeConfigsRequest, inline;
+    AlterConfigs => alter_configs::AlterConfigsRequest, inline;
+    IncrementalAlterConfigs => incremental_alter_configs::IncrementalAlterConfigsRequest, inline;
+    DescribeCluster => describe_cluster::DescribeClusterRequest, inline;
     ApiVersions => api_versions::ApiVersionsRequest, inline;
     CreateTopics => create_topics::CreateTopicsRequest, inline;
     DeleteTopics => delete_topics::DeleteTopicsRequest, inline;

@@ -1,0 +1,37 @@
+//! DescribeCluster: cluster id, controller and the live brokers at their
+//! Kafka addresses (what AdminClient.describeCluster shows).
+
+use std::sync::Arc;
+
+pub use kafka_protocol::messages::DescribeClusterRequest;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterResponse};
+
+use super::connection::Conn;
+use super::topics::{live_brokers, str_bytes};
+
+pub const VERSIONS: (i16, i16) = (0, 1);
+
+pub async fn handle(
+    conn: Arc<Conn>,
+    _version: i16,
+    req: DescribeClusterRequest,
+) -> DescribeClusterResponse {
+    let ctx = &conn.ctx;
+    let _ = req;
+    DescribeClusterResponse::default()
+        .with_cluster_id(str_bytes(ctx.config.cluster.clone()))
+        .with_controller_id(BrokerId(ctx.sync.view().controller_id()))
+        .with_brokers(
+            live_brokers(ctx)
+                .into_iter()
+                .map(|(id, host, port, rack)| {
+                    DescribeClusterBroker::default()
+                        .with_broker_id(id)
+                        .with_host(str_bytes(host))
+                        .with_port(port)
+                        .with_rack(rack.map(str_bytes))
+                })
+                .collect(),
+        )
+}
