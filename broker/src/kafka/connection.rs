@@ -61,6 +61,11 @@ pub struct Conn {
     /// The client's `client.id`, from its request headers (group members
     /// are described with it).
     client_id: Mutex<String>,
+    /// The SASL mechanism chosen by SaslHandshake, until authenticated.
+    sasl_mechanism: Mutex<Option<String>>,
+    /// Set by a handler whose answer must be the connection's last (a
+    /// failed SASL authentication).
+    closing: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Conn {
@@ -89,6 +94,24 @@ impl Conn {
         }
     }
 
+    pub fn sasl_mechanism(&self) -> Option<String> {
+        self.sasl_mechanism.lock().clone()
+    }
+
+    pub fn set_sasl_mechanism(&self, mechanism: Option<String>) {
+        *self.sasl_mechanism.lock() = mechanism;
+    }
+
+    /// Close the connection once the current request is answered.
+    pub fn close_after_answer(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    fn is_closing(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// After a successful SASL exchange.
     pub fn set_principal(&self, principal: Principal) {
         *self.principal.lock() = principal;
@@ -108,6 +131,8 @@ where
         peer,
         principal: Mutex::new(principal.unwrap_or_else(|| Principal(ANONYMOUS.to_owned()))),
         client_id: Mutex::new(String::new()),
+        sasl_mechanism: Mutex::new(None),
+        closing: false.into(),
     });
     let (mut reader, mut writer) = tokio::io::split(stream);
     let (queue, mut answers) =
@@ -157,6 +182,9 @@ where
             Ok(reply) => {
                 if queue.send((reply, permit)).await.is_err() {
                     break None;
+                }
+                if conn.is_closing() {
+                    break Some(Close("authentication failed".into()));
                 }
             }
             Err(close) => break Some(close),

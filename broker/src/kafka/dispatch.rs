@@ -102,6 +102,8 @@ apis! {
     AlterConfigs => alter_configs::AlterConfigsRequest, inline;
     IncrementalAlterConfigs => incremental_alter_configs::IncrementalAlterConfigsRequest, inline;
     DescribeCluster => describe_cluster::DescribeClusterRequest, inline;
+    SaslHandshake => sasl_handshake::SaslHandshakeRequest, inline;
+    SaslAuthenticate => sasl_authenticate::SaslAuthenticateRequest, inline;
     ApiVersions => api_versions::ApiVersionsRequest, inline;
     CreateTopics => create_topics::CreateTopicsRequest, inline;
     DeleteTopics => delete_topics::DeleteTopicsRequest, inline;

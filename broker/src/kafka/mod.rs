@@ -47,6 +47,8 @@ mod metadata;
 mod offset_commit;
 mod offset_fetch;
 mod produce;
+mod sasl_authenticate;
+mod sasl_handshake;
 mod sync_group;
 pub(crate) mod topics;
 
