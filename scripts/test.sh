@@ -21,7 +21,7 @@ trap 'du -sh "$target_dir" 2>/dev/null | sed "s/^/build output: /"' EXIT
 # tests (tests/src/etcd.rs), and protoc for etcd-client's build script (our own
 # protos are compiled by the pure-Rust protox).
 source scripts/lib.sh
-ensure_packages etcd:etcd-server protoc:protobuf-compiler
+ensure_packages etcd:etcd-server protoc:protobuf-compiler kcat:kcat node:nodejs npm:npm
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   step "installing cargo-nextest"
@@ -46,7 +46,8 @@ cargo build --workspace --bins --locked
 # schemas, the version k8s-openapi is built for; --strict refuses unknown
 # fields, the usual way a hand-built manifest goes wrong.
 step "operator manifests validate against the Kubernetes 1.33 schemas"
-ensure_venv target/venv kubernetes-validate==1.37.0 helm-python-sdk==0.2.2
+ensure_venv target/venv kubernetes-validate==1.37.0 helm-python-sdk==0.2.2 \
+  confluent-kafka==2.16.2 kafka-python==3.0.12
 cargo xtask render-manifests --out target/manifests
 target/venv/bin/kubernetes-validate --strict --quiet -k 1.33.0 target/manifests/*.yaml
 
@@ -60,6 +61,11 @@ target/venv/bin/python scripts/check-chart.py --operator-bin "$target_dir/debug/
 
 step "fuzz target builds (run it with: cargo fuzz run batch_decoder)"
 cargo build --manifest-path fuzz/Cargo.toml --target-dir target/fuzz-build --locked
+
+# Kafka clients no one here wrote, for tests/tests/kafka_clients.rs: kcat
+# (above), the Python ones in the venv (above), kafkajs from npm.
+step "kafkajs for the Kafka client tests"
+(cd tests/kafka_clients && npm ci --no-audit --no-fund --silent)
 
 step "cargo nextest run"
 cargo nextest run --workspace --locked --no-fail-fast

@@ -1,0 +1,334 @@
+//! Kafka clients no one here wrote, against a real broker process on its
+//! shared gRPC/Kafka port: kcat (librdkafka 2.0 from Debian), confluent-kafka
+//! (a current librdkafka), kafka-python and kafkajs (pure-language, classic
+//! group protocol). scripts/test.sh installs them: kcat from Debian, the
+//! Python packages into target/venv, kafkajs into tests/kafka_clients.
+//! A missing tool fails the test with that advice instead of skipping it.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use runnel_tests::{BrokerProcess, binary};
+use serde_json::Value;
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+fn venv_python() -> PathBuf {
+    // Where scripts/test.sh makes it, whatever CARGO_TARGET_DIR says.
+    let python = workspace().join("target/venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/test.sh, which installs confluent-kafka and kafka-python there",
+        python.display()
+    );
+    python
+}
+
+#[track_caller]
+fn run(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
+    let mut child = cmd
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}; scripts/test.sh installs the Kafka clients"));
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out
+}
+
+fn kcat(bootstrap: &str, args: &[&str], stdin: Option<&[u8]>) -> String {
+    let out = run(
+        Command::new("kcat").args(["-b", bootstrap]).args(args),
+        stdin,
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn runnel(bootstrap: &str, args: &[&str], stdin: Option<&[u8]>) -> String {
+    let out = run(
+        Command::new(binary("runnel"))
+            .args(["--bootstrap", bootstrap])
+            .args(args),
+        stdin,
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The last line of a check script's stdout, as JSON.
+fn summary(out: &Output) -> Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+fn broker() -> (tempfile::TempDir, BrokerProcess) {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&dir.path().join("data"), &[]).unwrap();
+    (dir, broker)
+}
+
+#[test]
+fn kcat_metadata_keys_headers_codecs_and_null_values_both_ways() {
+    let (_dir, broker) = broker();
+    let bs = broker.bootstrap();
+    runnel(&bs, &["topic", "create", "t", "-p", "3", "-r", "1"], None);
+    let metadata: Value = serde_json::from_str(&kcat(&bs, &["-L", "-J"], None)).unwrap();
+    assert_eq!(
+        metadata["brokers"].as_array().unwrap().len(),
+        1,
+        "{metadata}"
+    );
+    let topic = metadata["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["topic"] == "t")
+        .unwrap_or_else(|| panic!("{metadata}"));
+    assert_eq!(
+        topic["partitions"].as_array().unwrap().len(),
+        3,
+        "{metadata}"
+    );
+
+    // Keys and headers, then one batch per codec, then a null value (-Z).
+    kcat(
+        &bs,
+        &["-P", "-t", "t", "-p", "0", "-K:", "-H", "h=one"],
+        Some(b"alice:1\nbob:2\n"),
+    );
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        let line = format!("{codec}-key:{codec}-value\n");
+        kcat(
+            &bs,
+            &["-P", "-t", "t", "-p", "0", "-K:", "-z", codec],
+            Some(line.as_bytes()),
+        );
+    }
+    kcat(
+        &bs,
+        &["-P", "-t", "t", "-p", "0", "-K:", "-Z"],
+        Some(b"tombstone:\n"),
+    );
+
+    let read = kcat(
+        &bs,
+        &["-C", "-t", "t", "-p", "0", "-o", "beginning", "-e", "-J"],
+        None,
+    );
+    let records: Vec<Value> = read
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let pairs: Vec<(String, Value, i64)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap().to_owned(),
+                r["payload"].clone(),
+                r["offset"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("alice", Value::from("1")),
+        ("bob", Value::from("2")),
+        ("gzip-key", Value::from("gzip-value")),
+        ("snappy-key", Value::from("snappy-value")),
+        ("lz4-key", Value::from("lz4-value")),
+        ("zstd-key", Value::from("zstd-value")),
+        ("tombstone", Value::Null),
+    ];
+    assert_eq!(pairs.len(), expected.len(), "{read}");
+    for (i, ((key, value, offset), (k, v))) in pairs.iter().zip(&expected).enumerate() {
+        assert_eq!((key.as_str(), value, *offset), (*k, v, i as i64), "{read}");
+    }
+    assert_eq!(
+        records[0]["headers"],
+        serde_json::json!(["h", "one"]),
+        "{read}"
+    );
+
+    // Written over Kafka, read over gRPC: the same keys, values, offsets.
+    let grpc = runnel(
+        &bs,
+        &[
+            "consume",
+            "t",
+            "--partition",
+            "0",
+            "--offset",
+            "earliest",
+            "--max-messages",
+            "6",
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    let grpc: Vec<Value> = grpc
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(grpc.len(), 6, "{grpc:?}");
+    for (g, (k, v)) in grpc.iter().zip(&expected) {
+        assert_eq!(g["key"], *k, "{g}");
+        assert_eq!(g["value"], *v, "{g}");
+    }
+
+    // Written over gRPC, read over Kafka.
+    runnel(
+        &bs,
+        &["produce", "t", "--partition", "1", "--key-separator", ":"],
+        Some(b"carol:3\ndave:4\n"),
+    );
+    let read = kcat(
+        &bs,
+        &[
+            "-C",
+            "-t",
+            "t",
+            "-p",
+            "1",
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%o %k=%s\n",
+        ],
+        None,
+    );
+    assert_eq!(read, "0 carol=3\n1 dave=4\n");
+}
+
+#[test]
+fn kcat_group_commits_are_the_groups_runnel_describes() {
+    let (_dir, broker) = broker();
+    let bs = broker.bootstrap();
+    runnel(&bs, &["topic", "create", "g", "-p", "2", "-r", "1"], None);
+    kcat(&bs, &["-P", "-t", "g", "-p", "0"], Some(b"a\nb\nc\n"));
+    kcat(&bs, &["-P", "-t", "g", "-p", "1"], Some(b"d\n"));
+    let read = kcat(
+        &bs,
+        &[
+            "-G",
+            "kcat-group",
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%s\n",
+            "g",
+        ],
+        None,
+    );
+    let mut values: Vec<&str> = read.lines().collect();
+    values.sort_unstable();
+    assert_eq!(values, ["a", "b", "c", "d"], "{read}");
+    let described: Value = serde_json::from_str(&runnel(
+        &bs,
+        &["--output", "json", "group", "describe", "kcat-group"],
+        None,
+    ))
+    .unwrap();
+    let text = described.to_string();
+    // Committed offsets 3 and 1 (the next to consume), seen over gRPC.
+    let committed: Vec<i64> = described["offsets"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{text}"))
+        .iter()
+        .map(|o| o["committed"].as_i64().unwrap())
+        .collect();
+    assert_eq!(committed, [3, 1], "{text}");
+}
+
+#[test]
+fn confluent_kafka_admin_idempotent_producer_group_and_resume() {
+    let (_dir, broker) = broker();
+    let out = run(
+        Command::new(venv_python())
+            .arg(workspace().join("tests/kafka_clients/confluent_check.py"))
+            .args([&broker.bootstrap(), "cf", "1000"]),
+        None,
+    );
+    let s = summary(&out);
+    assert_eq!(s["partitions"], 6, "{s}");
+    assert_eq!(s["retention_before"], "3600000", "{s}");
+    assert_eq!(s["retention_after"], "7200000", "{s}");
+    assert_eq!(s["cluster_brokers"], 1, "{s}");
+    assert_eq!(s["acked"], 1000, "{s}");
+    assert_eq!(s["produce_errors"], serde_json::json!([]), "{s}");
+    // Half, commit, then a new member of the same group resumes.
+    assert_eq!(s["first"], 500, "{s}");
+    assert_eq!(s["committed_sum"], 500, "{s}");
+    assert_eq!(s["rest"], 500, "{s}");
+    assert_eq!(s["distinct"], 1000, "{s}");
+    assert_eq!(s["duplicates"], 0, "{s}");
+    assert!(
+        s["groups"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("checker")),
+        "{s}"
+    );
+    assert_eq!(s["deleted"], true, "{s}");
+}
+
+#[test]
+fn kafka_python_produce_group_consume_commit() {
+    let (_dir, broker) = broker();
+    let bs = broker.bootstrap();
+    runnel(&bs, &["topic", "create", "kp", "-p", "3", "-r", "1"], None);
+    let out = run(
+        Command::new(venv_python())
+            .arg(workspace().join("tests/kafka_clients/kafka_python_check.py"))
+            .args([&bs, "kp", "200"]),
+        None,
+    );
+    let s = summary(&out);
+    assert_eq!(s["acked"], 200, "{s}");
+    assert_eq!(s["consumed"], 200, "{s}");
+    assert_eq!(s["distinct"], 200, "{s}");
+    assert_eq!(s["committed"], 200, "{s}");
+}
+
+#[test]
+fn kafkajs_admin_produce_group_consume() {
+    let (_dir, broker) = broker();
+    let dir = workspace().join("tests/kafka_clients");
+    assert!(
+        dir.join("node_modules/kafkajs").exists(),
+        "kafkajs is missing: run scripts/test.sh (npm ci in tests/kafka_clients)"
+    );
+    let out = run(
+        Command::new("node").current_dir(&dir).args([
+            "kafkajs_check.js",
+            &broker.bootstrap(),
+            "kjs",
+            "100",
+        ]),
+        None,
+    );
+    let s = summary(&out);
+    assert_eq!(s["consumed"], 100, "{s}");
+    assert_eq!(s["distinct"], 100, "{s}");
+    assert_eq!(s["headersOk"], true, "{s}");
+}
