@@ -11,23 +11,32 @@ use serde_json::Value;
 fn cluster_describe_lists_brokers_with_grpc_and_kafka_addresses() {
     let dir = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::start(dir.path(), &["--kafka-listen", "127.0.0.1:0"]).unwrap();
-    let out = Command::new(binary("runnel"))
-        .args([
-            "--bootstrap",
-            &broker.bootstrap(),
-            "--output",
-            "json",
-            "cluster",
-            "describe",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let describe = || {
+        let out = Command::new(binary("runnel"))
+            .args([
+                "--bootstrap",
+                &broker.bootstrap(),
+                "--output",
+                "json",
+                "cluster",
+                "describe",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    // The broker wins the controller election just after it is ready.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut doc = describe();
+    while doc["controller_id"] == -1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        doc = describe();
+    }
     let brokers = doc["brokers"].as_array().unwrap();
     assert_eq!(brokers.len(), 1, "{doc}");
     let b = &brokers[0];
