@@ -9,9 +9,11 @@
 //! [`etcd::EtcdProcess`] does the same for a real etcd, and
 //! [`cluster::TestCluster`] puts one etcd and N brokers together (cluster
 //! mode) with helpers to kill, pause and restart any of them.
+//! [`kafka_clients`] finds the Kafka clients the tests drive.
 
 pub mod cluster;
 pub mod etcd;
+pub mod kafka_clients;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};

@@ -6,29 +6,11 @@
 //! A missing tool fails the test with that advice instead of skipping it.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
+use runnel_tests::kafka_clients::{venv_python, workspace};
 use runnel_tests::{BrokerProcess, binary};
 use serde_json::Value;
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
-
-fn venv_python() -> PathBuf {
-    // Where scripts/test.sh makes it, whatever CARGO_TARGET_DIR says.
-    let python = workspace().join("target/venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/test.sh, which installs confluent-kafka and kafka-python there",
-        python.display()
-    );
-    python
-}
 
 #[track_caller]
 fn run(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
