@@ -66,6 +66,10 @@ pub struct Conn {
     /// Set by a handler whose answer must be the connection's last (a
     /// failed SASL authentication).
     closing: std::sync::atomic::AtomicBool,
+    /// Incremental fetch sessions (KIP-227). An async lock held for a
+    /// whole session fetch, long poll included: a session's requests are
+    /// answered one after another, as its epochs require.
+    pub fetch_sessions: tokio::sync::Mutex<super::fetch_session::FetchSessions>,
 }
 
 impl std::fmt::Debug for Conn {
@@ -133,6 +137,7 @@ where
         client_id: Mutex::new(String::new()),
         sasl_mechanism: Mutex::new(None),
         closing: false.into(),
+        fetch_sessions: Default::default(),
     });
     let (mut reader, mut writer) = tokio::io::split(stream);
     let (queue, mut answers) =

@@ -108,6 +108,10 @@ apis! {
     CreateTopics => create_topics::CreateTopicsRequest, inline;
     DeleteTopics => delete_topics::DeleteTopicsRequest, inline;
     InitProducerId => init_producer_id::InitProducerIdRequest, inline;
+    DescribeAcls => describe_acls::DescribeAclsRequest, inline;
+    CreateAcls => create_acls::CreateAclsRequest, inline;
+    DeleteAcls => delete_acls::DeleteAclsRequest, inline;
+    OffsetForLeaderEpoch => offset_for_leader_epoch::OffsetForLeaderEpochRequest, inline;
 }
 
 /// Decode one request frame (without its size prefix) and start it.

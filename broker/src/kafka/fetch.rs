@@ -1,29 +1,31 @@
 //! Fetch: long-poll reads through the shared fetch operation; the stored
 //! batches go back to the consumer as the bytes the log holds.
 //!
-//! Topics are named (v4-12) or given by id (v13+). Fetch sessions
-//! (KIP-227) are not kept: a client asking for one is told, as Kafka
-//! allows, that none was created (session id 0), and goes on with full
-//! fetches; a request naming a session id gets FETCH_SESSION_ID_NOT_FOUND.
+//! Topics are named (v4-12) or given by id (v13+). From v7 a client may
+//! open an incremental fetch session ([`super::fetch_session`]).
 
 use std::sync::Arc;
 
 pub use kafka_protocol::messages::FetchRequest;
-use kafka_protocol::messages::FetchResponse;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_request::FetchTopic;
+use kafka_protocol::messages::fetch_response::{
+    FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, FetchResponse};
 use runnel_proto::v1;
 use uuid::Uuid;
 
 use super::connection::Conn;
 use super::errors::{UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION, code, code_of};
-use super::topics::{TOPIC_AUTHORIZATION_FAILED, allowed, exists, name_of_id, topic_name};
+use super::fetch_session::Mode;
+use super::leader_hint::LeaderHints;
+use super::topics::{
+    TOPIC_AUTHORIZATION_FAILED, allowed, exists, name_of_id, str_bytes, topic_name,
+};
 use crate::auth::acl::Operation;
 
 /// v4 (Kafka 0.11) to v16 (KIP-951's leader hints are optional tagged fields).
 pub const VERSIONS: (i16, i16) = (4, 16);
-
-const FETCH_SESSION_ID_NOT_FOUND: i16 =
-    kafka_protocol::ResponseError::FetchSessionIdNotFound.code();
 
 /// One requested topic: its name if known, and its partitions in order.
 struct Wanted {
@@ -32,17 +34,50 @@ struct Wanted {
     partitions: Vec<(i32, i16)>,
 }
 
-pub async fn handle(conn: Arc<Conn>, version: i16, req: FetchRequest) -> FetchResponse {
+pub async fn handle(conn: Arc<Conn>, version: i16, mut req: FetchRequest) -> FetchResponse {
+    let requested = std::mem::take(&mut req.topics);
+    if version < 7 || (req.session_id == 0 && req.session_epoch == -1) {
+        return read(&conn, version, &req, requested).await;
+    }
+    let mut sessions = conn.fetch_sessions.lock().await;
+    let begun = sessions.begin(
+        version,
+        req.session_id,
+        req.session_epoch,
+        requested,
+        &req.forgotten_topics_data,
+    );
+    let (topics, mode) = match begun {
+        Ok(b) => b,
+        Err(error_code) => {
+            return FetchResponse::default()
+                .with_error_code(error_code)
+                .with_session_id(0);
+        }
+    };
+    if let Mode::Full(id) = mode {
+        tracing::debug!(peer = %conn.peer, session_id = id, "fetch session opened");
+    }
+    let mut response = read(&conn, version, &req, topics).await;
+    sessions.finish(version, mode, &mut response.responses);
+    if let Mode::Full(id) | Mode::Incremental(id) = mode {
+        response.session_id = id;
+    }
+    response
+}
+
+/// Read `topics` for the request's limits and wait.
+async fn read(
+    conn: &Conn,
+    version: i16,
+    req: &FetchRequest,
+    requested: Vec<FetchTopic>,
+) -> FetchResponse {
     let ctx = &conn.ctx;
     let who = conn.principal();
-    if version >= 7 && req.session_id != 0 {
-        return FetchResponse::default()
-            .with_error_code(FETCH_SESSION_ID_NOT_FOUND)
-            .with_session_id(0);
-    }
-    let mut wanted = Vec::with_capacity(req.topics.len());
+    let mut wanted = Vec::with_capacity(requested.len());
     let mut topics = Vec::new();
-    for t in req.topics {
+    for t in requested {
         let name = if version >= 13 {
             name_of_id(ctx, t.topic_id)
         } else {
@@ -160,7 +195,44 @@ pub async fn handle(conn: Arc<Conn>, version: i16, req: FetchRequest) -> FetchRe
             topic
         })
         .collect();
-    FetchResponse::default().with_responses(responses)
+    let mut response = FetchResponse::default().with_responses(responses);
+    if version >= 12 {
+        add_leader_hints(ctx, version, &mut response);
+    }
+    response
+}
+
+/// KIP-951's current leader on partitions refused with
+/// NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH, and (v16+) where it is.
+fn add_leader_hints(ctx: &crate::server::Context, version: i16, response: &mut FetchResponse) {
+    let mut hints = LeaderHints::new(ctx);
+    for t in &mut response.responses {
+        let name = if version >= 13 {
+            name_of_id(ctx, t.topic_id).unwrap_or_default()
+        } else {
+            t.topic.0.to_string()
+        };
+        for p in &mut t.partitions {
+            if let Some((leader, epoch)) = hints.hint(p.error_code, &name, p.partition_index) {
+                p.current_leader = LeaderIdAndEpoch::default()
+                    .with_leader_id(BrokerId(leader))
+                    .with_leader_epoch(epoch);
+            }
+        }
+    }
+    if version >= 16 {
+        response.node_endpoints = hints
+            .endpoints()
+            .into_iter()
+            .map(|(id, host, port, rack)| {
+                NodeEndpoint::default()
+                    .with_node_id(BrokerId(id))
+                    .with_host(str_bytes(host))
+                    .with_port(port)
+                    .with_rack(rack.map(str_bytes))
+            })
+            .collect();
+    }
 }
 
 fn partition_data(p: v1::FetchPartitionResult) -> PartitionData {

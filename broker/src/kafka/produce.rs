@@ -11,13 +11,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use kafka_protocol::messages::ProduceRequest;
-use kafka_protocol::messages::ProduceResponse;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{BrokerId, ProduceResponse};
 use runnel_proto::v1::{self, Acks};
 
 use super::connection::Conn;
 use super::dispatch::Deferred;
 use super::errors::{INVALID_REQUEST, UNKNOWN_TOPIC_OR_PARTITION, code, code_of};
+use super::leader_hint::LeaderHints;
 use super::topics::{TOPIC_AUTHORIZATION_FAILED, allowed, exists, str_bytes, topic_name};
 use crate::auth::acl::Operation;
 
@@ -112,6 +115,7 @@ pub async fn handle(
             .await,
         )
     };
+    let conn = conn.clone();
     Box::pin(async move {
         let answered = match shared {
             None => Ok(None),
@@ -154,7 +158,7 @@ pub async fn handle(
                 }
             }
         }
-        let responses = order
+        let responses: Vec<TopicProduceResponse> = order
             .into_iter()
             .map(|(name, indexes)| {
                 let partition_responses = indexes
@@ -185,6 +189,36 @@ pub async fn handle(
                     .with_partition_responses(partition_responses)
             })
             .collect();
-        Some(ProduceResponse::default().with_responses(responses))
+        let mut response = ProduceResponse::default().with_responses(responses);
+        if version >= 10 {
+            add_leader_hints(&conn.ctx, &mut response);
+        }
+        Some(response)
     })
+}
+
+/// KIP-951's current leader and its endpoint on partitions refused with
+/// NOT_LEADER_OR_FOLLOWER.
+fn add_leader_hints(ctx: &crate::server::Context, response: &mut ProduceResponse) {
+    let mut hints = LeaderHints::new(ctx);
+    for t in &mut response.responses {
+        for p in &mut t.partition_responses {
+            if let Some((leader, epoch)) = hints.hint(p.error_code, &t.name.0, p.index) {
+                p.current_leader = LeaderIdAndEpoch::default()
+                    .with_leader_id(BrokerId(leader))
+                    .with_leader_epoch(epoch);
+            }
+        }
+    }
+    response.node_endpoints = hints
+        .endpoints()
+        .into_iter()
+        .map(|(id, host, port, rack)| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(id))
+                .with_host(str_bytes(host))
+                .with_port(port)
+                .with_rack(rack.map(str_bytes))
+        })
+        .collect();
 }
