@@ -22,7 +22,8 @@ scripts/test.sh inside the virtualenv it makes:
      its fields are checked against what the chart's metrics Service offers
      (selector, port name).
 4. What each value set must produce (RBAC kind and namespace, leader
-   election flags and Lease Role, Cluster metadata store, NOTES address,
+   election flags and Lease Role, Cluster metadata store and Kafka
+   listener, NOTES addresses, the Kafka port in the NetworkPolicy,
    Topics and Users, the brokers' TokenReview binding with
    serviceAccountTokens).
 5. The operator binary accepts the Deployment's arguments: `runnel-operator
@@ -225,6 +226,7 @@ def check_semantics(name: str, values: dict, objects: list[dict], notes: str) ->
             policies = {p["metadata"]["name"] for p in find(objects, "NetworkPolicy")}
             wanted = {f"{cname}-broker"} | ({f"{cname}-etcd"} if not external else set())
             check(wanted <= policies, f"{where}: NetworkPolicies {policies}")
+        check_kafka(where, merged, cluster, objects, notes, resource_ns)
         security = merged["cluster"].get("security") or {}
         check(cluster["spec"].get("security", {}) == security, f"{where}: Cluster spec.security {cluster['spec'].get('security')} for {security} in values")
         check_broker_token_review(where, merged, cluster, objects, resource_ns)
@@ -249,6 +251,33 @@ def check_semantics(name: str, values: dict, objects: list[dict], notes: str) ->
         policy = obj["metadata"].get("annotations", {}).get("helm.sh/resource-policy")
         check((policy == "keep") == keep, f"{where}: {obj['kind']} resource-policy {policy}")
     check("kind: Topic" in notes, f"{where}: NOTES do not show how to create a Topic")
+
+
+def check_kafka(where: str, merged: dict, cluster: dict, objects: list[dict], notes: str, resource_ns: str) -> None:
+    """`cluster.kafka` becomes the Cluster's spec.kafka; its bootstrap address
+    is in the NOTES; a Kafka-only port is open in the brokers' NetworkPolicy
+    (and no other port is)."""
+    kafka = merged["cluster"]["kafka"]
+    wanted = {"enabled": kafka["enabled"]}
+    if kafka["port"]:
+        wanted["port"] = kafka["port"]
+    if isinstance(kafka.get("tls"), bool):
+        wanted["tls"] = kafka["tls"]
+    if kafka["authentication"]["type"]:
+        wanted["authentication"] = {"type": kafka["authentication"]["type"]}
+    check(cluster["spec"].get("kafka") == wanted, f"{where}: Cluster spec.kafka {cluster['spec'].get('kafka')}, wanted {wanted}")
+    cname = cluster["metadata"]["name"]
+    dedicated = kafka["port"] if kafka["enabled"] and kafka["port"] else None
+    if kafka["enabled"]:
+        address = f"{cname}-client.{resource_ns}.svc:{dedicated or 9092}"
+        check(address in notes and "status.kafkaBootstrap" in notes, f"{where}: NOTES lack the Kafka bootstrap {address}")
+    else:
+        check("Kafka clients" not in notes, f"{where}: NOTES offer Kafka with cluster.kafka.enabled=false")
+    if merged["networkPolicy"]["enabled"]:
+        policy = find(objects, "NetworkPolicy", f"{cname}-broker")[0]
+        clients = policy["spec"]["ingress"][0]
+        ports = [p["port"] for p in clients["ports"]]
+        check(ports == [9092] + ([dedicated] if dedicated else []), f"{where}: broker NetworkPolicy client ports {ports}, Kafka port {dedicated}")
 
 
 def token_review(merged: dict) -> bool:
@@ -343,6 +372,10 @@ INVALID_VALUES = {
     "certificate validity out of range": {"cluster": {"security": {"tls": {"certificates": {"validityDays": 1}}}}},
     "CertManager issuer without issuerRef": {"cluster": {"security": {"tls": {"certificates": {"issuer": "CertManager"}}}}},
     "unknown security key": {"cluster": {"security": {"tls": {"clientAuthentication": "Required"}}}},
+    "Kafka port on the gRPC port": {"cluster": {"kafka": {"port": 9092}}},
+    "Kafka port out of range": {"cluster": {"kafka": {"port": 70000}}},
+    "unknown Kafka authentication type": {"cluster": {"kafka": {"authentication": {"type": "ScramSha512"}}}},
+    "unknown Kafka key": {"cluster": {"kafka": {"listen": "0.0.0.0:9093"}}},
     "user without a name": {"users": [{"authentication": {"type": "Tls"}}]},
     "user name not a DNS name": {"users": [{"name": "Orders_App"}]},
     "unknown ACL operation": {"users": [{"name": "u", "acls": [{"resource": {"type": "Topic", "name": "t"}, "operations": ["Produce"]}]}]},

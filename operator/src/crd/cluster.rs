@@ -51,6 +51,12 @@ use super::security::{SecuritySpec, TlsSpec};
         priority = 1
     ),
     printcolumn(
+        name = "Kafka",
+        type_ = "string",
+        json_path = ".status.kafkaBootstrap",
+        priority = 1
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -58,6 +64,11 @@ use super::security::{SecuritySpec, TlsSpec};
 )]
 #[x_kube(validation = Rule::new("!has(oldSelf.metadataStore) || self.metadataStore == oldSelf.metadataStore").message("metadataStore is immutable: the cluster's metadata cannot move to another etcd"))]
 #[x_kube(validation = Rule::new("self.storage.size == oldSelf.storage.size && (has(self.storage.storageClassName) == has(oldSelf.storage.storageClassName)) && (!has(self.storage.storageClassName) || self.storage.storageClassName == oldSelf.storage.storageClassName)").message("storage size and class are fixed at creation (volume claims of a StatefulSet cannot change)"))]
+#[x_kube(validation = Rule::new("!has(self.kafka) || !has(self.kafka.port) || !has(self.listeners) || (self.kafka.port != self.listeners.grpc && self.kafka.port != self.listeners.http)").message("kafka.port must differ from listeners.grpc and listeners.http (leave it unset to share the gRPC port)"))]
+#[x_kube(validation = Rule::new("!has(self.kafka) || !has(self.kafka.port) || !has(self.kafka.enabled) || self.kafka.enabled").message("kafka.port is a port of the Kafka listener: unset it when kafka.enabled is false"))]
+#[x_kube(validation = Rule::new("!has(self.kafka) || !has(self.kafka.tls) || self.kafka.tls == (has(self.security) && has(self.security.tls))").message("kafka.tls follows spec.security.tls (brokers serve one TLS configuration on every port): set security.tls for TLS, or leave kafka.tls unset"))]
+#[x_kube(validation = Rule::new("!has(self.kafka) || !has(self.kafka.authentication) || self.kafka.authentication.type != 'Tls' || (has(self.security) && has(self.security.tls) && has(self.security.tls.clientAuth) && self.security.tls.clientAuth == 'Required')").message("kafka.authentication.type Tls needs security.tls.clientAuth Required: that is what makes every connection present a client certificate"))]
+#[x_kube(validation = Rule::new("!has(self.kafka) || !has(self.kafka.authentication) || self.kafka.authentication.type != 'Sasl' || (has(self.security) && has(self.security.authorization) && (!has(self.security.authorization.allowEveryoneIfNoAclFound) || !self.security.authorization.allowEveryoneIfNoAclFound))").message("kafka.authentication.type Sasl needs security.authorization without allowEveryoneIfNoAclFound: a client that skips SASL is User:ANONYMOUS, which only default-deny ACLs refuse"))]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterSpec {
     /// Number of brokers. Scaling in moves every replica off the brokers
@@ -104,6 +115,11 @@ pub struct ClusterSpec {
     #[serde(default)]
     pub listeners: ListenersSpec,
 
+    /// The Kafka wire protocol (docs/kafka.md): on the gRPC port by
+    /// default, or on a Kafka-only port.
+    #[serde(default)]
+    pub kafka: KafkaSpec,
+
     /// Move partitions onto new brokers after a scale-out (balanced leaders
     /// and replicas). Off: new brokers only get new topics' partitions.
     #[serde(default = "default_true")]
@@ -123,6 +139,38 @@ impl ClusterSpec {
     /// TLS settings, when the listener has TLS.
     pub fn tls(&self) -> Option<&TlsSpec> {
         self.security.as_ref().and_then(|s| s.tls.as_ref())
+    }
+
+    /// The port Kafka clients use: the dedicated one, else the gRPC port;
+    /// `None` when the Kafka protocol is off.
+    pub fn kafka_port(&self) -> Option<i32> {
+        self.kafka
+            .enabled
+            .then(|| self.kafka.port.unwrap_or(self.listeners.grpc))
+    }
+
+    /// The Kafka-only port, when there is one.
+    pub fn dedicated_kafka_port(&self) -> Option<i32> {
+        self.kafka.enabled.then_some(self.kafka.port).flatten()
+    }
+
+    /// Kafka's `security.protocol` for clients of the Kafka listener.
+    pub fn kafka_security_protocol(&self) -> Option<&'static str> {
+        if !self.kafka.enabled {
+            return None;
+        }
+        let tls = self.tls().is_some();
+        let sasl = self
+            .kafka
+            .authentication
+            .as_ref()
+            .is_some_and(|a| a.type_ == KafkaAuthenticationType::Sasl);
+        Some(match (tls, sasl) {
+            (false, false) => "PLAINTEXT",
+            (true, false) => "SSL",
+            (false, true) => "SASL_PLAINTEXT",
+            (true, true) => "SASL_SSL",
+        })
     }
 }
 
@@ -291,6 +339,70 @@ fn default_http_port() -> i32 {
     9095
 }
 
+/// The Kafka listener, in the terms of a Strimzi listener (`port`, `tls`,
+/// `authentication`). There is one: the broker serves one TLS
+/// configuration and one set of credentials (`spec.security`) on every
+/// port, so `tls` and `authentication` state what those settings must
+/// give Kafka clients, and the CRD refuses a Cluster whose `spec.security`
+/// does not (rather than silently serving something else).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaSpec {
+    /// Serve the Kafka protocol. Off: the brokers speak gRPC only
+    /// (`kafka.shared.listener=false`).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// A Kafka-only port (`kafka.listen`), in the Services and advertised
+    /// per pod as `<pod>.<c>-brokers.<ns>.svc:<port>`. The gRPC port then
+    /// serves gRPC only. Unset: Kafka shares `listeners.grpc`, told apart
+    /// per connection by its first bytes (or, with TLS, by ALPN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<i32>,
+    /// TLS on the Kafka listener. Unset: as `spec.security.tls`; set, it
+    /// must agree with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<bool>,
+    /// How Kafka clients must authenticate. Unset: as gRPC clients may (a
+    /// client certificate, a bearer token over SASL PLAIN or OAUTHBEARER,
+    /// or none: `User:ANONYMOUS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<KafkaAuthentication>,
+}
+
+impl Default for KafkaSpec {
+    fn default() -> Self {
+        KafkaSpec {
+            enabled: true,
+            port: None,
+            tls: None,
+            authentication: None,
+        }
+    }
+}
+
+/// Authentication of the Kafka listener (Strimzi's
+/// `listeners[].authentication`).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+pub struct KafkaAuthentication {
+    /// `Tls`: mutual TLS, every client presents a certificate signed by the
+    /// cluster CA (needs `security.tls.clientAuth: Required`; `User`s with
+    /// `authentication.type: Tls`). `Sasl`: SASL `PLAIN` (password = bearer
+    /// token) or `OAUTHBEARER` with the tokens the brokers accept (`User`s
+    /// with `authentication.type: Token`, ServiceAccount tokens with
+    /// `security.authentication.serviceAccountTokens`); needs default-deny
+    /// `security.authorization`, which refuses a client that skips SASL.
+    #[serde(rename = "type")]
+    pub type_: KafkaAuthenticationType,
+}
+
+/// See [`KafkaAuthentication::type_`].
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum KafkaAuthenticationType {
+    Tls,
+    Sasl,
+}
+
 /// Pod settings merged into the broker pods.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -345,6 +457,14 @@ pub struct ClusterStatus {
     /// `host:port` for clients inside the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap: Option<String>,
+    /// `host:port` for Kafka clients inside the cluster (`bootstrap.servers`);
+    /// unset when `spec.kafka.enabled` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_bootstrap: Option<String>,
+    /// The `security.protocol` Kafka clients set: `PLAINTEXT`, `SSL`,
+    /// `SASL_PLAINTEXT` or `SASL_SSL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_security_protocol: Option<String>,
     /// Brokers being emptied before a scale-in removes them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub draining_brokers: Vec<i32>,
@@ -368,6 +488,93 @@ mod tests {
         assert!(ClusterSpec::validate_cel(&scaled, Some(&old)).is_ok());
         assert!(ClusterSpec::validate_cel(&bigger, Some(&old)).is_err());
         assert!(ClusterSpec::validate_cel(&external, Some(&old)).is_err());
+    }
+
+    /// A spec as the API server validates it: with the schema's defaults
+    /// filled in (serde's are the same).
+    fn defaulted(spec: serde_json::Value) -> serde_json::Value {
+        let spec: ClusterSpec = serde_json::from_value(spec).unwrap();
+        serde_json::to_value(spec).unwrap()
+    }
+
+    fn kafka_rule_error(spec: serde_json::Value) -> Option<String> {
+        ClusterSpec::validate_cel(&defaulted(spec), None)
+            .err()
+            .map(|e| e.to_string())
+    }
+
+    #[test]
+    fn kafka_port_must_be_its_own() {
+        assert_eq!(kafka_rule_error(json!({"kafka": {"port": 9093}})), None);
+        assert_eq!(kafka_rule_error(json!({})), None);
+        for taken in [9092, 9095] {
+            let err = kafka_rule_error(json!({"kafka": {"port": taken}})).unwrap();
+            assert!(err.contains("must differ from listeners.grpc"), "{err}");
+        }
+        let moved = json!({"listeners": {"grpc": 19092}, "kafka": {"port": 9092}});
+        assert_eq!(kafka_rule_error(moved), None);
+        let off = kafka_rule_error(json!({"kafka": {"enabled": false, "port": 9093}})).unwrap();
+        assert!(
+            off.contains("unset it when kafka.enabled is false"),
+            "{off}"
+        );
+        assert_eq!(kafka_rule_error(json!({"kafka": {"enabled": false}})), None);
+    }
+
+    #[test]
+    fn kafka_tls_and_authentication_must_be_what_security_gives() {
+        let tls = json!({"tls": {"clientAuth": "Requested"}});
+        let mtls = json!({"tls": {"clientAuth": "Required"}});
+        let deny = json!({"tls": {"clientAuth": "Requested"}, "authorization": {}});
+        let open = json!({"tls": {"clientAuth": "Requested"},
+            "authorization": {"allowEveryoneIfNoAclFound": true}});
+        let with = |kafka: serde_json::Value, security: Option<&serde_json::Value>| {
+            let mut spec = json!({"kafka": kafka});
+            if let Some(s) = security {
+                spec["security"] = s.clone();
+            }
+            kafka_rule_error(spec)
+        };
+        assert_eq!(with(json!({"tls": true}), Some(&tls)), None);
+        assert_eq!(with(json!({"tls": false}), None), None);
+        let err = with(json!({"tls": true}), None).unwrap();
+        assert!(err.contains("kafka.tls follows spec.security.tls"), "{err}");
+        assert!(with(json!({"tls": false}), Some(&tls)).is_some());
+
+        let auth = |t: &str| json!({"authentication": {"type": t}});
+        assert_eq!(with(auth("Tls"), Some(&mtls)), None);
+        for security in [None, Some(&tls)] {
+            let err = with(auth("Tls"), security).unwrap();
+            assert!(err.contains("clientAuth Required"), "{err}");
+        }
+        assert_eq!(with(auth("Sasl"), Some(&deny)), None);
+        for security in [None, Some(&tls), Some(&open)] {
+            let err = with(auth("Sasl"), security).unwrap();
+            assert!(err.contains("without allowEveryoneIfNoAclFound"), "{err}");
+        }
+    }
+
+    #[test]
+    fn kafka_security_protocol_follows_tls_and_sasl() {
+        let protocol = |spec: serde_json::Value| {
+            serde_json::from_value::<ClusterSpec>(spec)
+                .unwrap()
+                .kafka_security_protocol()
+        };
+        assert_eq!(protocol(json!({})), Some("PLAINTEXT"));
+        assert_eq!(protocol(json!({"kafka": {"enabled": false}})), None);
+        let tls = json!({"tls": {}});
+        assert_eq!(protocol(json!({"security": tls})), Some("SSL"));
+        assert_eq!(
+            protocol(json!({"security": {"tls": {}, "authorization": {}},
+                "kafka": {"authentication": {"type": "Sasl"}}})),
+            Some("SASL_SSL")
+        );
+        assert_eq!(
+            protocol(json!({"security": {"tls": {"clientAuth": "Required"}},
+                "kafka": {"authentication": {"type": "Tls"}}})),
+            Some("SSL")
+        );
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub const CONFIG_HASH_ANNOTATION: &str = "runnel.dev/config-hash";
 /// which beat the file), with where their value comes from. A user value
 /// would be silently overridden or, worse, break the cluster's wiring, so
 /// they are refused.
-pub const OPERATOR_OWNED_KEYS: [(&str, &str); 18] = [
+pub const OPERATOR_OWNED_KEYS: [(&str, &str); 21] = [
     ("broker.id", "the pod's StatefulSet index"),
     ("listen", "spec.listeners.grpc"),
     ("http.listen", "spec.listeners.http"),
@@ -42,6 +42,12 @@ pub const OPERATOR_OWNED_KEYS: [(&str, &str); 18] = [
     ("etcd.endpoints", "spec.metadataStore"),
     ("cluster.name", "the Cluster's namespace and name"),
     ("advertised.listener", "the pod's DNS name"),
+    ("kafka.listen", "spec.kafka.port"),
+    (
+        "kafka.advertised.listener",
+        "the pod's DNS name and spec.kafka.port",
+    ),
+    ("kafka.shared.listener", "spec.kafka"),
     ("broker.rack", "spec.rack"),
     ("ssl.certificate.location", "spec.security.tls"),
     ("ssl.key.location", "spec.security.tls"),

@@ -85,3 +85,41 @@ pub fn client_bootstrap(cluster: &Cluster) -> String {
         cluster.spec.listeners.grpc
     )
 }
+
+/// `<c>-client.<ns>.svc:<port>` of the Kafka listener (the gRPC port unless
+/// Kafka has its own): Kafka clients' `bootstrap.servers`. `None` when the
+/// Kafka protocol is off.
+pub fn kafka_bootstrap(cluster: &Cluster) -> Option<String> {
+    let port = cluster.spec.kafka_port()?;
+    Some(format!(
+        "{}.{}.svc:{port}",
+        client_service(cluster),
+        cluster.namespace().unwrap_or_else(|| "default".into()),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifests::samples;
+
+    #[test]
+    fn kafka_bootstrap_follows_the_kafka_port() {
+        let mut cluster = samples::minimal();
+        assert_eq!(
+            kafka_bootstrap(&cluster).as_deref(),
+            Some("minimal-client.default.svc:9092")
+        );
+        cluster.spec.kafka.port = Some(9093);
+        assert_eq!(
+            kafka_bootstrap(&cluster).as_deref(),
+            Some("minimal-client.default.svc:9093")
+        );
+        assert_eq!(
+            client_bootstrap(&cluster),
+            "minimal-client.default.svc:9092"
+        );
+        cluster.spec.kafka.enabled = false;
+        assert_eq!(kafka_bootstrap(&cluster), None);
+    }
+}

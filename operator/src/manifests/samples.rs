@@ -12,8 +12,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use crate::crd::cluster::{
-    ExternalEtcd, ListenersSpec, MetadataStoreSpec, PodTemplateOverrides, PullPolicy, RackSpec,
-    StorageSpec,
+    ExternalEtcd, KafkaAuthentication, KafkaAuthenticationType, KafkaSpec, ListenersSpec,
+    MetadataStoreSpec, PodTemplateOverrides, PullPolicy, RackSpec, StorageSpec,
 };
 use crate::crd::security::{
     AuthenticationSpec, AuthorizationSpec, CertificatesSpec, ClientAuth, Issuer, IssuerRef,
@@ -38,8 +38,8 @@ pub fn minimal() -> Cluster {
 }
 
 /// Every field set: image, storage, resources, config, rack, external etcd,
-/// listeners, pod template overrides and security (TLS from cert-manager,
-/// authorization, ServiceAccount tokens).
+/// listeners, a Kafka-only port with SASL, pod template overrides and
+/// security (TLS from cert-manager, authorization, ServiceAccount tokens).
 pub fn full() -> Cluster {
     let spec = ClusterSpec {
         replicas: 5,
@@ -78,6 +78,14 @@ pub fn full() -> Cluster {
         listeners: ListenersSpec {
             grpc: 19092,
             http: 19095,
+        },
+        kafka: KafkaSpec {
+            enabled: true,
+            port: Some(19093),
+            tls: Some(true),
+            authentication: Some(KafkaAuthentication {
+                type_: KafkaAuthenticationType::Sasl,
+            }),
         },
         rebalance_on_scale_out: false,
         template: Some(PodTemplateOverrides {
@@ -180,4 +188,19 @@ fn quantities(pairs: &[(&str, &str)]) -> BTreeMap<String, Quantity> {
         .iter()
         .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The samples are Clusters the API server would accept: the golden
+    /// files and the validated manifests show real configurations.
+    #[test]
+    fn samples_pass_the_crd_rules() {
+        for (sample, cluster) in all() {
+            let spec = serde_json::to_value(&cluster.spec).unwrap();
+            ClusterSpec::validate_cel(&spec, None).unwrap_or_else(|e| panic!("{sample}: {e}"));
+        }
+    }
 }

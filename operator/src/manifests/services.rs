@@ -14,6 +14,9 @@ use crate::crd::Cluster;
 pub const GRPC_PORT: &str = "grpc";
 /// Name of the HTTP port: `/healthz`, `/readyz`, `/metrics`.
 pub const HTTP_PORT: &str = "http";
+/// Name of the Kafka-only port (`spec.kafka.port`); Strimzi and the Kafka
+/// docs call a listener's port by its listener name, and so do we.
+pub const KAFKA_PORT: &str = "kafka";
 
 /// Headless Service `<c>-brokers`: per-pod DNS records for the brokers.
 pub fn headless_service(cluster: &Cluster) -> Result<Service> {
@@ -50,12 +53,20 @@ pub fn client_service(cluster: &Cluster) -> Result<Service> {
     })
 }
 
+/// gRPC, HTTP and, when Kafka has a port of its own, Kafka: the headless
+/// Service must carry it too, or the per-pod names Kafka clients are
+/// advertised would resolve to no port in the endpoints (and NetworkPolicy
+/// rules naming the Service's ports would not know it).
 fn broker_ports(cluster: &Cluster) -> Vec<ServicePort> {
     let listeners = &cluster.spec.listeners;
-    vec![
+    let mut ports = vec![
         port(GRPC_PORT, listeners.grpc),
         port(HTTP_PORT, listeners.http),
-    ]
+    ];
+    if let Some(kafka) = cluster.spec.dedicated_kafka_port() {
+        ports.push(port(KAFKA_PORT, kafka));
+    }
+    ports
 }
 
 /// A TCP port forwarding to the container port of the same name.
@@ -96,6 +107,36 @@ mod tests {
             ports,
             [("grpc".to_owned(), 9092), ("http".to_owned(), 9095)]
         );
+    }
+
+    fn port_list(svc: Service) -> Vec<(String, i32)> {
+        svc.spec
+            .unwrap()
+            .ports
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.name.unwrap(), p.port))
+            .collect()
+    }
+
+    #[test]
+    fn a_dedicated_kafka_port_is_in_both_services() {
+        let mut cluster = samples::minimal();
+        cluster.spec.kafka.port = Some(9093);
+        let wanted = [
+            ("grpc".to_owned(), 9092),
+            ("http".to_owned(), 9095),
+            ("kafka".to_owned(), 9093),
+        ];
+        assert_eq!(port_list(headless_service(&cluster).unwrap()), wanted);
+        assert_eq!(port_list(client_service(&cluster).unwrap()), wanted);
+        // The shared port (the default) and Kafka turned off add none.
+        for kafka in [None, Some(9093)] {
+            let mut cluster = samples::minimal();
+            cluster.spec.kafka.port = kafka;
+            cluster.spec.kafka.enabled = kafka.is_none();
+            assert_eq!(port_list(client_service(&cluster).unwrap()), wanted[..2]);
+        }
     }
 
     #[test]

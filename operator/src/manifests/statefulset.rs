@@ -25,7 +25,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::config::{CONFIG_DIR, CONFIG_FILE, CONFIG_HASH_ANNOTATION};
-use super::services::{GRPC_PORT, HTTP_PORT};
+use super::services::{GRPC_PORT, HTTP_PORT, KAFKA_PORT};
 use super::{config, etcd, names, namespace, object_meta, security, selector};
 use crate::Result;
 use crate::crd::Cluster;
@@ -185,6 +185,34 @@ fn broker_container(cluster: &Cluster, default_image: &str) -> Result<Container>
         value_env("RUNNEL_CLUSTER", format!("{ns}.{name}")),
         value_env("RUNNEL_ETCD_ENDPOINTS", etcd::etcd_endpoints(cluster)),
     ];
+    // Kafka on the gRPC port only without a port of its own: with one, that
+    // port is the only Kafka address (Services, status, NetworkPolicies),
+    // and the brokers advertise it even to clients that came in on the
+    // gRPC port. Set only when off: the broker's default is on, and a new
+    // variable in every pod template would roll every broker of every
+    // Cluster on an operator upgrade.
+    if !(spec.kafka.enabled && spec.kafka.port.is_none()) {
+        env.push(value_env(
+            "RUNNEL_KAFKA_SHARED_LISTENER",
+            "false".to_owned(),
+        ));
+    }
+    let dedicated_kafka = spec.dedicated_kafka_port();
+    if let Some(kafka) = dedicated_kafka {
+        env.push(value_env("RUNNEL_KAFKA_LISTEN", format!("0.0.0.0:{kafka}")));
+        // What Metadata and FindCoordinator return for this broker: its
+        // stable name under the headless Service, as for gRPC, so a Kafka
+        // client reaches each partition's leader directly. (The shared
+        // port needs no such setting: there the broker hands out
+        // RUNNEL_ADVERTISE.)
+        env.push(value_env(
+            "RUNNEL_KAFKA_ADVERTISE",
+            format!(
+                "$(POD_NAME).{}.$(POD_NAMESPACE).svc:{kafka}",
+                names::headless_service(cluster)
+            ),
+        ));
+    }
     let https = spec.tls().is_some_and(|t| t.https_endpoints);
     let mut security_mounts = Vec::new();
     if let Some(security) = &spec.security {
@@ -216,10 +244,15 @@ fn broker_container(cluster: &Cluster, default_image: &str) -> Result<Container>
             format!("{CONFIG_DIR}/{CONFIG_FILE}"),
         ]),
         env: Some(env),
-        ports: Some(vec![
-            container_port(GRPC_PORT, grpc),
-            container_port(HTTP_PORT, http),
-        ]),
+        ports: Some(
+            [
+                container_port(GRPC_PORT, grpc),
+                container_port(HTTP_PORT, http),
+            ]
+            .into_iter()
+            .chain(dedicated_kafka.map(|kafka| container_port(KAFKA_PORT, kafka)))
+            .collect(),
+        ),
         // Ready = registered in the cluster and serving.
         readiness_probe: Some(Probe {
             period_seconds: Some(5),
@@ -554,6 +587,79 @@ mod tests {
         );
     }
 
+    fn container_ports(sts: &StatefulSet) -> Vec<(String, i32)> {
+        broker_container_of(sts)
+            .unwrap()
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| (p.name.clone().unwrap(), p.container_port))
+            .collect()
+    }
+
+    #[test]
+    fn kafka_shares_the_grpc_port_by_default() {
+        let sts = statefulset(&samples::minimal(), 3, "img").unwrap();
+        let value = |name| broker_env(&sts, name).map(|e| e.value.clone().unwrap());
+        // The broker's default (shared) is left alone: no variable, so
+        // existing pod templates, and so the brokers, are unchanged.
+        assert_eq!(value("RUNNEL_KAFKA_SHARED_LISTENER"), None);
+        assert_eq!(value("RUNNEL_KAFKA_LISTEN"), None);
+        assert_eq!(value("RUNNEL_KAFKA_ADVERTISE"), None);
+        assert_eq!(
+            container_ports(&sts),
+            [("grpc".to_owned(), 9092), ("http".to_owned(), 9095)]
+        );
+    }
+
+    #[test]
+    fn a_dedicated_kafka_port_is_listened_on_and_advertised_per_pod() {
+        let mut cluster = samples::minimal();
+        cluster.spec.kafka.port = Some(9093);
+        let sts = statefulset(&cluster, 3, "img").unwrap();
+        let value = |name| broker_env(&sts, name).map(|e| e.value.clone().unwrap());
+        assert_eq!(
+            value("RUNNEL_KAFKA_SHARED_LISTENER").as_deref(),
+            Some("false")
+        );
+        assert_eq!(
+            value("RUNNEL_KAFKA_LISTEN").as_deref(),
+            Some("0.0.0.0:9093")
+        );
+        assert_eq!(
+            value("RUNNEL_KAFKA_ADVERTISE").as_deref(),
+            Some("$(POD_NAME).minimal-brokers.$(POD_NAMESPACE).svc:9093")
+        );
+        let env = broker_container_of(&sts).unwrap().env.as_ref().unwrap();
+        let position = |name| env.iter().position(|e| e.name == name).unwrap();
+        assert!(position("POD_NAME") < position("RUNNEL_KAFKA_ADVERTISE"));
+        assert!(position("POD_NAMESPACE") < position("RUNNEL_KAFKA_ADVERTISE"));
+        assert_eq!(
+            container_ports(&sts),
+            [
+                ("grpc".to_owned(), 9092),
+                ("http".to_owned(), 9095),
+                ("kafka".to_owned(), 9093)
+            ]
+        );
+    }
+
+    #[test]
+    fn kafka_off_leaves_grpc_alone() {
+        let mut cluster = samples::minimal();
+        cluster.spec.kafka.enabled = false;
+        // A port left behind is ignored (the CRD refuses it anyway).
+        cluster.spec.kafka.port = Some(9093);
+        let sts = statefulset(&cluster, 3, "img").unwrap();
+        let value = |name| broker_env(&sts, name).map(|e| e.value.clone().unwrap());
+        assert_eq!(
+            value("RUNNEL_KAFKA_SHARED_LISTENER").as_deref(),
+            Some("false")
+        );
+        assert_eq!(value("RUNNEL_KAFKA_LISTEN"), None);
+        assert_eq!(container_ports(&sts).len(), 2);
+    }
+
     #[test]
     fn rack_spreads_pods_and_sets_the_broker_rack() {
         let mut cluster = samples::minimal();
@@ -715,6 +821,33 @@ mod tests {
                 cluster.spec.listeners.http
             );
             assert_eq!(config.data_dir, std::path::PathBuf::from(DATA_DIR));
+            // Kafka: the address pod 2 hands Kafka clients is its own name
+            // under the headless Service, at the port the Services carry.
+            let headless = names::headless_service(&cluster);
+            assert_eq!(
+                config.kafka_shared_listener,
+                cluster.spec.kafka.port.is_none()
+            );
+            match cluster.spec.dedicated_kafka_port() {
+                Some(port) => {
+                    let listen = config.kafka_listen_address().unwrap().unwrap();
+                    assert_eq!(listen.port() as i32, port);
+                    assert_eq!(
+                        config.kafka_advertised_address().unwrap(),
+                        format!("{pod_name}.{headless}.default.svc:{port}")
+                    );
+                }
+                None => {
+                    assert_eq!(config.kafka_advertised_address(), None);
+                    assert_eq!(
+                        config.advertise,
+                        format!(
+                            "{pod_name}.{headless}.default.svc:{}",
+                            cluster.spec.listeners.grpc
+                        )
+                    );
+                }
+            }
             std::fs::remove_dir_all(&dir).unwrap();
         }
     }

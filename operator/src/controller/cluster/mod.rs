@@ -424,6 +424,8 @@ fn base_status(cluster: &Cluster, view: Option<&ClusterView>) -> ClusterStatus {
     status.observed_generation = cluster.meta().generation;
     status.selector = Some(names::broker_selector(cluster));
     status.bootstrap = Some(names::client_bootstrap(cluster));
+    status.kafka_bootstrap = names::kafka_bootstrap(cluster);
+    status.kafka_security_protocol = cluster.spec.kafka_security_protocol().map(str::to_owned);
     if let Some(view) = view {
         status.controller = view.controller;
         status.under_replicated_partitions = view.under_replicated() as i32;

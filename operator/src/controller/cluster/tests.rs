@@ -102,10 +102,88 @@ async fn creates_every_object_and_a_second_reconcile_writes_nothing() {
         stored.status.as_ref().unwrap().bootstrap.as_deref(),
         Some("main-client.ns.svc:9092")
     );
+    // Kafka shares the gRPC port by default.
+    assert_eq!(
+        stored.status.as_ref().unwrap().kafka_bootstrap.as_deref(),
+        Some("main-client.ns.svc:9092")
+    );
 
     // Nothing changed: reads only.
     run(&mut api, &mut mock, &ctx, stored).await;
     assert!(api.writes().is_empty(), "{:?}", api.writes());
+}
+
+/// A Kafka-only port reaches the API server: in both Services, the broker
+/// container and its advertised address, and the status patch; turning
+/// Kafka off again takes the port away and the Kafka bootstrap out of the
+/// status.
+#[tokio::test]
+async fn a_dedicated_kafka_port_is_applied_and_reported() {
+    let (client, mut mock) = MockApi::new();
+    let ctx = context(client, "127.0.0.1:1");
+    let mut api = FakeApi::new();
+    let spec = json!({"replicas": 3, "kafka": {"port": 9093}});
+    let (_, stored) = run(&mut api, &mut mock, &ctx, cluster(spec)).await;
+    let ports = |api: &FakeApi, path: &str| -> Vec<(String, i64)> {
+        api.store[path]["spec"]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap().to_owned(),
+                    p["port"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    for service in ["main-brokers", "main-client"] {
+        let path = format!("/api/v1/namespaces/ns/services/{service}");
+        assert!(
+            ports(&api, &path).contains(&("kafka".to_owned(), 9093)),
+            "{service}: {:?}",
+            ports(&api, &path)
+        );
+    }
+    let container = &api.store[STS_PATH]["spec"]["template"]["spec"]["containers"][0];
+    let env = |name: &str| {
+        container["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .map(|e| e["value"].clone())
+    };
+    assert_eq!(
+        env("RUNNEL_KAFKA_ADVERTISE"),
+        Some(json!("$(POD_NAME).main-brokers.$(POD_NAMESPACE).svc:9093"))
+    );
+    assert_eq!(env("RUNNEL_KAFKA_SHARED_LISTENER"), Some(json!("false")));
+    let status = stored.status.clone().unwrap();
+    assert_eq!(
+        status.kafka_bootstrap.as_deref(),
+        Some("main-client.ns.svc:9093")
+    );
+    assert_eq!(status.kafka_security_protocol.as_deref(), Some("PLAINTEXT"));
+    assert_eq!(status.bootstrap.as_deref(), Some("main-client.ns.svc:9092"));
+
+    let mut off = stored;
+    off.spec.kafka.enabled = false;
+    off.spec.kafka.port = None;
+    let (_, stored) = run(&mut api, &mut mock, &ctx, off).await;
+    let writes = api.writes();
+    assert!(
+        writes.contains(&"PATCH /apis/runnel.dev/v1alpha1/namespaces/ns/clusters/main/status"),
+        "{writes:?}"
+    );
+    assert!(
+        !ports(&api, "/api/v1/namespaces/ns/services/main-client")
+            .iter()
+            .any(|(name, _)| name == "kafka")
+    );
+    let status = stored.status.unwrap();
+    assert_eq!(status.kafka_bootstrap, None);
+    assert_eq!(status.kafka_security_protocol, None);
 }
 
 #[tokio::test]
