@@ -207,6 +207,10 @@ async fn read(
 fn add_leader_hints(ctx: &crate::server::Context, version: i16, response: &mut FetchResponse) {
     let mut hints = LeaderHints::new(ctx);
     for t in &mut response.responses {
+        // The common case, nothing refused: no name lookup per fetch.
+        if t.partitions.iter().all(|p| p.error_code == 0) {
+            continue;
+        }
         let name = if version >= 13 {
             name_of_id(ctx, t.topic_id).unwrap_or_default()
         } else {
