@@ -6,9 +6,9 @@ import json
 import sys
 import time
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry,
-                                   ConfigResource, NewPartitions, NewTopic)
+                                   ConfigResource, NewPartitions, NewTopic, OffsetSpec)
 
 bs, topic, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 out = {}
@@ -61,6 +61,35 @@ out["first"] = len(first)
 out["rest"] = len(rest)
 out["distinct"] = len(set(first) | set(rest))
 out["duplicates"] = len(first) + len(rest) - out["distinct"]
+# DeleteRecords: the lower half of the fullest partition goes; earliest
+# moves there, a consumer from the beginning starts there, and past the
+# high watermark is refused.
+def offsets(spec):
+    asked = {TopicPartition(topic, p): spec for p in range(6)}
+    return {tp.partition: r.offset for tp, r in
+            ((tp, f.result()) for tp, f in admin.list_offsets(asked).items())}
+latest = offsets(OffsetSpec.latest())
+p = max(latest, key=latest.get)
+cut = latest[p] // 2
+deleted = admin.delete_records([TopicPartition(topic, p, cut)])
+out["low_watermark"] = next(iter(deleted.values())).result().low_watermark
+out["earliest_after_delete"] = offsets(OffsetSpec.earliest())[p]
+out["cut"] = cut
+c3 = Consumer({"bootstrap.servers": bs, "group.id": "after-delete", "enable.auto.commit": False})
+c3.assign([TopicPartition(topic, p, -2)])  # OFFSET_BEGINNING
+first_offset, deadline = None, time.time() + 30
+while first_offset is None and time.time() < deadline:
+    m = c3.poll(0.5)
+    if m is not None and not m.error():
+        first_offset = m.offset()
+c3.close()
+out["first_offset_after_delete"] = first_offset
+try:
+    next(iter(admin.delete_records([TopicPartition(topic, p, latest[p] + 10)]).values())).result()
+    out["delete_past_hw"] = "accepted"
+except KafkaException as e:
+    out["delete_past_hw"] = e.args[0].name()
+
 groups = admin.list_consumer_groups().result().valid
 out["groups"] = sorted(g.group_id for g in groups)
 admin.delete_topics([topic])[topic].result()

@@ -2266,6 +2266,7 @@ async fn replication_service_refuses_bad_input_precisely() {
         fetch_offset,
         current_leader_epoch: -1,
         last_fetched_epoch: -1,
+        log_start_offset: 0,
     };
 
     // Nothing asked (the default request names broker 0): nothing answered.
@@ -2452,6 +2453,7 @@ const METHODS: &[(&str, Field1)] = &[
     ("/runnel.v1.Broker/ListOffsets", Field1::Message),
     ("/runnel.v1.Broker/Metadata", Field1::String),
     ("/runnel.v1.Broker/InitProducerId", Field1::String),
+    ("/runnel.v1.Broker/DeleteRecords", Field1::Message),
     ("/runnel.v1.Group/FindCoordinator", Field1::String),
     ("/runnel.v1.Group/JoinGroup", Field1::String),
     ("/runnel.v1.Group/Heartbeat", Field1::String),

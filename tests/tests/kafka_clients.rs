@@ -271,6 +271,15 @@ fn confluent_kafka_admin_idempotent_producer_group_and_resume() {
             .contains(&Value::from("checker")),
         "{s}"
     );
+    // DeleteRecords: answered with the new log start, which ListOffsets
+    // and a consumer from the beginning then start at; past the high
+    // watermark refused.
+    let cut = s["cut"].as_i64().unwrap();
+    assert!(cut > 0, "{s}");
+    assert_eq!(s["low_watermark"], cut, "{s}");
+    assert_eq!(s["earliest_after_delete"], cut, "{s}");
+    assert_eq!(s["first_offset_after_delete"], cut, "{s}");
+    assert_eq!(s["delete_past_hw"], "OFFSET_OUT_OF_RANGE", "{s}");
     assert_eq!(s["deleted"], true, "{s}");
 }
 

@@ -717,3 +717,117 @@ async fn a_topic_with_more_partitions_than_one_etcd_transaction_holds() {
     let all: Vec<(String, u32)> = (0..450).map(|p| ("wide".to_string(), p)).collect();
     assert_eq!(consumer.committed(&all).await.unwrap(), vec![0; 450]);
 }
+
+/// One DeleteRecords call to `broker` for `topic-p`.
+async fn raw_delete_records(
+    cluster: &TestCluster,
+    broker: i32,
+    topic: &str,
+    p: u32,
+    offset: i64,
+) -> DeleteRecordsPartitionResult {
+    let channel = Channel::from_shared(cluster.broker(broker).endpoint())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let response = BrokerClient::new(channel)
+        .delete_records(DeleteRecordsRequest {
+            topics: vec![DeleteRecordsTopic {
+                topic: topic.into(),
+                partitions: vec![DeleteRecordsPartition {
+                    partition: p,
+                    offset,
+                }],
+            }],
+            timeout_ms: 10_000,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    response.topics[0].partitions[0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delete_records_reaches_every_in_sync_replica_and_survives_a_leader_kill() {
+    let mut cluster = TestCluster::start(3, &[]).unwrap();
+    cluster.wait_registered(WAIT).await.unwrap();
+    admin(&cluster)
+        .await
+        .create_topic("trim", 1, 3, &[("min.insync.replicas", "2")])
+        .await
+        .unwrap();
+    let leader = cluster
+        .wait_for_leader("trim", 0, &[1, 2, 3], Some(3), WAIT)
+        .await
+        .unwrap()
+        .leader;
+    let producer = producer(&cluster).await;
+    for i in 0..100u32 {
+        // One batch each, so that the deleted offset falls between batches
+        // and inside none.
+        producer
+            .send(ProducerRecord::new("trim", format!("v{i}")).partition(0))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    producer.close().await;
+    let code_of = |r: &DeleteRecordsPartitionResult| {
+        r.error
+            .as_ref()
+            .map_or(ErrorCode::None, |e| ErrorCode::try_from(e.code).unwrap())
+    };
+
+    // Refusals first: they change nothing.
+    let follower = (1..=3).find(|&b| b != leader).unwrap();
+    let refused = raw_delete_records(&cluster, follower, "trim", 0, 10).await;
+    assert_eq!(
+        code_of(&refused),
+        ErrorCode::NotLeaderOrFollower,
+        "{refused:?}"
+    );
+    let refused = raw_delete_records(&cluster, leader, "trim", 0, 101).await;
+    assert_eq!(
+        code_of(&refused),
+        ErrorCode::OffsetOutOfRange,
+        "{refused:?}"
+    );
+    assert_eq!(read_all(&cluster, "trim", 0).await.len(), 100);
+
+    // Answered once every ISR member has deleted: the low watermark is 40.
+    let done = raw_delete_records(&cluster, leader, "trim", 0, 40).await;
+    assert_eq!(code_of(&done), ErrorCode::None, "{done:?}");
+    assert_eq!(done.low_watermark, 40, "{done:?}");
+    for b in 1..=3 {
+        let checkpoint = cluster
+            .broker(b)
+            .data_dir()
+            .join("trim-0/log-start-offset-checkpoint");
+        assert_eq!(
+            std::fs::read_to_string(&checkpoint).unwrap(),
+            "0\n40\n",
+            "broker {b}"
+        );
+    }
+
+    // The leader dies: its successor does not bring the records back.
+    cluster.broker_mut(leader).kill9().unwrap();
+    let others: Vec<i32> = (1..=3).filter(|&b| b != leader).collect();
+    cluster
+        .wait_for_leader("trim", 0, &others, None, WAIT)
+        .await
+        .unwrap();
+    let records = read_all(&cluster, "trim", 0).await;
+    assert_eq!(records.first().map(|r| r.0), Some(40), "{records:?}");
+    assert_eq!(records.len(), 60);
+    assert_eq!(records[0].1, Bytes::from("v40"));
+    // The old leader comes back as a follower with its checkpoint.
+    cluster.broker_mut(leader).start_again().unwrap();
+    cluster
+        .wait_for_leader("trim", 0, &others, Some(3), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(read_all(&cluster, "trim", 0).await, records);
+}

@@ -107,6 +107,7 @@ apis! {
     ApiVersions => api_versions::ApiVersionsRequest, inline;
     CreateTopics => create_topics::CreateTopicsRequest, inline;
     DeleteTopics => delete_topics::DeleteTopicsRequest, inline;
+    DeleteRecords => delete_records::DeleteRecordsRequest, concurrent;
     InitProducerId => init_producer_id::InitProducerIdRequest, inline;
     DescribeAcls => describe_acls::DescribeAclsRequest, inline;
     CreateAcls => create_acls::CreateAclsRequest, inline;

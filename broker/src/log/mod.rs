@@ -23,13 +23,16 @@
 //!   segment (`page.cache.drop.behind.bytes`).
 //! - `preallocate`: optional disk reservation for segments
 //!   (`preallocate`), prepared off the append path.
+//! - `start_offset`: the log start offset checkpoint (DeleteRecords moves
+//!   the start inside a segment).
 //! - `partition`: [`Log`], the segments of one partition.
 //! - `manager`: [`LogManager`].
 //! - `cleaner`: the background task that applies `retention.*` and
 //!   `flush.ms` to every log.
 //!
 //! Vocabulary is Kafka's: *LEO* (log end offset, the offset the next
-//! appended record gets), *log start offset* (first offset still stored),
+//! appended record gets), *log start offset* (first offset still readable:
+//! the oldest segment's base offset, or past it after DeleteRecords),
 //! *base offset* (first offset of a segment or a batch), *HW* (high
 //! watermark, passed in by the caller as `max_offset` on reads).
 
@@ -43,6 +46,7 @@ mod partition;
 mod preallocate;
 mod scan;
 mod segment;
+mod start_offset;
 mod time_index;
 
 pub(crate) use deletion::{delete_dir_later, delete_leftover_dirs};

@@ -213,8 +213,13 @@ impl Log {
             }
         };
         segments.insert(active.seg.base_offset(), active.seg.clone());
-        let log_start_offset = *segments.keys().next().expect("at least the active segment");
         let log_end_offset = active.next_offset;
+        // DeleteRecords may have moved the start inside a segment. A
+        // checkpoint past the recovered end (its records were acknowledged
+        // but not yet fsynced when the broker died) starts the log at its end.
+        let checkpointed = super::start_offset::read(&dir)?.map_or(0, |c| c.min(log_end_offset));
+        let log_start_offset =
+            checkpointed.max(*segments.keys().next().expect("at least the active segment"));
         info!(
             topic = %tp.topic, partition = tp.partition, segments = segments.len(), log_start_offset,
             log_end_offset, recover, "opened log"
@@ -257,7 +262,8 @@ impl Log {
             .store(high_watermark, Ordering::Release);
     }
 
-    /// First offset still stored (base offset of the oldest segment).
+    /// First offset still readable: the oldest segment's base offset, or
+    /// where [`Log::advance_log_start_offset`] moved it.
     pub fn log_start_offset(&self) -> i64 {
         self.log_start_offset.load(Ordering::Acquire)
     }
@@ -716,6 +722,8 @@ impl Log {
     /// record. `None` if no record is that recent.
     pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<(i64, i64)>> {
         let log_end_offset = self.log_end_offset();
+        // Records below it (DeleteRecords) are not to be found any more.
+        let log_start_offset = self.log_start_offset();
         let interval = self.config.read().index_interval_bytes;
         let segments: Vec<Arc<Segment>> = self.segments.read().values().cloned().collect();
         for seg in segments {
@@ -736,13 +744,14 @@ impl Log {
             let found = records(&batch).ok().and_then(|mut recs| {
                 recs.find_map(|r| {
                     r.ok()
-                        .filter(|r| r.timestamp >= timestamp_ms)
+                        .filter(|r| r.timestamp >= timestamp_ms && r.offset >= log_start_offset)
                         .map(|r| (r.offset, r.timestamp))
                 })
             });
-            return Ok(Some(
-                found.unwrap_or((header.base_offset, header.max_timestamp)),
-            ));
+            return Ok(Some(found.unwrap_or((
+                header.base_offset.max(log_start_offset),
+                header.max_timestamp,
+            ))));
         }
         Ok(None)
     }
@@ -909,7 +918,8 @@ impl Log {
                 map.remove(&s.base_offset());
             }
             let start = *map.keys().next().expect("the active segment remains");
-            self.log_start_offset.store(start, Ordering::Release);
+            // Never back: DeleteRecords may have moved it past that base.
+            self.log_start_offset.fetch_max(start, Ordering::AcqRel);
         }
         w.dir_dirty = true;
         for (i, s) in doomed.iter().enumerate() {
@@ -922,6 +932,52 @@ impl Log {
             );
         }
         Ok(n)
+    }
+
+    /// Kafka's DeleteRecords on this log: records below `offset` are no
+    /// longer readable (reads below it are [`Error::OffsetOutOfRange`],
+    /// ListOffsets earliest gives it), and segments wholly below it are
+    /// deleted. The new start is checkpointed before anything is deleted, so
+    /// a restart does not bring the records back. Never moves the start
+    /// back; past the log end offset is out of range. Returns the log start
+    /// offset afterwards.
+    ///
+    /// The caller bounds `offset` by the high watermark (the partition's
+    /// leader) or the leader's log start (a follower).
+    pub fn advance_log_start_offset(&self, offset: i64) -> Result<i64> {
+        let mut w = self.writer.lock();
+        self.check_open(&w)?;
+        let log_end = w.active.next_offset;
+        let current = self.log_start_offset();
+        if offset > log_end {
+            return Err(self.out_of_range(offset, current, log_end));
+        }
+        if offset <= current {
+            return Ok(current);
+        }
+        super::start_offset::write(&self.dir, offset)?;
+        self.log_start_offset.store(offset, Ordering::Release);
+        // Segments whose every offset is below the new start: each one's
+        // records end where the next one begins; the active one stays.
+        let doomed: Vec<Arc<Segment>> = {
+            let mut map = self.segments.write();
+            let bases: Vec<i64> = map.keys().copied().collect();
+            let gone: Vec<i64> = bases
+                .windows(2)
+                .take_while(|pair| pair[1] <= offset)
+                .map(|pair| pair[0])
+                .collect();
+            gone.iter().filter_map(|b| map.remove(b)).collect()
+        };
+        for s in &doomed {
+            s.delete_files()?;
+        }
+        w.dir_dirty |= !doomed.is_empty();
+        info!(
+            topic = %self.tp.topic, partition = self.tp.partition, log_start_offset = offset,
+            previous_log_start_offset = current, deleted_segments = doomed.len(), "advanced log start offset"
+        );
+        Ok(offset)
     }
 
     /// Remove every record at or after `offset` (a follower cutting a
@@ -990,6 +1046,10 @@ impl Log {
         }
         w.active = ActiveSegment::create(&self.dir, offset, config)?;
         self.segments.write().insert(offset, w.active.seg.clone());
+        // A checkpoint from before would put the start past the new log.
+        if super::start_offset::read(&self.dir)?.is_some() {
+            super::start_offset::write(&self.dir, offset)?;
+        }
         self.log_start_offset.store(offset, Ordering::Release);
         self.log_end_offset.store(offset, Ordering::Release);
         w.dir_dirty = true;

@@ -1549,3 +1549,67 @@ fn preallocate_reserves_segments_off_the_append_path_and_trims_sealed_ones() {
     let first = paths(dir.path(), 0).log;
     assert!(allocated(&first) <= len(&first).next_multiple_of(4096) + MIB);
 }
+
+#[test]
+fn delete_records_moves_the_start_inside_a_segment_and_a_restart_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), small(), false);
+    fill(&log, 60, 2, 100);
+    let bases = log.segment_base_offsets();
+    assert!(bases.len() >= 4, "{bases:?}");
+    let target = bases[2] + 1; // the second record of segment 2's first batch
+    assert_eq!(log.advance_log_start_offset(target).unwrap(), target);
+    assert_eq!(log.log_start_offset(), target);
+    // Segments 0 and 1 were wholly below it and are gone; 2 stays.
+    assert_eq!(log.segment_base_offsets(), bases[2..].to_vec());
+    assert!(!paths(dir.path(), bases[1]).log.exists());
+    assert!(is_out_of_range(log.read(target - 1, 100, i64::MAX)));
+    assert!(is_out_of_range(log.read(0, 100, i64::MAX)));
+    // A read at the start gives the batch holding it, whole, as Kafka does.
+    let read = log.read(target, usize::MAX, i64::MAX).unwrap();
+    assert_eq!(read.log_start_offset, target);
+    assert_eq!(decode(&read.records)[0].0, bases[2]);
+    // Timestamp lookups skip what is deleted.
+    assert_eq!(log.offset_for_timestamp(0).unwrap().unwrap().0, target);
+    // Never back, and never past the log end.
+    assert_eq!(log.advance_log_start_offset(bases[1]).unwrap(), target);
+    let end = log.log_end_offset();
+    assert!(matches!(
+        log.advance_log_start_offset(end + 1),
+        Err(Error::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(log.log_start_offset(), target);
+    // Retention deleting older segments does not move it back either.
+    assert_eq!(log.delete_old_segments(TS).unwrap(), 0);
+    assert_eq!(log.log_start_offset(), target);
+
+    log.close().unwrap();
+    drop(log);
+    let log = open(dir.path(), small(), true);
+    assert_eq!(log.log_start_offset(), target, "survives a restart");
+    assert!(is_out_of_range(log.read(target - 1, 100, i64::MAX)));
+    // Up to the log end: every sealed segment goes, the active one stays.
+    assert_eq!(log.advance_log_start_offset(end).unwrap(), end);
+    assert_eq!(log.num_segments(), 1);
+    assert!(log.read(end, 100, i64::MAX).unwrap().records.is_empty());
+    log.append(&batch_at(TS, 1, 1), 0, TS).unwrap();
+    assert_eq!(log.log_end_offset(), end + 1);
+    // A follower restarting below the checkpoint takes the new start.
+    log.truncate_fully_and_start_at(3).unwrap();
+    drop(log);
+    let log = open(dir.path(), small(), false);
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (3, 3));
+}
+
+#[test]
+fn a_start_checkpoint_past_the_recovered_end_starts_the_log_at_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), small(), false);
+    fill(&log, 3, 2, 10);
+    log.close().unwrap();
+    drop(log);
+    // As if DeleteRecords had been checkpointed up to records a crash lost.
+    super::super::start_offset::write(&dir.path().join("t-0"), 100).unwrap();
+    let log = open(dir.path(), small(), true);
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (6, 6));
+}

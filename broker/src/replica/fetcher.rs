@@ -245,6 +245,7 @@ impl FetchLoop {
                     fetch_offset: s.fetch_offset,
                     current_leader_epoch: s.leader_epoch,
                     last_fetched_epoch: s.last_fetched_epoch,
+                    log_start_offset: s.log_start_offset,
                 })
                 .collect(),
         };
@@ -332,7 +333,9 @@ impl FetchLoop {
             }
             return Ok(());
         }
-        part.append_as_follower(epoch, &result.records, result.high_watermark, now_ms)
+        part.append_as_follower(epoch, &result.records, result.high_watermark, now_ms)?;
+        // After the append: the HW it brought bounds how far we may follow.
+        part.follow_leader_log_start(epoch, result.log_start_offset)
     }
 
     fn delay(&mut self, tp: &TopicPartition) {

@@ -51,6 +51,9 @@ struct FollowerState {
     /// reaching that LEO proves it was caught up as of then.
     last_fetch: Instant,
     last_fetch_leader_leo: i64,
+    /// Its log start offset, from its last fetch; -1 until it told us.
+    /// DeleteRecords waits for the ISR's to pass the deleted offset.
+    log_start: i64,
 }
 
 #[derive(Debug)]
@@ -268,6 +271,7 @@ impl Partition {
                                 last_caught_up: now,
                                 last_fetch: now,
                                 last_fetch_leader_leo: -1,
+                                log_start: -1,
                             },
                         )
                     })
@@ -491,6 +495,106 @@ impl Partition {
         }
     }
 
+    /// Leader: Kafka's DeleteRecords. Records below `offset` (the high
+    /// watermark if -1) stop being readable here at once; followers follow
+    /// from their next fetch ([`Partition::follow_leader_log_start`]), and
+    /// [`Partition::wait_for_low_watermark`] waits for them. Past the high
+    /// watermark is out of range: only committed records can be deleted.
+    /// Returns the new log start offset.
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64> {
+        let start = {
+            let s = self.state.lock();
+            if s.role != Role::Leader {
+                return Err(self.not_leader(&s, ""));
+            }
+            let hw = self.high_watermark();
+            let target = if offset == -1 { hw } else { offset };
+            if !(0..=hw).contains(&target) {
+                return Err(Error::OffsetOutOfRange {
+                    topic_partition: self.tp.to_string(),
+                    offset,
+                    log_start_offset: self.log.log_start_offset(),
+                    log_end_offset: hw,
+                });
+            }
+            self.log.advance_log_start_offset(target)?
+        };
+        self.changes.send_modify(|n| *n += 1);
+        self.trim_leader_epochs()?;
+        Ok(start)
+    }
+
+    /// Leader: the lowest log start offset over the ISR (Kafka's low
+    /// watermark): below it, no replica that could lead still has records.
+    pub fn low_watermark(&self) -> i64 {
+        let s = self.state.lock();
+        let own = self.log.log_start_offset();
+        s.isr
+            .iter()
+            .filter(|&&r| r != self.broker_id)
+            .map(|r| s.followers.get(r).map_or(-1, |f| f.log_start))
+            .fold(own, i64::min)
+    }
+
+    /// Leader: follower `replica` reported its log start offset.
+    pub fn record_follower_log_start(&self, replica: i32, log_start: i64) {
+        let mut s = self.state.lock();
+        let Some(f) = s.followers.get_mut(&replica) else {
+            return;
+        };
+        if f.log_start != log_start {
+            f.log_start = log_start;
+            drop(s);
+            self.changes.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// Leader: wait until the [low watermark](Self::low_watermark) reaches
+    /// `offset` (DeleteRecords' answer), or `timeout` passes.
+    pub async fn wait_for_low_watermark(&self, offset: i64, timeout: Duration) -> Result<i64> {
+        let mut changes = self.changes.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            changes.borrow_and_update();
+            if !self.is_leader() {
+                return Err(self.not_leader(&self.state.lock(), ""));
+            }
+            let low = self.low_watermark();
+            if low >= offset {
+                return Ok(low);
+            }
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(_)) => return Err(Error::NotAvailable(format!("{} was closed", self.tp))),
+                Err(_) => {
+                    return Err(Error::RequestTimedOut {
+                        topic_partition: self.tp.to_string(),
+                        timeout_ms: timeout.as_millis() as u64,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Follower: take the leader's log start offset (moved by
+    /// DeleteRecords), as far as our high watermark; the leader's is never
+    /// above its own HW, and ours has caught up with that once we have
+    /// fetched past it.
+    pub fn follow_leader_log_start(&self, leader_epoch: i32, leader_log_start: i64) -> Result<()> {
+        {
+            let s = self.state.lock();
+            if !matches!(s.role, Role::Follower { .. }) || s.leader_epoch != leader_epoch {
+                return Ok(());
+            }
+            let target = leader_log_start.min(self.high_watermark());
+            if target <= self.log.log_start_offset() {
+                return Ok(());
+            }
+            self.log.advance_log_start_offset(target)?;
+        }
+        self.trim_leader_epochs()
+    }
+
     /// Records for a consumer: `[offset, high watermark)`, leader only.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<LogReadInfo> {
         {
@@ -573,6 +677,7 @@ impl Partition {
             last_caught_up: now,
             last_fetch: now,
             last_fetch_leader_leo: -1,
+            log_start: -1,
         });
         // Kafka's rule: caught up now if it has everything; else caught up
         // as of its previous fetch if it now has what the leader had then.
@@ -680,6 +785,7 @@ impl Partition {
                 leader_epoch: s.leader_epoch,
                 fetch_offset: self.log.log_end_offset(),
                 last_fetched_epoch: self.latest_epoch(),
+                log_start_offset: self.log.log_start_offset(),
             }),
             _ => None,
         }
@@ -834,6 +940,8 @@ pub struct FollowerFetchState {
     pub leader_epoch: i32,
     pub fetch_offset: i64,
     pub last_fetched_epoch: i32,
+    /// Ours, for the leader's low watermark (DeleteRecords).
+    pub log_start_offset: i64,
 }
 
 #[cfg(test)]

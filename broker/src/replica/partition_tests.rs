@@ -39,6 +39,7 @@ fn append(p: &Partition, records: usize, acks_all: bool) -> Result<(LogAppendInf
 /// fetch round would.
 fn replicate(leader: &Partition, follower: &Partition, id: i32) {
     let s = follower.follower_fetch_state().unwrap();
+    leader.record_follower_log_start(id, s.log_start_offset);
     let (read, _) = leader
         .fetch_for_follower(
             id,
@@ -52,9 +53,14 @@ fn replicate(leader: &Partition, follower: &Partition, id: i32) {
         FollowerRead::Records {
             read,
             high_watermark,
-        } => follower
-            .append_as_follower(s.leader_epoch, &read.records, high_watermark, 0)
-            .unwrap(),
+        } => {
+            follower
+                .append_as_follower(s.leader_epoch, &read.records, high_watermark, 0)
+                .unwrap();
+            follower
+                .follow_leader_log_start(s.leader_epoch, read.log_start_offset)
+                .unwrap();
+        }
         FollowerRead::Diverging { .. } => panic!("unexpected divergence"),
     }
 }
@@ -505,4 +511,82 @@ fn log_append_time_producers_expire_by_the_append_time() {
         .append_as_leader(&next, &valid, now, false)
         .expect("the producer is still known, so its next sequence is accepted");
     assert_eq!(info.first_offset, 3);
+}
+
+#[tokio::test]
+async fn delete_records_moves_the_leaders_start_and_answers_once_the_isr_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (l, f2, f3) = (
+        Arc::new(replica(dir.path(), 1)),
+        replica(dir.path(), 2),
+        replica(dir.path(), 3),
+    );
+    let st = state(1, 3, &[1, 2, 3]);
+    l.apply_state(&st, &[1, 2, 3], 10).unwrap();
+    f2.apply_state(&st, &[1, 2, 3], 10).unwrap();
+    f3.apply_state(&st, &[1, 2, 3], 10).unwrap();
+    append(&l, 10, false).unwrap();
+    for _ in 0..2 {
+        replicate(&l, &f2, 2);
+        replicate(&l, &f3, 3);
+    }
+    assert_eq!(l.high_watermark(), 10);
+    append(&l, 5, false).unwrap(); // not committed: offsets 10..15
+
+    // Only committed records can go; a follower refuses.
+    for offset in [11, -2] {
+        assert!(
+            matches!(
+                l.delete_records_before(offset),
+                Err(Error::OffsetOutOfRange { .. })
+            ),
+            "{offset}"
+        );
+    }
+    assert!(matches!(
+        f2.delete_records_before(3),
+        Err(Error::NotLeaderOrFollower { .. })
+    ));
+    assert_eq!(l.log().log_start_offset(), 0, "refusals changed nothing");
+
+    assert_eq!(l.delete_records_before(4).unwrap(), 4);
+    assert_eq!(l.log().log_start_offset(), 4);
+    assert!(matches!(
+        l.read(3, 1 << 20),
+        Err(Error::OffsetOutOfRange { .. })
+    ));
+    // The followers have not heard yet: the low watermark waits for them.
+    assert_eq!(l.low_watermark(), 0);
+    assert!(matches!(
+        l.wait_for_low_watermark(4, Duration::from_millis(50)).await,
+        Err(Error::RequestTimedOut { .. })
+    ));
+    let waiter = tokio::spawn({
+        let l = l.clone();
+        async move { l.wait_for_low_watermark(4, Duration::from_secs(10)).await }
+    });
+    // A fetch tells each follower the leader's start; the next one tells
+    // the leader the follower's.
+    for _ in 0..2 {
+        replicate(&l, &f2, 2);
+    }
+    assert_eq!(f2.log().log_start_offset(), 4);
+    assert!(
+        !waiter.is_finished(),
+        "broker 3 is in the ISR and has not deleted"
+    );
+    for _ in 0..2 {
+        replicate(&l, &f3, 3);
+    }
+    assert_eq!(f3.log().log_start_offset(), 4);
+    assert_eq!(waiter.await.unwrap().unwrap(), 4);
+    assert_eq!(l.low_watermark(), 4);
+
+    // -1: everything committed. Followers never pass their own HW.
+    assert_eq!(l.delete_records_before(-1).unwrap(), l.high_watermark());
+    assert_eq!(
+        l.delete_records_before(2).unwrap(),
+        l.high_watermark(),
+        "never back"
+    );
 }

@@ -107,6 +107,19 @@ impl Access for ListOffsetsRequest {
     }
 }
 
+impl Access for DeleteRecordsRequest {
+    type Response = DeleteRecordsResponse;
+    /// Kafka: DELETE on each topic.
+    fn authorize(&self, auth: &Authorizer, who: &Principal) -> Result<()> {
+        topics(
+            auth,
+            who,
+            Operation::Delete,
+            self.topics.iter().map(|t| t.topic.as_str()),
+        )
+    }
+}
+
 impl Access for MetadataRequest {
     type Response = MetadataResponse;
     fn authorize(&self, auth: &Authorizer, who: &Principal) -> Result<()> {

@@ -9,6 +9,7 @@ pub(crate) mod access;
 pub(crate) mod acls;
 pub(crate) mod admin;
 pub(crate) mod cluster_configs;
+pub(crate) mod delete_records;
 pub(crate) mod fetch;
 pub mod http;
 pub(crate) mod init_producer_id;
@@ -259,6 +260,16 @@ impl Broker for Service {
     ) -> Result<Response<InitProducerIdResponse>, Status> {
         self.serve("InitProducerId", req, |body| {
             init_producer_id::handle(&self.ctx, body)
+        })
+        .await
+    }
+
+    async fn delete_records(
+        &self,
+        req: Request<DeleteRecordsRequest>,
+    ) -> Result<Response<DeleteRecordsResponse>, Status> {
+        self.serve("DeleteRecords", req, |body| {
+            delete_records::handle(&self.ctx, body)
         })
         .await
     }

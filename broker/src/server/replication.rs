@@ -123,6 +123,7 @@ async fn handle(ctx: &Context, req: ReplicaFetchRequest) -> Result<ReplicaFetchR
                 remaining.max(1),
             ) {
                 Ok((read, proposal)) => {
+                    part.record_follower_log_start(req.replica_id, p.log_start_offset);
                     if let Some(proposal) = proposal {
                         expand_isr(ctx, part.clone(), proposal);
                     }

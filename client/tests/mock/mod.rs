@@ -724,6 +724,13 @@ impl Broker for MockBroker {
             producer_epoch: 3,
         }))
     }
+
+    async fn delete_records(
+        &self,
+        _: Request<DeleteRecordsRequest>,
+    ) -> Result<Response<DeleteRecordsResponse>, Status> {
+        Err(Status::unimplemented("the mock broker keeps no log"))
+    }
 }
 
 #[tonic::async_trait]
