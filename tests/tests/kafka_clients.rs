@@ -323,3 +323,141 @@ fn kafkajs_admin_produce_group_consume() {
     assert_eq!(s["distinct"], 100, "{s}");
     assert_eq!(s["headersOk"], true, "{s}");
 }
+
+/// One running `rebalance_check.py` member; its JSON lines are collected
+/// as they come.
+struct Member {
+    child: std::process::Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    stop: std::path::PathBuf,
+}
+
+impl Member {
+    fn start(bs: &str, dir: &std::path::Path, name: &str) -> Member {
+        let stop = dir.join(format!("{name}.stop"));
+        let mut child = Command::new(venv_python())
+            .arg(workspace().join("tests/kafka_clients/rebalance_check.py"))
+            .args([bs, "rb", "rebalancers", name, "120"])
+            .arg(&stop)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the venv's python; scripts/test.sh installs confluent-kafka");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let out = child.stdout.take().unwrap();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    sink.lock().unwrap().push(v);
+                }
+            }
+        });
+        Member { child, lines, stop }
+    }
+
+    fn events(&self, kind: &str) -> Vec<Value> {
+        let lines = self.lines.lock().unwrap();
+        lines
+            .iter()
+            .filter(|l| l["event"] == kind)
+            .cloned()
+            .collect()
+    }
+
+    /// Partitions of its latest assignment.
+    fn owns(&self) -> Vec<i64> {
+        self.events("assigned").last().map_or(Vec::new(), |a| {
+            a["partitions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_i64().unwrap())
+                .collect()
+        })
+    }
+
+    fn values(&self) -> Vec<String> {
+        self.events("consumed")
+            .iter()
+            .flat_map(|c| c["values"].as_array().unwrap().clone())
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    fn stop(mut self) {
+        std::fs::write(&self.stop, b"").unwrap();
+        assert!(self.child.wait().unwrap().success());
+    }
+}
+
+impl Drop for Member {
+    // A failed assertion must not leave the member consuming for minutes.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[track_caller]
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn confluent_kafka_group_of_two_processes_shares_six_partitions_and_rebalances() {
+    let (dir, broker) = broker();
+    let bs = broker.bootstrap();
+    runnel(&bs, &["topic", "create", "rb", "-p", "6", "-r", "1"], None);
+    let first: String = (0..300).map(|i| format!("a{i}\n")).collect();
+    kcat(&bs, &["-P", "-t", "rb"], Some(first.as_bytes()));
+
+    let a = Member::start(&bs, dir.path(), "a");
+    let b = Member::start(&bs, dir.path(), "b");
+    wait_until(
+        "both members own three partitions and all 300 are read",
+        || a.owns().len() == 3 && b.owns().len() == 3 && a.values().len() + b.values().len() >= 300,
+    );
+    let mut both = a.owns();
+    both.extend(b.owns());
+    both.sort_unstable();
+    assert_eq!(both, [0, 1, 2, 3, 4, 5], "disjoint, covering the topic");
+
+    // One member leaves: the other takes over all six, from the offsets
+    // the leaver committed.
+    let read_by_a = a.values();
+    a.stop();
+    wait_until("the remaining member owns all six", || b.owns().len() == 6);
+    let second: String = (0..300).map(|i| format!("b{i}\n")).collect();
+    kcat(&bs, &["-P", "-t", "rb"], Some(second.as_bytes()));
+    wait_until("all 600 records read", || {
+        read_by_a.len() + b.values().len() >= 600
+    });
+    let read_by_b = b.values();
+    b.stop();
+    let mut all = read_by_a.clone();
+    all.extend(read_by_b);
+    let distinct: std::collections::BTreeSet<&String> = all.iter().collect();
+    assert_eq!(distinct.len(), 600);
+    assert_eq!(all.len(), 600, "no record read twice");
+
+    // The group's commits, over gRPC: everything.
+    let described: Value = serde_json::from_str(&runnel(
+        &bs,
+        &["--output", "json", "group", "describe", "rebalancers"],
+        None,
+    ))
+    .unwrap();
+    let committed: i64 = described["offsets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["committed"].as_i64().unwrap())
+        .sum();
+    assert_eq!(committed, 600, "{described}");
+}
