@@ -461,3 +461,52 @@ fn confluent_kafka_group_of_two_processes_shares_six_partitions_and_rebalances()
         .sum();
     assert_eq!(committed, 600, "{described}");
 }
+
+#[test]
+fn committed_offsets_survive_a_broker_kill_and_the_group_resumes_after_them() {
+    let (_dir, mut broker) = broker();
+    let bs = broker.bootstrap();
+    runnel(
+        &bs,
+        &["topic", "create", "resume", "-p", "3", "-r", "1"],
+        None,
+    );
+    let values: String = (0..100).map(|i| format!("r{i}\n")).collect();
+    kcat(&bs, &["-P", "-t", "resume"], Some(values.as_bytes()));
+    let consume = |bs: &str, count: &str| -> Vec<String> {
+        let read = kcat(
+            bs,
+            &[
+                // Not `-o beginning`: in -G mode kcat assigns that offset
+                // over the committed one.
+                "-G",
+                "resumers",
+                "-X",
+                "auto.offset.reset=earliest",
+                "-c",
+                count,
+                "-f",
+                "%s\n",
+                "resume",
+            ],
+            None,
+        );
+        read.lines().map(str::to_owned).collect()
+    };
+    // librdkafka commits what it handed to kcat when kcat closes.
+    let first = consume(&bs, "40");
+    assert_eq!(first.len(), 40);
+    // No clean shutdown: the commits must already be durable.
+    broker.kill9().unwrap();
+    broker.start_again().unwrap();
+    let bs = broker.bootstrap();
+    let rest = consume(&bs, "60");
+    let mut all: Vec<String> = first.into_iter().chain(rest).collect();
+    all.sort_unstable();
+    let mut expected: Vec<String> = (0..100).map(|i| format!("r{i}")).collect();
+    expected.sort_unstable();
+    assert_eq!(
+        all, expected,
+        "the resumed member reads exactly the other 60"
+    );
+}
