@@ -16,11 +16,18 @@ protocol = os.environ.get("GROUP_PROTOCOL", "classic")
 def say(**kv):
     print(json.dumps(dict(member=name, t=time.time(), **kv)), flush=True)
 
+# What the member owns: the classic protocol revokes and assigns
+# everything at each rebalance, the consumer protocol (KIP-848) only what
+# changes, so the callbacks keep the set and print it whole.
+owned = set()
+
 def assigned(consumer, partitions):
-    say(event="assigned", partitions=sorted(p.partition for p in partitions))
+    owned.update(p.partition for p in partitions)
+    say(event="assigned", partitions=sorted(owned))
 
 def revoked(consumer, partitions):
-    say(event="revoked", partitions=sorted(p.partition for p in partitions))
+    owned.difference_update(p.partition for p in partitions)
+    say(event="revoked", partitions=sorted(owned))
 
 conf = {"bootstrap.servers": bs, "group.id": group, "auto.offset.reset": "earliest",
         "enable.auto.commit": False, "group.protocol": protocol}

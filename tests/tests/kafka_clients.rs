@@ -333,9 +333,10 @@ struct Member {
 }
 
 impl Member {
-    fn start(bs: &str, dir: &std::path::Path, name: &str) -> Member {
+    fn start(bs: &str, dir: &std::path::Path, name: &str, protocol: &str) -> Member {
         let stop = dir.join(format!("{name}.stop"));
         let mut child = Command::new(venv_python())
+            .env("GROUP_PROTOCOL", protocol)
             .arg(workspace().join("tests/kafka_clients/rebalance_check.py"))
             .args([bs, "rb", "rebalancers", name, "120"])
             .arg(&stop)
@@ -366,9 +367,14 @@ impl Member {
             .collect()
     }
 
-    /// Partitions of its latest assignment.
+    /// Partitions it owns after its latest assignment or revocation.
     fn owns(&self) -> Vec<i64> {
-        self.events("assigned").last().map_or(Vec::new(), |a| {
+        let lines = self.lines.lock().unwrap();
+        let latest = lines
+            .iter()
+            .rfind(|l| l["event"] == "assigned" || l["event"] == "revoked")
+            .cloned();
+        latest.map_or(Vec::new(), |a| {
             a["partitions"]
                 .as_array()
                 .unwrap()
@@ -411,14 +417,24 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 
 #[test]
 fn confluent_kafka_group_of_two_processes_shares_six_partitions_and_rebalances() {
+    two_members_share_six_partitions_and_rebalance("classic");
+}
+
+/// KIP-848: the coordinator assigns (ConsumerGroupHeartbeat).
+#[test]
+fn confluent_kafka_consumer_protocol_group_shares_six_partitions_and_rebalances() {
+    two_members_share_six_partitions_and_rebalance("consumer");
+}
+
+fn two_members_share_six_partitions_and_rebalance(protocol: &str) {
     let (dir, broker) = broker();
     let bs = broker.bootstrap();
     runnel(&bs, &["topic", "create", "rb", "-p", "6", "-r", "1"], None);
     let first: String = (0..300).map(|i| format!("a{i}\n")).collect();
     kcat(&bs, &["-P", "-t", "rb"], Some(first.as_bytes()));
 
-    let a = Member::start(&bs, dir.path(), "a");
-    let b = Member::start(&bs, dir.path(), "b");
+    let a = Member::start(&bs, dir.path(), "a", protocol);
+    let b = Member::start(&bs, dir.path(), "b", protocol);
     wait_until(
         "both members own three partitions and all 300 are read",
         || a.owns().len() == 3 && b.owns().len() == 3 && a.values().len() + b.values().len() >= 300,

@@ -114,13 +114,20 @@ impl GroupState {
             None => {
                 // Unknown or empty id: a new member (after a coordinator
                 // failover old ids are unknown; the client simply joins).
+                // An unknown id is kept: KIP-848 clients (ConsumerGroup-
+                // Heartbeat v1) choose their own, and a member coming back
+                // after a failover keeps its name.
                 self.next_member += 1;
                 let prefix = if client_id.is_empty() {
                     "member"
                 } else {
                     client_id
                 };
-                let id = format!("{prefix}-{}-{:x}", self.next_member, rand::random::<u32>());
+                let id = if member_id.is_empty() {
+                    format!("{prefix}-{}-{:x}", self.next_member, rand::random::<u32>())
+                } else {
+                    member_id.to_owned()
+                };
                 self.members.insert(
                     id.clone(),
                     Member {

@@ -108,6 +108,7 @@ apis! {
     CreateTopics => create_topics::CreateTopicsRequest, inline;
     DeleteTopics => delete_topics::DeleteTopicsRequest, inline;
     DeleteRecords => delete_records::DeleteRecordsRequest, concurrent;
+    ConsumerGroupHeartbeat => consumer_group_heartbeat::ConsumerGroupHeartbeatRequest, concurrent;
     InitProducerId => init_producer_id::InitProducerIdRequest, inline;
     DescribeAcls => describe_acls::DescribeAclsRequest, inline;
     CreateAcls => create_acls::CreateAclsRequest, inline;
