@@ -9,11 +9,13 @@
 //! [`etcd::EtcdProcess`] does the same for a real etcd, and
 //! [`cluster::TestCluster`] puts one etcd and N brokers together (cluster
 //! mode) with helpers to kill, pause and restart any of them.
-//! [`kafka_clients`] finds the Kafka clients the tests drive.
+//! [`kafka_clients`] finds the Kafka clients the tests drive, and [`tls`]
+//! makes the test CAs and certificates.
 
 pub mod cluster;
 pub mod etcd;
 pub mod kafka_clients;
+pub mod tls;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};

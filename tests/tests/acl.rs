@@ -810,34 +810,10 @@ async fn a_produce_naming_one_denied_topic_writes_to_none() {
 /// The common name of a verified client certificate is the principal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_certificate_names_the_principal() {
-    use rcgen::{
-        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
-        IsCa, KeyPair,
-    };
     let dir = tempfile::tempdir().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "ca");
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let issue = |cn: &str| {
-        let mut p = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
-        p.distinguished_name.push(DnType::CommonName, cn);
-        p.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        let key = KeyPair::generate().unwrap();
-        let cert = p.signed_by(&key, &ca).unwrap();
-        let (c, k) = (
-            dir.path().join(format!("{cn}.crt")),
-            dir.path().join(format!("{cn}.key")),
-        );
-        std::fs::write(&c, cert.pem()).unwrap();
-        std::fs::write(&k, key.serialize_pem()).unwrap();
-        (c, k)
-    };
-    let ca_pem = dir.path().join("ca.pem");
-    std::fs::write(&ca_pem, ca.pem()).unwrap();
+    let ca = runnel_tests::tls::Ca::new(dir.path(), "ca");
+    let issue = |cn: &str| ca.issue(dir.path(), cn);
+    let ca_pem = ca.pem.clone();
     let (broker_cert, broker_key) = issue("broker");
     let (admin_cert, admin_key) = issue("admin");
     let (carol_cert, carol_key) = issue("carol");
