@@ -59,7 +59,7 @@ target/venv/bin/kubernetes-validate --strict --quiet -k 1.33.0 target/manifests/
 step "Helm chart and Dockerfile (scripts/check-chart.py)"
 target/venv/bin/python scripts/check-chart.py --operator-bin "$target_dir/debug/runnel-operator"
 
-step "fuzz target builds (run it with: cargo fuzz run batch_decoder)"
+step "fuzz targets build (run them with: cargo fuzz run batch_decoder | kafka_request)"
 cargo build --manifest-path fuzz/Cargo.toml --target-dir target/fuzz-build --locked
 
 # Kafka clients no one here wrote, for tests/tests/kafka_clients.rs: kcat

@@ -8,9 +8,13 @@
 //! - [`error_code`]: the `runnel-error-code` gRPC metadata key that carries
 //!   the Kafka-style [`v1::ErrorCode`] on a failed call.
 //! - [`Error`]: why bytes were rejected as a record batch.
+//! - `kafka` (feature `kafka`): Kafka request frames taken apart into
+//!   header and body, the broker's first step with every Kafka request.
 
 pub mod batch;
 mod error;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 
 pub use error::{Error, Result};
 

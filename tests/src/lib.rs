@@ -187,6 +187,11 @@ impl BrokerProcess {
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
+    /// The process id while it runs, for reading `/proc/PID/status`.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// Is the process running (started and not killed by us)?
     pub fn is_running(&self) -> bool {
         self.child.is_some()

@@ -65,6 +65,14 @@ fn still_serving(addr: &str) {
     assert!(keys.contains(&0) && keys.contains(&1), "{keys:?}");
 }
 
+/// The most virtual memory the process has ever mapped, in KiB
+/// (`VmPeak` in `/proc/PID/status`).
+fn vm_peak_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmPeak:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 fn end_offsets(bootstrap: &str) -> Value {
     let out = Command::new(binary("runnel"))
         .args([
@@ -140,6 +148,30 @@ fn malformed_kafka_frames_close_only_their_connection_and_write_nothing() {
         s.write_all(&frame(0, 9, 5, &garbage)).unwrap();
         assert!(closed(&mut s), "a Produce that does not decode");
         still_serving(&addr);
+    }
+    // Element counts that lie: a Metadata request claiming 2^31 - 1 topics
+    // with one on the wire (v4, an i32 count), and the same as a flexible
+    // v9 compact array (unsigned varint count + 1) in a header-v2 frame.
+    // The codec once reserved memory for the claimed count before reading
+    // an element (~120 GB for 60 bytes; found by the kafka_request fuzz
+    // target). The request must fail as short, close the connection, and
+    // not map gigabytes: VmPeak stays far below the claimed size.
+    {
+        let pid = broker.pid().unwrap();
+        let peak_before = vm_peak_kib(pid);
+        let mut v4 = 0x7fff_ffff_i32.to_be_bytes().to_vec();
+        v4.extend([0, 1, b'w', 1]);
+        let mut v9 = vec![0]; // header tagged fields
+        v9.extend([0xff, 0xff, 0xff, 0xff, 0x07]); // count + 1 = 2^31 - 1
+        v9.extend([2, b'w', 0]); // one topic: compact name "w", no tags
+        for request in [frame(3, 4, 8, &v4), frame(3, 9, 9, &v9)] {
+            let mut s = connect(&addr);
+            s.write_all(&request).unwrap();
+            assert!(closed(&mut s), "a lying element count");
+            still_serving(&addr);
+        }
+        let grown_gib = vm_peak_kib(pid).saturating_sub(peak_before) >> 20;
+        assert!(grown_gib < 4, "VmPeak grew by {grown_gib} GiB");
     }
     // Unknown API key, and a version outside the range: UNSUPPORTED_VERSION,
     // and the connection stays usable.

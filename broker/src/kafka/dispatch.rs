@@ -18,7 +18,8 @@ use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
+use kafka_protocol::protocol::{Encodable, HeaderVersion};
+use runnel_proto::kafka;
 
 use super::connection::{Close, Conn, Reply};
 use super::errors::UNSUPPORTED_VERSION;
@@ -44,9 +45,8 @@ macro_rules! apis {
                         if !($module::VERSIONS.0..=$module::VERSIONS.1).contains(&version) {
                             return Ok(unsupported(conn, key, &header));
                         }
-                        let req = <$req as Decodable>::decode(&mut body, version).map_err(|e| {
-                            Close(format!("{key:?} v{version} request does not decode: {e:#}"))
-                        })?;
+                        let req: $req = kafka::decode_body(key, version, &mut body)
+                            .map_err(|e| Close(e.to_string()))?;
                         if body.has_remaining() {
                             // Kafka's broker ignores bytes after a request's
                             // last field, and clients rely on it (librdkafka
@@ -117,33 +117,23 @@ apis! {
 }
 
 /// Decode one request frame (without its size prefix) and start it.
-pub async fn dispatch(conn: &Arc<Conn>, body: Bytes) -> Result<Reply, Close> {
-    // api key, api version, correlation id: the part of every header
-    // version that is always there.
-    if body.len() < 8 {
-        return Err(Close(format!(
-            "a {}-byte request is too short for a request header",
-            body.len()
-        )));
+pub async fn dispatch(conn: &Arc<Conn>, frame: Bytes) -> Result<Reply, Close> {
+    match kafka::split(frame).map_err(|e| Close(e.to_string()))? {
+        kafka::Frame::UnknownApi {
+            api_key,
+            correlation_id,
+            ..
+        } => {
+            tracing::debug!(peer = %conn.peer, api_key, "unknown Kafka API key");
+            Ok(ready(error_frame(correlation_id, UNSUPPORTED_VERSION)))
+        }
+        kafka::Frame::Request { key, header, body } => {
+            if let Some(client_id) = &header.client_id {
+                conn.set_client_id(client_id);
+            }
+            route(conn, key, header, body).await
+        }
     }
-    let raw_key = (&body[0..2]).get_i16();
-    let version = (&body[2..4]).get_i16();
-    let Ok(key) = ApiKey::try_from(raw_key) else {
-        let correlation_id = (&body[4..8]).get_i32();
-        tracing::debug!(peer = %conn.peer, api_key = raw_key, "unknown Kafka API key");
-        return Ok(ready(error_frame(correlation_id, UNSUPPORTED_VERSION)));
-    };
-    let mut buf = body;
-    let header =
-        RequestHeader::decode(&mut buf, key.request_header_version(version)).map_err(|e| {
-            Close(format!(
-                "{key:?} v{version} request header does not decode: {e:#}"
-            ))
-        })?;
-    if let Some(client_id) = &header.client_id {
-        conn.set_client_id(client_id);
-    }
-    route(conn, key, header, buf).await
 }
 
 /// The answer to an API or version we do not serve.
