@@ -443,6 +443,7 @@ fn two_members_share_six_partitions_and_rebalance(protocol: &str) {
     both.extend(b.owns());
     both.sort_unstable();
     assert_eq!(both, [0, 1, 2, 3, 4, 5], "disjoint, covering the topic");
+    described_by_admin_client(&bs, protocol);
 
     // One member leaves: the other takes over all six, from the offsets
     // the leaver committed.
@@ -476,6 +477,76 @@ fn two_members_share_six_partitions_and_rebalance(protocol: &str) {
         .map(|o| o["committed"].as_i64().unwrap())
         .sum();
     assert_eq!(committed, 600, "{described}");
+}
+
+/// AdminClient.describe_consumer_groups while both members hold three
+/// partitions: the group's type, state and each member's partitions, over
+/// ConsumerGroupDescribe for a KIP-848 group and DescribeGroups for a
+/// classic one (librdkafka picks the API by the group's type). Asked again
+/// for a while: the coordinator learns what a member owns from its next
+/// heartbeat, so the group can still be reconciling at first.
+fn described_by_admin_client(bs: &str, protocol: &str) {
+    let describe = || -> Value {
+        let out = Command::new(venv_python())
+            .arg(workspace().join("tests/kafka_clients/describe_group_check.py"))
+            .args([bs, "rebalancers"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let check = |d: &Value| -> Result<(), &'static str> {
+        let members = d["members"].as_array().ok_or("no members")?;
+        if members.len() != 2 {
+            return Err("two members");
+        }
+        if d["type"] != protocol.to_uppercase() {
+            return Err("the group's type is its protocol");
+        }
+        if d["state"] != "STABLE" {
+            return Err("stable");
+        }
+        let mut all = Vec::new();
+        for m in members {
+            let owned = m["assignment"].as_array().ok_or("an assignment")?;
+            if owned.len() != 3 {
+                return Err("three partitions each");
+            }
+            for tp in owned {
+                if tp[0] != "rb" {
+                    return Err("partitions of rb");
+                }
+                all.push(tp[1].as_i64().unwrap());
+            }
+            // KIP-848: each owns exactly the coordinator's target.
+            if protocol == "consumer" && m["assignment"] != m["target_assignment"] {
+                return Err("owned = target");
+            }
+        }
+        all.sort_unstable();
+        if all != [0, 1, 2, 3, 4, 5] {
+            return Err("disjoint, covering the topic");
+        }
+        if protocol == "consumer" && d["assignor"] != "uniform" {
+            return Err("the server assignor");
+        }
+        Ok(())
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let d = describe();
+        match check(&d) {
+            Ok(()) => return,
+            Err(what) if std::time::Instant::now() > deadline => {
+                panic!("describe_consumer_groups: expected {what}: {d}")
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(500)),
+        }
+    }
 }
 
 #[test]

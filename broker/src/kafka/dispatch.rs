@@ -109,6 +109,7 @@ apis! {
     DeleteTopics => delete_topics::DeleteTopicsRequest, inline;
     DeleteRecords => delete_records::DeleteRecordsRequest, concurrent;
     ConsumerGroupHeartbeat => consumer_group_heartbeat::ConsumerGroupHeartbeatRequest, concurrent;
+    ConsumerGroupDescribe => consumer_group_describe::ConsumerGroupDescribeRequest, inline;
     InitProducerId => init_producer_id::InitProducerIdRequest, inline;
     DescribeAcls => describe_acls::DescribeAclsRequest, inline;
     CreateAcls => create_acls::CreateAclsRequest, inline;

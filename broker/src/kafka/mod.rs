@@ -28,6 +28,7 @@ mod acl_codes;
 mod alter_configs;
 mod api_versions;
 mod configs;
+mod consumer_group_describe;
 mod consumer_group_heartbeat;
 mod create_acls;
 mod create_partitions;
