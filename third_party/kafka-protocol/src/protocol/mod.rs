@@ -238,6 +238,20 @@ pub fn encode_request_header_into_buffer<B: ByteBufMut>(
     header.encode(buf, version)
 }
 
+/// Runnel patch: read a tagged field's number, refusing one above
+/// `i32::MAX`. Tag numbers are kept as `i32` keys, and the encoders write
+/// only the non-negative ones while counting them all, so such a tag
+/// decoded into a message that re-encodes as a different, malformed one
+/// (found by Runnel's `kafka_request` fuzz target; see
+/// third_party/README.md).
+pub(crate) fn decode_tag_number<B: ByteBuf>(buf: &mut B) -> Result<u32> {
+    let tag: u32 = types::UnsignedVarInt.decode(buf)?;
+    if tag > i32::MAX as u32 {
+        bail!("tagged field number {tag} is out of range (the largest is 2^31 - 1)");
+    }
+    Ok(tag)
+}
+
 pub(crate) fn write_unknown_tagged_fields<B: ByteBufMut, R: RangeBounds<i32>>(
     buf: &mut B,
     range: R,
