@@ -56,6 +56,17 @@ impl Image {
             .take_while(move |(p, _)| p.resource_type == resource_type)
     }
 
+    /// The controller id to tell Kafka clients: the controller's, else
+    /// `own` while that broker is live (any broker serves the admin
+    /// requests clients send to the controller), else -1.
+    pub fn controller_for_clients(&self, own: i32) -> i32 {
+        match &self.controller {
+            Some(c) => c.value.broker_id,
+            None if self.brokers.contains_key(&own) => own,
+            None => -1,
+        }
+    }
+
     /// The partition states of `topic`, by partition.
     pub fn topic_states(
         &self,
@@ -129,5 +140,41 @@ impl ClusterView {
             .controller
             .as_ref()
             .map_or(-1, |c| c.value.broker_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn broker(id: i32) -> BrokerRecord {
+        BrokerRecord {
+            version: 1,
+            broker_id: id,
+            host: "127.0.0.1".into(),
+            port: 9092,
+            rack: None,
+            http_port: None,
+            kafka: None,
+        }
+    }
+
+    #[test]
+    fn kafka_clients_are_told_a_controller_before_one_is_elected() {
+        let mut image = Image::default();
+        // Not registered yet: nobody to name.
+        assert_eq!(image.controller_for_clients(2), -1);
+        image.brokers.insert(2, broker(2));
+        image.brokers.insert(3, broker(3));
+        assert_eq!(image.controller_for_clients(2), 2, "itself, not -1");
+        image.controller = Some(Versioned {
+            value: ControllerRecord {
+                version: 1,
+                broker_id: 3,
+                epoch: 1,
+            },
+            revision: 7,
+        });
+        assert_eq!(image.controller_for_clients(2), 3, "the elected one");
     }
 }

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 pub use kafka_protocol::messages::DescribeClusterRequest;
+use kafka_protocol::messages::DescribeClusterResponse;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
-use kafka_protocol::messages::{BrokerId, DescribeClusterResponse};
 
 use super::connection::Conn;
-use super::topics::{live_brokers, str_bytes};
+use super::topics::{controller_id, live_brokers, str_bytes};
 
 pub const VERSIONS: (i16, i16) = (0, 1);
 
@@ -21,7 +21,7 @@ pub async fn handle(
     let _ = req;
     DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(ctx.config.cluster.clone()))
-        .with_controller_id(BrokerId(ctx.sync.view().controller_id()))
+        .with_controller_id(controller_id(ctx))
         .with_brokers(
             live_brokers(ctx)
                 .into_iter()

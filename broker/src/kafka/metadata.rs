@@ -15,8 +15,8 @@ use runnel_proto::v1;
 use super::connection::Conn;
 use super::errors::{UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION, code, code_of};
 use super::topics::{
-    TOPIC_AUTHORIZATION_FAILED, allowed, live_brokers, name_of_id, str_bytes, topic_name,
-    topic_uuid,
+    TOPIC_AUTHORIZATION_FAILED, allowed, controller_id, live_brokers, name_of_id, str_bytes,
+    topic_name, topic_uuid,
 };
 use crate::auth::acl::Operation;
 
@@ -94,7 +94,7 @@ pub async fn handle(conn: Arc<Conn>, version: i16, req: MetadataRequest) -> Meta
                 .collect(),
         )
         .with_cluster_id((version >= 2).then(|| str_bytes(ctx.config.cluster.clone())))
-        .with_controller_id(BrokerId(ctx.sync.view().controller_id()));
+        .with_controller_id(controller_id(ctx));
     let shared = match shared {
         Ok(shared) => shared,
         Err(e) => {

@@ -63,6 +63,18 @@ pub fn live_brokers(ctx: &Context) -> Vec<(BrokerId, String, i32, Option<String>
     })
 }
 
+/// The controller id Kafka clients are told (Metadata, DescribeCluster):
+/// the controller when one is known, else this broker while it is one of
+/// the live brokers. Any Runnel broker serves the admin requests clients
+/// send to the "controller" (they are metadata-store transactions), as a
+/// KRaft broker forwards them; and librdkafka, told -1 by a broker that
+/// has just started, waits for a controller without asking again until its
+/// admin request times out (60 s).
+pub fn controller_id(ctx: &Context) -> BrokerId {
+    let own = ctx.config.broker_id;
+    BrokerId(ctx.sync.view().read(|i| i.controller_for_clients(own)))
+}
+
 /// Whether the connection's principal may do `operation` on `topic`, for
 /// Kafka's per-topic answers (TOPIC_AUTHORIZATION_FAILED for one topic,
 /// the others served). The shared operation checks again, as for gRPC.
