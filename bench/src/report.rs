@@ -746,6 +746,44 @@ fn workload_md(out: &mut String, report: &Report, w: &WorkloadResult) {
         }
         putln!(out, "- {} ÷ best peer: {}", md(name), parts.join(", "));
     }
+    let cpu: Vec<String> = names
+        .iter()
+        .filter_map(|name| {
+            let run = run_of(w, name)?;
+            let per_msg = |p: Option<&Phase>| {
+                let p = p?;
+                let us = |cpu: Option<f64>| Some(cpu? * 1e6 / p.messages.max(1) as f64);
+                Some((us(p.server_cpu_s), us(p.client_cpu_s)))
+            };
+            let phases = [
+                per_msg(run.produce_max.as_ref()),
+                per_msg(run.consume_backlog.as_ref()),
+                per_msg(run.end_to_end.as_ref()),
+            ];
+            phases.iter().flatten().any(|(s, _)| s.is_some()).then(|| {
+                let shown: Vec<String> = phases
+                    .iter()
+                    .map(|v| {
+                        let (server, client) = v.unwrap_or((None, None));
+                        format!(
+                            "{}+{}",
+                            opt(server, |v| fmt_dec(v, 2)),
+                            opt(client, |v| fmt_dec(v, 2))
+                        )
+                    })
+                    .collect();
+                format!("{} {}", md(name), shown.join(" / "))
+            })
+        })
+        .collect();
+    if !cpu.is_empty() {
+        putln!(
+            out,
+            "- CPU µs per message, server+client (user + system; produce / consume / \
+             fixed rate): {}",
+            cpu.join(" · ")
+        );
+    }
     for p in &problems {
         putln!(out, "- {p}");
     }
@@ -1265,6 +1303,8 @@ mod tests {
             errors: 0,
             ack_latency: ack_p99.map(latency),
             e2e_latency: e2e_p99.map(latency),
+            server_cpu_s: None,
+            client_cpu_s: None,
         }
     }
 

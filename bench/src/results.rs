@@ -116,6 +116,15 @@ pub struct Phase {
     pub ack_latency: Option<Latency>,
     /// Send → a consumer holds it.
     pub e2e_latency: Option<Latency>,
+    /// CPU seconds (user + system) the server processes used during the
+    /// phase: what the system costs, apart from its client, which shares
+    /// the cores. Absent in results from before it was measured.
+    #[serde(default)]
+    pub server_cpu_s: Option<f64>,
+    /// CPU seconds the benchmark process (the system's client and the
+    /// harness) used during the phase.
+    #[serde(default)]
+    pub client_cpu_s: Option<f64>,
 }
 
 /// Percentiles of one latency distribution, milliseconds.

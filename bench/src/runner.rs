@@ -81,6 +81,8 @@ fn phase(messages: u64, size: usize, elapsed: Duration, errors: u64) -> Phase {
         errors,
         ack_latency: None,
         e2e_latency: None,
+        server_cpu_s: None,
+        client_cpu_s: None,
     }
 }
 

@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::results::{Machine, Phase, Report, SystemRun, WorkloadResult};
 use crate::runner::{self, Progress};
-use crate::systems::System;
+use crate::systems::{Server, System, process_cpu_seconds};
 use crate::workload::Workload;
 use crate::{baseline, report};
 
@@ -88,13 +88,17 @@ async fn run_workload(w: &Workload, systems: &[System], label: &str) -> Workload
         }
         runs.push(run);
     }
-    // One offered load for everyone: half the slowest max of Runnel and the
-    // peers (the fsync and RF=3 variants run at it too, if they can); the
+    // One offered load for everyone: half the slowest max of Runnel (over
+    // either protocol) and the peers (the fsync and RF=3 variants run at it too, if they can); the
     // slowest of all when none of those finished.
     let slowest = |comparable_only: bool| {
         runs.iter()
             .filter(|r| {
-                !comparable_only || matches!(r.system.as_str(), "runnel" | "nats" | "redis")
+                !comparable_only
+                    || matches!(
+                        r.system.as_str(),
+                        "runnel" | "runnel-kafka" | "tansu" | "nats" | "redis"
+                    )
             })
             .filter_map(|r| r.produce_max.as_ref().map(|p| p.msgs_per_sec))
             .fold(f64::INFINITY, f64::min)
@@ -144,18 +148,22 @@ async fn throughput_phases(
     let topic = "bench";
     let d = driver.as_ref();
     let (partitions, size) = (w.partitions, w.message_size);
-    let produced = shown(
+    let cpu_before = Cpu::now(&server)?;
+    let mut produced = shown(
         format!("{label} {} produce-max", system.name()),
         |p| async move { runner::produce_max(d, topic, partitions, size, w.duration, &p).await },
     )
     .await?;
+    let cpu_between = Cpu::now(&server)?;
+    cpu_between.since(&cpu_before, &mut produced);
     let expected = produced.messages;
     run.produce_max = Some(produced);
-    let consumed = shown(
+    let mut consumed = shown(
         format!("{label} {} consume-backlog", system.name()),
         |p| async move { runner::consume_backlog(d, topic, partitions, size, expected, &p).await },
     )
     .await?;
+    Cpu::now(&server)?.since(&cpu_between, &mut consumed);
     run.consume_backlog = Some(consumed);
     drop(driver);
     tokio::task::block_in_place(|| drop(server));
@@ -167,6 +175,7 @@ async fn latency_phase(w: &Workload, system: System, label: &str, rate: f64) -> 
         .with_context(|| format!("starting {}", system.name()))?;
     let d = driver.as_ref();
     let label = format!("{label} {} end-to-end at {rate:.0} msg/s", system.name());
+    let cpu_before = Cpu::now(&server)?;
     let p = shown(label, |p| async move {
         runner::end_to_end(
             d,
@@ -179,10 +188,35 @@ async fn latency_phase(w: &Workload, system: System, label: &str, rate: f64) -> 
         )
         .await
     })
-    .await;
+    .await
+    .and_then(|mut p| {
+        Cpu::now(&server)?.since(&cpu_before, &mut p);
+        Ok(p)
+    });
     drop(driver);
     tokio::task::block_in_place(|| drop(server));
     p
+}
+
+/// CPU seconds used so far by the server processes and by this process.
+struct Cpu {
+    server: f64,
+    client: f64,
+}
+
+impl Cpu {
+    fn now(server: &Server) -> Result<Cpu> {
+        Ok(Cpu {
+            server: server.cpu_seconds()?,
+            client: process_cpu_seconds("self")?,
+        })
+    }
+
+    /// Record what was used since `before` in `phase`.
+    fn since(&self, before: &Cpu, phase: &mut Phase) {
+        phase.server_cpu_s = Some(self.server - before.server);
+        phase.client_cpu_s = Some(self.client - before.client);
+    }
 }
 
 /// Run one phase under a spinner, then print its summary line.

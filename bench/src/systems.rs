@@ -8,6 +8,9 @@
 //! own schedule; `runnel-fsync` fsyncs every batch before acknowledging;
 //! `runnel-rf3` keeps three copies and acknowledges when the in-sync
 //! replicas have it (Kafka's model: replication, not fsync).
+//! `runnel-kafka` is `runnel` over the Kafka protocol (librdkafka);
+//! `tansu` keeps everything in memory, its fastest engine, so it is an
+//! upper bound on Tansu rather than a like-for-like durability.
 
 use std::net::TcpStream;
 use std::path::Path;
@@ -23,6 +26,7 @@ use runnel_tests::etcd::free_port;
 use tempfile::TempDir;
 
 use crate::driver::Driver;
+use crate::driver::kafka::KafkaDriver;
 use crate::driver::nats::{ACKS_IN_FLIGHT, NatsDriver};
 use crate::driver::redis::{PIPELINE, PIPELINES_IN_FLIGHT, RedisDriver};
 use crate::driver::runnel::RunnelDriver;
@@ -34,6 +38,8 @@ pub const ALL: &[System] = &[
     System::Runnel,
     System::RunnelFsync,
     System::RunnelRf3,
+    System::RunnelKafka,
+    System::Tansu,
     System::Nats,
     System::Redis,
 ];
@@ -46,6 +52,11 @@ pub enum System {
     RunnelFsync,
     /// Three brokers and etcd, RF=3, acks=all, min.insync.replicas=2.
     RunnelRf3,
+    /// The `runnel` broker and topic, driven over the Kafka protocol by
+    /// librdkafka instead of runnel-client over gRPC.
+    RunnelKafka,
+    /// Tansu, a Kafka-compatible broker in Rust, on its local file storage.
+    Tansu,
     /// nats-server with JetStream file storage.
     Nats,
     /// redis-server with AOF, appendfsync everysec.
@@ -71,13 +82,15 @@ impl System {
             System::Runnel => "runnel",
             System::RunnelFsync => "runnel-fsync",
             System::RunnelRf3 => "runnel-rf3",
+            System::RunnelKafka => "runnel-kafka",
+            System::Tansu => "tansu",
             System::Nats => "nats",
             System::Redis => "redis",
         }
     }
 
     pub fn is_peer(self) -> bool {
-        matches!(self, System::Nats | System::Redis)
+        matches!(self, System::Tansu | System::Nats | System::Redis)
     }
 
     /// The server binary this system needs, for a clear error up front.
@@ -85,6 +98,7 @@ impl System {
         match self {
             System::Nats => "nats-server",
             System::Redis => "redis-server",
+            System::Tansu => "tansu",
             _ => "runnel-broker",
         }
     }
@@ -103,6 +117,21 @@ impl System {
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect(),
             acks,
+            producer: producer.clone(),
+        }
+    }
+
+    /// The Kafka-protocol driver for `bootstrap`: Runnel's topic configs
+    /// for `runnel-kafka`, none for Tansu (it has no flush policy).
+    fn kafka_driver(self, bootstrap: String, producer: &ProducerSettings) -> KafkaDriver {
+        let topic_configs = match self {
+            System::RunnelKafka => vec![("flush.ms".to_owned(), "1000".to_owned())],
+            _ => Vec::new(),
+        };
+        KafkaDriver {
+            bootstrap,
+            replication_factor: 1,
+            topic_configs,
             producer: producer.clone(),
         }
     }
@@ -139,6 +168,22 @@ impl System {
                     client,
                 )
             }
+            System::RunnelKafka => (
+                "runnel",
+                env!("CARGO_PKG_VERSION").to_owned(),
+                1,
+                "page cache at ack, fsync every second (flush.ms=1000)",
+                self.kafka_driver(String::new(), &ProducerSettings::default())
+                    .describe(),
+            ),
+            System::Tansu => (
+                "tansu",
+                version_of("tansu", &["--version"]),
+                1,
+                "memory storage engine: nothing on disk (its fastest engine; durable ones are PostgreSQL and S3)",
+                self.kafka_driver(String::new(), &ProducerSettings::default())
+                    .describe(),
+            ),
             System::Nats => (
                 "nats",
                 version_of("nats-server", &["--version"]),
@@ -179,6 +224,30 @@ impl System {
                 let broker = BrokerProcess::start(&dir.path().join("data"), &[])?;
                 let driver = self.runnel_driver(vec![broker.bootstrap()], producer);
                 Ok((Server::Broker(broker, dir), Box::new(driver)))
+            }
+            System::RunnelKafka => {
+                let dir = tempfile::tempdir()?;
+                // The Kafka protocol on the same port as gRPC.
+                let broker = BrokerProcess::start(&dir.path().join("data"), &[])?;
+                let driver = self.kafka_driver(broker.bootstrap(), producer);
+                Ok((Server::Broker(broker, dir), Box::new(driver)))
+            }
+            System::Tansu => {
+                let dir = tempfile::tempdir()?;
+                let port = free_port()?.port();
+                let url = format!("tcp://127.0.0.1:{port}");
+                let child = spawn(
+                    Command::new("tansu")
+                        .arg("broker")
+                        .args(["--listener-url", &url, "--advertised-listener-url", &url])
+                        .args(["--storage-engine", "memory://tansu/"])
+                        .env("RUST_LOG", "warn"),
+                    dir.path(),
+                )?;
+                let server = Server::Process(child, dir);
+                wait_for_port(port)?;
+                let driver = self.kafka_driver(format!("127.0.0.1:{port}"), producer);
+                Ok((server, Box::new(driver)))
             }
             System::RunnelRf3 => {
                 let cluster = TestCluster::start(3, &[])?;
@@ -240,6 +309,42 @@ impl std::fmt::Debug for Server {
             Server::Process(..) => "Server::Process",
         })
     }
+}
+
+impl Server {
+    /// CPU seconds (user + system) used so far by the server processes
+    /// (every broker of a cluster; etcd is not counted), from
+    /// `/proc/PID/stat`.
+    pub fn cpu_seconds(&self) -> Result<f64> {
+        let pids: Vec<u32> = match self {
+            Server::Broker(b, _) => b.pid().into_iter().collect(),
+            Server::Cluster(c) => c.brokers.iter().filter_map(|b| b.pid()).collect(),
+            Server::Process(child, _) => vec![child.id()],
+        };
+        pids.into_iter()
+            .map(|pid| process_cpu_seconds(&pid.to_string()))
+            .sum()
+    }
+}
+
+/// CPU seconds (user + system) used so far by process `pid` (or `self`),
+/// from `/proc/PID/stat`.
+pub fn process_cpu_seconds(pid: &str) -> Result<f64> {
+    let ticks = rustix::param::clock_ticks_per_second() as f64;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // Fields after the command name in parentheses (which may hold
+    // spaces): state is the 3rd field, utime and stime the 14th and 15th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let field = |n: usize| -> Result<f64> {
+        fields
+            .get(n - 3)
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|v| v as f64 / ticks)
+            .with_context(|| format!("field {n} of /proc/{pid}/stat"))
+    };
+    Ok(field(14)? + field(15)?)
 }
 
 impl Drop for Server {

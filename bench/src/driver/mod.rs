@@ -1,13 +1,15 @@
-//! One trait over every system's client, so the runner drives Runnel,
-//! NATS JetStream and Redis Streams with the same loop.
+//! One trait over every system's client, so the runner drives Runnel (over
+//! gRPC and over the Kafka protocol), Tansu, NATS JetStream and Redis
+//! Streams with the same loop.
 //!
 //! The unit is one message: the runner offers payloads in order (in
 //! chunks, to keep its own overhead small) and each system batches the way
-//! its own client does (Runnel's producer into
+//! its own client does (Runnel's producer and librdkafka into
 //! record batches, async-nats into its write buffer, Redis into pipelines).
 //! Each message gets an [`AckFuture`] that completes when the server
 //! acknowledged it.
 
+pub mod kafka;
 pub mod nats;
 pub mod redis;
 pub mod runnel;
