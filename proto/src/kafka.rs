@@ -124,9 +124,9 @@ mod tests {
         f.put_i16(7); // client id (a nullable string: i16 length)
         f.put_slice(b"rdkafka");
         f.put_u8(0); // header tags
-        f.put_u8(8); // compact string: length + 1
+        f.put_u8(9); // compact string: length + 1
         f.put_slice(b"librdkaf");
-        f.put_u8(6);
+        f.put_u8(7);
         f.put_slice(b"2.16.0");
         f.put_u8(0); // body tags
         f.freeze()

@@ -68,6 +68,24 @@ pub struct Log {
     group_commit: Mutex<()>,
 }
 
+/// A log dropped without [`Log::close`] (a replica removed, a crash
+/// simulated in tests) still lets its last roll's background thread finish.
+/// That thread trims the sealed segment's index files (`set_len`); left
+/// running, it could shrink a file that a log opened again on the same
+/// directory has just memory-mapped at its old length, and the next read
+/// of that mapping would fault with SIGBUS. The thread has one segment's
+/// indexes to trim and fsync, so the wait is short.
+impl Drop for Log {
+    fn drop(&mut self) {
+        if let Some(sealing) = self.writer.get_mut().sealing.take()
+            && let Err(e) = sealing.wait()
+        {
+            warn!(topic = %self.tp.topic, partition = self.tp.partition, error = %e,
+                "background seal of a dropped log failed");
+        }
+    }
+}
+
 impl std::fmt::Debug for Log {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Log")

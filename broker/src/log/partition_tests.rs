@@ -1163,6 +1163,38 @@ fn rolls_fsync_sealed_segments_in_the_background() {
 }
 
 #[test]
+fn a_dropped_log_lets_its_seal_finish_before_its_files_are_reopened() {
+    // A big preallocated index makes the background trim take a while, so
+    // without the wait in Drop the thread is still running (and holding the
+    // sealed segment) when `drop` returns.
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 1,
+        segment_index_bytes: 64 << 20,
+        ..small()
+    };
+    let log = open(dir.path(), config.clone(), false);
+    log.append(&batch_at(TS, 1, 10), 0, TS).unwrap();
+    log.append(&batch_at(TS, 1, 10), 0, TS).unwrap();
+    let sealed = log
+        .writer
+        .lock()
+        .sealing
+        .as_ref()
+        .expect("the roll started a seal")
+        .segment
+        .clone();
+    drop(log);
+    assert!(
+        sealed.upgrade().is_none(),
+        "the seal thread still holds the segment after the log is gone"
+    );
+    let log = open(dir.path(), config, true);
+    assert_eq!(log.log_end_offset(), 2);
+    assert_dense(&log, 0);
+}
+
+#[test]
 fn deferred_flush_hands_out_tickets_and_one_fsync_covers_earlier_appends() {
     let dir = tempfile::tempdir().unwrap();
     let config = LogConfig {
