@@ -56,7 +56,11 @@ impl KafkaDriver {
             .set("client.id", "runnel-bench")
             // Loopback only: name lookups of the advertised addresses are
             // not what is measured.
-            .set("broker.address.family", "v4");
+            .set("broker.address.family", "v4")
+            // TCP_NODELAY, as runnel-client (tonic) and the Java client
+            // always set it; librdkafka leaves Nagle on unless told, which
+            // holds small requests back behind delayed ACKs.
+            .set("socket.nagle.disable", "true");
         c
     }
 
