@@ -21,17 +21,6 @@ ensure_packages() {
   install_packages "${missing[@]}"
 }
 
-# Install the Debian -dev packages whose pkg-config module is missing.
-# Usage: ensure_pkgconfig module:package [module:package ...]
-ensure_pkgconfig() {
-  local missing=() pair
-  for pair in "$@"; do
-    pkg-config --exists "${pair%%:*}" 2>/dev/null || missing+=("${pair#*:}")
-  done
-  ((${#missing[@]})) || return 0
-  install_packages "${missing[@]}"
-}
-
 # A Python virtualenv at DIR (made if missing) with the given pip
 # requirements installed; pip returns at once when they already are.
 # Usage: ensure_venv DIR requirement [requirement ...]

@@ -21,11 +21,10 @@ trap 'du -sh "$target_dir" 2>/dev/null | sed "s/^/build output: /"' EXIT
 # tests (tests/src/etcd.rs), and protoc for etcd-client's build script (our own
 # protos are compiled by the pure-Rust protox).
 source scripts/lib.sh
+# make and a C compiler build the librdkafka that rdkafka-sys bundles, for
+# the benchmark's Kafka-protocol driver (bench/src/driver/kafka.rs).
 ensure_packages etcd:etcd-server protoc:protobuf-compiler kcat:kcat node:nodejs npm:npm \
-  pkg-config:pkg-config
-# librdkafka for the benchmark's Kafka-protocol driver (bench/src/driver/
-# kafka.rs, linked against the system library; no C build).
-ensure_pkgconfig rdkafka:librdkafka-dev
+  make:make gcc:gcc
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   step "installing cargo-nextest"

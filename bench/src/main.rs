@@ -35,8 +35,7 @@ enum Command {
         #[arg(long, default_value = "bench/workloads")]
         workloads: PathBuf,
         /// Systems to run, comma-separated: runnel, runnel-fsync,
-        /// runnel-rf3, runnel-kafka, tansu, nats, redis [default: all but
-        /// tansu, which the Kafka driver's librdkafka 2.0 cannot reach].
+        /// runnel-rf3, runnel-kafka, tansu, nats, redis [default: all].
         #[arg(long, value_delimiter = ',')]
         systems: Vec<System>,
         /// Override every workload's phase duration (e.g. 2s for a smoke run).
@@ -96,7 +95,7 @@ fn main() -> Result<()> {
             baseline_mb,
         } => {
             let systems = if systems.is_empty() {
-                systems::DEFAULT.to_vec()
+                systems::ALL.to_vec()
             } else {
                 systems
             };

@@ -33,17 +33,6 @@ use crate::driver::runnel::RunnelDriver;
 use crate::results::SystemInfo;
 use crate::workload::ProducerSettings;
 
-/// What a run without `--systems` runs: every system but Tansu, which
-/// the Kafka driver cannot reach yet (see [`System::Tansu`]).
-pub const DEFAULT: &[System] = &[
-    System::Runnel,
-    System::RunnelFsync,
-    System::RunnelRf3,
-    System::RunnelKafka,
-    System::Nats,
-    System::Redis,
-];
-
 /// Every system, in table order.
 pub const ALL: &[System] = &[
     System::Runnel,
@@ -67,10 +56,6 @@ pub enum System {
     /// librdkafka instead of runnel-client over gRPC.
     RunnelKafka,
     /// Tansu, a Kafka-compatible broker in Rust, on its memory engine.
-    /// Not in [`DEFAULT`]: librdkafka 2.0.2 (Debian's, which the Kafka
-    /// driver links) fails to parse Tansu 0.6.0's ApiVersions v3 answer
-    /// ("read underflow" at byte 267 of 272), falls back to pre-ApiVersions
-    /// protocol and never gets a topic made; librdkafka 2.16 talks to it.
     Tansu,
     /// nats-server with JetStream file storage.
     Nats,

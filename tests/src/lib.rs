@@ -27,6 +27,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+/// Debian's `kcat`, run with the system librdkafka it was built against.
+///
+/// cargo and nextest put every build script's native library directories on
+/// `LD_LIBRARY_PATH`, and the benchmark's rdkafka-sys leaves a
+/// `librdkafka.so.1` of its own there (built without zlib or OpenSSL). kcat
+/// would load that one and refuse `-z gzip` and `security.protocol=ssl`.
+pub fn kcat() -> Command {
+    let mut command = Command::new("kcat");
+    command.env_remove("LD_LIBRARY_PATH");
+    command
+}
+
 /// How long a broker may take to print its ready line.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 

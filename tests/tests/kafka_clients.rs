@@ -39,7 +39,7 @@ fn run(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
 
 fn kcat(bootstrap: &str, args: &[&str], stdin: Option<&[u8]>) -> String {
     let out = run(
-        Command::new("kcat").args(["-b", bootstrap]).args(args),
+        runnel_tests::kcat().args(["-b", bootstrap]).args(args),
         stdin,
     );
     String::from_utf8(out.stdout).unwrap()

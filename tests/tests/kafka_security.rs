@@ -347,7 +347,7 @@ async fn tls_on_the_kafka_listener_takes_the_right_ca_only() {
         results["plaintext"]
     );
 
-    let kcat = Command::new("kcat")
+    let kcat = runnel_tests::kcat()
         .args(["-b", &bs, "-X", "security.protocol=ssl", "-X"])
         .arg(format!("ssl.ca.location={}", path(&s.ca.pem)))
         .args(["-L", "-J"])

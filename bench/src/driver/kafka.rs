@@ -1,5 +1,5 @@
-//! Any Kafka-protocol broker through librdkafka (the `rdkafka` crate linked
-//! against Debian's `librdkafka-dev`): Runnel's own Kafka listener and
+//! Any Kafka-protocol broker through librdkafka (the `rdkafka` crate with
+//! the librdkafka it bundles, linked statically): Runnel's own Kafka listener and
 //! Tansu. The producer is librdkafka's, set like Runnel's own producer in
 //! `driver::runnel` (acks=all, idempotent, `linger.ms=0`, the same
 //! `batch.size` and requests in flight), so the two Runnel rows differ by
