@@ -35,7 +35,8 @@ enum Command {
         #[arg(long, default_value = "bench/workloads")]
         workloads: PathBuf,
         /// Systems to run, comma-separated: runnel, runnel-fsync,
-        /// runnel-rf3, runnel-kafka, tansu, nats, redis [default: all].
+        /// runnel-rf3, runnel-kafka, runnel-rskafka, tansu, nats, redis
+        /// [default: all].
         #[arg(long, value_delimiter = ',')]
         systems: Vec<System>,
         /// Override every workload's phase duration (e.g. 2s for a smoke run).

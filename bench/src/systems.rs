@@ -8,7 +8,8 @@
 //! own schedule; `runnel-fsync` fsyncs every batch before acknowledging;
 //! `runnel-rf3` keeps three copies and acknowledges when the in-sync
 //! replicas have it (Kafka's model: replication, not fsync).
-//! `runnel-kafka` is `runnel` over the Kafka protocol (librdkafka);
+//! `runnel-kafka` is `runnel` over the Kafka protocol (librdkafka),
+//! `runnel-rskafka` the same through rskafka;
 //! `tansu` keeps everything in memory, its fastest engine, so it is an
 //! upper bound on Tansu rather than a like-for-like durability.
 
@@ -29,6 +30,7 @@ use crate::driver::Driver;
 use crate::driver::kafka::KafkaDriver;
 use crate::driver::nats::{ACKS_IN_FLIGHT, NatsDriver};
 use crate::driver::redis::{PIPELINE, PIPELINES_IN_FLIGHT, RedisDriver};
+use crate::driver::rskafka::RsKafkaDriver;
 use crate::driver::runnel::RunnelDriver;
 use crate::results::SystemInfo;
 use crate::workload::ProducerSettings;
@@ -39,6 +41,7 @@ pub const ALL: &[System] = &[
     System::RunnelFsync,
     System::RunnelRf3,
     System::RunnelKafka,
+    System::RunnelRskafka,
     System::Tansu,
     System::Nats,
     System::Redis,
@@ -55,6 +58,10 @@ pub enum System {
     /// The `runnel` broker and topic, driven over the Kafka protocol by
     /// librdkafka instead of runnel-client over gRPC.
     RunnelKafka,
+    /// The `runnel` broker and topic over the Kafka protocol, driven by
+    /// rskafka (a lean pure-Rust client) batching as runnel-client does:
+    /// the protocol compared with the client's cost mostly out of the way.
+    RunnelRskafka,
     /// Tansu, a Kafka-compatible broker in Rust, on its memory engine.
     Tansu,
     /// nats-server with JetStream file storage.
@@ -83,6 +90,7 @@ impl System {
             System::RunnelFsync => "runnel-fsync",
             System::RunnelRf3 => "runnel-rf3",
             System::RunnelKafka => "runnel-kafka",
+            System::RunnelRskafka => "runnel-rskafka",
             System::Tansu => "tansu",
             System::Nats => "nats",
             System::Redis => "redis",
@@ -136,6 +144,15 @@ impl System {
         }
     }
 
+    /// The rskafka driver for `bootstrap`: the `runnel` system's topic
+    /// configs and producer settings.
+    fn rskafka_driver(self, bootstrap: String, producer: &ProducerSettings) -> RsKafkaDriver {
+        RsKafkaDriver {
+            runnel: System::Runnel.runnel_driver(vec![bootstrap.clone()], producer),
+            bootstrap,
+        }
+    }
+
     /// What the tables say about this system.
     pub fn info(self) -> SystemInfo {
         let (kind, version, replicas, durability, client) = match self {
@@ -174,6 +191,14 @@ impl System {
                 1,
                 "page cache at ack, fsync every second (flush.ms=1000)",
                 self.kafka_driver(String::new(), &ProducerSettings::default())
+                    .describe(),
+            ),
+            System::RunnelRskafka => (
+                "runnel",
+                env!("CARGO_PKG_VERSION").to_owned(),
+                1,
+                "page cache at ack, fsync every second (flush.ms=1000)",
+                self.rskafka_driver(String::new(), &ProducerSettings::default())
                     .describe(),
             ),
             System::Tansu => (
@@ -230,6 +255,12 @@ impl System {
                 // The Kafka protocol on the same port as gRPC.
                 let broker = BrokerProcess::start(&dir.path().join("data"), &[])?;
                 let driver = self.kafka_driver(broker.bootstrap(), producer);
+                Ok((Server::Broker(broker, dir), Box::new(driver)))
+            }
+            System::RunnelRskafka => {
+                let dir = tempfile::tempdir()?;
+                let broker = BrokerProcess::start(&dir.path().join("data"), &[])?;
+                let driver = self.rskafka_driver(broker.bootstrap(), producer);
                 Ok((Server::Broker(broker, dir), Box::new(driver)))
             }
             System::Tansu => {

@@ -1,5 +1,5 @@
 //! One trait over every system's client, so the runner drives Runnel (over
-//! gRPC and over the Kafka protocol), Tansu, NATS JetStream and Redis
+//! gRPC and over the Kafka protocol through librdkafka and rskafka), Tansu, NATS JetStream and Redis
 //! Streams with the same loop.
 //!
 //! The unit is one message: the runner offers payloads in order (in
@@ -12,6 +12,7 @@
 pub mod kafka;
 pub mod nats;
 pub mod redis;
+pub mod rskafka;
 pub mod runnel;
 
 use std::future::Future;
