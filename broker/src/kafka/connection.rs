@@ -21,9 +21,9 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use parking_lot::Mutex;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Semaphore, mpsc};
 
 use super::dispatch;
@@ -40,6 +40,29 @@ pub const MAX_IN_FLIGHT_BYTES: usize = 128 << 20;
 /// The framed answer to one request; `None` for requests Kafka does not
 /// answer (produce with acks=0).
 pub type Reply = Pin<Box<dyn Future<Output = Option<BytesMut>> + Send>>;
+
+/// Bytes one read asks the socket for, at least: several pipelined
+/// produce requests of librdkafka's default 16 KiB batches.
+const READ_BUFFER: usize = 64 << 10;
+
+/// Read until `buf` holds `want` bytes; `false` if the peer closed first.
+/// Reads ask for at least [`READ_BUFFER`] bytes, so what follows the
+/// frame being completed (the next requests) comes in the same read.
+async fn fill<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut BytesMut,
+    want: usize,
+) -> std::io::Result<bool> {
+    while buf.len() < want {
+        // The split-off bodies keep the old allocation alive; reserve
+        // then starts a fresh one rather than moving what is in flight.
+        buf.reserve((want - buf.len()).max(READ_BUFFER));
+        if reader.read_buf(buf).await? == 0 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
 
 /// Why a connection is closed.
 #[derive(Debug)]
@@ -155,17 +178,29 @@ where
         let _ = writer.shutdown().await;
     });
     let budget = Arc::new(Semaphore::new(MAX_IN_FLIGHT_BYTES));
+    // Requests are read into one buffer and split off it, so a read takes
+    // whatever the socket holds (often several pipelined requests, one
+    // syscall) and a request's body is a slice of it: no per-request
+    // allocation to zero, no copy.
+    let mut buf = BytesMut::with_capacity(READ_BUFFER);
     let closed = loop {
-        let size = tokio::select! {
-            size = reader.read_i32() => size,
+        let filled = tokio::select! {
+            filled = fill(&mut reader, &mut buf, 4) => filled,
             _ = stopping.wait_for(|s| *s) => break None,
         };
-        let size = match size {
-            Ok(size) => size,
+        match filled {
+            Ok(true) => {}
             // The client closed the connection between requests.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break None,
+            Ok(false) if buf.is_empty() => break None,
+            Ok(false) => {
+                break Some(Close(format!(
+                    "the connection ended inside a request's size ({} of 4 bytes)",
+                    buf.len()
+                )));
+            }
             Err(e) => break Some(Close(format!("read failed: {e}"))),
-        };
+        }
+        let size = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
         if size < 0 || size as usize > max_request {
             break Some(Close(format!(
                 "request size {size} is outside 0..={max_request} (socket.request.max.bytes)"
@@ -177,13 +212,23 @@ where
         let Ok(permit) = budget.clone().acquire_many_owned(permits).await else {
             break None;
         };
-        let mut body = BytesMut::zeroed(size);
-        if let Err(e) = reader.read_exact(&mut body).await {
-            break Some(Close(format!(
-                "the connection ended inside a {size}-byte request: {e}"
-            )));
+        match fill(&mut reader, &mut buf, 4 + size).await {
+            Ok(true) => {}
+            Ok(false) => {
+                break Some(Close(format!(
+                    "the connection ended inside a {size}-byte request ({} bytes came)",
+                    buf.len() - 4
+                )));
+            }
+            Err(e) => {
+                break Some(Close(format!(
+                    "the connection failed inside a {size}-byte request: {e}"
+                )));
+            }
         }
-        match dispatch::dispatch(&conn, Bytes::from(body)).await {
+        buf.advance(4);
+        let body = buf.split_to(size).freeze();
+        match dispatch::dispatch(&conn, body).await {
             Ok(reply) => {
                 if queue.send((reply, permit)).await.is_err() {
                     break None;
@@ -201,4 +246,45 @@ where
     // Answers already queued are still written, then the socket closes.
     drop(queue);
     let _ = writing.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt as _;
+
+    use super::*;
+
+    /// Two pipelined frames and the start of a third in one write: `fill`
+    /// completes each frame from what one read brought, and reports the
+    /// end of the stream inside the third.
+    #[tokio::test]
+    async fn pipelined_frames_split_off_one_buffer() {
+        let (mut client, mut server) = tokio::io::duplex(1 << 20);
+        let mut wire = Vec::new();
+        for body in [&b"first"[..], &[7u8; 70_000][..]] {
+            wire.extend_from_slice(&(body.len() as i32).to_be_bytes());
+            wire.extend_from_slice(body);
+        }
+        wire.extend_from_slice(&100i32.to_be_bytes());
+        wire.extend_from_slice(b"trunc");
+        client.write_all(&wire).await.unwrap();
+        drop(client);
+
+        let mut buf = BytesMut::new();
+        let mut bodies = Vec::new();
+        loop {
+            assert!(fill(&mut server, &mut buf, 4).await.unwrap());
+            let size = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+            if !fill(&mut server, &mut buf, 4 + size).await.unwrap() {
+                assert_eq!(size, 100);
+                assert_eq!(&buf[4..], b"trunc");
+                break;
+            }
+            buf.advance(4);
+            bodies.push(buf.split_to(size).freeze());
+        }
+        assert_eq!(bodies.len(), 2);
+        assert_eq!(&bodies[0][..], b"first");
+        assert!(bodies[1].len() == 70_000 && bodies[1].iter().all(|b| *b == 7));
+    }
 }
