@@ -89,15 +89,16 @@ async fn run_workload(w: &Workload, systems: &[System], label: &str) -> Workload
         runs.push(run);
     }
     // One offered load for everyone: half the slowest max of Runnel (over
-    // either protocol) and the peers (the fsync and RF=3 variants run at it too, if they can); the
-    // slowest of all when none of those finished.
+    // gRPC or Kafka, with either Kafka client) and the peers (the fsync and
+    // RF=3 variants run at it too, if they can); the slowest of all when
+    // none of those finished.
     let slowest = |comparable_only: bool| {
         runs.iter()
             .filter(|r| {
                 !comparable_only
                     || matches!(
                         r.system.as_str(),
-                        "runnel" | "runnel-kafka" | "tansu" | "nats" | "redis"
+                        "runnel" | "runnel-kafka" | "runnel-rskafka" | "tansu" | "nats" | "redis"
                     )
             })
             .filter_map(|r| r.produce_max.as_ref().map(|p| p.msgs_per_sec))
