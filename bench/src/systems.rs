@@ -35,6 +35,9 @@ use crate::driver::runnel::RunnelDriver;
 use crate::results::SystemInfo;
 use crate::workload::ProducerSettings;
 
+/// The durability of the one-broker `flush.ms=1000` systems.
+const FLUSH_EVERY_SECOND: &str = "page cache at ack, fsync every second (flush.ms=1000)";
+
 /// Every system, in table order.
 pub const ALL: &[System] = &[
     System::Runnel,
@@ -175,7 +178,7 @@ impl System {
                         3,
                         "ack when all in-sync replicas (min 2 of 3) have it in their page cache; no fsync",
                     ),
-                    _ => (1, "page cache at ack, fsync every second (flush.ms=1000)"),
+                    _ => (1, FLUSH_EVERY_SECOND),
                 };
                 (
                     "runnel",
@@ -185,22 +188,21 @@ impl System {
                     client,
                 )
             }
-            System::RunnelKafka => (
-                "runnel",
-                env!("CARGO_PKG_VERSION").to_owned(),
-                1,
-                "page cache at ack, fsync every second (flush.ms=1000)",
-                self.kafka_driver(String::new(), &ProducerSettings::default())
-                    .describe(),
-            ),
-            System::RunnelRskafka => (
-                "runnel",
-                env!("CARGO_PKG_VERSION").to_owned(),
-                1,
-                "page cache at ack, fsync every second (flush.ms=1000)",
-                self.rskafka_driver(String::new(), &ProducerSettings::default())
-                    .describe(),
-            ),
+            System::RunnelKafka | System::RunnelRskafka => {
+                let defaults = ProducerSettings::default();
+                let client = if self == System::RunnelKafka {
+                    self.kafka_driver(String::new(), &defaults).describe()
+                } else {
+                    self.rskafka_driver(String::new(), &defaults).describe()
+                };
+                (
+                    "runnel",
+                    env!("CARGO_PKG_VERSION").to_owned(),
+                    1,
+                    FLUSH_EVERY_SECOND,
+                    client,
+                )
+            }
             System::Tansu => (
                 "tansu",
                 version_of("tansu", &["--version"]),

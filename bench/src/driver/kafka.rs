@@ -22,7 +22,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
-use super::{AckFuture, Consumer, Driver, Producer};
+use super::{AckFuture, Consumer, Driver, Producer, recv_chunk};
 use crate::workload::ProducerSettings;
 
 /// Most unacknowledged messages in librdkafka's queue (its
@@ -307,10 +307,6 @@ struct KafkaConsumer {
 #[async_trait]
 impl Consumer for KafkaConsumer {
     async fn poll(&mut self, timeout: Duration) -> Result<Vec<Bytes>> {
-        match tokio::time::timeout(timeout, self.rx.recv()).await {
-            Err(_) => Ok(Vec::new()),
-            Ok(Some(chunk)) => chunk,
-            Ok(None) => bail!("the consumer thread stopped"),
-        }
+        recv_chunk(&mut self.rx, timeout, "the consumer thread").await
     }
 }

@@ -64,3 +64,18 @@ pub trait Consumer: Send {
     /// nothing arrived.
     async fn poll(&mut self, timeout: Duration) -> Result<Vec<Bytes>>;
 }
+
+/// [`Consumer::poll`] for a consumer whose client reads on tasks or
+/// threads of its own and hands chunks over `rx`; `stopped` names them in
+/// the error when they are gone.
+pub async fn recv_chunk(
+    rx: &mut tokio::sync::mpsc::Receiver<Result<Vec<Bytes>>>,
+    timeout: Duration,
+    stopped: &str,
+) -> Result<Vec<Bytes>> {
+    match tokio::time::timeout(timeout, rx.recv()).await {
+        Err(_) => Ok(Vec::new()),
+        Ok(Some(chunk)) => chunk,
+        Ok(None) => anyhow::bail!("{stopped} stopped"),
+    }
+}

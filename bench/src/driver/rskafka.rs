@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Context as _, Result, anyhow};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::FutureExt as _;
@@ -29,7 +29,7 @@ use rskafka::client::{Client, ClientBuilder};
 use rskafka::record::Record;
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
-use super::{AckFuture, Consumer, Driver, Producer};
+use super::{AckFuture, Consumer, Driver, Producer, recv_chunk};
 use crate::driver::runnel::RunnelDriver;
 
 /// Produce requests in flight on the connection, as runnel-client's
@@ -90,7 +90,7 @@ impl RsKafkaDriver {
         let p = self.runnel.producer_config();
         format!(
             "rskafka {}: acks=all, no idempotence (rskafka has none), batching as runnel-client: batch.size={} B, linger.ms={}, {IN_FLIGHT} requests in flight; consumer: one fetch loop per partition, {} KiB per partition fetch",
-            rskafka_version(),
+            RSKAFKA_VERSION,
             p.batch_size,
             p.linger.as_millis(),
             PARTITION_FETCH_BYTES >> 10
@@ -98,10 +98,9 @@ impl RsKafkaDriver {
     }
 }
 
-fn rskafka_version() -> &'static str {
-    // Cargo.lock pins it; the crate exports no version constant.
-    "0.6"
-}
+/// The rskafka release `third_party/rskafka` copies (the crate exports
+/// no version constant).
+const RSKAFKA_VERSION: &str = "0.6.0";
 
 #[async_trait]
 impl Driver for RsKafkaDriver {
@@ -134,6 +133,7 @@ impl Driver for RsKafkaDriver {
             senders,
             shared,
             batch_size: config.batch_size,
+            buffer_memory: config.buffer_memory,
             sticky: 0,
         }))
     }
@@ -205,6 +205,9 @@ struct RsKafkaProducer {
     senders: Vec<tokio::task::JoinHandle<()>>,
     shared: Arc<SendLimits>,
     batch_size: usize,
+    /// buffer.memory: the buffer semaphore's permits when nothing is
+    /// unacknowledged.
+    buffer_memory: usize,
     /// The partition new messages go to until its batch is full.
     sticky: usize,
 }
@@ -281,17 +284,11 @@ impl Producer for RsKafkaProducer {
     }
 
     async fn close(self: Box<Self>) -> Result<()> {
-        // Wait until everything queued was acknowledged (the whole buffer
-        // is free again), then stop the senders.
+        // Everything queued was answered once the whole buffer is free
+        // again (a batch's bytes come back with its answer); then stop the
+        // senders.
         let all = tokio::time::timeout(Duration::from_secs(30), async {
-            loop {
-                let queued = self
-                    .queues
-                    .iter()
-                    .any(|q| !q.batches.lock().unwrap().is_empty());
-                if !queued && self.shared.in_flight.available_permits() == IN_FLIGHT {
-                    break;
-                }
+            while self.shared.buffer.available_permits() < self.buffer_memory {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         })
@@ -407,10 +404,6 @@ async fn fetch_loop(client: Arc<PartitionClient>, tx: mpsc::Sender<Result<Vec<By
 #[async_trait]
 impl Consumer for RsKafkaConsumer {
     async fn poll(&mut self, timeout: Duration) -> Result<Vec<Bytes>> {
-        match tokio::time::timeout(timeout, self.rx.recv()).await {
-            Err(_) => Ok(Vec::new()),
-            Ok(Some(chunk)) => chunk,
-            Ok(None) => bail!("the fetch loops stopped"),
-        }
+        recv_chunk(&mut self.rx, timeout, "the fetch loops").await
     }
 }
