@@ -1,0 +1,195 @@
+//! The chaos workload over the Kafka protocol, through librdkafka (the
+//! `rdkafka` crate): an idempotent acks=all producer and group consumers
+//! that commit what they read, recorded in the same history and with the
+//! same value scheme as the gRPC clients (`workload`), so one checker reads
+//! both.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use rdkafka::ClientConfig;
+use rdkafka::Message;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::history::Op;
+use super::workload::{Shared, TOPIC};
+
+/// Most sends awaiting their ack at once (as the gRPC producer).
+const MAX_OUTSTANDING: usize = 2000;
+
+fn common(shared: &Shared, name: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &shared.bootstrap)
+        .set("client.id", name)
+        // A broker cut off by a partition answers nothing: notice soon.
+        .set("socket.timeout.ms", "10000")
+        .set("reconnect.backoff.max.ms", "1000")
+        .set("topic.metadata.refresh.interval.ms", "2000")
+        .set("log_level", "3");
+    config
+}
+
+/// `rate` values a second round-robin over the partitions until told to
+/// stop; then wait for every outstanding delivery report.
+pub async fn producer(name: String, shared: Shared, rate: u32) -> Result<()> {
+    let producer: FutureProducer = common(&shared, &name)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("request.timeout.ms", "10000")
+        // As the gRPC producer's delivery timeout.
+        .set("message.timeout.ms", "60000")
+        .create()
+        .with_context(|| format!("{name}: creating the librdkafka producer"))?;
+    let outstanding = Arc::new(Semaphore::new(MAX_OUTSTANDING));
+    let mut acks = JoinSet::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1) / rate.max(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seq: u64 = 0;
+    while !shared.stop_producing.load(Ordering::Relaxed) {
+        tick.tick().await;
+        let permit = outstanding.clone().acquire_owned().await?;
+        let partition = (seq % u64::from(shared.partitions)) as u32;
+        let value = format!("{name}-{seq}");
+        seq += 1;
+        shared.history.record(
+            &name,
+            Op::Send {
+                partition,
+                value: value.clone(),
+            },
+        );
+        let record = FutureRecord::<(), _>::to(TOPIC)
+            .partition(partition as i32)
+            .payload(value.as_bytes());
+        let delivery = producer.send_result(record).map_err(|(e, _)| e);
+        let (history, name) = (shared.history.clone(), name.clone());
+        acks.spawn(async move {
+            let outcome = match delivery {
+                Ok(future) => match future.await {
+                    Ok(Ok(delivery)) => Ok(delivery.offset),
+                    Ok(Err((e, _))) => Err(e.to_string()),
+                    Err(_) => Err("the producer went away before the delivery report".into()),
+                },
+                Err(e) => Err(e.to_string()),
+            };
+            history.record(
+                &name,
+                match outcome {
+                    Ok(offset) => Op::Ack {
+                        partition,
+                        value,
+                        offset,
+                    },
+                    Err(error) => Op::SendFailed {
+                        partition,
+                        value,
+                        error,
+                    },
+                },
+            );
+            drop(permit);
+        });
+        while acks.try_join_next().is_some() {}
+    }
+    while acks.join_next().await.is_some() {}
+    tokio::task::block_in_place(|| producer.flush(Duration::from_secs(5)))?;
+    Ok(())
+}
+
+/// A consumer in `group`: record every message, commit the positions
+/// (synchronously) after every batch of up to 100 messages or 500 ms.
+pub async fn consumer(name: String, group: String, shared: Shared) -> Result<()> {
+    let consumer: StreamConsumer = common(&shared, &name)
+        .set("group.id", &group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
+        // librdkafka pauses a partition's fetches for a second once its
+        // queue is full (docs/benchmarks.md); not what a test wants.
+        .set("fetch.queue.backoff.ms", "0")
+        .create()
+        .with_context(|| format!("{name}: creating the librdkafka consumer"))?;
+    consumer.subscribe(&[TOPIC])?;
+    while !shared.stop_consuming.load(Ordering::Relaxed) {
+        let mut read = 0;
+        let batch = tokio::time::sleep(Duration::from_millis(500));
+        tokio::pin!(batch);
+        while read < 100 {
+            tokio::select! {
+                _ = &mut batch => break,
+                message = consumer.recv() => match message {
+                    Ok(m) => {
+                        read += 1;
+                        shared.history.record(&name, Op::Read {
+                            partition: m.partition() as u32,
+                            offset: m.offset(),
+                            value: m.payload().map_or_else(
+                                || "<null>".into(),
+                                |v| String::from_utf8_lossy(v).into_owned(),
+                            ),
+                        });
+                    }
+                    Err(e) => {
+                        shared.history.record(&name, Op::Info {
+                            message: format!("consume failed: {e}"),
+                        });
+                        break;
+                    }
+                },
+            }
+        }
+        if read == 0 {
+            continue;
+        }
+        let Ok(positions) = consumer.position() else {
+            continue;
+        };
+        let offsets: Vec<(u32, i64)> = positions
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some((e.partition() as u32, o)),
+                _ => None,
+            })
+            .collect();
+        if offsets.is_empty() {
+            continue;
+        }
+        // Only the partitions with a position: a commit of "no offset yet"
+        // would be refused as a whole.
+        let mut commit = TopicPartitionList::new();
+        for &(partition, offset) in &offsets {
+            commit.add_partition_offset(TOPIC, partition as i32, Offset::Offset(offset))?;
+        }
+        let outcome = tokio::task::block_in_place(|| consumer.commit(&commit, CommitMode::Sync));
+        for (partition, offset) in offsets {
+            shared.history.record(
+                &name,
+                match &outcome {
+                    Ok(()) => Op::Commit {
+                        group: group.clone(),
+                        partition,
+                        offset,
+                    },
+                    Err(e) => Op::CommitFailed {
+                        group: group.clone(),
+                        partition,
+                        offset,
+                        error: e.to_string(),
+                    },
+                },
+            );
+        }
+    }
+    tokio::task::block_in_place(|| consumer.unsubscribe());
+    Ok(())
+}
