@@ -21,6 +21,23 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The filesystem holding `path` is full (ENOSPC) or over its quota
+    /// (EDQUOT). Writes there fail until space comes back; reads work, and
+    /// nothing needs restarting (`docs/storage.md`, "Full disk").
+    #[error(
+        "{condition} on the filesystem of {dir} while {context} {path}: this broker refuses \
+         writes there until space is freed (reads still work, and writes resume by \
+         themselves); free disk space or lower retention.bytes / retention.ms",
+        dir = path.parent().unwrap_or(path).display(),
+        path = path.display(),
+        condition = storage_full_condition(source)
+    )]
+    StorageFull {
+        context: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// A produced batch failed validation (CRC, magic, lengths).
     #[error(
         "corrupt record batch for {topic_partition} at byte {position} of the request: {source}"
@@ -317,12 +334,43 @@ pub enum Error {
 }
 
 impl Error {
-    /// Shorthand for [`Error::Io`].
+    /// Shorthand for [`Error::Io`], or [`Error::StorageFull`] when the
+    /// filesystem is out of space or quota: that one condition is common,
+    /// temporary and the operator's to fix, so it gets its own message.
     pub fn io(context: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        let path = path.into();
+        if is_storage_full(&source) {
+            return Error::StorageFull {
+                context,
+                path,
+                source,
+            };
+        }
         Error::Io {
             context,
-            path: path.into(),
+            path,
             source,
         }
+    }
+
+    /// Whether this is a full (or over-quota) filesystem.
+    pub fn is_storage_full(&self) -> bool {
+        matches!(self, Error::StorageFull { .. })
+    }
+}
+
+/// ENOSPC or EDQUOT.
+pub fn is_storage_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
+
+fn storage_full_condition(e: &std::io::Error) -> &'static str {
+    if e.kind() == std::io::ErrorKind::QuotaExceeded {
+        "disk quota exceeded"
+    } else {
+        "no space left on device"
     }
 }

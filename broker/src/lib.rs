@@ -352,7 +352,12 @@ impl Broker {
             crate::log::wall_clock_ms(),
             ctx.config.producer_id_expiration_ms,
         );
-        logs.shutdown()?;
+        if let Err(e) = logs.shutdown() {
+            // Without the clean-shutdown marker the next start recovers
+            // (scans the active segments); nothing is lost. A full disk
+            // lands here, and is no reason to exit with an error.
+            tracing::warn!(error = %e, "logs did not close cleanly; the next start recovers them");
+        }
         tracing::info!("shutdown complete");
         grpc_result.map_err(|e| Error::NotAvailable(format!("gRPC task: {e}")))??;
         http_result.map_err(|e| Error::NotAvailable(format!("HTTP task: {e}")))??;

@@ -36,6 +36,12 @@
 //! `segment.index.bytes` and the unused tail is zeros; an all-zero entry can
 //! never be real (position 0 is never indexed), so it marks the end. Sealing
 //! a segment trims the file to its entries.
+//!
+//! That tail is a hole, and writing through a shared mapping into a page of
+//! a hole on a full filesystem is SIGBUS, not an error: the process dies.
+//! So disk blocks for entries are reserved (`fallocate`) a chunk ahead of
+//! the writer ([`IndexFile::reserve`]), and a full disk fails the append
+//! that needs the room, before anything is written.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -59,7 +65,20 @@ pub(crate) struct IndexFile {
     /// Why the file on disk could not be trusted, if it could not; the
     /// segment then resets and rebuilds the index from the `.log`.
     problem: Option<String>,
+    /// Bytes from the start of the file known to have disk blocks (written
+    /// entries, or reserved by [`IndexFile::reserve`]). Only these may be
+    /// written through the mapping: see the module docs on SIGBUS.
+    reserved: usize,
 }
+
+/// How far ahead of the writer index blocks are reserved: one `fallocate`
+/// per 64 KiB of index (8192 `.index` entries), so reserving costs nothing
+/// measurable, and a segment does not hold `segment.index.bytes` of disk
+/// per index while it is active.
+const RESERVE_AHEAD: usize = 64 << 10;
+
+/// The page size writes through the mapping allocate by.
+const PAGE: usize = 4096;
 
 /// Map `file` read-write. `used` is the length of its entries: when the
 /// file is longer (the preallocated tail of an active segment's index, a
@@ -89,6 +108,44 @@ fn map(file: &File, used: usize) -> io::Result<MmapMut> {
         let _ = mmap.advise(memmap2::Advice::Random);
     }
     Ok(mmap)
+}
+
+/// The parts of `file` between `from` and `to` that may hold data, as
+/// byte ranges (`SEEK_DATA` / `SEEK_HOLE`); holes read as zeros.
+///
+/// Why not just read the mapping: on tmpfs (a memory-backed volume, a
+/// container's scratch space) reading a hole through a shared mapping
+/// allocates a page for it, so scanning a preallocated 10 MiB index took
+/// 10 MiB of the filesystem, and on a full one the read was SIGBUS at
+/// start-up. A filesystem that cannot tell returns the whole range.
+fn data_ranges(file: &File, from: usize, to: usize) -> Vec<std::ops::Range<usize>> {
+    use rustix::fs::{SeekFrom, seek};
+    let mut out = Vec::new();
+    let mut at = from;
+    while at < to {
+        let data = match seek(file, SeekFrom::Data(at as u64)) {
+            Ok(data) => data,
+            // No data past `at`.
+            Err(rustix::io::Errno::NXIO) => break,
+            // Cannot tell: take it all as data.
+            Err(_) => {
+                out.push(at..to);
+                break;
+            }
+        };
+        let data = (data as usize).max(at);
+        if data >= to {
+            break;
+        }
+        let hole = seek(file, SeekFrom::Hole(data as u64)).map_or(to, |h| (h as usize).min(to));
+        if hole <= data {
+            out.push(data..to);
+            break;
+        }
+        out.push(data..hole);
+        at = hole;
+    }
+    out
 }
 
 impl IndexFile {
@@ -122,11 +179,23 @@ impl IndexFile {
         // reads the whole file (the advice is set below once they are known).
         let mmap = map(&file, len)?;
         let zero = vec![0u8; entry_size];
-        let entries = mmap[..usable]
+        // Entries end at the first all-zero one, or where the first hole
+        // starts (written entries have blocks; see `data_ranges` on why a
+        // hole must not be read through the mapping).
+        let written = data_ranges(&file, 0, usable)
+            .first()
+            .filter(|r| r.start == 0)
+            .map_or(0, |r| r.end);
+        let scanned = written - written % entry_size;
+        let entries = mmap[..scanned]
             .chunks_exact(entry_size)
             .position(|e| e == zero.as_slice())
-            .unwrap_or(usable / entry_size);
-        if problem.is_none() && mmap[entries * entry_size..].iter().any(|&b| b != 0) {
+            .unwrap_or(scanned / entry_size);
+        let tail = entries * entry_size;
+        let garbage = data_ranges(&file, tail, len)
+            .into_iter()
+            .any(|r| mmap[r].iter().any(|&b| b != 0));
+        if problem.is_none() && garbage {
             problem = Some(format!(
                 "non-zero bytes after the end of the {entries} entries"
             ));
@@ -142,7 +211,44 @@ impl IndexFile {
             entry_size,
             entries,
             problem,
+            // The pages holding entries were written, so they have blocks.
+            reserved: (entries * entry_size).next_multiple_of(PAGE).min(len),
         })
+    }
+
+    /// Make sure the next `more` entries can be written through the map:
+    /// allocate disk blocks for them (and up to [`RESERVE_AHEAD`] past,
+    /// within the file) unless they have some already. Fails with the
+    /// filesystem's error (ENOSPC, EDQUOT) if it cannot; then nothing was
+    /// written and the caller must not add the entries.
+    pub(crate) fn reserve(&mut self, more: usize) -> io::Result<()> {
+        let len = self.bytes().len();
+        let need = (self.entries + more)
+            .saturating_mul(self.entry_size)
+            .min(len);
+        if need <= self.reserved {
+            return Ok(());
+        }
+        let to = need
+            .saturating_add(RESERVE_AHEAD)
+            .next_multiple_of(PAGE)
+            .min(len);
+        let from = self.reserved - self.reserved % PAGE;
+        // Mode 0 inside the file's size: allocates, never changes the size.
+        match rustix::fs::fallocate(
+            &self.file,
+            rustix::fs::FallocateFlags::empty(),
+            from as u64,
+            (to - from) as u64,
+        ) {
+            Ok(()) => {}
+            // A filesystem without fallocate: writes into the hole are all
+            // there is, as before.
+            Err(rustix::io::Errno::OPNOTSUPP) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.reserved = to;
+        Ok(())
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -175,13 +281,23 @@ impl IndexFile {
         &self.bytes()[n * self.entry_size..(n + 1) * self.entry_size]
     }
 
-    /// Append one entry; the caller checked `entries < capacity`.
-    pub(crate) fn push(&mut self, entry: &[u8]) {
+    /// Append one entry; the caller checked `entries < capacity`. Appends
+    /// reserve their room beforehand ([`reserve`](Self::reserve)); anyone
+    /// else (a rebuild) gets it reserved here, and if the disk is full the
+    /// entry is left out (an index with fewer entries only makes lookups
+    /// scan further) rather than written into a hole. Returns whether it
+    /// was added.
+    pub(crate) fn push(&mut self, entry: &[u8]) -> bool {
         debug_assert_eq!(entry.len(), self.entry_size);
+        if let Err(e) = self.reserve(1) {
+            tracing::warn!(path = %self.path.display(), error = %e, "cannot reserve disk for an index entry; leaving it out");
+            return false;
+        }
         let at = self.entries * self.entry_size;
         let mmap = self.mmap.as_mut().expect("index is mapped");
         mmap[at..at + entry.len()].copy_from_slice(entry);
         self.entries += 1;
+        true
     }
 
     /// Forget every entry from `n` on, zeroing them so the end marker holds.
@@ -202,10 +318,14 @@ impl IndexFile {
         // Bytes after the old end marker may be garbage too. Only write to
         // pages that are not already zero: writing zeros into the untouched
         // (sparse) tail of a preallocated file would allocate disk blocks.
+        // And only look at pages that have blocks (see `data_ranges`).
+        let ranges = data_ranges(&self.file, 0, self.bytes().len());
         if let Some(mmap) = self.mmap.as_mut() {
-            for page in mmap.chunks_mut(4096) {
-                if page.iter().any(|&b| b != 0) {
-                    page.fill(0);
+            for range in ranges {
+                for page in mmap[range].chunks_mut(PAGE) {
+                    if page.iter().any(|&b| b != 0) {
+                        page.fill(0);
+                    }
                 }
             }
         }
@@ -230,6 +350,8 @@ impl IndexFile {
         }
         drop(self.mmap.take());
         self.file.set_len(len as u64)?;
+        // Growing adds a hole; shrinking gives back what was past the end.
+        self.reserved = self.reserved.min(len);
         self.mmap = Some(map(&self.file, self.entries * self.entry_size)?);
         Ok(())
     }
@@ -363,8 +485,7 @@ impl OffsetIndex {
         let mut entry = [0u8; INDEX_ENTRY_SIZE];
         entry[..4].copy_from_slice(&rel.to_be_bytes());
         entry[4..].copy_from_slice(&position.to_be_bytes());
-        self.file.push(&entry);
-        true
+        self.file.push(&entry)
     }
 
     /// Remove every entry whose offset is `>= offset`.
@@ -486,6 +607,41 @@ mod tests {
         drop(idx);
         let idx = OffsetIndex::open(&dir.path().join("0.index"), 0).unwrap();
         assert_eq!((idx.entries(), idx.file().problem()), (1, None));
+    }
+
+    /// Blocks of `path` on disk, in bytes.
+    fn allocated(path: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).unwrap().blocks() * 512
+    }
+
+    #[test]
+    fn entries_get_disk_reserved_ahead_and_holes_are_never_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.index");
+        let mut idx = index_with(dir.path(), 0, &[], 1 << 20);
+        // A fresh preallocated index is a hole: nothing allocated yet.
+        assert_eq!(allocated(&path), 0);
+        idx.file_mut().reserve(1).unwrap();
+        let reserved = allocated(&path);
+        assert!(
+            reserved >= RESERVE_AHEAD as u64 && reserved < 1 << 20,
+            "{reserved} bytes allocated"
+        );
+        // Entries within the reservation allocate nothing more.
+        for n in 1..=100u32 {
+            assert!(idx.append(i64::from(n), n * 100));
+        }
+        assert_eq!(allocated(&path), reserved);
+        drop(idx);
+        // Opening (and resetting) it finds the entries without touching
+        // the rest of the hole.
+        let mut idx = OffsetIndex::open(&path, 0).unwrap();
+        assert_eq!((idx.entries(), idx.file().problem()), (100, None));
+        assert_eq!(data_ranges(&idx.file().file, 0, 1 << 20).len(), 1);
+        idx.file_mut().reset();
+        assert_eq!(idx.entries(), 0);
+        assert_eq!(allocated(&path), reserved);
     }
 
     #[test]

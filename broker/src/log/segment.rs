@@ -123,6 +123,21 @@ impl Segment {
                 Err(e) => return Err(Error::io("removing leftover segment file", path, e)),
             }
         }
+        Segment::create_files(paths, base_offset, index_bytes, spare).inspect_err(|_| {
+            // A full disk fails here: leave no half-made segment behind,
+            // which a restart would take for the active one (and whose
+            // missing indexes it would rebuild). The roll is tried again
+            // by the next append.
+            let _ = SegmentPaths::new(dir, base_offset).delete();
+        })
+    }
+
+    fn create_files(
+        paths: SegmentPaths,
+        base_offset: i64,
+        index_bytes: usize,
+        spare: Option<(PathBuf, File)>,
+    ) -> Result<Segment> {
         let file = match spare {
             Some((spare_path, file)) => {
                 std::fs::rename(&spare_path, &paths.log)
@@ -419,6 +434,22 @@ impl Segment {
             .map_err(|e| Error::io("syncing time index", &self.paths.time_index, e))
     }
 
+    /// Reserve disk for `entries` more entries in both indexes, so that
+    /// writing them through their mappings cannot fault (SIGBUS) on a full
+    /// disk: see `index`.
+    fn reserve_index_room(&self, entries: usize) -> Result<()> {
+        self.index
+            .write()
+            .file_mut()
+            .reserve(entries)
+            .map_err(|e| Error::io("reserving offset index space", &self.paths.index, e))?;
+        self.time_index
+            .write()
+            .file_mut()
+            .reserve(entries)
+            .map_err(|e| Error::io("reserving time index space", &self.paths.time_index, e))
+    }
+
     /// Shrink both index files to their entries (sealed segments, close).
     pub(crate) fn trim_indexes(&self) -> Result<()> {
         self.resize_indexes(0, 0)
@@ -707,6 +738,11 @@ pub(crate) struct ActiveSegment {
     pub(crate) rolling_base_ms: Option<i64>,
     /// How much of this segment `page.cache.drop.behind.bytes` dropped.
     drop_behind: DropBehind,
+    /// A failed append left bytes past the committed size in the `.log`
+    /// and cutting them off failed too. The file is appended to with
+    /// `O_APPEND`, so the next append would land after them: it cuts
+    /// first, or fails.
+    torn_tail: bool,
 }
 
 impl ActiveSegment {
@@ -741,6 +777,7 @@ impl ActiveSegment {
             cursor: IndexCursor::new(base_offset),
             rolling_base_ms: None,
             drop_behind: DropBehind::default(),
+            torn_tail: false,
         })
     }
 
@@ -860,6 +897,7 @@ impl ActiveSegment {
             cursor: replay.cursor,
             rolling_base_ms,
             drop_behind: DropBehind::default(),
+            torn_tail: false,
         })
     }
 
@@ -885,8 +923,12 @@ impl ActiveSegment {
     /// pairs, so the batch bodies are never copied. With `log_append_time`
     /// each header also gets that time and a CRC computed again (one pass
     /// over the body, no copy). Then index them and publish the new size.
-    /// On a write error the file is cut back to where it was and nothing is
-    /// published.
+    ///
+    /// Room for the index entries is reserved first, so a full disk fails
+    /// the append before anything is written. A write error (ENOSPC after
+    /// a short write) cuts the file back to where it was and publishes
+    /// nothing: the segment stays exactly as it was, and the next append
+    /// after space returns follows the last whole batch.
     pub(crate) fn append(
         &mut self,
         input: &[u8],
@@ -897,6 +939,12 @@ impl ActiveSegment {
         interval: usize,
     ) -> Result<()> {
         let start_size = self.seg.size();
+        if self.torn_tail {
+            self.cut_back(start_size)?;
+        }
+        // At most one entry per batch in each index, plus the time index
+        // entry sealing the segment.
+        self.seg.reserve_index_room(batches.len() + 1)?;
         let mut headers = Vec::with_capacity(batches.len());
         let mut offset = self.next_offset;
         for (at, header) in batches {
@@ -918,8 +966,12 @@ impl ActiveSegment {
             ));
         }
         if let Err(e) = write_all_vectored(&self.seg.file, &mut slices) {
-            // Best effort: do not leave a partial batch behind.
-            let _ = self.seg.file.set_len(start_size);
+            // Part of the request may be in the file (a short write, then
+            // ENOSPC): never leave a partial batch for later appends to
+            // follow. Cutting frees blocks, so it works on a full disk.
+            if let Err(cut) = self.cut_back(start_size) {
+                warn!(error = %cut, "cannot cut a failed append off the active segment; appends retry the cut first");
+            }
             return Err(Error::io("appending to segment", &self.seg.paths.log, e));
         }
         {
@@ -950,6 +1002,21 @@ impl ActiveSegment {
             .store(start_size + input.len() as u64, Ordering::Release);
         self.next_offset = offset;
         self.rolling_base_ms.get_or_insert(now_ms);
+        Ok(())
+    }
+
+    /// Cut the `.log` back to `size`, its committed size, after a failed
+    /// append; until that succeeds appends are refused.
+    fn cut_back(&mut self, size: u64) -> Result<()> {
+        self.torn_tail = true;
+        self.seg.file.set_len(size).map_err(|e| {
+            Error::io(
+                "cutting a failed append off segment",
+                &self.seg.paths.log,
+                e,
+            )
+        })?;
+        self.torn_tail = false;
         Ok(())
     }
 

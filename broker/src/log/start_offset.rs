@@ -66,7 +66,11 @@ pub(crate) fn write(dir: &Path, offset: i64) -> Result<()> {
         f.sync_all()?;
         std::fs::rename(&tmp, &path)
     };
-    write().map_err(|e| Error::io("writing log start offset checkpoint", &path, e))?;
+    write().map_err(|e| {
+        // A full disk fails the write half-way: do not keep the blocks.
+        let _ = std::fs::remove_file(&tmp);
+        Error::io("writing log start offset checkpoint", &path, e)
+    })?;
     super::fsync_dir(dir)
 }
 

@@ -148,8 +148,7 @@ impl TimeIndex {
         let mut entry = [0u8; TIME_INDEX_ENTRY_SIZE];
         entry[..8].copy_from_slice(&timestamp.to_be_bytes());
         entry[8..].copy_from_slice(&rel.to_be_bytes());
-        self.file.push(&entry);
-        true
+        self.file.push(&entry)
     }
 
     /// Remove every entry whose offset is `>= offset`.

@@ -15,8 +15,14 @@
 //! open a background task deletes the keys of leases that were not kept alive
 //! within their TTL; it starts with the first lease and stops when the store
 //! is dropped.
+//!
+//! A write that fails on I/O (a full disk: the file lives in the data
+//! directory) makes redb refuse every later transaction until the file is
+//! opened again. So the store then drops its handle and opens the file anew
+//! on the next call ([`DbSlot`]): once space is back, metadata writes
+//! (topics, producer ids) work again without a broker restart.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,9 +54,79 @@ const WATCH_BUFFER: usize = 1024;
 /// How long the lease sweeper waits after a failed sweep before it retries.
 const SWEEP_RETRY: Duration = Duration::from_secs(1);
 
+/// The open database, or none after a failed write until it is opened
+/// again.
+struct DbSlot {
+    path: PathBuf,
+    db: Mutex<Option<Arc<Database>>>,
+}
+
+impl DbSlot {
+    /// The database, opened again if a failed write closed it. The open
+    /// fails (and the next call tries again) while an operation that began
+    /// before the failure still holds the old handle, or while the disk is
+    /// still full and redb's recovery cannot write.
+    fn get(&self) -> Result<Arc<Database>> {
+        let mut slot = self
+            .db
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(db) = &*slot {
+            return Ok(db.clone());
+        }
+        let db = Arc::new(Database::create(&self.path).map_err(|e| {
+            Error::Metadata(format!(
+                "embedded store: opening {} again after a failed write: {e}",
+                self.path.display()
+            ))
+        })?);
+        tracing::info!(path = %self.path.display(), "reopened the metadata store after a failed write");
+        *slot = Some(db.clone());
+        Ok(db)
+    }
+
+    /// `db` failed on I/O: forget it (if nobody did yet), so the next call
+    /// opens the file again.
+    fn failed(&self, db: &Arc<Database>) {
+        let mut slot = self
+            .db
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot
+            .as_ref()
+            .is_some_and(|current| Arc::ptr_eq(current, db))
+        {
+            tracing::warn!(path = %self.path.display(), "a metadata store write failed on I/O; it will be opened again");
+            *slot = None;
+        }
+    }
+
+    /// Run `f` on the database; an I/O failure closes it (see above) and
+    /// names the store's file.
+    fn with<T>(&self, f: impl FnOnce(&Database) -> Result<T>) -> Result<T> {
+        let db = self.get()?;
+        let result = f(&db);
+        match result {
+            Err(Error::Io {
+                context, source, ..
+            }) => {
+                self.failed(&db);
+                Err(Error::io(context, &self.path, source))
+            }
+            Err(Error::StorageFull {
+                context, source, ..
+            }) => {
+                self.failed(&db);
+                Err(Error::io(context, &self.path, source))
+            }
+            other => other,
+        }
+    }
+}
+
 /// redb-backed metadata for a single broker.
 pub struct EmbeddedStore {
-    db: Arc<Database>,
+    db: Arc<DbSlot>,
     events: broadcast::Sender<WatchEvent>,
     leases: Arc<LeaseTable>,
     /// The lease sweeper, once a lease was granted; aborted on drop.
@@ -77,6 +153,24 @@ impl std::fmt::Debug for EmbeddedStore {
 
 fn meta_err(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Metadata(format!("embedded store: {what}: {e}"))
+}
+
+/// What an I/O error of the store was doing, for its message.
+const STORE_CONTEXT: &str = "writing the metadata store";
+
+/// A redb error: I/O failures (and redb's refusal after one) become
+/// [`Error::Io`] / [`Error::StorageFull`], which [`DbSlot::with`] turns
+/// into a reopen and completes with the file's path.
+fn db_err(what: &str, e: impl Into<redb::Error>) -> Error {
+    match e.into() {
+        redb::Error::Io(io) => Error::io(STORE_CONTEXT, FILE_NAME, io),
+        redb::Error::PreviousIo => Error::io(
+            STORE_CONTEXT,
+            FILE_NAME,
+            std::io::Error::other("an earlier write to the metadata store failed"),
+        ),
+        e => meta_err(what, e),
+    }
 }
 
 fn encode_entry(create: i64, modr: i64, value: &[u8]) -> Vec<u8> {
@@ -106,7 +200,7 @@ fn decode_entry(key: &str, raw: &[u8], lease: Option<LeaseId>) -> Result<KeyValu
 fn lease_of(leased: &impl ReadableTable<&'static str, i64>, key: &str) -> Result<Option<LeaseId>> {
     Ok(leased
         .get(key)
-        .map_err(|e| meta_err("get lease", e))?
+        .map_err(|e| db_err("get lease", e))?
         .map(|v| LeaseId(v.value())))
 }
 
@@ -149,12 +243,12 @@ impl EmbeddedStore {
             )
         })?;
         // Create the tables so readers never see "table does not exist".
-        let txn = db.begin_write().map_err(|e| meta_err("begin", e))?;
-        txn.open_table(KV).map_err(|e| meta_err("open kv", e))?;
-        txn.open_table(META).map_err(|e| meta_err("open meta", e))?;
+        let txn = db.begin_write().map_err(|e| db_err("begin", e))?;
+        txn.open_table(KV).map_err(|e| db_err("open kv", e))?;
+        txn.open_table(META).map_err(|e| db_err("open meta", e))?;
         txn.open_table(LEASED)
-            .map_err(|e| meta_err("open leased", e))?;
-        txn.commit().map_err(|e| meta_err("commit", e))?;
+            .map_err(|e| db_err("open leased", e))?;
+        txn.commit().map_err(|e| db_err("commit", e))?;
         // No lease is live in a new process: delete every leased key.
         let leases = Arc::new(LeaseTable::new());
         let orphans = Self::sweep_blocking(&db, &leases, Instant::now())?;
@@ -166,7 +260,10 @@ impl EmbeddedStore {
         }
         let (events, _) = broadcast::channel(WATCH_BUFFER);
         Ok(EmbeddedStore {
-            db: Arc::new(db),
+            db: Arc::new(DbSlot {
+                path,
+                db: Mutex::new(Some(Arc::new(db))),
+            }),
             events,
             leases,
             sweeper: Mutex::new(None),
@@ -174,26 +271,26 @@ impl EmbeddedStore {
     }
 
     fn get_blocking(db: &Database, key: &str) -> Result<Option<KeyValue>> {
-        let txn = db.begin_read().map_err(|e| meta_err("begin read", e))?;
-        let table = txn.open_table(KV).map_err(|e| meta_err("open kv", e))?;
+        let txn = db.begin_read().map_err(|e| db_err("begin read", e))?;
+        let table = txn.open_table(KV).map_err(|e| db_err("open kv", e))?;
         let leased = txn
             .open_table(LEASED)
-            .map_err(|e| meta_err("open leased", e))?;
-        let found = table.get(key).map_err(|e| meta_err("get", e))?;
+            .map_err(|e| db_err("open leased", e))?;
+        let found = table.get(key).map_err(|e| db_err("get", e))?;
         found
             .map(|v| decode_entry(key, v.value(), lease_of(&leased, key)?))
             .transpose()
     }
 
     fn range_blocking(db: &Database, prefix: &str) -> Result<Vec<KeyValue>> {
-        let txn = db.begin_read().map_err(|e| meta_err("begin read", e))?;
-        let table = txn.open_table(KV).map_err(|e| meta_err("open kv", e))?;
+        let txn = db.begin_read().map_err(|e| db_err("begin read", e))?;
+        let table = txn.open_table(KV).map_err(|e| db_err("open kv", e))?;
         let leased = txn
             .open_table(LEASED)
-            .map_err(|e| meta_err("open leased", e))?;
+            .map_err(|e| db_err("open leased", e))?;
         let mut out = Vec::new();
-        for item in table.range(prefix..).map_err(|e| meta_err("range", e))? {
-            let (k, v) = item.map_err(|e| meta_err("range", e))?;
+        for item in table.range(prefix..).map_err(|e| db_err("range", e))? {
+            let (k, v) = item.map_err(|e| db_err("range", e))?;
             let key = k.value();
             if !key.starts_with(prefix) {
                 break;
@@ -211,20 +308,20 @@ impl EmbeddedStore {
         compares: &[Compare],
         ops: &[Op],
     ) -> Result<(TxnOutcome, Vec<WatchEvent>)> {
-        let txn = db.begin_write().map_err(|e| meta_err("begin write", e))?;
+        let txn = db.begin_write().map_err(|e| db_err("begin write", e))?;
         let mut events = Vec::new();
         let outcome = {
-            let mut kv = txn.open_table(KV).map_err(|e| meta_err("open kv", e))?;
-            let mut meta = txn.open_table(META).map_err(|e| meta_err("open meta", e))?;
+            let mut kv = txn.open_table(KV).map_err(|e| db_err("open kv", e))?;
+            let mut meta = txn.open_table(META).map_err(|e| db_err("open meta", e))?;
             let mut leased = txn
                 .open_table(LEASED)
-                .map_err(|e| meta_err("open leased", e))?;
+                .map_err(|e| db_err("open leased", e))?;
             let current = meta
                 .get(REVISION)
-                .map_err(|e| meta_err("revision", e))?
+                .map_err(|e| db_err("revision", e))?
                 .map_or(0, |v| v.value());
             for Compare::ModRevision(key, expected) in compares {
-                let actual = match kv.get(key.as_str()).map_err(|e| meta_err("get", e))? {
+                let actual = match kv.get(key.as_str()).map_err(|e| db_err("get", e))? {
                     Some(v) => decode_entry(key, v.value(), None)?.mod_revision,
                     None => 0,
                 };
@@ -265,18 +362,18 @@ impl EmbeddedStore {
                             Op::PutWithLease(_, _, lease) => Some(*lease),
                             _ => None,
                         };
-                        let create = match kv.get(key.as_str()).map_err(|e| meta_err("get", e))? {
+                        let create = match kv.get(key.as_str()).map_err(|e| db_err("get", e))? {
                             Some(v) => decode_entry(key, v.value(), None)?.create_revision,
                             None => rev,
                         };
                         kv.insert(key.as_str(), encode_entry(create, rev, value).as_slice())
-                            .map_err(|e| meta_err("put", e))?;
+                            .map_err(|e| db_err("put", e))?;
                         // Like etcd, a put replaces the key's lease (or detaches it).
                         match lease {
                             Some(lease) => leased.insert(key.as_str(), lease.get()).map(drop),
                             None => leased.remove(key.as_str()).map(drop),
                         }
-                        .map_err(|e| meta_err("put lease", e))?;
+                        .map_err(|e| db_err("put lease", e))?;
                         events.push(WatchEvent::Put(KeyValue {
                             key: key.clone(),
                             value: value.clone(),
@@ -296,13 +393,13 @@ impl EmbeddedStore {
                     Op::DeletePrefix(prefix) => {
                         let doomed: Vec<String> = kv
                             .range(prefix.as_str()..)
-                            .map_err(|e| meta_err("range", e))?
+                            .map_err(|e| db_err("range", e))?
                             .map(|item| item.map(|(k, _)| k.value().to_owned()))
                             .take_while(|k| {
                                 k.as_ref().map_or(true, |k| k.starts_with(prefix.as_str()))
                             })
                             .collect::<Result<_, _>>()
-                            .map_err(|e| meta_err("range", e))?;
+                            .map_err(|e| db_err("range", e))?;
                         for key in doomed {
                             remove_key(&mut kv, &mut leased, &key)?;
                             events.push(WatchEvent::Delete {
@@ -325,13 +422,13 @@ impl EmbeddedStore {
                 ));
             }
             meta.insert(REVISION, rev)
-                .map_err(|e| meta_err("revision", e))?;
+                .map_err(|e| db_err("revision", e))?;
             TxnOutcome {
                 succeeded: true,
                 revision: rev,
             }
         };
-        txn.commit().map_err(|e| meta_err("commit", e))?;
+        txn.commit().map_err(|e| db_err("commit", e))?;
         Ok((outcome, events))
     }
 
@@ -340,21 +437,21 @@ impl EmbeddedStore {
     /// in one transaction at one revision. Returns the delete events.
     fn sweep_blocking(db: &Database, leases: &LeaseTable, now: Instant) -> Result<Vec<WatchEvent>> {
         leases.remove_expired(now);
-        let txn = db.begin_write().map_err(|e| meta_err("begin write", e))?;
+        let txn = db.begin_write().map_err(|e| db_err("begin write", e))?;
         let mut events = Vec::new();
         {
-            let mut kv = txn.open_table(KV).map_err(|e| meta_err("open kv", e))?;
-            let mut meta = txn.open_table(META).map_err(|e| meta_err("open meta", e))?;
+            let mut kv = txn.open_table(KV).map_err(|e| db_err("open kv", e))?;
+            let mut meta = txn.open_table(META).map_err(|e| db_err("open meta", e))?;
             let mut leased = txn
                 .open_table(LEASED)
-                .map_err(|e| meta_err("open leased", e))?;
+                .map_err(|e| db_err("open leased", e))?;
             let doomed: Vec<String> = leased
                 .iter()
-                .map_err(|e| meta_err("scan leased", e))?
+                .map_err(|e| db_err("scan leased", e))?
                 .filter_map(|item| match item {
                     Ok((k, lease)) => (!leases.is_alive(LeaseId(lease.value()), now))
                         .then(|| Ok(k.value().to_owned())),
-                    Err(e) => Some(Err(meta_err("scan leased", e))),
+                    Err(e) => Some(Err(db_err("scan leased", e))),
                 })
                 .collect::<Result<_>>()?;
             if doomed.is_empty() {
@@ -363,7 +460,7 @@ impl EmbeddedStore {
             }
             let rev = meta
                 .get(REVISION)
-                .map_err(|e| meta_err("revision", e))?
+                .map_err(|e| db_err("revision", e))?
                 .map_or(0, |v| v.value())
                 + 1;
             for key in doomed {
@@ -374,22 +471,24 @@ impl EmbeddedStore {
                 });
             }
             meta.insert(REVISION, rev)
-                .map_err(|e| meta_err("revision", e))?;
+                .map_err(|e| db_err("revision", e))?;
         }
-        txn.commit().map_err(|e| meta_err("commit", e))?;
+        txn.commit().map_err(|e| db_err("commit", e))?;
         Ok(events)
     }
 
     /// Run [`Self::sweep_blocking`] off the async workers and tell watchers.
     async fn sweep(
-        db: Arc<Database>,
+        db: Arc<DbSlot>,
         leases: Arc<LeaseTable>,
         events: &broadcast::Sender<WatchEvent>,
     ) -> Result<()> {
         let now = Instant::now();
-        let deleted = tokio::task::spawn_blocking(move || Self::sweep_blocking(&db, &leases, now))
-            .await
-            .map_err(|e| meta_err("worker", e))??;
+        let deleted = tokio::task::spawn_blocking(move || {
+            db.with(|db| Self::sweep_blocking(db, &leases, now))
+        })
+        .await
+        .map_err(|e| meta_err("worker", e))??;
         for event in deleted {
             // No receivers is fine: nobody is watching.
             let _ = events.send(event);
@@ -419,7 +518,7 @@ impl EmbeddedStore {
         f: impl FnOnce(&Database) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || f(&db))
+        tokio::task::spawn_blocking(move || db.with(f))
             .await
             .map_err(|e| meta_err("worker", e))?
     }
@@ -479,10 +578,8 @@ fn remove_key(
     leased: &mut Table<'_, &'static str, i64>,
     key: &str,
 ) -> Result<bool> {
-    leased
-        .remove(key)
-        .map_err(|e| meta_err("delete lease", e))?;
-    Ok(kv.remove(key).map_err(|e| meta_err("delete", e))?.is_some())
+    leased.remove(key).map_err(|e| db_err("delete lease", e))?;
+    Ok(kv.remove(key).map_err(|e| db_err("delete", e))?.is_some())
 }
 
 /// The lease sweeper: sleeps until the earliest lease deadline (or a new
@@ -490,7 +587,7 @@ fn remove_key(
 /// database weakly: an aborted task is dropped only when next polled, and a
 /// reopen in the same process must not find the file still open.
 async fn sweep_loop(
-    db: std::sync::Weak<Database>,
+    db: std::sync::Weak<DbSlot>,
     leases: Arc<LeaseTable>,
     events: broadcast::Sender<WatchEvent>,
 ) {

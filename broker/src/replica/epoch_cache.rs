@@ -76,7 +76,11 @@ impl Checkpoint {
             f.sync_all()?;
             std::fs::rename(&tmp, &self.path)
         };
-        write().map_err(|e| Error::io("writing leader epoch checkpoint", &self.path, e))?;
+        write().map_err(|e| {
+            // A full disk fails the write half-way: do not keep the blocks.
+            let _ = std::fs::remove_file(&tmp);
+            Error::io("writing leader epoch checkpoint", &self.path, e)
+        })?;
         *written = self.version;
         Ok(())
     }
@@ -198,6 +202,13 @@ impl LeaderEpochCache {
         }
         self.entries.clear();
         self.persist()
+    }
+
+    /// The checkpoint to write again if the last change never made it to
+    /// disk (its write failed: a full disk), so a periodic pass can retry.
+    pub fn unwritten_checkpoint(&mut self) -> Option<Checkpoint> {
+        let behind = *self.written.lock() < self.version;
+        behind.then(|| self.checkpoint())
     }
 
     /// The cache as it is now, for [`Checkpoint::write`].

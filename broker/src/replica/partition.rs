@@ -276,9 +276,18 @@ impl Partition {
                         )
                     })
                     .collect();
-                self.epochs
+                // The epoch is in the cache whether or not its checkpoint
+                // could be written (a full disk); the periodic trim writes
+                // it again. Failing here would leave the role changed but
+                // unannounced.
+                if let Err(e) = self
+                    .epochs
                     .lock()
-                    .assign(state.leader_epoch, self.log.log_end_offset())?;
+                    .assign(state.leader_epoch, self.log.log_end_offset())
+                {
+                    tracing::warn!(tp = %self.tp, epoch = state.leader_epoch, error = %e,
+                        "cannot write the leader epoch checkpoint; retrying it periodically");
+                }
                 self.advance_high_watermark(&s);
                 Transition::BecameLeader {
                     epoch: state.leader_epoch,
@@ -810,7 +819,13 @@ impl Partition {
             let info = self.log.append_as_follower(records, &valid, now_ms)?;
             let mut epochs = self.epochs.lock();
             for h in valid.headers() {
-                epochs.assign(h.partition_leader_epoch, h.base_offset)?;
+                // The batches are in the log: the cache and the producer
+                // state must follow them even if the checkpoint cannot be
+                // written (a full disk); the periodic trim writes it again.
+                if let Err(e) = epochs.assign(h.partition_leader_epoch, h.base_offset) {
+                    tracing::warn!(tp = %self.tp, epoch = h.partition_leader_epoch, error = %e,
+                        "cannot write the leader epoch checkpoint; retrying it periodically");
+                }
                 producers.record(h, h.base_offset);
             }
             debug_assert!(info.last_offset < self.log.log_end_offset());
@@ -872,10 +887,12 @@ impl Partition {
     /// and its checkpoint stay as long as the log, not the partition's
     /// history of leader changes.
     pub fn trim_leader_epochs(&self) -> Result<()> {
-        let checkpoint = self
-            .epochs
-            .lock()
-            .truncate_from_start(self.log.log_start_offset());
+        let checkpoint = {
+            let mut epochs = self.epochs.lock();
+            epochs
+                .truncate_from_start(self.log.log_start_offset())
+                .or_else(|| epochs.unwritten_checkpoint())
+        };
         // Written without the lock: follower appends take it.
         checkpoint.map_or(Ok(()), Checkpoint::write)
     }

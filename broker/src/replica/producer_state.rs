@@ -255,7 +255,11 @@ impl ProducerStateMap {
             f.sync_all()?;
             std::fs::rename(&tmp, &path)
         };
-        write().map_err(|e| Error::io("writing producer state snapshot", &path, e))
+        write().map_err(|e| {
+            // A full disk fails the write half-way: do not keep the blocks.
+            let _ = std::fs::remove_file(&tmp);
+            Error::io("writing producer state snapshot", &path, e)
+        })
     }
 }
 

@@ -12,7 +12,9 @@ impl Error {
     /// The Kafka-style code for this error.
     pub fn error_code(&self) -> ErrorCode {
         match self {
-            Error::Io { .. } | Error::Storage { .. } => ErrorCode::KafkaStorageError,
+            Error::Io { .. } | Error::StorageFull { .. } | Error::Storage { .. } => {
+                ErrorCode::KafkaStorageError
+            }
             Error::CorruptBatch { .. } => ErrorCode::CorruptMessage,
             Error::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
             Error::InvalidTimestamp { .. } => ErrorCode::InvalidTimestamp,
@@ -73,7 +75,9 @@ impl Error {
             | Error::InvalidConfig { .. }
             | Error::InvalidRequest(_)
             | Error::InvalidPartitions { .. } => Code::InvalidArgument,
-            Error::MessageTooLarge { .. } => Code::ResourceExhausted,
+            // gRPC's own words: "perhaps the entire file system is out of
+            // space". Clients retry by the KAFKA_STORAGE_ERROR code.
+            Error::MessageTooLarge { .. } | Error::StorageFull { .. } => Code::ResourceExhausted,
             Error::OffsetOutOfRange { .. } => Code::OutOfRange,
             Error::UnknownTopic(_) | Error::UnknownPartition { .. } => Code::NotFound,
             Error::TopicAlreadyExists(_) | Error::BrokerIdInUse { .. } => Code::AlreadyExists,
@@ -179,6 +183,45 @@ mod tests {
             Error::UnknownTopic("orders".into()).to_string()
         );
     }
+
+    #[test]
+    fn a_full_disk_is_a_storage_error_naming_the_directory() {
+        for (errno, condition) in [
+            (ENOSPC, "no space left on device"),
+            (EDQUOT, "disk quota exceeded"),
+        ] {
+            let err = Error::io(
+                "appending to segment",
+                "/data/orders-0/00000000000000000000.log",
+                std::io::Error::from_raw_os_error(errno),
+            );
+            assert!(err.is_storage_full(), "{err:?}");
+            let status = Status::from(err);
+            assert_eq!(status.code(), Code::ResourceExhausted);
+            assert_eq!(
+                runnel_proto::error_code::from_status(&status),
+                Some(ErrorCode::KafkaStorageError)
+            );
+            let message = status.message();
+            assert!(
+                message.starts_with(&format!("{condition} on the filesystem of /data/orders-0 ")),
+                "{message}"
+            );
+            assert!(message.contains("00000000000000000000.log"), "{message}");
+        }
+        // Other I/O errors stay what they were.
+        let other = Error::io(
+            "reading segment",
+            "/data/x",
+            std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        );
+        assert!(matches!(other, Error::Io { .. }));
+        assert_eq!(other.error_code(), ErrorCode::KafkaStorageError);
+    }
+
+    /// Linux errno values (x86-64 and aarch64 agree).
+    const ENOSPC: i32 = 28;
+    const EDQUOT: i32 = 122;
 
     #[test]
     fn status_carries_code_and_message() {
