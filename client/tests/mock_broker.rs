@@ -630,6 +630,7 @@ async fn retriable_errors_are_retried_with_growing_backoff() {
         mock.fail_produce(ProduceFault {
             code: ErrorCode::NotEnoughReplicas,
             append: false,
+            delay: Duration::ZERO,
         });
     }
     let config = ProducerConfig {
@@ -658,6 +659,7 @@ async fn non_retriable_errors_fail_at_once() {
     mock.fail_produce(ProduceFault {
         code: ErrorCode::CorruptMessage,
         append: false,
+        delay: Duration::ZERO,
     });
     let producer = producer(&mock, retrying()).await;
     let err = producer
@@ -678,6 +680,7 @@ async fn delivery_timeout_fails_with_the_last_error() {
         mock.fail_produce(ProduceFault {
             code: ErrorCode::NotLeaderOrFollower,
             append: false,
+            delay: Duration::ZERO,
         });
     }
     let config = ProducerConfig {
@@ -711,6 +714,7 @@ async fn lost_acknowledgement_is_not_written_twice() {
     mock.fail_produce(ProduceFault {
         code: ErrorCode::RequestTimedOut,
         append: true,
+        delay: Duration::ZERO,
     });
     let producer = producer(&mock, retrying()).await;
     assert_eq!(send_values(&producer, "t", &["x"]).await, [0]);
@@ -778,6 +782,7 @@ async fn a_failed_sequenced_batch_gets_a_new_producer_id() {
     mock.fail_produce(ProduceFault {
         code: ErrorCode::MessageTooLarge,
         append: false,
+        delay: Duration::ZERO,
     });
     let err = producer
         .send(ProducerRecord::new("t", "b").partition(0))
@@ -793,6 +798,43 @@ async fn a_failed_sequenced_batch_gets_a_new_producer_id() {
         .map(|h| (h.producer_id, h.base_sequence))
         .collect();
     assert_eq!(stamps, [(1001, 0), (1002, 0)], "new id, sequence from 0");
+}
+
+/// Found by the fault suite (`pause-leader`, docs/testing.md): a batch
+/// whose request is stuck on a leader that answers only late, and the
+/// next batch of the partition reaching the leader first. The leader
+/// refuses the second as out of order until the first lands; that must be
+/// retried, not failed for good (the first is only late, not lost).
+#[tokio::test]
+async fn out_of_order_behind_a_late_predecessor_is_retried() {
+    let mock = MockBroker::start().await;
+    mock.create("t", 1);
+    let producer = producer(&mock, retrying()).await;
+    assert_eq!(send_values(&producer, "t", &["a"]).await, [0]);
+    mock.fail_produce(ProduceFault {
+        code: ErrorCode::NotLeaderOrFollower,
+        append: false,
+        delay: Duration::from_millis(400),
+    });
+    let b = producer
+        .send(ProducerRecord::new("t", "b").partition(0))
+        .await
+        .unwrap();
+    // b's request is out (and held); c goes in a request of its own.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let c = producer
+        .send(ProducerRecord::new("t", "c").partition(0))
+        .await
+        .unwrap();
+    let (b, c) = (b.await, c.await);
+    assert_eq!(b.unwrap().offset, 1);
+    assert_eq!(c.expect("c must be retried behind b").offset, 2);
+    let stamps: Vec<_> = mock
+        .log_headers("t", 0)
+        .iter()
+        .map(|h| (h.producer_id, h.base_sequence))
+        .collect();
+    assert_eq!(stamps, [(1001, 0), (1001, 1), (1001, 2)], "one producer id");
 }
 
 #[tokio::test]

@@ -246,6 +246,7 @@ async fn acknowledgements_count_successes_and_failures() {
     mock.fail_produce(ProduceFault {
         code: ErrorCode::CorruptMessage,
         append: false,
+        delay: Duration::ZERO,
     });
     let failed = send_all(&producer, &["x", "y"]).await;
     assert!(failed.iter().all(Result::is_err));
@@ -254,6 +255,7 @@ async fn acknowledgements_count_successes_and_failures() {
     mock.fail_produce(ProduceFault {
         code: ErrorCode::NotEnoughReplicas,
         append: false,
+        delay: Duration::ZERO,
     });
     send_all(&producer, &["d"]).await[0].as_ref().unwrap();
     // A record `send` refuses (no such partition) is a failure too.
@@ -291,6 +293,7 @@ async fn records_lost_at_close_are_acknowledged_as_failures() {
         mock.fail_produce(ProduceFault {
             code: ErrorCode::NotLeaderOrFollower,
             append: false,
+            delay: Duration::ZERO,
         });
     }
     let counter = Arc::new(CountingInterceptor::new());

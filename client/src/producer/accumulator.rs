@@ -87,6 +87,14 @@ pub(crate) fn increment_sequence(sequence: i32, records: i32) -> i32 {
     }
 }
 
+/// Whether sequence `a` comes after `b` in the wrapping sequence space
+/// (`0..=i32::MAX`), taking the nearer way round.
+pub(crate) fn sequence_ahead(a: i32, b: i32) -> bool {
+    let space = i64::from(i32::MAX) + 1;
+    let distance = (i64::from(a) - i64::from(b)).rem_euclid(space);
+    distance > 0 && distance < space / 2
+}
+
 /// Knobs the accumulator needs, copied out of `ProducerConfig`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
@@ -158,6 +166,10 @@ struct PartitionQueue {
     in_flight: usize,
     /// Sequence number of the next batch drained (idempotent producer).
     next_sequence: i32,
+    /// The sequence after the last acknowledged batch: the leader has
+    /// everything below it. A batch refused as out of order whose sequence
+    /// is above this waits on a predecessor whose outcome is still open.
+    acked_sequence: i32,
 }
 
 /// A batch still taking records (`open`), or full and waiting to be sent
@@ -685,7 +697,32 @@ impl Accumulator {
         let mut st = self.lock();
         for pq in st.topics.values_mut().flat_map(|tq| &mut tq.partitions) {
             pq.next_sequence = 0;
+            pq.acked_sequence = 0;
         }
+    }
+
+    /// `batches` of `topic`-`partition` were acknowledged. Answers of one
+    /// partition's requests can arrive in any order (HTTP/2), while the
+    /// leader appended them in sequence order, so the highest one counts.
+    pub fn acknowledged(&self, topic: &str, partition: u32, batches: &[SealedBatch]) {
+        let Some(last) = batches.iter().rfind(|b| b.base_sequence >= 0) else {
+            return;
+        };
+        let after = increment_sequence(last.base_sequence, last.count as i32);
+        let mut st = self.lock();
+        if let Some(pq) = st.partition_mut(topic, partition)
+            && sequence_ahead(after, pq.acked_sequence)
+        {
+            pq.acked_sequence = after;
+        }
+    }
+
+    /// Whether `base_sequence` is the very next sequence the leader of
+    /// `topic`-`partition` expects after everything acknowledged.
+    pub fn is_next_sequence(&self, topic: &str, partition: u32, base_sequence: i32) -> bool {
+        let mut st = self.lock();
+        st.partition_mut(topic, partition)
+            .is_none_or(|pq| pq.acked_sequence == base_sequence)
     }
 
     /// Send every batch that exists now without waiting for linger, and

@@ -19,6 +19,11 @@
 //! idempotent producer did before KIP-360, the sender then stops giving
 //! out sequences, lets the requests in flight and the pending retries
 //! finish, gets a new producer id and starts every partition at sequence 0.
+//! One refusal is not a gap: `OUT_OF_ORDER_SEQUENCE_NUMBER` for a batch
+//! whose predecessor's outcome is still open (in flight to a deposed or
+//! paused leader, or waiting to be retried) is retried like Kafka's
+//! producer does, since the predecessor will land first
+//! ([`waits_on_predecessor`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -133,6 +138,26 @@ pub(crate) fn retriable(e: &Error) -> bool {
     )
 }
 
+/// `OUT_OF_ORDER_SEQUENCE_NUMBER` for a batch that is not the next one
+/// after everything acknowledged is retriable (Kafka's producer decides the
+/// same, `TransactionManager.canRetry`): an earlier batch of the partition
+/// is still in flight or being retried — typically stuck on a deposed or
+/// paused leader until its request times out, while this one went to the
+/// new leader, which refused it after holding it for a while. Once that
+/// predecessor lands, this batch is in order. Not when a sequenced batch
+/// already failed for good (`resetting`): that gap never fills.
+fn waits_on_predecessor(
+    error: &Error,
+    base_sequence: i32,
+    is_next_sequence: impl FnOnce(i32) -> bool,
+    resetting: bool,
+) -> bool {
+    error.code() == Some(ErrorCode::OutOfOrderSequenceNumber)
+        && base_sequence >= 0
+        && !resetting
+        && !is_next_sequence(base_sequence)
+}
+
 /// Errors that say the cached leader is wrong (Kafka's
 /// `InvalidMetadataException`s, and a leader that cannot be reached).
 fn stale_metadata(e: &Error) -> bool {
@@ -210,6 +235,9 @@ async fn send(shared: Arc<Shared>, request: Request) {
         };
         let error = match result {
             Ok(mut ack) => {
+                shared
+                    .acc
+                    .acknowledged(&pb.topic, pb.partition, &pb.batches);
                 for batch in &pb.batches {
                     batch.result.complete(Ok(ack));
                     if ack.base_offset >= 0 {
@@ -221,7 +249,13 @@ async fn send(shared: Arc<Shared>, request: Request) {
             }
             Err(e) => e,
         };
-        let is_retriable = retriable(&error);
+        let is_retriable = retriable(&error)
+            || waits_on_predecessor(
+                &error,
+                pb.batches.first().map_or(-1, |b| b.base_sequence),
+                |seq| shared.acc.is_next_sequence(&pb.topic, pb.partition, seq),
+                shared.reset_producer_id.load(Ordering::SeqCst),
+            );
         if is_retriable && stale_metadata(&error) && !stale_topics.contains(&pb.topic) {
             stale_topics.push(pb.topic.clone());
         }
@@ -422,6 +456,32 @@ mod tests {
             reason: "reset".into(),
         };
         assert!(retriable(&transport) && stale_metadata(&transport));
+    }
+
+    #[test]
+    fn out_of_order_is_retried_only_while_a_predecessor_is_open() {
+        let oos = Error::Partition {
+            topic: "t".into(),
+            partition: 0,
+            code: ErrorCode::OutOfOrderSequenceNumber,
+            message: "sent sequence 1175, expected 1174".into(),
+        };
+        // Acknowledged up to 1174 (exclusive): 1175 waits on 1174.
+        let next_is = |n| move |seq| seq == n;
+        assert!(waits_on_predecessor(&oos, 1175, next_is(1174), false));
+        // It is the next one: the leader really lost something.
+        assert!(!waits_on_predecessor(&oos, 1174, next_is(1174), false));
+        // A batch failed for good: the gap never fills.
+        assert!(!waits_on_predecessor(&oos, 1175, next_is(1174), true));
+        // Not idempotent, or another error.
+        assert!(!waits_on_predecessor(&oos, -1, next_is(0), false));
+        let other = Error::Partition {
+            topic: "t".into(),
+            partition: 0,
+            code: ErrorCode::InvalidRequest,
+            message: String::new(),
+        };
+        assert!(!waits_on_predecessor(&other, 1175, next_is(1174), false));
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub struct ProduceFault {
     pub code: ErrorCode,
     /// Append the records first (a lost acknowledgement).
     pub append: bool,
+    /// Answer only after this long (a leader that is paused or cut off
+    /// until the client's request would time out).
+    pub delay: Duration,
 }
 
 struct Topic {
@@ -491,6 +494,9 @@ impl Broker for MockBroker {
     ) -> Result<Response<ProduceResponse>, Status> {
         *self.produce_requests.lock().unwrap() += 1;
         let fault = self.faults.lock().unwrap().pop_front();
+        if let Some(f) = fault {
+            tokio::time::sleep(f.delay).await;
+        }
         let request = request.into_inner();
         let mut topics = Vec::new();
         for t in request.topics {
