@@ -23,8 +23,9 @@ trap 'du -sh "$target_dir" 2>/dev/null | sed "s/^/build output: /"' EXIT
 source scripts/lib.sh
 # make and a C compiler build the librdkafka that rdkafka-sys bundles, for
 # the benchmark's Kafka-protocol driver (bench/src/driver/kafka.rs).
+# iproute2 builds the fault suite's network namespaces (cargo xtask chaos).
 ensure_packages etcd:etcd-server protoc:protobuf-compiler kcat:kcat node:nodejs npm:npm \
-  make:make gcc:gcc
+  make:make gcc:gcc ip:iproute2
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   step "installing cargo-nextest"
@@ -75,3 +76,10 @@ cargo nextest run --workspace --locked --no-fail-fast
 
 step "doc tests"
 cargo test --workspace --doc --locked
+
+# The fault suite (docs/testing.md): 3 brokers and 3 etcd members in network
+# namespaces, every nemesis at least once in a short run; the checker fails
+# the step on any anomaly. Needs root (namespaces, tmpfs mounts). The binary
+# was built by the --workspace --bins step above.
+step "fault suite: cargo xtask chaos (about 2 minutes, every nemesis)"
+"$target_dir/debug/xtask" chaos --time-limit 100 --nemesis all --out "$target_dir/chaos"

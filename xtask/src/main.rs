@@ -61,7 +61,7 @@ enum Cmd {
         time_limit: u64,
         /// Comma-separated nemeses, or `all`: partition-leader, partition-follower,
         /// partition-controller, majority-minority, pause-leader, kill-broker,
-        /// kill-etcd, etcd-quorum-loss, disk-full.
+        /// kill-etcd, etcd-quorum-loss, disk-full, torn-write.
         #[arg(long, default_value = "all")]
         nemesis: String,
         /// Where the history, summary.json and process logs go.

@@ -71,6 +71,7 @@ pub fn run(options: Options) -> Result<()> {
     let out = std::fs::canonicalize(&options.out)?;
     let seed = options.seed.unwrap_or_else(rand::random);
     let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
+    clients_log(&out.join("clients.log"))?;
     let history_path = out.join("history.jsonl");
     let history = Recorder::create(&history_path)?;
     history.record(
@@ -409,6 +410,20 @@ async fn wait_in_sync(admin: &Admin, timeout: Duration) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     bail!("partitions still out of sync after {timeout:?}: {last}")
+}
+
+/// The workload clients' log (runnel-client's tracing: retries, errors),
+/// filtered by `RUNNEL_CHAOS_LOG` (default `warn,runnel_client=info`).
+fn clients_log(path: &std::path::Path) -> Result<()> {
+    let file = std::fs::File::create(path)?;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUNNEL_CHAOS_LOG")
+        .unwrap_or_else(|_| "warn,runnel_client=info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .init();
+    Ok(())
 }
 
 /// `--nemesis`'s list.

@@ -37,10 +37,13 @@ pub enum Kind {
     EtcdQuorumLoss,
     /// Fill one broker's disk, free it when healed.
     DiskFull,
+    /// `kill -9` a broker and tear the tail of its logs (cut into the last
+    /// batch, or leave junk after it), as a crash mid-write leaves them.
+    TornWrite,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::PartitionLeader,
         Kind::PartitionFollower,
         Kind::PartitionController,
@@ -50,6 +53,7 @@ impl Kind {
         Kind::KillEtcd,
         Kind::EtcdQuorumLoss,
         Kind::DiskFull,
+        Kind::TornWrite,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +67,7 @@ impl Kind {
             Kind::KillEtcd => "kill-etcd",
             Kind::EtcdQuorumLoss => "etcd-quorum-loss",
             Kind::DiskFull => "disk-full",
+            Kind::TornWrite => "torn-write",
         }
     }
 
@@ -309,6 +314,21 @@ pub fn start(
                 undo: Undo::RestartEtcd(victims),
             })
         }
+        Kind::TornWrite => {
+            let index = any_broker(rng)?;
+            let broker = &mut cluster.brokers[index];
+            broker.daemon.kill9()?;
+            let torn = tear_tails(&broker.data_dir(), rng)?;
+            Ok(Active {
+                kind,
+                detail: format!(
+                    "broker {} killed (SIGKILL) and its log tails torn: {}",
+                    broker.id,
+                    torn.join(", ")
+                ),
+                undo: Undo::RestartBroker(index),
+            })
+        }
         Kind::DiskFull => {
             let index = any_broker(rng)?;
             let filled = cluster.brokers[index].disk.fill()?;
@@ -323,6 +343,41 @@ pub fn start(
             })
         }
     }
+}
+
+/// Tear the active segment of every partition under `data_dir`: cut a few
+/// bytes off its end (a batch written in part) or append junk (a write the
+/// crash left half-done after the last whole batch). The broker must cut
+/// the torn tail on start and fetch what it lost from the leader.
+fn tear_tails(data_dir: &std::path::Path, rng: &mut impl Rng) -> Result<Vec<String>> {
+    let mut torn = Vec::new();
+    for partition in std::fs::read_dir(data_dir)? {
+        let dir = partition?.path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let mut logs: Vec<_> = std::fs::read_dir(&dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .collect();
+        logs.sort();
+        let Some(active) = logs.last() else { continue };
+        let len = std::fs::metadata(active)?.len();
+        let file = std::fs::OpenOptions::new().append(true).open(active)?;
+        let name = dir.file_name().unwrap_or_default().to_string_lossy();
+        if len > 0 && rng.random_bool(0.5) {
+            let cut = rng.random_range(1..=len.min(200));
+            file.set_len(len - cut)?;
+            torn.push(format!("{name} -{cut} B"));
+        } else {
+            let junk: Vec<u8> = (0..rng.random_range(1..200))
+                .map(|_| rng.random())
+                .collect();
+            std::io::Write::write_all(&mut &file, &junk)?;
+            torn.push(format!("{name} +{} B junk", junk.len()));
+        }
+    }
+    Ok(torn)
 }
 
 /// Undo every fault in `active`, space and network first, restarts last.
