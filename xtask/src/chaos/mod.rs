@@ -136,7 +136,15 @@ pub fn run(options: Options) -> Result<()> {
         stop_producing: Arc::new(AtomicBool::new(false)),
         stop_consuming: Arc::new(AtomicBool::new(false)),
     };
+    let stops = [shared.stop_producing.clone(), shared.stop_consuming.clone()];
     let outcome = runtime.block_on(drive(&options, seed, cluster.clone(), shared));
+    if let Err(e) = &outcome {
+        // Say what went wrong now: tearing down can take a while.
+        eprintln!("chaos: the run failed: {e:#}");
+        for stop in &stops {
+            stop.store(true, Ordering::SeqCst);
+        }
+    }
 
     // Stop every broker cleanly (so nothing writes while its data is
     // read), then read each replica from disk.
@@ -165,7 +173,8 @@ pub fn run(options: Options) -> Result<()> {
     }
     let cluster_logs = work.clone();
     drop(cluster);
-    drop(runtime);
+    // Client tasks blocked in librdkafka calls do not end on their own.
+    runtime.shutdown_timeout(Duration::from_secs(10));
     outcome?;
 
     let entries = history::load(&history_path)?;
