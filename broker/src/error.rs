@@ -95,6 +95,11 @@ pub enum Error {
     /// The embedded or external metadata store failed.
     #[error("metadata store: {0}")]
     Metadata(String),
+    /// The metadata store did not answer in time or could not be reached
+    /// (etcd down, without quorum, or cut off): the operation did not
+    /// happen, and may succeed if retried once the store is back.
+    #[error("metadata store unavailable: {0}")]
+    MetadataUnavailable(String),
     /// A metadata lease (etcd's) expired, was revoked or never existed: the
     /// keys attached to it are deleted by the store.
     #[error(
@@ -334,6 +339,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// A store failure as the group coordinator reports it: like Kafka's,
+    /// which answers COORDINATOR_NOT_AVAILABLE while it cannot read or write
+    /// the group's state, so clients find the coordinator again and retry.
+    pub fn for_group(self, group: &str) -> Error {
+        match self {
+            Error::MetadataUnavailable(reason) => Error::CoordinatorNotAvailable {
+                group: group.to_owned(),
+                reason: format!("metadata store unavailable: {reason}"),
+            },
+            e => e,
+        }
+    }
+
     /// Shorthand for [`Error::Io`], or [`Error::StorageFull`] when the
     /// filesystem is out of space or quota: that one condition is common,
     /// temporary and the operator's to fix, so it gets its own message.

@@ -82,6 +82,34 @@ const REPLICA_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(30);
 /// connections anyway (well under Kubernetes' default 30 s grace period).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// How long start-up keeps retrying a metadata store that is there but
+/// cannot answer right now (etcd electing a leader, or without quorum for a
+/// moment), like Kafka's `zookeeper.connection.timeout.ms`: a broker
+/// restarted during an etcd hiccup waits it out instead of exiting.
+const STARTUP_STORE_RETRY: Duration = Duration::from_secs(60);
+
+/// Run `attempt` until it succeeds, fails with anything but
+/// [`Error::MetadataUnavailable`], or [`STARTUP_STORE_RETRY`] has passed.
+async fn while_store_unavailable<T, F, Fut>(what: &str, mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let deadline = Instant::now() + STARTUP_STORE_RETRY;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match attempt().await {
+            Err(e @ Error::MetadataUnavailable(_)) if Instant::now() < deadline => {
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64,
+                    "{what}: the metadata store is unavailable; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
 /// A loaded broker, ready to serve.
 #[derive(Debug)]
 pub struct Broker {
@@ -112,6 +140,9 @@ impl Broker {
             Arc::new(EmbeddedStore::open(&config.data_dir)?)
         } else {
             let tls = config.etcd_tls()?;
+            // Not retried: an etcd that cannot be reached at all at start is
+            // more often a wrong endpoint or TLS setting than an outage, and
+            // should say so at once (a supervisor restarts the broker).
             Arc::new(
                 EtcdStore::connect_with_tls(&endpoints, Duration::from_secs(5), tls.as_ref())
                     .await?,
@@ -149,17 +180,19 @@ impl Broker {
         ));
         let session = Duration::from_millis(config.broker_session_timeout_ms);
         let registration = Arc::new(
-            Registration::register_with_lease_file(
-                store.clone(),
-                keys.clone(),
-                broker_record(&config),
-                session,
-                Some(config.data_dir.join(LEASE_FILE)),
-                session + Duration::from_secs(2),
-            )
+            while_store_unavailable("registering", || {
+                Registration::register_with_lease_file(
+                    store.clone(),
+                    keys.clone(),
+                    broker_record(&config),
+                    session,
+                    Some(config.data_dir.join(LEASE_FILE)),
+                    session + Duration::from_secs(2),
+                )
+            })
             .await?,
         );
-        let loaded = sync.load().await?;
+        let loaded = while_store_unavailable("loading the metadata", || sync.load()).await?;
         replicas.delete_stray_logs()?;
         let topics = TopicController::new(
             store.clone(),
@@ -464,5 +497,39 @@ async fn checkpoint_replicas(ctx: Arc<Context>) {
             )
         })
         .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn start_up_waits_out_an_unavailable_store_but_not_other_errors() {
+        let mut calls = 0;
+        let outcome = while_store_unavailable("testing", || {
+            calls += 1;
+            let n = calls;
+            async move {
+                if n < 3 {
+                    Err(Error::MetadataUnavailable(
+                        "etcdserver: leader changed".into(),
+                    ))
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        assert_eq!(outcome.unwrap(), 3);
+
+        let mut calls = 0;
+        let outcome: Result<()> = while_store_unavailable("testing", || {
+            calls += 1;
+            async { Err(Error::Metadata("unreadable value".into())) }
+        })
+        .await;
+        assert!(matches!(outcome, Err(Error::Metadata(_))));
+        assert_eq!(calls, 1, "a store that answered wrongly is not retried");
     }
 }

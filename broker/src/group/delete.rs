@@ -30,7 +30,8 @@ pub async fn handle(
             )],
             vec![Op::DeletePrefix(keys.group(&req.group_id))],
         )
-        .await?;
+        .await
+        .map_err(|e| e.for_group(&req.group_id))?;
     coord.forget(&req.group_id);
     if !outcome.succeeded {
         return Err(Error::NotCoordinator {

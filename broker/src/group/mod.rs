@@ -271,13 +271,15 @@ impl GroupCoordinator {
     /// Who holds `groups/<g>/coordinator`: (broker, revision, lease).
     pub async fn holder(&self, group: &str) -> Result<Option<(i32, i64, Option<LeaseId>)>> {
         let key = self.keys.group_coordinator(group);
-        Ok(match self.store.get(&key).await? {
-            Some(kv) => {
-                let record: GroupCoordinatorRecord = records::decode(&kv.key, &kv.value)?;
-                Some((record.broker_id, kv.mod_revision, kv.lease))
-            }
-            None => None,
-        })
+        Ok(
+            match self.store.get(&key).await.map_err(|e| e.for_group(group))? {
+                Some(kv) => {
+                    let record: GroupCoordinatorRecord = records::decode(&kv.key, &kv.value)?;
+                    Some((record.broker_id, kv.mod_revision, kv.lease))
+                }
+                None => None,
+            },
+        )
     }
 
     /// Create `groups/<g>/coordinator` under our lease if absent.
@@ -293,7 +295,8 @@ impl GroupCoordinator {
                 vec![Compare::ModRevision(key.clone(), 0)],
                 vec![Op::PutWithLease(key, records::encode(&record), lease)],
             )
-            .await?;
+            .await
+            .map_err(|e| e.for_group(group))?;
         if outcome.succeeded {
             tracing::info!(group, broker_id = self.broker_id, "coordinating group");
         }

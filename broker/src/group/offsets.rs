@@ -99,7 +99,7 @@ pub async fn write(
         coord.store().txn(vec![fence.clone()], ops)
     });
     for outcome in futures::future::join_all(txns).await {
-        if !outcome?.succeeded {
+        if !outcome.map_err(|e| e.for_group(group))?.succeeded {
             coord.forget(group);
             return Err(Error::NotCoordinator {
                 group: group.to_owned(),
@@ -117,7 +117,12 @@ pub async fn read_all(
 ) -> Result<BTreeMap<(String, u32), CommittedOffsetRecord>> {
     let keys = coord.keys();
     let mut out = BTreeMap::new();
-    for kv in coord.store().range(&keys.group_offsets(group)).await? {
+    let offsets = coord
+        .store()
+        .range(&keys.group_offsets(group))
+        .await
+        .map_err(|e| e.for_group(group))?;
+    for kv in offsets {
         if let Some(tp) = keys.offset_of(group, &kv.key) {
             out.insert(tp, records::decode(&kv.key, &kv.value)?);
         }

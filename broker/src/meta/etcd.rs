@@ -190,6 +190,11 @@ impl EtcdStore {
         Error::Metadata(format!("etcd at {}: {what}: {e}", self.endpoints))
     }
 
+    /// etcd could not be reached or had no quorum: retriable.
+    fn unavailable(&self, what: &str, e: impl std::fmt::Display) -> Error {
+        Error::MetadataUnavailable(format!("etcd at {}: {what}: {e}", self.endpoints))
+    }
+
     /// Run one etcd call under the request timeout.
     async fn call<T>(
         &self,
@@ -213,9 +218,10 @@ impl EtcdStore {
                 Some(lease) if lease_not_found(&e) => {
                     Err(Error::LeaseExpired { lease: lease.get() })
                 }
+                _ if transient(&e) => Err(self.unavailable(what, e)),
                 _ => Err(self.error(what, e)),
             },
-            Err(_) => Err(self.error(
+            Err(_) => Err(self.unavailable(
                 what,
                 format_args!(
                     "no answer within {:?}; is etcd running and reachable?",
@@ -234,6 +240,21 @@ impl EtcdStore {
 }
 
 /// etcd's ways of saying a lease is dead or unknown.
+/// Errors that say etcd is unreachable or without a leader right now, not
+/// that the request was wrong: the transport failed, or etcd answered
+/// UNAVAILABLE ("no leader", "leader changed", "request timed out") or
+/// DEADLINE_EXCEEDED.
+fn transient(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
+        etcd_client::Error::GRpcStatus(status) => matches!(
+            status.code(),
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+        ),
+        _ => false,
+    }
+}
+
 fn lease_not_found(e: &etcd_client::Error) -> bool {
     match e {
         etcd_client::Error::GRpcStatus(status) => {

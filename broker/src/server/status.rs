@@ -22,6 +22,10 @@ impl Error {
             Error::Metadata(_) | Error::LeaseExpired { .. } | Error::BrokerIdInUse { .. } => {
                 ErrorCode::UnknownServerError
             }
+            // Kafka's answer for "could not complete in time"; every Kafka
+            // client retries it. (The group coordinator says
+            // COORDINATOR_NOT_AVAILABLE instead: `Error::for_group`.)
+            Error::MetadataUnavailable(_) => ErrorCode::RequestTimedOut,
             Error::InvalidTopic { .. } => ErrorCode::InvalidTopic,
             Error::UnknownTopic(_) | Error::UnknownPartition { .. } => {
                 ErrorCode::UnknownTopicOrPartition
@@ -68,7 +72,7 @@ impl Error {
     pub fn grpc_code(&self) -> Code {
         match self {
             Error::Io { .. } | Error::Storage { .. } | Error::Metadata(_) => Code::Internal,
-            Error::LeaseExpired { .. } => Code::Unavailable,
+            Error::LeaseExpired { .. } | Error::MetadataUnavailable(_) => Code::Unavailable,
             Error::CorruptBatch { .. }
             | Error::InvalidTimestamp { .. }
             | Error::InvalidTopic { .. }
