@@ -824,7 +824,7 @@ fn processes_crashed(history: &[(usize, Entry)], out: &mut Vec<Anomaly>) {
             out.push(Anomaly::new(
                 "process_crashed",
                 None,
-                format!("{name} exited by itself ({status}); its log is in the run's cluster/"),
+                format!("{name} went down without a nemesis ({status}); its log is in the run's cluster/"),
                 vec![*line],
             ));
         }

@@ -364,8 +364,8 @@ fn heal(cluster: &Mutex<Cluster>, active: &mut Vec<Active>, history: &Recorder) 
     Ok(())
 }
 
-/// Record every process that died by itself (a crash is an anomaly) and
-/// start it again, so the run goes on.
+/// Record every process that died by itself, or did not come back when its
+/// fault healed (both anomalies), and start it again, so the run goes on.
 fn restart_crashed(cluster: &Mutex<Cluster>, history: &Recorder) -> Result<()> {
     let mut c = cluster.lock().expect("cluster lock");
     let c = &mut *c;
@@ -375,19 +375,24 @@ fn restart_crashed(cluster: &Mutex<Cluster>, history: &Recorder) -> Result<()> {
         .map(|b| &mut b.daemon)
         .chain(c.etcd.iter_mut());
     for daemon in daemons {
-        if let Some(status) = daemon.exited() {
-            println!(
-                "chaos: {} exited by itself ({status}); restarting it",
-                daemon.name
-            );
-            history.record(
-                "harness",
-                Op::ProcessExited {
-                    name: daemon.name.clone(),
-                    status,
-                },
-            );
-            tokio::task::block_in_place(|| daemon.start())?;
+        let status = match daemon.exited() {
+            Some(status) => status,
+            None if daemon.needs_start() => "it did not start again when its fault healed".into(),
+            None => continue,
+        };
+        println!(
+            "chaos: {} is down by itself ({status}); starting it",
+            daemon.name
+        );
+        history.record(
+            "harness",
+            Op::ProcessExited {
+                name: daemon.name.clone(),
+                status,
+            },
+        );
+        if let Err(e) = tokio::task::block_in_place(|| daemon.start()) {
+            println!("chaos: {e:#}");
         }
     }
     Ok(())

@@ -381,6 +381,8 @@ fn tear_tails(data_dir: &std::path::Path, rng: &mut impl Rng) -> Result<Vec<Stri
 }
 
 /// Undo every fault in `active`, space and network first, restarts last.
+/// A process that does not come back is left for the caller to report
+/// (`Daemon::needs_start`): that is a finding, not a harness failure.
 pub fn heal_all(cluster: &mut Cluster, active: &mut Vec<Active>) -> Result<()> {
     active.sort_by(|a, b| a.undo.cmp(&b.undo));
     for fault in active.drain(..) {
@@ -390,13 +392,16 @@ pub fn heal_all(cluster: &mut Cluster, active: &mut Vec<Active>) -> Result<()> {
             Undo::Resume(i) => cluster.brokers[*i].daemon.resume()?,
             Undo::RestartEtcd(members) => {
                 for &m in members {
-                    cluster.etcd[m].start()?;
+                    if let Err(e) = cluster.etcd[m].start() {
+                        eprintln!("chaos: {e:#}");
+                    }
                 }
             }
-            Undo::RestartBroker(i) => cluster.brokers[*i]
-                .daemon
-                .start()
-                .with_context(|| format!("restarting broker {}", cluster.brokers[*i].id))?,
+            Undo::RestartBroker(i) => {
+                if let Err(e) = cluster.brokers[*i].daemon.start() {
+                    eprintln!("chaos: restarting broker {}: {e:#}", cluster.brokers[*i].id);
+                }
+            }
         }
     }
     Ok(())

@@ -36,6 +36,8 @@ pub struct Daemon {
     child: Option<Child>,
     /// Stopped with SIGSTOP and not yet continued.
     paused: bool,
+    /// Should be running: started and not since stopped or killed here.
+    wanted: bool,
     /// Printed on stdout once the program is ready; `None` to not wait.
     ready_line: Option<&'static str>,
 }
@@ -57,6 +59,7 @@ impl Daemon {
             log_path,
             child: None,
             paused: false,
+            wanted: false,
             ready_line,
         }
     }
@@ -66,6 +69,7 @@ impl Daemon {
         if self.is_running() {
             return Ok(());
         }
+        self.wanted = true;
         let mut log = File::options()
             .create(true)
             .append(true)
@@ -146,8 +150,14 @@ impl Daemon {
             .with_context(|| format!("sending {signal} to {}", self.name))
     }
 
+    /// Whether it should be running but is not (it died, or did not start).
+    pub fn needs_start(&mut self) -> bool {
+        self.wanted && !self.is_running()
+    }
+
     /// `kill -9` and reap.
     pub fn kill9(&mut self) -> Result<()> {
+        self.wanted = false;
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             child.wait()?;
@@ -158,6 +168,7 @@ impl Daemon {
 
     /// SIGTERM, then SIGKILL after `grace`.
     pub fn stop(&mut self, grace: Duration) -> Result<()> {
+        self.wanted = false;
         if !self.is_running() {
             self.child = None;
             return Ok(());
