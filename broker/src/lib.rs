@@ -192,6 +192,23 @@ impl Broker {
             })
             .await?,
         );
+        if !logs.was_clean_shutdown() {
+            // Before this broker leads or follows anything (see the
+            // function's docs): its log may be shorter than what it
+            // acknowledged.
+            let left =
+                while_store_unavailable("leaving the ISRs after an unclean shutdown", || {
+                    replica::isr::leave_isrs_after_unclean_shutdown(&*store, &keys, broker_id)
+                })
+                .await?;
+            if !left.is_empty() {
+                tracing::warn!(
+                    partitions = left.len(),
+                    "last shutdown was not clean: left the ISR of every partition with other \
+                     in-sync replicas; rejoining each as a follower once caught up"
+                );
+            }
+        }
         let loaded = while_store_unavailable("loading the metadata", || sync.load()).await?;
         replicas.delete_stray_logs()?;
         let topics = TopicController::new(

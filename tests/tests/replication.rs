@@ -854,3 +854,92 @@ async fn delete_records_reaches_every_in_sync_replica_and_survives_a_leader_kill
         .unwrap();
     assert_eq!(read_all(&cluster, "trim", 0).await, records);
 }
+
+/// Found by the fault suite (`torn-write` while the controller could not
+/// reach etcd, docs/testing.md): a leader killed mid-write restarts with
+/// a torn tail that recovery cuts, while every other replica has those
+/// records and they were acknowledged. If the controller does not see the
+/// restart — here it is quick, so the broker's revoked and new
+/// registrations reach the controller together — the broker used to lead
+/// on at the same epoch with its shorter log, and the followers truncated
+/// to it: acknowledged records lost. After an unclean shutdown a broker
+/// now leaves every ISR it shares before it takes anything on (KIP-966).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_restarted_with_a_torn_tail_does_not_cut_acknowledged_records() {
+    // Long sessions: only the broker's own revocation tells the cluster it
+    // restarted.
+    let mut cluster = TestCluster::start(
+        3,
+        &[
+            "--broker-session-timeout-ms",
+            "10000",
+            "--auto-leader-rebalance-enable",
+            "false",
+        ],
+    )
+    .unwrap();
+    admin(&cluster)
+        .await
+        .create_topic("torn", 1, 3, &[("min.insync.replicas", "2")])
+        .await
+        .unwrap();
+    let before = cluster
+        .wait_for_leader("torn", 0, &[1, 2, 3], Some(3), WAIT)
+        .await
+        .unwrap();
+    let producer = producer(&cluster).await;
+    let mut acked = Vec::new();
+    for i in 0..50 {
+        let meta = producer
+            .send(ProducerRecord::new("torn", format!("v{i}")).partition(0))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        acked.push((meta.offset, format!("v{i}")));
+    }
+    // Every replica has all 50 (acks=all with the full ISR)...
+    let leader = before.leader;
+    cluster.broker_mut(leader).kill9().unwrap();
+    // ...but the leader's last batch is torn, as a crash mid-write leaves
+    // it (its page cache never reached the disk).
+    let dir = cluster.broker(leader).data_dir().join("torn-0");
+    let mut logs: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    let active = logs.last().unwrap();
+    let len = std::fs::metadata(active).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(active)
+        .unwrap()
+        .set_len(len - 20)
+        .unwrap();
+    cluster.broker_mut(leader).start_again().unwrap();
+
+    // The others lead; the restarted broker catches up and rejoins.
+    let after = cluster
+        .wait_for_leader("torn", 0, &[1, 2, 3], Some(3), WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    assert!(after.leader_epoch > before.leader_epoch, "{after:?}");
+    for i in 50..60 {
+        let meta = producer
+            .send(ProducerRecord::new("torn", format!("v{i}")).partition(0))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        acked.push((meta.offset, format!("v{i}")));
+    }
+    producer.close().await;
+    let log: Vec<(i64, String)> = read_all(&cluster, "torn", 0)
+        .await
+        .into_iter()
+        .map(|(o, v)| (o, String::from_utf8(v.to_vec()).unwrap()))
+        .collect();
+    assert_eq!(log, acked, "every acknowledged record, at its offset");
+}

@@ -101,3 +101,106 @@ impl IsrWriter {
         }
     }
 }
+
+/// After an unclean shutdown (a crash, `kill -9`, power loss) a replica may
+/// have lost the tail of its log: writes acknowledged by every in-sync
+/// replica sit in page caches, not necessarily on disk, and recovery cuts a
+/// torn batch. If it then stayed in the ISR — and above all if it led on at
+/// the same epoch — the others would truncate to its shorter log and lose
+/// acknowledged records. The controller cannot always tell it restarted: it
+/// only sees registrations, and one cut off from etcd while the broker was
+/// down sees it registered again as if it had never gone. So, as Kafka's
+/// KIP-966 has an uncleanly stopped broker leave every ISR when it
+/// registers, this broker, before it takes any partition on, removes itself
+/// from the ISR of every partition where others are in sync, and gives up
+/// leading them (leader -1, epoch + 1: the controller elects one of the
+/// others). It rejoins as a follower once caught up. A partition whose ISR
+/// is this broker alone keeps it: no replica is known to have more.
+///
+/// Returns the partitions changed.
+pub async fn leave_isrs_after_unclean_shutdown(
+    store: &dyn MetadataStore,
+    keys: &Keys,
+    broker_id: i32,
+) -> Result<Vec<String>> {
+    let mut changed = Vec::new();
+    for kv in store.range(&keys.topics_prefix()).await? {
+        if !kv.key.ends_with("/state") {
+            continue;
+        }
+        let mut current = kv;
+        // A compare-and-swap that loses to another writer (the controller,
+        // a leader's ISR change) reads the state again and decides anew.
+        loop {
+            let mut state: PartitionState = records::decode(&current.key, &current.value)?;
+            let Some(new) = without(&state, broker_id) else {
+                break;
+            };
+            state = new;
+            let outcome = store
+                .txn(
+                    vec![Compare::ModRevision(
+                        current.key.clone(),
+                        current.mod_revision,
+                    )],
+                    vec![Op::Put(current.key.clone(), records::encode(&state))],
+                )
+                .await?;
+            if outcome.succeeded {
+                changed.push(current.key.clone());
+                break;
+            }
+            match store.get(&current.key).await? {
+                Some(kv) => current = kv,
+                None => break,
+            }
+        }
+    }
+    Ok(changed)
+}
+
+/// `state` without `broker_id` in its ISR (and not led by it), or `None`
+/// when nothing changes: it is not in the ISR, or is the ISR alone.
+fn without(state: &PartitionState, broker_id: i32) -> Option<PartitionState> {
+    if !state.isr.contains(&broker_id) || state.isr.len() < 2 {
+        return None;
+    }
+    let mut new = state.clone();
+    new.isr.retain(|&r| r != broker_id);
+    if new.leader == broker_id {
+        new.leader = super::NO_LEADER;
+        new.leader_epoch += 1;
+    }
+    Some(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(leader: i32, epoch: i32, isr: &[i32]) -> PartitionState {
+        PartitionState {
+            version: records::VERSION,
+            leader,
+            leader_epoch: epoch,
+            isr: isr.to_vec(),
+        }
+    }
+
+    #[test]
+    fn an_uncleanly_stopped_replica_leaves_the_isr_and_its_leadership() {
+        // It led: the others take over at a new epoch.
+        assert_eq!(
+            without(&state(1, 43, &[1, 2, 3]), 1),
+            Some(state(super::super::NO_LEADER, 44, &[2, 3]))
+        );
+        // A follower: only the ISR changes.
+        assert_eq!(
+            without(&state(2, 7, &[1, 2, 3]), 3),
+            Some(state(2, 7, &[1, 2]))
+        );
+        // Not in the ISR, or the only one in it: nothing to do.
+        assert_eq!(without(&state(2, 7, &[2, 3]), 1), None);
+        assert_eq!(without(&state(1, 7, &[1]), 1), None);
+    }
+}
