@@ -20,6 +20,9 @@ use tokio::task::JoinSet;
 use super::history::Op;
 use super::workload::{Shared, TOPIC};
 
+/// Longest wait for a synchronous commit.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Most sends awaiting their ack at once (as the gRPC producer).
 const MAX_OUTSTANDING: usize = 2000;
 
@@ -107,7 +110,7 @@ pub async fn producer(name: String, shared: Shared, rate: u32) -> Result<()> {
 /// A consumer in `group`: record every message, commit the positions
 /// (synchronously) after every batch of up to 100 messages or 500 ms.
 pub async fn consumer(name: String, group: String, shared: Shared) -> Result<()> {
-    let consumer: StreamConsumer = common(&shared, &name)
+    let consumer: Arc<StreamConsumer> = common(&shared, &name)
         .set("group.id", &group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
@@ -117,6 +120,7 @@ pub async fn consumer(name: String, group: String, shared: Shared) -> Result<()>
         // queue is full (docs/benchmarks.md); not what a test wants.
         .set("fetch.queue.backoff.ms", "0")
         .create()
+        .map(Arc::new)
         .with_context(|| format!("{name}: creating the librdkafka consumer"))?;
     consumer.subscribe(&[TOPIC])?;
     while !shared.stop_consuming.load(Ordering::Relaxed) {
@@ -170,7 +174,18 @@ pub async fn consumer(name: String, group: String, shared: Shared) -> Result<()>
         for &(partition, offset) in &offsets {
             commit.add_partition_offset(TOPIC, partition as i32, Offset::Offset(offset))?;
         }
-        let outcome = tokio::task::block_in_place(|| consumer.commit(&commit, CommitMode::Sync));
+        // librdkafka's synchronous commit has no timeout of its own, and
+        // has been seen to wait for good after its connections all failed;
+        // the history calls such a commit failed (it may still land).
+        let committing = {
+            let consumer = consumer.clone();
+            tokio::task::spawn_blocking(move || consumer.commit(&commit, CommitMode::Sync))
+        };
+        let outcome = match tokio::time::timeout(COMMIT_TIMEOUT, committing).await {
+            Ok(Ok(result)) => result.map_err(|e| e.to_string()),
+            Ok(Err(e)) => Err(format!("the commit task failed: {e}")),
+            Err(_) => Err(format!("no answer within {COMMIT_TIMEOUT:?}")),
+        };
         for (partition, offset) in offsets {
             shared.history.record(
                 &name,
@@ -180,16 +195,20 @@ pub async fn consumer(name: String, group: String, shared: Shared) -> Result<()>
                         partition,
                         offset,
                     },
-                    Err(e) => Op::CommitFailed {
+                    Err(error) => Op::CommitFailed {
                         group: group.clone(),
                         partition,
                         offset,
-                        error: e.to_string(),
+                        error: error.clone(),
                     },
                 },
             );
         }
     }
-    tokio::task::block_in_place(|| consumer.unsubscribe());
+    let _ = tokio::time::timeout(
+        COMMIT_TIMEOUT,
+        tokio::task::spawn_blocking(move || consumer.unsubscribe()),
+    )
+    .await;
     Ok(())
 }
