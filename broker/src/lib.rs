@@ -140,12 +140,13 @@ impl Broker {
             Arc::new(EmbeddedStore::open(&config.data_dir)?)
         } else {
             let tls = config.etcd_tls()?;
-            // Not retried: an etcd that cannot be reached at all at start is
-            // more often a wrong endpoint or TLS setting than an outage, and
-            // should say so at once (a supervisor restarts the broker).
+            // Waits out an etcd that is there but busy (see `connect`); a
+            // refused connection or TLS failure is said at once.
             Arc::new(
-                EtcdStore::connect_with_tls(&endpoints, Duration::from_secs(5), tls.as_ref())
-                    .await?,
+                while_store_unavailable("connecting to etcd", || {
+                    EtcdStore::connect_with_tls(&endpoints, Duration::from_secs(5), tls.as_ref())
+                })
+                .await?,
             )
         };
         let keys = Keys::new(&config.cluster);

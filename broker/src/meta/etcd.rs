@@ -159,10 +159,21 @@ impl EtcdStore {
                 .await?;
             Ok::<_, etcd_client::Error>((client, response))
         };
+        // etcd that answers "unavailable" (no leader, leader changed) or not
+        // at all is there but busy: retriable, and start-up waits for it.
+        // A refused connection or a failed TLS handshake is what a wrong
+        // endpoint or TLS setting looks like: said at once.
+        let busy = |e: &dyn std::fmt::Display| match unreachable(e) {
+            Error::Metadata(m) => Error::MetadataUnavailable(m),
+            other => other,
+        };
         let (client, response) = match tokio::time::timeout(connect_timeout, probe).await {
             Ok(Ok(connected)) => connected,
+            Ok(Err(e @ etcd_client::Error::GRpcStatus(_))) if transient(&e) => {
+                return Err(busy(&e));
+            }
             Ok(Err(e)) => return Err(unreachable(&e)),
-            Err(_) => return Err(unreachable(&"no answer")),
+            Err(_) => return Err(busy(&"no answer")),
         };
         let revision = response.header().map_or(0, ResponseHeader::revision);
         tracing::info!(endpoints = %joined, revision, "connected to etcd");
@@ -494,5 +505,28 @@ impl WatchTask {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etcd_without_a_leader_is_transient_and_a_refusal_is_not() {
+        let status = |s| etcd_client::Error::GRpcStatus(s);
+        assert!(transient(&status(tonic::Status::unavailable(
+            "etcdserver: leader changed"
+        ))));
+        assert!(transient(&status(tonic::Status::deadline_exceeded(
+            "context deadline exceeded"
+        ))));
+        assert!(!transient(&status(tonic::Status::invalid_argument(
+            "etcdserver: too many operations in txn request"
+        ))));
+        assert!(!transient(&status(tonic::Status::permission_denied(
+            "etcdserver: permission denied"
+        ))));
+        assert!(!transient(&etcd_client::Error::InvalidArgs("bad".into())));
     }
 }
