@@ -154,6 +154,17 @@ pub fn run(options: Options) -> Result<()> {
             broker.daemon.stop(Duration::from_secs(20))?;
         }
     }
+    // Keep each broker's data past the unmount of its disk, to look into
+    // whatever the checker finds (the logs: a few MB a minute of run).
+    for (id, dir) in &data_dirs {
+        let kept = work.join(format!("b{id}-data"));
+        if let Err(e) = copy_dir(dir, &kept) {
+            eprintln!(
+                "chaos: keeping broker {id}'s data in {}: {e:#}",
+                kept.display()
+            );
+        }
+    }
     if outcome.is_ok() {
         for (id, dir) in &data_dirs {
             for partition in 0..PARTITIONS {
@@ -437,6 +448,29 @@ fn clients_log(path: &std::path::Path) -> Result<()> {
         .with_ansi(false)
         .with_writer(std::sync::Mutex::new(file))
         .init();
+    Ok(())
+}
+
+/// Copy the tree at `from` to `to`, but for the offset and time indexes:
+/// preallocated, mostly empty, and rebuilt from the `.log` by any broker.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        let path = entry.path();
+        if path
+            .extension()
+            .is_some_and(|x| x == "index" || x == "timeindex")
+        {
+            continue;
+        }
+        if entry.file_type()?.is_dir() {
+            copy_dir(&path, &target)?;
+        } else {
+            std::fs::copy(&path, &target)?;
+        }
+    }
     Ok(())
 }
 
