@@ -51,6 +51,29 @@ struct Shared {
     coordinator: Option<Conn>,
 }
 
+impl Shared {
+    /// Who commits now. Refused between losing the membership and the
+    /// `poll` that drops the lost partitions: the background task may
+    /// already have joined again, and a commit under the new member id
+    /// would carry positions from the old membership — of partitions
+    /// another member now consumes — and move their committed offsets back
+    /// (found by the fault suite: `commit_backwards`, docs/testing.md).
+    fn committer(&self) -> Result<(String, i32)> {
+        if self.lost {
+            return Err(crate::Error::Server {
+                operation: "OffsetCommit",
+                grpc_code: tonic::Code::FailedPrecondition,
+                code: Some(ErrorCode::UnknownMemberId),
+                message: "this consumer's group membership was lost (session expired or the \
+                          coordinator moved); its partitions are revoked without a commit; poll \
+                          to take part again"
+                    .into(),
+            });
+        }
+        Ok((self.member_id.clone(), self.generation))
+    }
+}
+
 /// A running membership.
 pub(crate) struct Membership {
     cluster: Arc<Cluster>,
@@ -167,10 +190,7 @@ pub(crate) struct Committer {
 impl Committer {
     /// Commit with the member id and generation current at call time.
     pub async fn commit(&self, offsets: &[(TopicPartition, i64)]) -> Result<()> {
-        let (member_id, generation) = {
-            let s = self.shared.lock().expect("membership lock");
-            (s.member_id.clone(), s.generation)
-        };
+        let (member_id, generation) = self.shared.lock().expect("membership lock").committer()?;
         commit(
             &self.cluster,
             &self.group_id,
@@ -429,5 +449,27 @@ async fn run(
         // changed what it owns.
         let _ =
             tokio::time::timeout(interval.max(Duration::from_millis(10)), wake.notified()).await;
+    }
+}
+
+#[cfg(test)]
+mod lost_membership_tests {
+    use super::*;
+
+    #[test]
+    fn no_commit_between_a_lost_membership_and_the_poll_that_drops_it() {
+        let mut s = Shared {
+            member_id: "m-2".into(),
+            generation: 7,
+            ..Shared::default()
+        };
+        assert_eq!(s.committer().unwrap(), ("m-2".to_string(), 7));
+        // Lost, and already joined again in the background as m-3.
+        s.lost = true;
+        s.member_id = "m-3".into();
+        s.generation = 8;
+        let e = s.committer().unwrap_err();
+        assert_eq!(e.code(), Some(ErrorCode::UnknownMemberId));
+        assert!(e.to_string().contains("membership was lost"), "{e}");
     }
 }
