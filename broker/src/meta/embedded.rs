@@ -19,7 +19,7 @@
 //! A write that fails on I/O (a full disk: the file lives in the data
 //! directory) makes redb refuse every later transaction until the file is
 //! opened again. So the store then drops its handle and opens the file anew
-//! on the next call ([`DbSlot`]): once space is back, metadata writes
+//! on the next call (`DbSlot`): once space is back, metadata writes
 //! (topics, producer ids) work again without a broker restart.
 
 use std::path::{Path, PathBuf};
