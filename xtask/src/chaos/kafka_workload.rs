@@ -14,17 +14,12 @@ use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 
 use super::history::Op;
-use super::workload::{Shared, TOPIC};
+use super::workload::{Delivery, Shared, TOPIC, produce_at_rate};
 
 /// Longest wait for a synchronous commit.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// Most sends awaiting their ack at once (as the gRPC producer).
-const MAX_OUTSTANDING: usize = 2000;
 
 fn common(shared: &Shared, name: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
@@ -51,58 +46,24 @@ pub async fn producer(name: String, shared: Shared, rate: u32) -> Result<()> {
         .set("message.timeout.ms", "60000")
         .create()
         .with_context(|| format!("{name}: creating the librdkafka producer"))?;
-    let outstanding = Arc::new(Semaphore::new(MAX_OUTSTANDING));
-    let mut acks = JoinSet::new();
-    let mut tick = tokio::time::interval(Duration::from_secs(1) / rate.max(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut seq: u64 = 0;
-    while !shared.stop_producing.load(Ordering::Relaxed) {
-        tick.tick().await;
-        let permit = outstanding.clone().acquire_owned().await?;
-        let partition = (seq % u64::from(shared.partitions)) as u32;
-        let value = format!("{name}-{seq}");
-        seq += 1;
-        shared.history.record(
-            &name,
-            Op::Send {
-                partition,
-                value: value.clone(),
-            },
-        );
+    produce_at_rate(&name, &shared, rate, |partition, value| {
         let record = FutureRecord::<(), _>::to(TOPIC)
             .partition(partition as i32)
             .payload(value.as_bytes());
+        // librdkafka queues at once (or refuses: queue full).
         let delivery = producer.send_result(record).map_err(|(e, _)| e);
-        let (history, name) = (shared.history.clone(), name.clone());
-        acks.spawn(async move {
-            let outcome = match delivery {
+        std::future::ready(Box::pin(async move {
+            match delivery {
                 Ok(future) => match future.await {
                     Ok(Ok(delivery)) => Ok(delivery.offset),
                     Ok(Err((e, _))) => Err(e.to_string()),
                     Err(_) => Err("the producer went away before the delivery report".into()),
                 },
                 Err(e) => Err(e.to_string()),
-            };
-            history.record(
-                &name,
-                match outcome {
-                    Ok(offset) => Op::Ack {
-                        partition,
-                        value,
-                        offset,
-                    },
-                    Err(error) => Op::SendFailed {
-                        partition,
-                        value,
-                        error,
-                    },
-                },
-            );
-            drop(permit);
-        });
-        while acks.try_join_next().is_some() {}
-    }
-    while acks.join_next().await.is_some() {}
+            }
+        }) as Delivery)
+    })
+    .await?;
     tokio::task::block_in_place(|| producer.flush(Duration::from_secs(5)))?;
     Ok(())
 }

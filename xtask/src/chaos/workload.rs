@@ -4,6 +4,8 @@
 //! commit what they read. Every send, ack, error, read and commit goes to
 //! the history as it happens.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -52,6 +54,9 @@ const MAX_OUTSTANDING: usize = 2000;
 
 /// One producer: `rate` values a second until told to stop, then wait for
 /// every outstanding ack (or its error).
+// The send is two-staged on purpose: handing the record over is awaited in
+// the loop (it waits for buffer space), its delivery on a task of its own.
+#[allow(clippy::async_yields_async)]
 pub async fn grpc_producer(name: String, shared: Shared, rate: u32) -> Result<()> {
     let config = ProducerConfig {
         enable_idempotence: true,
@@ -65,6 +70,44 @@ pub async fn grpc_producer(name: String, shared: Shared, rate: u32) -> Result<()
     let producer = Producer::connect(shared.client_config(&name)?, config)
         .await
         .with_context(|| format!("{name}: connecting"))?;
+    produce_at_rate(&name, &shared, rate, |partition, value| {
+        let record = ProducerRecord::new(TOPIC, value.into_bytes()).partition(partition);
+        let producer = &producer;
+        async move {
+            let delivery = producer.send(record).await;
+            Box::pin(async move {
+                match delivery {
+                    Ok(delivery) => delivery.await.map(|meta| meta.offset),
+                    Err(e) => Err(e),
+                }
+                .map_err(|e| e.to_string())
+            }) as Delivery
+        }
+    })
+    .await?;
+    producer.close().await;
+    Ok(())
+}
+
+/// How one send ends: the offset it was acknowledged at, or the error.
+pub type Delivery = Pin<Box<dyn Future<Output = std::result::Result<i64, String>> + Send>>;
+
+/// The send loop every producer client shares: `rate` unique values a
+/// second (`<name>-<seq>`) round-robin over the partitions, each recorded
+/// as sent, then as acknowledged or failed when `send`'s delivery resolves;
+/// until told to stop, then until every outstanding delivery has resolved.
+/// `send` hands a value to the client library (waiting if its buffer is
+/// full) and returns the delivery: the offset, or the error.
+pub async fn produce_at_rate<S, Sent>(
+    name: &str,
+    shared: &Shared,
+    rate: u32,
+    mut send: S,
+) -> Result<()>
+where
+    S: FnMut(u32, String) -> Sent,
+    Sent: Future<Output = Delivery>,
+{
     let outstanding = Arc::new(Semaphore::new(MAX_OUTSTANDING));
     let mut acks = JoinSet::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1) / rate.max(1));
@@ -77,42 +120,33 @@ pub async fn grpc_producer(name: String, shared: Shared, rate: u32) -> Result<()
         let value = format!("{name}-{seq}");
         seq += 1;
         shared.history.record(
-            &name,
+            name,
             Op::Send {
                 partition,
                 value: value.clone(),
             },
         );
-        let record = ProducerRecord::new(TOPIC, value.clone().into_bytes()).partition(partition);
-        let delivery = producer.send(record).await;
-        let (history, name) = (shared.history.clone(), name.clone());
+        let delivery = send(partition, value.clone()).await;
+        let (history, name) = (shared.history.clone(), name.to_owned());
         acks.spawn(async move {
-            let outcome = match delivery {
-                Ok(delivery) => delivery.await,
-                Err(e) => Err(e),
-            };
-            history.record(
-                &name,
-                match outcome {
-                    Ok(meta) => Op::Ack {
-                        partition,
-                        value,
-                        offset: meta.offset,
-                    },
-                    Err(e) => Op::SendFailed {
-                        partition,
-                        value,
-                        error: e.to_string(),
-                    },
+            let op = match delivery.await {
+                Ok(offset) => Op::Ack {
+                    partition,
+                    value,
+                    offset,
                 },
-            );
+                Err(error) => Op::SendFailed {
+                    partition,
+                    value,
+                    error,
+                },
+            };
+            history.record(&name, op);
             drop(permit);
         });
         while acks.try_join_next().is_some() {}
     }
-    producer.flush().await;
     while acks.join_next().await.is_some() {}
-    producer.close().await;
     Ok(())
 }
 
