@@ -183,3 +183,98 @@ async fn librdkafka_idempotent_producer_rides_out_leader_kills() {
         summary["errors"]
     );
 }
+
+/// Every broker's registration gone at once, as when etcd stalls for
+/// longer than the lease TTL while the brokers serve on (found by `xtask
+/// chaos`: a broker answered Metadata with no broker at all, librdkafka
+/// decommissioned every broker it knew, and its producer never sent
+/// again). The registrations are deleted by hand here, so the state holds
+/// still: the brokers keep their leases and do not register again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_metadata_lists_the_answering_broker_and_the_leaders_while_registrations_are_gone() {
+    use runnel_broker::meta::keys::Keys;
+    use runnel_broker::meta::{MetadataStore, Op};
+
+    let cluster = TestCluster::start(2, &[]).unwrap();
+    cluster
+        .wait_registered(Duration::from_secs(20))
+        .await
+        .unwrap();
+    let admin = Admin::connect(ClientConfig::new(&cluster.bootstrap()).unwrap())
+        .await
+        .unwrap();
+    admin.create_topic("stall", 2, 2, &[]).await.unwrap();
+    for p in 0..2 {
+        cluster
+            .wait_for_leader("stall", p, &[1, 2], Some(2), Duration::from_secs(20))
+            .await
+            .unwrap();
+    }
+
+    let store = runnel_broker::meta::etcd::EtcdStore::connect(
+        &[cluster.etcd.endpoint()],
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let keys = Keys::new("test");
+    store
+        .txn(
+            Vec::new(),
+            vec![Op::Delete(keys.broker(1)), Op::Delete(keys.broker(2))],
+        )
+        .await
+        .unwrap();
+    // Broker 1 (asked first) has seen both go: every replica offline.
+    cluster
+        .wait_for(
+            "broker 1 to see no live broker",
+            Duration::from_secs(20),
+            || async {
+                let m = cluster.metadata(&["stall"]).await.ok()?;
+                m.topics[0]
+                    .partitions
+                    .iter()
+                    .all(|p| p.offline_replicas.len() == 2)
+                    .then_some(())
+            },
+        )
+        .await
+        .unwrap();
+
+    let out = runnel_tests::kcat()
+        .args([
+            "-b",
+            &cluster.broker(1).bootstrap(),
+            "-L",
+            "-J",
+            "-t",
+            "stall",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metadata: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let listed: Vec<i64> = metadata["brokers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_i64().unwrap())
+        .collect();
+    assert!(
+        listed.contains(&1),
+        "the broker answering is not listed: {metadata}"
+    );
+    for p in metadata["topics"][0]["partitions"].as_array().unwrap() {
+        let leader = p["leader"].as_i64().unwrap();
+        assert!(
+            leader < 0 || listed.contains(&leader),
+            "leader {leader} of partition {} is not listed: {metadata}",
+            p["partition"]
+        );
+    }
+}

@@ -193,8 +193,7 @@ impl MetadataSync {
             }
         } else if kv.key.starts_with(&keys.brokers_prefix()) {
             let broker: BrokerRecord = records::decode(&kv.key, &kv.value)?;
-            self.view
-                .update(|i| i.brokers.insert(broker.broker_id, broker));
+            self.view.update(|i| i.register_broker(broker));
         } else if kv.key == keys.cluster_config() {
             let record: ClusterConfigRecord = records::decode(&kv.key, &kv.value)?;
             let newer = self.view.update(|i| {

@@ -1,5 +1,5 @@
-//! DescribeCluster: cluster id, controller and the live brokers at their
-//! Kafka addresses (what AdminClient.describeCluster shows).
+//! DescribeCluster: cluster id, controller and the live brokers (and this
+//! one) at their Kafka addresses (what AdminClient.describeCluster shows).
 
 use std::sync::Arc;
 
@@ -8,7 +8,7 @@ use kafka_protocol::messages::DescribeClusterResponse;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 
 use super::connection::Conn;
-use super::topics::{controller_id, live_brokers, str_bytes};
+use super::topics::{client_brokers, controller_id, str_bytes};
 
 pub const VERSIONS: (i16, i16) = (0, 1);
 
@@ -23,7 +23,7 @@ pub async fn handle(
         .with_cluster_id(str_bytes(ctx.config.cluster.clone()))
         .with_controller_id(controller_id(ctx))
         .with_brokers(
-            live_brokers(ctx)
+            client_brokers(ctx, |_| false)
                 .into_iter()
                 .map(|(id, host, port, rack)| {
                     DescribeClusterBroker::default()

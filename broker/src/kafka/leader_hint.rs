@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use kafka_protocol::ResponseError;
 
-use super::topics::live_brokers;
+use super::topics::client_brokers;
 use crate::server::Context;
 
 const NOT_LEADER_OR_FOLLOWER: i16 = ResponseError::NotLeaderOrFollower.code();
@@ -55,7 +55,7 @@ impl<'a> LeaderHints<'a> {
         if self.leaders.is_empty() {
             return Vec::new();
         }
-        live_brokers(self.ctx)
+        client_brokers(self.ctx, |id| self.leaders.contains(&id))
             .into_iter()
             .filter(|(id, ..)| self.leaders.contains(&id.0))
             .map(|(id, host, port, rack)| (id.0, host, port, rack))

@@ -15,7 +15,7 @@ use runnel_proto::v1;
 use super::connection::Conn;
 use super::errors::{UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION, code, code_of};
 use super::topics::{
-    TOPIC_AUTHORIZATION_FAILED, allowed, controller_id, live_brokers, name_of_id, str_bytes,
+    TOPIC_AUTHORIZATION_FAILED, allowed, client_brokers, controller_id, name_of_id, str_bytes,
     topic_name, topic_uuid,
 };
 use crate::auth::acl::Operation;
@@ -81,18 +81,6 @@ pub async fn handle(conn: Arc<Conn>, version: i16, req: MetadataRequest) -> Meta
         })
     };
     let mut response = MetadataResponse::default()
-        .with_brokers(
-            live_brokers(ctx)
-                .into_iter()
-                .map(|(id, host, port, rack)| {
-                    MetadataResponseBroker::default()
-                        .with_node_id(id)
-                        .with_host(str_bytes(host))
-                        .with_port(port)
-                        .with_rack(rack.map(str_bytes))
-                })
-                .collect(),
-        )
         .with_cluster_id((version >= 2).then(|| str_bytes(ctx.config.cluster.clone())))
         .with_controller_id(controller_id(ctx));
     let shared = match shared {
@@ -109,6 +97,7 @@ pub async fn handle(conn: Arc<Conn>, version: i16, req: MetadataRequest) -> Meta
                     Wanted::Refused(t) => t,
                 })
                 .collect();
+            response.brokers = brokers(ctx, &response.topics);
             return response;
         }
     };
@@ -134,7 +123,32 @@ pub async fn handle(conn: Arc<Conn>, version: i16, req: MetadataRequest) -> Meta
             })
             .collect()
     };
+    response.brokers = brokers(ctx, &response.topics);
     response
+}
+
+/// The brokers to list: the live ones, this one, and every leader the
+/// answer names (at its last address while its lease has lapsed), so a
+/// client can always reach what it is told to use.
+fn brokers(
+    ctx: &crate::server::Context,
+    topics: &[MetadataResponseTopic],
+) -> Vec<MetadataResponseBroker> {
+    let leaders: std::collections::BTreeSet<i32> = topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .map(|p| p.leader_id.0)
+        .collect();
+    client_brokers(ctx, |id| leaders.contains(&id))
+        .into_iter()
+        .map(|(id, host, port, rack)| {
+            MetadataResponseBroker::default()
+                .with_node_id(id)
+                .with_host(str_bytes(host))
+                .with_port(port)
+                .with_rack(rack.map(str_bytes))
+        })
+        .collect()
 }
 
 fn topic(version: i16, t: v1::TopicMetadata) -> MetadataResponseTopic {

@@ -50,11 +50,16 @@ pub fn kafka_endpoint(broker: &BrokerRecord) -> (String, i32) {
     }
 }
 
-/// Every live broker: (id, host, port, rack) as Kafka clients should see it.
-pub fn live_brokers(ctx: &Context) -> Vec<(BrokerId, String, i32, Option<String>)> {
+/// The brokers Kafka clients should see, (id, host, port, rack): every
+/// live one, this broker, and each broker `named` (see
+/// [`crate::cluster::Image::brokers_for_clients`]).
+pub fn client_brokers(
+    ctx: &Context,
+    named: impl Fn(i32) -> bool,
+) -> Vec<(BrokerId, String, i32, Option<String>)> {
     ctx.sync.view().read(|i| {
-        i.brokers
-            .values()
+        i.brokers_for_clients(ctx.config.broker_id, named)
+            .into_iter()
             .map(|b| {
                 let (host, port) = kafka_endpoint(b);
                 (BrokerId(b.broker_id), host, port, b.rack.clone())

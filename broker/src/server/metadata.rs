@@ -12,9 +12,18 @@ use crate::replica::{NO_LEADER, TopicState};
 pub(crate) async fn handle(ctx: &Context, req: MetadataRequest) -> Result<MetadataResponse> {
     let states = ctx.replicas.topics_named(&req.topics)?;
     let view = ctx.sync.view();
+    let live = view.live_brokers();
+    let topics: Vec<TopicMetadata> = states.iter().map(|s| topic_metadata(s, &live)).collect();
+    let leaders: std::collections::BTreeSet<i32> = topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .map(|p| p.leader)
+        .collect();
+    // The live brokers, this one and the leaders named: see
+    // `Image::brokers_for_clients`.
     let brokers: Vec<BrokerInfo> = view.read(|i| {
-        i.brokers
-            .values()
+        i.brokers_for_clients(ctx.config.broker_id, |id| leaders.contains(&id))
+            .into_iter()
             .map(|b| {
                 let (kafka_host, kafka_port) = crate::kafka::topics::kafka_endpoint(b);
                 BrokerInfo {
@@ -28,12 +37,11 @@ pub(crate) async fn handle(ctx: &Context, req: MetadataRequest) -> Result<Metada
             })
             .collect()
     });
-    let live: Vec<i32> = brokers.iter().map(|b| b.id).collect();
     Ok(MetadataResponse {
         cluster_id: ctx.config.cluster.clone(),
         controller_id: view.controller_id(),
         brokers,
-        topics: states.iter().map(|s| topic_metadata(s, &live)).collect(),
+        topics,
     })
 }
 
