@@ -25,6 +25,11 @@
 //!   watermark.
 //! - `final_read_above_hw`: the final read returned a record at or above the
 //!   high watermark it reported.
+//! - `stalled`: liveness. Once the last fault has healed the cluster must
+//!   work again by itself: every producer still sending gets an
+//!   acknowledgement, and every consumer group reads, before the workload
+//!   stops (the harness gives them `RECOVERY`).
+//! - `process_crashed`: a broker or etcd member died without a nemesis.
 //!
 //! A failed send is indeterminate (it may or may not have been written), so a
 //! failed value is never an anomaly by itself, and a value that failed once
@@ -113,6 +118,7 @@ pub fn check(history: &[(usize, Entry)]) -> Report {
     commits_backwards(history, out);
     replica_divergence(&idx, out);
     final_reads_above_hw(history, &idx, out);
+    stalled(history, out);
     processes_crashed(history, out);
     report
 }
@@ -818,6 +824,106 @@ fn final_reads_above_hw(history: &[(usize, Entry)], idx: &Index<'_>, out: &mut V
 
 /// A process died that no nemesis killed: every fault must leave the
 /// brokers and etcd running (a full disk included).
+/// Producers and consumer groups that made no progress after the last
+/// fault healed (see the module docs).
+fn stalled(history: &[(usize, Entry)], out: &mut Vec<Anomaly>) {
+    #[derive(Default)]
+    struct Progress {
+        /// The first send, read or commit after the heal: the client was
+        /// still at work.
+        active: Option<usize>,
+        /// The first acknowledgement (producers) or read (groups) after it.
+        progressed: Option<usize>,
+        /// The last acknowledgement or read before it.
+        last_before: Option<usize>,
+    }
+    // About recovery from faults: without one there is nothing to check.
+    let Some(healed) = history
+        .iter()
+        .rev()
+        .find(|(_, e)| {
+            matches!(
+                &e.op,
+                Op::Nemesis {
+                    action: NemesisAction::Stop,
+                    ..
+                }
+            )
+        })
+        .map(|(line, e)| (*line, e.t))
+    else {
+        return;
+    };
+    // Consumers by group, from their commits: reads do not name one.
+    let mut group_of: HashMap<&str, &str> = HashMap::new();
+    for (_, e) in history {
+        if let Op::Commit { group, .. } | Op::CommitFailed { group, .. } = &e.op {
+            group_of.entry(e.process.as_str()).or_insert(group.as_str());
+        }
+    }
+    let mut producers: BTreeMap<&str, Progress> = BTreeMap::new();
+    let mut groups: BTreeMap<&str, Progress> = BTreeMap::new();
+    for (line, e) in history {
+        let (progress, is_progress) = match &e.op {
+            Op::Send { .. } => (producers.entry(e.process.as_str()).or_default(), false),
+            Op::Ack { .. } => (producers.entry(e.process.as_str()).or_default(), true),
+            Op::Read { .. } | Op::Commit { .. } | Op::CommitFailed { .. } => {
+                let Some(group) = group_of.get(e.process.as_str()) else {
+                    continue;
+                };
+                (
+                    groups.entry(group).or_default(),
+                    matches!(e.op, Op::Read { .. }),
+                )
+            }
+            _ => continue,
+        };
+        if *line < healed.0 {
+            if is_progress {
+                progress.last_before = Some(*line);
+            }
+            continue;
+        }
+        progress.active.get_or_insert(*line);
+        if is_progress {
+            progress.progressed.get_or_insert(*line);
+        }
+    }
+    let (heal_line, heal_t) = healed;
+    let stall = |kind: &str, name: &str, what: &str, p: &Progress| {
+        let (Some(active), None) = (p.active, p.progressed) else {
+            return None;
+        };
+        let since = p.last_before.map_or_else(
+            || "none".to_owned(),
+            |l| format!("line {l} ({} ms)", history_t(history, l)),
+        );
+        let mut lines = vec![heal_line, active];
+        lines.extend(p.last_before);
+        Some(Anomaly::new(
+            "stalled",
+            None,
+            format!(
+                "{kind} {name}: no {what} after the last fault healed (line {heal_line}, {heal_t} ms), although it was still at work (line {active}); the last one before: {since}"
+            ),
+            lines,
+        ))
+    };
+    for (name, p) in &producers {
+        out.extend(stall("producer", name, "acknowledgement", p));
+    }
+    for (name, p) in &groups {
+        out.extend(stall("consumer group", name, "read", p));
+    }
+}
+
+/// The time of history line `line`.
+fn history_t(history: &[(usize, Entry)], line: usize) -> u64 {
+    history
+        .binary_search_by_key(&line, |(l, _)| *l)
+        .map_or(0, |i| history[i].1.t)
+}
+
 fn processes_crashed(history: &[(usize, Entry)], out: &mut Vec<Anomaly>) {
     for (line, entry) in history {
         if let Op::ProcessExited { name, status } = &entry.op {
@@ -1253,6 +1359,84 @@ mod tests {
             a.message.contains("b2") && a.message.contains("SIGBUS"),
             "{}",
             a.message
+        );
+    }
+
+    fn by(process: &str, t: u64, op: Op) -> Entry {
+        let process = process.to_owned();
+        Entry { t, process, op }
+    }
+
+    fn healed() -> Op {
+        Op::Nemesis {
+            name: "majority-minority".into(),
+            action: NemesisAction::Stop,
+            detail: String::new(),
+        }
+    }
+
+    fn stalled_of(entries: Vec<Entry>) -> Vec<Anomaly> {
+        let history: Vec<(usize, Entry)> = (1..).zip(entries).collect();
+        check(&history)
+            .anomalies
+            .into_iter()
+            .filter(|a| a.kind == "stalled")
+            .collect()
+    }
+
+    #[test]
+    fn a_producer_never_acknowledged_after_the_last_heal_is_stalled() {
+        let a = stalled_of(vec![
+            by("kafka-p0", 1, send(0, "kafka-p0-0")),
+            by("kafka-p0", 2, ack(0, "kafka-p0-0", 0)),
+            by("grpc-p0", 3, send(0, "grpc-p0-0")),
+            by("nemesis", 10, healed()),
+            by("kafka-p0", 11, send(0, "kafka-p0-1")),
+            by("grpc-p0", 12, ack(0, "grpc-p0-0", 1)),
+            by("kafka-p0", 20, failed(0, "kafka-p0-1")),
+            by("harness", 30, fin(0, 0, "kafka-p0-0")),
+            by("harness", 30, fin(0, 1, "grpc-p0-0")),
+        ]);
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert_eq!(
+            a[0].lines,
+            [2, 4, 5],
+            "last ack, the heal, the send after it"
+        );
+        assert!(
+            a[0].message.contains("producer kafka-p0") && a[0].message.contains("before: line 2"),
+            "{}",
+            a[0].message
+        );
+    }
+
+    #[test]
+    fn a_group_that_reads_nothing_after_the_last_heal_is_stalled() {
+        let stalled_group = vec![
+            by("c0", 1, read(0, 0, "p-0")),
+            by("c0", 2, commit("g", 0, 1)),
+            by("nemesis", 10, healed()),
+            by("c0", 11, commit("g", 0, 1)),
+        ];
+        let a = stalled_of(stalled_group.clone());
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert!(
+            a[0].message.contains("consumer group g"),
+            "{}",
+            a[0].message
+        );
+        // Reading again is progress; so is a client idle after the heal.
+        let mut read_again = stalled_group;
+        read_again.push(by("c0", 12, read(0, 1, "p-1")));
+        assert!(stalled_of(read_again).is_empty());
+        assert!(
+            stalled_of(vec![
+                by("p", 1, send(0, "p-0")),
+                by("nemesis", 10, healed()),
+                by("p", 11, ack(0, "p-0", 0)),
+            ])
+            .is_empty(),
+            "an acknowledgement after the heal of a send before it is progress"
         );
     }
 }

@@ -31,6 +31,12 @@ fn common(shared: &Shared, name: &str) -> ClientConfig {
         .set("reconnect.backoff.max.ms", "1000")
         .set("topic.metadata.refresh.interval.ms", "2000")
         .set("log_level", "3");
+    // librdkafka's own debug contexts (e.g. `eos,msg,broker,metadata`),
+    // logged as target `librdkafka` at debug level into clients.log when
+    // `RUNNEL_CHAOS_LOG` lets them through: what a stalled client waited for.
+    if let Ok(contexts) = std::env::var("RUNNEL_CHAOS_RDKAFKA_DEBUG") {
+        config.set("debug", contexts).set("log_level", "7");
+    }
     config
 }
 
