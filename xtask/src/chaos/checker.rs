@@ -304,9 +304,24 @@ struct Index<'a> {
     /// Per partition, per broker: the line and the batches of its last
     /// `ReplicaBatches` entry.
     replicas: BTreeMap<u32, BTreeMap<i32, (usize, &'a [Batch])>>,
+    /// Per partition, per broker: who wrote each of those batches.
+    writers: BTreeMap<u32, BTreeMap<i32, &'a [Writer]>>,
 }
 
 impl<'a> Index<'a> {
+    /// Who wrote the batch holding `offset` of `partition`, from the first
+    /// replica that has it.
+    fn writer_of(&self, partition: u32, offset: i64) -> Option<Writer> {
+        let replicas = self.replicas.get(&partition)?;
+        let writers = self.writers.get(&partition)?;
+        replicas.iter().find_map(|(broker, (_, batches))| {
+            let i = batches
+                .iter()
+                .position(|b| b.0 <= offset && offset <= b.1)?;
+            writers.get(broker)?.get(i).copied()
+        })
+    }
+
     /// `counts` sizes the maps up front: growing them entry by entry was a
     /// fifth of the checker's time on a history of millions.
     fn build(history: &'a [(usize, Entry)], counts: &Report) -> Self {
@@ -330,9 +345,14 @@ impl<'a> Index<'a> {
                     broker,
                     partition,
                     batches,
+                    writers,
                 } => {
                     let brokers = idx.replicas.entry(*partition).or_default();
                     brokers.insert(*broker, (line, batches.as_slice()));
+                    if writers.len() == batches.len() {
+                        let brokers = idx.writers.entry(*partition).or_default();
+                        brokers.insert(*broker, writers.as_slice());
+                    }
                 }
                 _ => {}
             }
@@ -519,12 +539,36 @@ fn duplicates(idx: &Index<'_>, out: &mut Vec<Anomaly>) {
         let sends = idx.sends.get(value).map_or(0, |s| s.count);
         let partitions: BTreeSet<u32> = places.iter().map(|r| r.partition).collect();
         let partition = (partitions.len() == 1).then(|| places[0].partition);
-        let msg = format!(
+        let mut msg = format!(
             "value {value} is in the final log {} times: {} (sent {sends} time{})",
             places.len(),
             at.join(", "),
             if sends == 1 { "" } else { "s" },
         );
+        let writers: Vec<Option<Writer>> = places
+            .iter()
+            .map(|r| idx.writer_of(r.partition, r.offset))
+            .collect();
+        if writers.iter().all(Option::is_some) {
+            let named: Vec<String> = writers
+                .iter()
+                .flatten()
+                .map(|(id, epoch, seq)| format!("producer {id} epoch {epoch} seq {seq}"))
+                .collect();
+            let epochs: BTreeSet<(i64, i16)> = writers
+                .iter()
+                .flatten()
+                .map(|(id, e, _)| (*id, *e))
+                .collect();
+            let verdict = if epochs.len() < writers.len() {
+                "two copies under one producer epoch: the broker did not de-duplicate a retry"
+            } else {
+                "each copy under another producer id or epoch: the client resent already \
+                 written records after starting a new epoch, which no broker de-duplicates \
+                 (librdkafka does so after some failures: confluentinc/librdkafka#4953)"
+            };
+            let _ = write!(msg, "; batches by {}: {verdict}", named.join(", "));
+        }
         let lines = idx.with_send(value, places.iter().map(|r| r.line));
         out.push(Anomaly::new("duplicate", partition, msg, lines));
     }
@@ -758,6 +802,9 @@ fn replica_divergence(idx: &Index<'_>, out: &mut Vec<Anomaly>) {
 
 /// `(base_offset, last_offset, crc)`, as in `ReplicaBatches`.
 type Batch = (i64, i64, u32);
+
+/// `(producer_id, producer_epoch, base_sequence)`, as in `ReplicaBatches`.
+type Writer = (i64, i16, i32);
 
 /// One replica's batches below the high watermark, sorted.
 struct Replica {
@@ -1038,6 +1085,7 @@ mod tests {
             broker,
             partition,
             batches,
+            writers: Vec::new(),
         }
     }
 
@@ -1172,6 +1220,41 @@ mod tests {
         ];
         let a = only(ops, "duplicate", &[1, 3, 4]);
         assert!(a.message.contains("p0@0, p0@1"), "{}", a.message);
+    }
+
+    #[test]
+    fn a_duplicate_names_its_writers_and_who_is_to_blame() {
+        let with_writers = |writers: Vec<(i64, i16, i32)>| {
+            let ops = vec![
+                send(0, "a-0"),
+                ack(0, "a-0", 0),
+                fin(0, 0, "a-0"),
+                fin(0, 1, "a-0"),
+                hw(0, 2),
+                Op::ReplicaBatches {
+                    broker: 1,
+                    partition: 0,
+                    batches: vec![(0, 0, 7), (1, 1, 8)],
+                    writers,
+                },
+            ];
+            let report = check(&hist(ops));
+            let dups: Vec<_> = report
+                .anomalies
+                .into_iter()
+                .filter(|a| a.kind == "duplicate")
+                .collect();
+            assert_eq!(dups.len(), 1, "{dups:?}");
+            dups[0].message.clone()
+        };
+        let bumped = with_writers(vec![(1000, 2, 40), (1000, 3, 0)]);
+        assert!(
+            bumped.contains("producer 1000 epoch 2 seq 40, producer 1000 epoch 3 seq 0")
+                && bumped.contains("new epoch"),
+            "{bumped}"
+        );
+        let same = with_writers(vec![(1000, 2, 40), (1000, 2, 40)]);
+        assert!(same.contains("the broker did not de-duplicate"), "{same}");
     }
 
     #[test]

@@ -89,6 +89,13 @@ pub enum Op {
         broker: i32,
         partition: u32,
         batches: Vec<(i64, i64, u32)>,
+        /// Who wrote each batch (same order): `[producer_id,
+        /// producer_epoch, base_sequence]`, `-1`s for a non-idempotent
+        /// batch. Tells a broker that failed to de-duplicate a retry (two
+        /// copies under one epoch) from a client that resent under a new
+        /// epoch. Absent in histories older than the field.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        writers: Vec<(i64, i16, i32)>,
     },
     /// A broker or etcd member the harness had not stopped was found dead
     /// (a crash: a panic, an abort, a signal such as SIGBUS).

@@ -168,7 +168,7 @@ pub fn run(options: Options) -> Result<()> {
     if outcome.is_ok() {
         for (id, dir) in &data_dirs {
             for partition in 0..PARTITIONS {
-                let batches = replicas::batches(dir, TOPIC, partition)?;
+                let (batches, writers) = replicas::batches(dir, TOPIC, partition)?;
                 if !batches.is_empty() {
                     history.record(
                         "harness",
@@ -176,6 +176,7 @@ pub fn run(options: Options) -> Result<()> {
                             broker: *id,
                             partition,
                             batches,
+                            writers,
                         },
                     );
                 }
