@@ -232,13 +232,38 @@ impl EtcdStore {
                 _ if transient(&e) => Err(self.unavailable(what, e)),
                 _ => Err(self.error(what, e)),
             },
-            Err(_) => Err(self.unavailable(
-                what,
-                format_args!(
-                    "no answer within {:?}; is etcd running and reachable?",
-                    self.request_timeout
-                ),
-            )),
+            Err(_) => Err(self.no_answer(what)),
+        }
+    }
+
+    /// No answer within the request timeout.
+    fn no_answer(&self, what: &str) -> Error {
+        self.unavailable(
+            what,
+            format_args!(
+                "no answer within {:?}; is etcd running and reachable?",
+                self.request_timeout
+            ),
+        )
+    }
+
+    /// [`Self::call`] for a read, tried once more at once when the member
+    /// it went to failed under it (killed, cut off): the client's balancer
+    /// has dropped that connection and sends the retry to another member,
+    /// so losing one member of three stays invisible. A read changes
+    /// nothing, so repeating it is safe; writes are not repeated (one may
+    /// have been applied). A timeout is not retried either: etcd as a whole
+    /// is not answering.
+    async fn read<T, F, Fut>(&self, what: &str, call: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        match tokio::time::timeout(self.request_timeout, call()).await {
+            Ok(Err(e)) if transient(&e) => self.call(what, call()).await,
+            Ok(Err(e)) => Err(self.error(what, e)),
+            Ok(Ok(response)) => Ok(response),
+            Err(_) => Err(self.no_answer(what)),
         }
     }
 
@@ -250,7 +275,6 @@ impl EtcdStore {
     }
 }
 
-/// etcd's ways of saying a lease is dead or unknown.
 /// Errors that say etcd is unreachable or without a leader right now, not
 /// that the request was wrong: the transport failed, or etcd answered
 /// UNAVAILABLE ("no leader", "leader changed", "request timed out") or
@@ -258,13 +282,29 @@ impl EtcdStore {
 fn transient(e: &etcd_client::Error) -> bool {
     match e {
         etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
-        etcd_client::Error::GRpcStatus(status) => matches!(
-            status.code(),
-            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
-        ),
+        etcd_client::Error::GRpcStatus(status) => {
+            matches!(
+                status.code(),
+                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+            ) || connection_lost(status)
+        }
         _ => false,
     }
 }
+
+/// tonic's UNKNOWN "transport error": the connection to the member went
+/// away mid-request (that member was killed or cut off). Another member
+/// may well answer.
+fn connection_lost(status: &tonic::Status) -> bool {
+    use std::error::Error as _;
+    status.code() == tonic::Code::Unknown
+        && (status.message() == "transport error"
+            || status
+                .source()
+                .is_some_and(|s| s.is::<tonic::transport::Error>()))
+}
+
+/// etcd's ways of saying a lease is dead or unknown.
 
 fn lease_not_found(e: &etcd_client::Error) -> bool {
     match e {
@@ -321,20 +361,23 @@ fn txn_op(op: Op) -> TxnOp {
 #[async_trait]
 impl MetadataStore for EtcdStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-        let mut kv = self.client.kv_client();
-        let response = self.call("get", kv.get(key, None)).await?;
+        let response = self
+            .read("get", || {
+                let mut kv = self.client.kv_client();
+                async move { kv.get(key, None).await }
+            })
+            .await?;
         self.saw(response.header());
         response.kvs().first().map(key_value).transpose()
     }
 
     async fn range(&self, prefix: &str) -> Result<Vec<KeyValue>> {
-        let mut kv = self.client.kv_client();
         // etcd returns a range in key order unless asked otherwise.
         let response = self
-            .call(
-                "range",
-                kv.get(prefix, Some(GetOptions::new().with_prefix())),
-            )
+            .read("range", || {
+                let mut kv = self.client.kv_client();
+                async move { kv.get(prefix, Some(GetOptions::new().with_prefix())).await }
+            })
             .await?;
         self.saw(response.header());
         response.kvs().iter().map(key_value).collect()
@@ -528,5 +571,15 @@ mod tests {
             "etcdserver: permission denied"
         ))));
         assert!(!transient(&etcd_client::Error::InvalidArgs("bad".into())));
+    }
+
+    #[test]
+    fn a_member_lost_mid_request_is_transient() {
+        // What tonic reports when the member's connection drops (chaos
+        // `kill-etcd`): clients must be told to retry, not of a server error.
+        let lost = etcd_client::Error::GRpcStatus(tonic::Status::unknown("transport error"));
+        assert!(transient(&lost));
+        let other = etcd_client::Error::GRpcStatus(tonic::Status::unknown("etcdserver: boom"));
+        assert!(!transient(&other));
     }
 }
