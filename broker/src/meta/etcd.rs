@@ -305,7 +305,6 @@ fn connection_lost(status: &tonic::Status) -> bool {
 }
 
 /// etcd's ways of saying a lease is dead or unknown.
-
 fn lease_not_found(e: &etcd_client::Error) -> bool {
     match e {
         etcd_client::Error::GRpcStatus(status) => {
