@@ -74,6 +74,7 @@
 //!
 //! Modules: `header` (the 61-byte header), `validate` (CRC and producer
 //! rules), `walk` (concatenated batches), `restamp` (broker-owned fields),
+//! `retain` (rewriting a batch with some of its records, for compaction),
 //! `builder`, `records` (record decoding), `compression` (codec ids, the
 //! LZ4 and zstd codecs), `varint`.
 
@@ -82,6 +83,7 @@ mod compression;
 mod header;
 mod records;
 mod restamp;
+mod retain;
 mod validate;
 mod varint;
 mod walk;
@@ -93,6 +95,7 @@ pub use records::{Record, RecordHeader, RecordIter, records};
 pub use restamp::{
     restamped_header, set_base_offset, set_log_append_time, set_partition_leader_epoch,
 };
+pub use retain::{Retained, retain};
 pub use validate::{validate_batch, validate_batch_header, validate_batch_in, verify_crc};
 pub use walk::{Batches, batches};
 

@@ -317,7 +317,7 @@ fn walk_record(
 
 /// Decode the record starting at `pos` in `body`; returns it and the
 /// position just past it.
-fn decode_record(
+pub(crate) fn decode_record(
     header: &BatchHeader,
     body: &Bytes,
     pos: usize,
