@@ -474,7 +474,11 @@ fn no_final_read(history: &[(usize, Entry)], idx: &Index<'_>, out: &mut Vec<Anom
 fn lost_and_wrong_offset(history: &[(usize, Entry)], idx: &Index<'_>, out: &mut Vec<Anomaly>) {
     let mut reported = HashSet::new();
     for ack in recs_of(history, Source::Ack).filter(|a| idx.finals.contains(&a.partition)) {
-        let at_ack = |r: &Rec<'_>| r.partition == ack.partition && r.offset == ack.offset;
+        // A negative offset: acknowledged without one (see `Op::Ack`), so
+        // only its presence in the partition can be checked.
+        let at_ack = |r: &Rec<'_>| {
+            r.partition == ack.partition && (ack.offset < 0 || r.offset == ack.offset)
+        };
         // The common case, without building the list of places.
         if idx.final_first.get(ack.value).is_some_and(at_ack) {
             continue;
@@ -623,7 +627,8 @@ fn offset_conflicts(history: &[(usize, Entry)], final_records: u64, out: &mut Ve
     // Sized for the final log: most claims are of offsets in it.
     let mut first: HashMap<(u32, i64), &str> = HashMap::with_capacity(final_records as usize);
     let mut conflicted: HashSet<(u32, i64)> = HashSet::new();
-    for r in recs(history) {
+    // Acknowledgements without an offset claim none.
+    for r in recs(history).filter(|r| r.offset >= 0) {
         let v = *first.entry((r.partition, r.offset)).or_insert(r.value);
         if v != r.value {
             conflicted.insert((r.partition, r.offset));
@@ -1198,6 +1203,30 @@ mod tests {
         ];
         let a = only(ops, "no_final_read", &[2]);
         assert!(a.message.contains("2 acknowledged"), "{}", a.message);
+    }
+
+    #[test]
+    fn an_acknowledgement_without_an_offset_is_checked_for_presence_only() {
+        // librdkafka's implied acknowledgements carry offset -1001.
+        let present = vec![
+            send(0, "a-0"),
+            ack(0, "a-0", -1001),
+            fin(0, 7, "a-0"),
+            hw(0, 8),
+        ];
+        assert!(check(&hist(present)).anomalies.is_empty());
+        let gone = vec![
+            send(0, "a-0"),
+            ack(0, "a-0", -1001),
+            fin(0, 7, "b-0"),
+            hw(0, 8),
+        ];
+        let kinds: Vec<String> = check(&hist(gone))
+            .anomalies
+            .into_iter()
+            .map(|a| a.kind)
+            .collect();
+        assert!(kinds.contains(&"lost".to_owned()), "{kinds:?}");
     }
 
     #[test]

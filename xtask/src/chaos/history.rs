@@ -36,7 +36,10 @@ pub struct Entry {
 pub enum Op {
     /// A producer handed a value to its client library.
     Send { partition: u32, value: String },
-    /// The value was acknowledged (acks=all) at `offset`.
+    /// The value was acknowledged (acks=all) at `offset`; negative when
+    /// the client did not say where (librdkafka reports a record as
+    /// delivered at `RD_KAFKA_OFFSET_INVALID`, -1001, when a later record's
+    /// acknowledgement or DUPLICATE_SEQUENCE_NUMBER implies it was written).
     Ack {
         partition: u32,
         value: String,
