@@ -85,6 +85,19 @@ pub struct Record {
 /// decompress (see [`MAX_DECOMPRESSED_LEN`](super::MAX_DECOMPRESSED_LEN)),
 /// and [`Error::InvalidRecordCount`] if `recordsCount` is negative.
 pub fn records(batch: &Bytes) -> Result<RecordIter> {
+    let (header, body) = open(batch)?;
+    Ok(RecordIter {
+        header,
+        body,
+        pos: 0,
+        index: 0,
+        done: false,
+    })
+}
+
+/// The header of exactly one batch and its plain (decompressed) records
+/// section, with the errors [`records`] documents.
+pub(crate) fn open(batch: &Bytes) -> Result<(BatchHeader, Bytes)> {
     exact_frame(batch)?;
     let header = BatchHeader::parse(batch)?;
     if header.records_count < 0 {
@@ -94,13 +107,7 @@ pub fn records(batch: &Bytes) -> Result<RecordIter> {
         });
     }
     let body = decompress(header.compression()?, batch.slice(BATCH_HEADER_LEN..))?;
-    Ok(RecordIter {
-        header,
-        body,
-        pos: 0,
-        index: 0,
-        done: false,
-    })
+    Ok((header, body))
 }
 
 /// Iterator over the records of one batch, returned by [`records`].

@@ -21,10 +21,10 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::compression::{compress, decompress};
+use super::compression::compress;
 use super::header::{BatchHeader, CRC_OFFSET};
-use super::records::{Record, decode_record};
-use super::validate::{compute_crc, exact_frame};
+use super::records::{Record, decode_record, open};
+use super::validate::compute_crc;
 use super::{BATCH_HEADER_LEN, LOG_OVERHEAD};
 use crate::error::{Error, Result};
 
@@ -60,16 +60,8 @@ impl Retained {
 /// that does not decompress, or a record that does not decode
 /// ([`Error::MalformedRecord`]); `batch` is not rewritten then.
 pub fn retain(batch: &Bytes, mut keep: impl FnMut(&Record) -> bool) -> Result<Retained> {
-    exact_frame(batch)?;
-    let header = BatchHeader::parse(batch)?;
-    if header.records_count < 0 {
-        return Err(Error::InvalidRecordCount {
-            records_count: header.records_count,
-            last_offset_delta: header.last_offset_delta,
-        });
-    }
+    let (header, body) = open(batch)?;
     let codec = header.compression()?;
-    let body = decompress(codec, batch.slice(BATCH_HEADER_LEN..))?;
     // Kept records as byte ranges of `body`, each with its length prefix.
     let mut kept: Vec<(usize, usize)> = Vec::new();
     let (mut pos, mut count) = (0, 0);
