@@ -191,6 +191,14 @@ impl TestCluster {
         .await
     }
 
+    /// Wait until every running broker is registered, then connect an
+    /// [`runnel_client::Admin`] to the cluster: the start of most tests.
+    pub async fn registered_admin(&self, timeout: Duration) -> Result<runnel_client::Admin> {
+        self.wait_registered(timeout).await?;
+        let config = runnel_client::ClientConfig::new(&self.bootstrap())?;
+        Ok(runnel_client::Admin::connect(config).await?)
+    }
+
     /// Wait until `topic-p` has a leader in `allowed` with exactly the ISR
     /// size `isr_len` (when given); returns its metadata.
     pub async fn wait_for_leader(

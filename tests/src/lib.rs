@@ -39,6 +39,23 @@ pub fn kcat() -> Command {
     command
 }
 
+/// Run `command`, assert it succeeded (its stderr in the panic), and parse
+/// its stdout as JSON: `runnel --output json …`, `kcat -J`, the Python
+/// client scripts.
+///
+/// # Panics
+///
+/// If the command cannot start, fails, or prints something other than JSON.
+pub fn json_output(command: &mut Command) -> serde_json::Value {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// How long a broker may take to print its ready line.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 

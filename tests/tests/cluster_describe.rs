@@ -5,30 +5,20 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use runnel_tests::{BrokerProcess, binary};
-use serde_json::Value;
 
 #[test]
 fn cluster_describe_lists_brokers_with_grpc_and_kafka_addresses() {
     let dir = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::start(dir.path(), &["--kafka-listen", "127.0.0.1:0"]).unwrap();
     let describe = || {
-        let out = Command::new(binary("runnel"))
-            .args([
-                "--bootstrap",
-                &broker.bootstrap(),
-                "--output",
-                "json",
-                "cluster",
-                "describe",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+        runnel_tests::json_output(Command::new(binary("runnel")).args([
+            "--bootstrap",
+            &broker.bootstrap(),
+            "--output",
+            "json",
+            "cluster",
+            "describe",
+        ]))
     };
     // The broker wins the controller election just after it is ready.
     let deadline = Instant::now() + Duration::from_secs(10);

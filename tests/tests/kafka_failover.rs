@@ -13,7 +13,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use runnel_client::{Admin, ClientConfig};
 use runnel_tests::cluster::TestCluster;
 use runnel_tests::kafka_clients::{script, venv_python};
 use serde_json::Value;
@@ -43,11 +42,8 @@ fn lines(stdout: &[u8]) -> (Vec<Value>, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn librdkafka_idempotent_producer_rides_out_leader_kills() {
     let mut cluster = TestCluster::start(3, &[]).unwrap();
-    cluster
-        .wait_registered(Duration::from_secs(20))
-        .await
-        .unwrap();
-    let admin = Admin::connect(ClientConfig::new(&cluster.bootstrap()).unwrap())
+    let admin = cluster
+        .registered_admin(Duration::from_secs(20))
         .await
         .unwrap();
     admin
@@ -196,11 +192,8 @@ async fn kafka_metadata_lists_the_answering_broker_and_the_leaders_while_registr
     use runnel_broker::meta::{MetadataStore, Op};
 
     let cluster = TestCluster::start(2, &[]).unwrap();
-    cluster
-        .wait_registered(Duration::from_secs(20))
-        .await
-        .unwrap();
-    let admin = Admin::connect(ClientConfig::new(&cluster.bootstrap()).unwrap())
+    let admin = cluster
+        .registered_admin(Duration::from_secs(20))
         .await
         .unwrap();
     admin.create_topic("stall", 2, 2, &[]).await.unwrap();
@@ -242,23 +235,14 @@ async fn kafka_metadata_lists_the_answering_broker_and_the_leaders_while_registr
         .await
         .unwrap();
 
-    let out = runnel_tests::kcat()
-        .args([
-            "-b",
-            &cluster.broker(1).bootstrap(),
-            "-L",
-            "-J",
-            "-t",
-            "stall",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let metadata: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let metadata = runnel_tests::json_output(runnel_tests::kcat().args([
+        "-b",
+        &cluster.broker(1).bootstrap(),
+        "-L",
+        "-J",
+        "-t",
+        "stall",
+    ]));
     let listed: Vec<i64> = metadata["brokers"]
         .as_array()
         .unwrap()
